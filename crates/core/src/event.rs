@@ -1,0 +1,93 @@
+//! What a backend streams back while it generates.
+
+/// Why generation ended, as OpenAI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model emitted an end-of-generation token or a stop sequence matched.
+    Stop,
+    /// `max_tokens` was reached or the context filled up.
+    Length,
+}
+
+impl FinishReason {
+    /// The string OpenAI's API uses for this reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// Token counts for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Tokens in the prompt after templating.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Prompt tokens whose KV cache was reused from an earlier request instead of recomputed.
+    pub cached_tokens: u32,
+}
+
+/// Where the time of one request went, measured inside the backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Time spent waiting for a free slot.
+    pub queued_ms: f64,
+    /// Prompt tokens actually computed (prompt minus reused prefix).
+    pub prompt_n: u32,
+    /// Time from entering a slot to the first generated token.
+    pub prompt_ms: f64,
+    /// Tokens generated.
+    pub predicted_n: u32,
+    /// Time from the first generated token to the last.
+    pub predicted_ms: f64,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLogprob {
+    /// The token's text (lossy UTF-8 when the token is a partial character).
+    pub token: String,
+    /// The token's raw bytes.
+    pub bytes: Vec<u8>,
+    /// Natural log of its probability under the model.
+    pub logprob: f32,
+}
+
+/// The log-probability of one generated token and its strongest alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token that was generated.
+    pub chosen: TopLogprob,
+    /// The most likely tokens at this position, most likely first.
+    pub top: Vec<TopLogprob>,
+}
+
+/// Summary sent once when a generation ends normally.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Token counts.
+    pub usage: Usage,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// An item of a generation stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// New output text, with the log-probabilities of the tokens it came from
+    /// when they were asked for. Text may be empty while a possible stop
+    /// sequence is held back.
+    Delta {
+        /// Text to append to the answer.
+        text: String,
+        /// One entry per token behind this delta (empty unless logprobs were requested).
+        logprobs: Vec<TokenLogprob>,
+    },
+    /// The last event of a successful generation.
+    Finished(Completion),
+}

@@ -1,0 +1,152 @@
+//! A deterministic [`Backend`] for testing the layers above the engine.
+//!
+//! It "generates" a fixed reply one word per token, honouring `max_tokens`,
+//! stop sequences and logprobs, so the HTTP layer's shaping can be tested in
+//! milliseconds. It is never a substitute for the integration suite, which
+//! runs the real model.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
+use crate::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
+use crate::request::{GenerateRequest, Prompt};
+use crate::text::TextAssembler;
+
+/// A backend that replies with a canned text.
+#[derive(Debug, Clone)]
+pub struct FakeBackend {
+    info: ModelInfo,
+    reply: String,
+    /// Pause between tokens, so tests can disconnect mid-stream.
+    token_delay: Duration,
+    /// Requests allowed in flight before `QueueFull`.
+    capacity: u32,
+    in_flight: Arc<AtomicU32>,
+}
+
+impl FakeBackend {
+    /// A fake serving `model_id` that answers every prompt with `reply`.
+    pub fn new(model_id: &str, reply: &str) -> Self {
+        Self {
+            info: ModelInfo {
+                id: model_id.to_owned(),
+                path: None,
+                n_ctx_slot: 64,
+                n_ctx_train: 64,
+                n_params: 0,
+                size_bytes: 0,
+                parallel: 1,
+            },
+            reply: reply.to_owned(),
+            token_delay: Duration::ZERO,
+            capacity: u32::MAX,
+            in_flight: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Waits this long before each token.
+    pub fn with_token_delay(mut self, delay: Duration) -> Self {
+        self.token_delay = delay;
+        self
+    }
+
+    /// Refuses requests beyond `capacity` in flight.
+    pub fn with_capacity(mut self, capacity: u32) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Requests currently generating; falls to zero when streams are dropped.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Decrements the in-flight counter when a fake generation ends for any reason.
+struct InFlightGuard(Arc<AtomicU32>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts "tokens" the way the fake generates them: one per whitespace-separated word.
+fn count_words(prompt: &Prompt) -> u32 {
+    let words = match prompt {
+        Prompt::Text(text) => text.split_whitespace().count(),
+        Prompt::Chat(messages) => messages.iter().map(|m| m.content.split_whitespace().count() + 1).sum(),
+    };
+    u32::try_from(words).unwrap_or(u32::MAX)
+}
+
+impl Backend for FakeBackend {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn load(&self) -> BackendLoad {
+        BackendLoad { busy_slots: self.in_flight(), queued: 0 }
+    }
+
+    fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
+        let prompt_tokens = count_words(&request.prompt);
+        if prompt_tokens >= self.info.n_ctx_slot {
+            return Err(BackendError::PromptTooLong { n_prompt: prompt_tokens, n_ctx: self.info.n_ctx_slot });
+        }
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(BackendError::QueueFull { slots: self.capacity, queued: 0 });
+        }
+        let guard = InFlightGuard(self.in_flight.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let words: Vec<String> = self.reply.split_inclusive(' ').map(str::to_owned).collect();
+        let delay = self.token_delay;
+        tokio::spawn(async move {
+            let _guard = guard;
+            let sampling = request.sampling;
+            let mut assembler = TextAssembler::new(&sampling.stop);
+            let max = sampling.max_tokens.unwrap_or(u32::MAX);
+            let mut generated = 0;
+            let mut finish_reason = FinishReason::Stop;
+            for word in &words {
+                if generated == max {
+                    finish_reason = FinishReason::Length;
+                    break;
+                }
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                generated += 1;
+                let pushed = assembler.push(word.as_bytes());
+                let logprobs = match sampling.logprobs {
+                    Some(n) => vec![TokenLogprob {
+                        chosen: TopLogprob { token: word.clone(), bytes: word.as_bytes().to_vec(), logprob: -0.5 },
+                        top: (0..n)
+                            .map(|i| TopLogprob { token: word.clone(), bytes: word.as_bytes().to_vec(), logprob: -0.5 - f32::from(i) })
+                            .collect(),
+                    }],
+                    None => Vec::new(),
+                };
+                if tx.send(Ok(GenerationEvent::Delta { text: pushed.text, logprobs })).is_err() {
+                    return;
+                }
+                if pushed.stopped {
+                    break;
+                }
+            }
+            let rest = assembler.finish();
+            if !rest.is_empty() && tx.send(Ok(GenerationEvent::Delta { text: rest, logprobs: Vec::new() })).is_err() {
+                return;
+            }
+            let usage = Usage { prompt_tokens, completion_tokens: generated, cached_tokens: 0 };
+            let timings = Timings { predicted_n: generated, ..Timings::default() };
+            let _ = tx.send(Ok(GenerationEvent::Finished(Completion { finish_reason, usage, timings })));
+        });
+        Ok(Generation::new(prompt_tokens, rx))
+    }
+}

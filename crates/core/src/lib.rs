@@ -1,0 +1,25 @@
+//! Domain types shared by every edgeway crate.
+//!
+//! This crate is the vocabulary of the request path and does no I/O. The HTTP
+//! layer turns wire JSON into a [`GenerateRequest`] (validated once, here typed),
+//! hands it to a [`Backend`], and turns the [`GenerationEvent`]s it gets back
+//! into OpenAI-shaped responses. Nothing in here knows about HTTP, JSON or
+//! llama.cpp.
+//!
+//! # Layout
+//! - [`request`]: what a client asks for (prompt, sampling parameters).
+//! - [`event`]: what a backend streams back (text deltas, logprobs, usage).
+//! - [`backend`]: the [`Backend`] trait every answer source implements, and its error type.
+//! - [`text`]: turning a stream of token bytes into text, honouring stop sequences.
+//! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
+
+pub mod backend;
+pub mod event;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+pub mod request;
+pub mod text;
+
+pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
+pub use event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
+pub use request::{ChatMessage, GenerateRequest, Prompt, SamplingParams};

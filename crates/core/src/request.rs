@@ -1,0 +1,75 @@
+//! What a client asks a backend for, after the HTTP layer has validated it.
+
+/// One message of a chat conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or another role the model's template knows.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with the given role and text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { role: role.into(), content: content.into() }
+    }
+}
+
+/// The input to generate from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// A conversation, rendered with the model's own chat template.
+    Chat(Vec<ChatMessage>),
+    /// Raw text, tokenized as is (the `/v1/completions` case).
+    Text(String),
+}
+
+/// How to pick tokens and when to stop.
+///
+/// Ranges are checked by the HTTP layer before a value of this type exists;
+/// backends may rely on them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Softmax temperature; `0.0` means greedy decoding.
+    pub temperature: f32,
+    /// Nucleus sampling mass in `(0, 1]`; `1.0` disables it.
+    pub top_p: f32,
+    /// Seed for the sampler's random numbers; `None` picks one per request.
+    pub seed: Option<u32>,
+    /// Upper bound on generated tokens; `None` generates until the context is full.
+    pub max_tokens: Option<u32>,
+    /// Strings that end generation; none of them appears in the output.
+    pub stop: Vec<String>,
+    /// `Some(n)` returns each generated token's log-probability and the `n` most likely alternatives.
+    pub logprobs: Option<u8>,
+    /// OpenAI's frequency penalty in `[-2, 2]`.
+    pub frequency_penalty: f32,
+    /// OpenAI's presence penalty in `[-2, 2]`.
+    pub presence_penalty: f32,
+}
+
+impl Default for SamplingParams {
+    /// OpenAI's defaults: temperature 1, no nucleus cut, no stop strings.
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: None,
+            max_tokens: None,
+            stop: Vec::new(),
+            logprobs: None,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+        }
+    }
+}
+
+/// A validated generation request, the only request type a [`crate::Backend`] accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    /// What to continue.
+    pub prompt: Prompt,
+    /// How to sample.
+    pub sampling: SamplingParams,
+}

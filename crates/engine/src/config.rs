@@ -1,0 +1,81 @@
+//! What an engine is built from.
+
+use std::path::PathBuf;
+
+use crate::EngineError;
+
+/// Settings of one local model, named after llama-server's flags where one exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// The GGUF file.
+    pub model_path: PathBuf,
+    /// The name clients use for it.
+    pub model_id: String,
+    /// Threads for generation (`--threads`).
+    pub threads: u32,
+    /// Threads for prompt processing (`--threads-batch`).
+    pub threads_batch: u32,
+    /// Total KV cache size in tokens, shared evenly by the slots (`--ctx-size`).
+    pub ctx_size: u32,
+    /// Requests generating at once (`--parallel`).
+    pub parallel: u32,
+    /// Most tokens decoded in one step (`--batch-size`); long prompts are processed in chunks of this size.
+    pub batch_size: u32,
+    /// Physical micro-batch size (`--ubatch-size`).
+    pub ubatch_size: u32,
+    /// Requests that may wait for a slot before new ones get 503 (`--queue-size`).
+    pub queue_size: u32,
+    /// Keep the full KV cache for sliding-window layers (`--swa-full`), so a shared
+    /// prefix can be reused on models such as Gemma 3.
+    pub swa_full: bool,
+}
+
+impl EngineConfig {
+    /// Defaults for a 2-core edge box serving `model_path`.
+    pub fn new(model_path: impl Into<PathBuf>, model_id: impl Into<String>) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        Self {
+            model_path: model_path.into(),
+            model_id: model_id.into(),
+            threads,
+            threads_batch: threads,
+            ctx_size: 4096,
+            parallel: 2,
+            batch_size: 512,
+            ubatch_size: 512,
+            queue_size: 32,
+            swa_full: true,
+        }
+    }
+
+    /// Rejects settings llama.cpp would fail on in less readable ways.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let positive = [
+            ("threads", self.threads),
+            ("threads-batch", self.threads_batch),
+            ("parallel", self.parallel),
+            ("batch-size", self.batch_size),
+            ("ubatch-size", self.ubatch_size),
+            ("queue-size", self.queue_size),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(EngineError::Config(format!("--{name} must be at least 1")));
+        }
+        if self.parallel > 64 {
+            return Err(EngineError::Config(format!("--parallel {} is more than the 64 slots supported", self.parallel)));
+        }
+        if self.ctx_size / self.parallel < 16 {
+            return Err(EngineError::Config(format!(
+                "--ctx-size {} split over --parallel {} leaves fewer than 16 tokens per slot",
+                self.ctx_size, self.parallel
+            )));
+        }
+        if self.ubatch_size > self.batch_size {
+            return Err(EngineError::Config(format!(
+                "--ubatch-size {} must not exceed --batch-size {}",
+                self.ubatch_size, self.batch_size
+            )));
+        }
+        Ok(())
+    }
+}

