@@ -12,7 +12,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with the given role and text.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 

@@ -62,7 +62,10 @@ impl EngineConfig {
             return Err(EngineError::Config(format!("--{name} must be at least 1")));
         }
         if self.parallel > 64 {
-            return Err(EngineError::Config(format!("--parallel {} is more than the 64 slots supported", self.parallel)));
+            return Err(EngineError::Config(format!(
+                "--parallel {} is more than the 64 slots supported",
+                self.parallel
+            )));
         }
         if self.ctx_size / self.parallel < 16 {
             return Err(EngineError::Config(format!(

@@ -8,7 +8,9 @@
 /// Returns `(logprob_of_chosen, [(token_index, logprob)])`.
 pub fn token_logprobs(logits: &[f32], chosen: usize, top_n: usize) -> (f32, Vec<(usize, f32)>) {
     let log_sum_exp = log_sum_exp(logits);
-    let chosen_logprob = logits.get(chosen).map_or(f32::NEG_INFINITY, |l| l - log_sum_exp);
+    let chosen_logprob = logits
+        .get(chosen)
+        .map_or(f32::NEG_INFINITY, |l| l - log_sum_exp);
     let top_n = top_n.min(logits.len());
     if top_n == 0 {
         return (chosen_logprob, Vec::new());
@@ -18,7 +20,10 @@ pub fn token_logprobs(logits: &[f32], chosen: usize, top_n: usize) -> (f32, Vec<
     indices.select_nth_unstable_by(top_n - 1, by_logit_desc);
     indices.truncate(top_n);
     indices.sort_unstable_by(by_logit_desc);
-    let top = indices.into_iter().map(|i| (i, logits[i] - log_sum_exp)).collect();
+    let top = indices
+        .into_iter()
+        .map(|i| (i, logits[i] - log_sum_exp))
+        .collect();
     (chosen_logprob, top)
 }
 
@@ -42,7 +47,10 @@ mod tests {
         let (chosen, top) = token_logprobs(&logits, 2, 4);
         let total: f32 = top.iter().map(|(_, lp)| lp.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5);
-        assert_eq!(top.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2, 0, 3]);
+        assert_eq!(
+            top.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 2, 0, 3]
+        );
         assert!((chosen - top[1].1).abs() < 1e-6);
     }
 

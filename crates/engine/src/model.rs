@@ -35,7 +35,11 @@ impl LoadedModel {
         })?;
         let template = pick_template(&model);
         let n_swa = sliding_window(&model);
-        Ok(Self { model, template, n_swa })
+        Ok(Self {
+            model,
+            template,
+            n_swa,
+        })
     }
 
     /// Tokens of the prompt, after the chat template for chats.
@@ -47,7 +51,10 @@ impl LoadedModel {
         // add_special adds BOS only for models that want one; parse_special lets
         // the template's control tokens (<|im_start|>…) become single tokens.
         let parse_special = matches!(prompt, Prompt::Chat(_));
-        Ok(self.model.vocab().tokenize(text.as_bytes(), true, parse_special))
+        Ok(self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, parse_special))
     }
 
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, BackendError> {
@@ -55,10 +62,14 @@ impl LoadedModel {
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| BackendError::InvalidRequest("a message contains a NUL character".into()))?;
+            .map_err(|_| {
+                BackendError::InvalidRequest("a message contains a NUL character".into())
+            })?;
         self.model
             .apply_chat_template(&self.template, &messages, true)
-            .map_err(|error| BackendError::Internal(format!("cannot apply the chat template: {error}")))
+            .map_err(|error| {
+                BackendError::Internal(format!("cannot apply the chat template: {error}"))
+            })
     }
 
     /// The bytes a token stands for (control tokens render as nothing).
@@ -95,7 +106,9 @@ fn pick_template(model: &LlamaModel) -> LlamaChatTemplate {
         if model.apply_chat_template(&template, &probe, true).is_ok() {
             return template;
         }
-        tracing::warn!("the model's chat template is not one llama.cpp can render; using {FALLBACK_TEMPLATE}");
+        tracing::warn!(
+            "the model's chat template is not one llama.cpp can render; using {FALLBACK_TEMPLATE}"
+        );
     } else {
         tracing::warn!("the model has no chat template; using {FALLBACK_TEMPLATE}");
     }
@@ -104,7 +117,9 @@ fn pick_template(model: &LlamaModel) -> LlamaChatTemplate {
 
 /// `<arch>.attention.sliding_window` from the metadata, or 0.
 fn sliding_window(model: &LlamaModel) -> u32 {
-    let Ok(arch) = model.meta_val_str("general.architecture") else { return 0 };
+    let Ok(arch) = model.meta_val_str("general.architecture") else {
+        return 0;
+    };
     model
         .meta_val_str(&format!("{arch}.attention.sliding_window"))
         .ok()

@@ -13,7 +13,9 @@ pub struct ModelCache {
 impl ModelCache {
     /// A cache rooted at `data_dir`; nothing is created until a model is pulled.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into() }
+        Self {
+            data_dir: data_dir.into(),
+        }
     }
 
     /// `$XDG_CACHE_HOME/edgeway`, else `~/.cache/edgeway`, else `./.edgeway`.
@@ -51,13 +53,20 @@ impl ModelCache {
 
     /// GGUF files in the models directory that are not catalog models (copied in by hand).
     pub fn other_files(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(self.models_dir()) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.models_dir()) else {
+            return Vec::new();
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "gguf"))
             .filter(|path| {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                crate::catalog::CATALOG.iter().all(|model| model.file_name != name)
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                crate::catalog::CATALOG
+                    .iter()
+                    .all(|model| model.file_name != name)
             })
             .collect();
         files.sort();

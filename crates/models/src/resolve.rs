@@ -37,6 +37,23 @@ pub enum ResolveError {
     Pull(#[from] PullError),
 }
 
+/// Whether `spec` names a file rather than a catalog model.
+fn is_path(spec: &str) -> bool {
+    spec.ends_with(".gguf") || Path::new(spec).is_file()
+}
+
+/// The name a model is served under: its catalog name, or a file's stem.
+pub fn served_id(spec: &str) -> String {
+    if is_path(spec) {
+        return Path::new(spec)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(spec)
+            .to_owned();
+    }
+    catalog::find(spec).map_or_else(|| spec.to_owned(), |model| model.name.to_owned())
+}
+
 /// Resolves `spec`: an existing path (or anything ending in `.gguf`) is used as
 /// is; a catalog name is taken from the cache, pulled first when `allow_pull`.
 pub fn resolve_model(
@@ -45,21 +62,36 @@ pub fn resolve_model(
     allow_pull: bool,
     progress: &mut dyn FnMut(PullProgress),
 ) -> Result<ResolvedModel, ResolveError> {
-    let as_path = Path::new(spec);
-    if as_path.is_file() || spec.ends_with(".gguf") {
-        let id = as_path.file_stem().and_then(|s| s.to_str()).unwrap_or(spec).to_owned();
-        return Ok(ResolvedModel { id, path: as_path.to_path_buf() });
+    if is_path(spec) {
+        return Ok(ResolvedModel {
+            id: served_id(spec),
+            path: PathBuf::from(spec),
+        });
     }
     let Some(model) = catalog::find(spec) else {
-        let known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
-        return Err(ResolveError::Unknown { spec: spec.to_owned(), known });
+        let known = CATALOG
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ResolveError::Unknown {
+            spec: spec.to_owned(),
+            known,
+        });
     };
     let path = match cache.cached(model) {
         Some(path) => path,
         None if allow_pull => pull(model, cache, progress)?,
-        None => return Err(ResolveError::NotPulled { name: model.name.to_owned() }),
+        None => {
+            return Err(ResolveError::NotPulled {
+                name: model.name.to_owned(),
+            })
+        }
     };
-    Ok(ResolvedModel { id: model.name.to_owned(), path })
+    Ok(ResolvedModel {
+        id: model.name.to_owned(),
+        path,
+    })
 }
 
 #[cfg(test)]
@@ -69,7 +101,8 @@ mod tests {
     #[test]
     fn paths_pass_through_and_unknown_names_list_the_catalog() {
         let cache = ModelCache::new(std::env::temp_dir().join("edgeway-resolve-test-empty"));
-        let resolved = resolve_model("/models/my-model.Q4_0.gguf", &cache, false, &mut |_| {}).unwrap();
+        let resolved =
+            resolve_model("/models/my-model.Q4_0.gguf", &cache, false, &mut |_| {}).unwrap();
         assert_eq!(resolved.id, "my-model.Q4_0");
         let error = resolve_model("llama-70b", &cache, false, &mut |_| {}).unwrap_err();
         assert!(error.to_string().contains("smollm2-135m"), "{error}");

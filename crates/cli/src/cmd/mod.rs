@@ -1,0 +1,22 @@
+//! One module per subcommand.
+
+mod model;
+mod serve;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(cli.data_dir, args),
+        Command::Model(command) => model::run(&data_dir(cli.data_dir, None), command),
+    }
+}
+
+/// The data directory: the flag (or `EDGEWAY_DATA_DIR`), then the config file, then the default.
+fn data_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>) -> PathBuf {
+    flag.or(from_file)
+        .unwrap_or_else(edgeway_models::ModelCache::default_data_dir)
+}

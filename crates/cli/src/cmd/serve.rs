@@ -1,0 +1,115 @@
+//! `edgeway serve`: resolve the model, start the HTTP server, load the model, serve until a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use edgeway_engine::LlamaEngine;
+use edgeway_models::{resolve_model, ModelCache};
+use edgeway_server::AppState;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::config::{FileConfig, ServeSettings};
+use crate::progress::PullBar;
+
+pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
+    let settings = ServeSettings::merge(&args, file);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings, ModelCache::new(data_dir), !args.no_pull))
+}
+
+async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> anyhow::Result<()> {
+    let address = format!("{}:{}", settings.host, settings.port);
+    // Bind before loading: a taken port fails at once, and /health can say "loading".
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let model_id = settings
+        .alias
+        .clone()
+        .unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
+    let state = AppState::loading(model_id.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stop_rx => {}
+        }
+    };
+    let server = tokio::spawn(edgeway_server::run(listener, state.clone(), shutdown));
+    tracing::info!("listening on http://{address}, loading {}", settings.model);
+
+    let loaded =
+        tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
+    let engine = match loaded
+        .context("the model loader panicked")
+        .and_then(|result| result)
+    {
+        Ok(engine) => engine,
+        Err(error) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(error);
+        }
+    };
+    state.set_backend(engine);
+    tracing::info!("ready: POST http://{address}/v1/chat/completions");
+    server
+        .await
+        .context("the server task failed")?
+        .context("the server stopped with an error")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Resolves (pulling if needed) and loads the model. Runs on a blocking thread.
+fn load(
+    settings: &ServeSettings,
+    cache: &ModelCache,
+    allow_pull: bool,
+    model_id: String,
+) -> anyhow::Result<Arc<LlamaEngine>> {
+    let bar =
+        edgeway_models::catalog::find(&settings.model).map(|m| PullBar::new(m.name, m.size_bytes));
+    let resolved = resolve_model(&settings.model, cache, allow_pull, &mut |p| {
+        if let Some(bar) = &bar {
+            bar.update(p);
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let resolved = resolved?;
+    let config = settings.engine_config(resolved.path, model_id);
+    let engine = LlamaEngine::load(config).context("cannot load the model")?;
+    Ok(Arc::new(engine))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,205 @@
+//! Helpers for the integration suite: a real `edgeway serve` process on
+//! loopback, running the real SmolLM2-135M model.
+//!
+//! The model must be in the cache first (`scripts/test.sh` pulls it); its path
+//! can also be given with `EDGEWAY_TEST_MODEL`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The GGUF file the suite runs: `EDGEWAY_TEST_MODEL`, or the cached default model.
+pub fn test_model() -> PathBuf {
+    if let Some(path) = std::env::var_os("EDGEWAY_TEST_MODEL") {
+        return PathBuf::from(path);
+    }
+    let data_dir = std::env::var_os("EDGEWAY_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache").join("edgeway")
+        });
+    let path = data_dir
+        .join("models")
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.is_file(), "the test model is missing at {}; run `edgeway model pull smollm2-135m` (scripts/test.sh does)", path.display());
+    path
+}
+
+/// A free loopback port (the OS picks; the listener is closed before use).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A running `edgeway serve`; killed on drop.
+pub struct Server {
+    pub port: u16,
+    child: Child,
+    stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on the test model with extra flags and waits until it is ready.
+    pub fn start(extra_args: &[&str]) -> Self {
+        let model = test_model();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--model".into(),
+            model.display().to_string(),
+            "--alias".into(),
+            "smollm2".into(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        Self::start_with(&args).expect("server did not become ready")
+    }
+
+    /// Starts `edgeway` with exactly these arguments plus a port; `Err(stderr)` if it exits early.
+    pub fn start_with(args: &[String]) -> Result<Self, String> {
+        let port = free_port();
+        let stderr_log = std::env::temp_dir().join(format!("edgeway-test-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_edgeway"))
+            .args(args)
+            .args(["--port", &port.to_string(), "--threads", "2"])
+            .env("EDGEWAY_LOG", "info,llama-cpp-2=warn,llama_cpp_2=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).expect("create log"))
+            .spawn()
+            .expect("cannot start edgeway");
+        let mut server = Self {
+            port,
+            child,
+            stderr_log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return Err(server.stderr());
+            }
+            if let Ok(response) = reqwest::blocking::get(server.url("/health")) {
+                if response.status() == 200 {
+                    return Ok(server);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("not ready after 60 s:\n{}", server.stderr()))
+    }
+
+    /// What the server has logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// POSTs JSON and returns status and parsed body.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("request failed");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    /// GETs and returns status and parsed body.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let response = client().get(self.url(path)).send().expect("request failed");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    /// POSTs a streaming request and returns every `data:` payload, `[DONE]` included.
+    pub fn stream(&self, path: &str, body: &Value) -> Vec<String> {
+        let response = client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("request failed");
+        assert_eq!(response.status(), 200, "stream request failed");
+        sse_data(BufReader::new(response))
+    }
+
+    /// Slots busy according to /health.
+    pub fn busy_slots(&self) -> u64 {
+        self.get("/health").1["slots_busy"]
+            .as_u64()
+            .expect("slots_busy")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_log);
+    }
+}
+
+/// A client with a generous timeout: debug builds of the test binary are slow to start.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(reader: impl BufRead) -> Vec<String> {
+    reader
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| line.strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+/// Concatenated `delta.content` of chat chunks.
+pub fn chat_stream_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// A one-message chat request.
+pub fn chat(content: &str, extra: Value) -> Value {
+    let mut body = json!({ "messages": [{ "role": "user", "content": content }] });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    body
+}
+
+/// Reads from `reader` until `needle` has been seen (or EOF); returns what was read.
+pub fn read_until(reader: &mut impl Read, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}

@@ -1,0 +1,175 @@
+//! The one error type of the HTTP layer and its mapping to OpenAI's error shape.
+//!
+//! Every failure a client can see goes through [`ApiError`], so the status
+//! codes live in one table ([`ApiError::status`]) and every body has the
+//! shape OpenAI's clients parse: `{"error": {"message", "type", "param", "code"}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use edgeway_core::BackendError;
+use serde::Serialize;
+
+/// Seconds a client is told to wait when the server is saturated.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// An error as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON, or not the JSON this endpoint takes.
+    #[error("{0}")]
+    BadJson(String),
+    /// The body is larger than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A field is out of range or unsupported.
+    #[error("{message}")]
+    InvalidField {
+        /// The field, as OpenAI's `param`.
+        param: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The `model` field names a model this server does not serve.
+    #[error("the model '{requested}' does not exist here; this server serves: {available}")]
+    UnknownModel {
+        /// What was asked for.
+        requested: String,
+        /// What is served.
+        available: String,
+    },
+    /// No route for this path.
+    #[error("no endpoint {0}; see /v1/models, /v1/chat/completions, /v1/completions and /health")]
+    NotFound(String),
+    /// The model is still loading.
+    #[error("the model is loading; retry shortly")]
+    Loading,
+    /// The backend refused or failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The body of an error response.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    message: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    /// The HTTP status, OpenAI's `type`, and its `code`, in one table.
+    fn classify(&self) -> (StatusCode, &'static str, Option<&'static str>) {
+        match self {
+            ApiError::BadJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("invalid_json"),
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("request_too_large"),
+            ),
+            ApiError::InvalidField { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("invalid_value"),
+            ),
+            ApiError::UnknownModel { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
+            ApiError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("not_found"),
+            ),
+            ApiError::Loading => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable_error",
+                Some("model_loading"),
+            ),
+            ApiError::Backend(error) => match error {
+                BackendError::QueueFull { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded_error",
+                    Some("queue_full"),
+                ),
+                BackendError::PromptTooLong { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("context_length_exceeded"),
+                ),
+                BackendError::InvalidRequest(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid_request_error", None)
+                }
+                BackendError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", None)
+                }
+                BackendError::Internal(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
+                }
+            },
+        }
+    }
+
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    /// The JSON body, also used for errors that arrive mid-stream.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, kind, code) = self.classify();
+        let param = match self {
+            ApiError::InvalidField { param, .. } => Some(*param),
+            ApiError::UnknownModel { .. } => Some("model"),
+            ApiError::Backend(BackendError::PromptTooLong { .. }) => Some("messages"),
+            _ => None,
+        };
+        serde_json::to_value(ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind,
+                param,
+                code,
+            },
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        } else {
+            tracing::debug!(%status, error = %self, "request rejected");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+/// Shorthand for an invalid-field error.
+pub fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::InvalidField {
+        param,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,62 @@
+//! The HTTP layer: OpenAI-compatible endpoints over any [`edgeway_core::Backend`].
+//!
+//! This crate knows HTTP and JSON and nothing about llama.cpp: it receives its
+//! backend as `Arc<dyn Backend>` (see [`AppState`]), which keeps it quick to
+//! build and lets its tests run against `edgeway_core::fake::FakeBackend`.
+//!
+//! # Layout
+//! - [`app`]: the router; [`run`]: serving it until a shutdown signal.
+//! - [`routes`]: one module per endpoint.
+//! - [`wire`]: OpenAI's JSON shapes and their validation into core types.
+//! - [`stream`]: collecting a generation, or streaming it as SSE.
+//! - [`error`]: the one error type and its status table.
+
+pub mod error;
+pub mod json;
+pub mod routes;
+pub mod state;
+pub mod stream;
+pub mod wire;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Largest request body accepted: room for a long RAG prompt, not for abuse.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The application router, without a socket, so tests can drive it directly.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/completions", post(routes::completions::completions))
+        .route("/completions", post(routes::completions::completions))
+        .route("/v1/models", get(routes::models::list_models))
+        .route("/models", get(routes::models::list_models))
+        .route("/health", get(routes::health::health))
+        .route("/v1/health", get(routes::health::health))
+        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

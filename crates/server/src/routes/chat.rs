@@ -1,0 +1,124 @@
+//! `POST /v1/chat/completions`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use edgeway_core::{Completion, TokenLogprob};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::stream::{collect, sse_response, ChunkShape};
+use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
+use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
+
+/// Answers a chat, streamed or whole.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let backend = state.backend_for(body.model.as_deref())?;
+    let (request, options) = body.validate()?;
+    let wants_logprobs = request.sampling.logprobs.is_some();
+    let generation = backend.submit(request)?;
+    let id = response_id("chatcmpl");
+    let model = state.model_id().to_owned();
+    let created = unix_seconds();
+    if options.stream {
+        let shape = ChatShape {
+            id,
+            created,
+            model,
+            wants_logprobs,
+            include_usage: options.include_usage,
+        };
+        return Ok(sse_response(generation, shape));
+    }
+    let collected = collect(generation).await?;
+    let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
+    let body = ChatCompletion::new(
+        id,
+        created,
+        model,
+        collected.text,
+        logprobs,
+        &collected.completion,
+    );
+    Ok(axum::Json(body).into_response())
+}
+
+/// The chunks of a streamed chat completion.
+struct ChatShape {
+    id: String,
+    created: u64,
+    model: String,
+    wants_logprobs: bool,
+    include_usage: bool,
+}
+
+impl ChatShape {
+    fn chunk(&self, choice: Option<ChunkChoice>, completion: Option<&Completion>) -> Value {
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: self.model.clone(),
+            choices: choice.into_iter().collect(),
+            usage: completion.map(UsageBody::from),
+            timings: completion.map(TimingsBody::from),
+        };
+        serde_json::to_value(chunk).unwrap_or_default()
+    }
+}
+
+impl ChunkShape for ChatShape {
+    fn opening(&mut self) -> Vec<Value> {
+        let delta = Delta {
+            role: Some("assistant"),
+            content: Some(String::new()),
+        };
+        vec![self.chunk(
+            Some(ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: None,
+            }),
+            None,
+        )]
+    }
+
+    fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value {
+        let choice = ChunkChoice {
+            index: 0,
+            delta: Delta {
+                role: None,
+                content: Some(text),
+            },
+            logprobs: ChatLogprobs::from_entries(self.wants_logprobs, logprobs),
+            finish_reason: None,
+        };
+        self.chunk(Some(choice), None)
+    }
+
+    fn closing(&mut self, completion: &Completion) -> Vec<Value> {
+        let last = ChunkChoice {
+            index: 0,
+            delta: Delta::default(),
+            logprobs: None,
+            finish_reason: Some(completion.finish_reason.as_str()),
+        };
+        let mut chunks = vec![self.chunk(Some(last), None)];
+        if self.include_usage {
+            // As OpenAI does: a final chunk with no choices that carries usage.
+            chunks.push(self.chunk(None, Some(completion)));
+        } else if let Some(Value::Object(map)) = chunks.first_mut() {
+            // Timings ride on the last chunk (llama-server's extension) even without usage.
+            map.insert(
+                "timings".into(),
+                serde_json::to_value(TimingsBody::from(completion)).unwrap_or_default(),
+            );
+        }
+        chunks
+    }
+}

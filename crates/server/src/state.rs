@@ -1,0 +1,67 @@
+//! What every handler shares: the backend and the name it serves.
+
+use std::sync::{Arc, OnceLock};
+
+use edgeway_core::Backend;
+
+use crate::error::ApiError;
+
+/// Shared handler state. Cheap to clone.
+///
+/// The backend is set once, after the model has loaded, so the server can
+/// listen (and answer `/health` with "loading") while a model is pulled or loaded.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model_id: String,
+    backend: OnceLock<Arc<dyn Backend>>,
+}
+
+impl AppState {
+    /// State for a server whose model `model_id` is still loading.
+    pub fn loading(model_id: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                model_id: model_id.into(),
+                backend: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// State for a server whose backend is ready.
+    pub fn ready(backend: Arc<dyn Backend>) -> Self {
+        let state = Self::loading(backend.model_info().id.clone());
+        state.set_backend(backend);
+        state
+    }
+
+    /// Makes the loaded backend available; later calls are ignored.
+    pub fn set_backend(&self, backend: Arc<dyn Backend>) {
+        let _ = self.inner.backend.set(backend);
+    }
+
+    /// The id clients use for the served model.
+    pub fn model_id(&self) -> &str {
+        &self.inner.model_id
+    }
+
+    /// The backend, if loaded.
+    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.inner.backend.get()
+    }
+
+    /// The backend that serves `requested` (any model when `None`).
+    pub fn backend_for(&self, requested: Option<&str>) -> Result<Arc<dyn Backend>, ApiError> {
+        if let Some(requested) = requested.filter(|r| !r.eq_ignore_ascii_case(&self.inner.model_id))
+        {
+            return Err(ApiError::UnknownModel {
+                requested: requested.to_owned(),
+                available: self.inner.model_id.clone(),
+            });
+        }
+        self.backend().cloned().ok_or(ApiError::Loading)
+    }
+}

@@ -1,0 +1,248 @@
+//! Pieces shared by the chat and text completion shapes.
+
+use edgeway_core::{Completion, SamplingParams, TokenLogprob, TopLogprob};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, ApiError};
+
+/// Most stop sequences one request may carry.
+pub const MAX_STOP_SEQUENCES: usize = 16;
+/// Most alternatives `top_logprobs` may ask for (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: u8 = 20;
+
+/// `stop` may be one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StopField {
+    /// One stop sequence.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+/// `stream_options` of a streamed request.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Send a last chunk with token usage before `[DONE]`.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// The sampling fields both endpoints share, as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct SamplingFields {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    pub stop: Option<StopField>,
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    pub n: Option<u32>,
+}
+
+impl SamplingFields {
+    /// Checks ranges and builds core sampling parameters (without token limits or logprobs).
+    pub fn validate(self) -> Result<SamplingParams, ApiError> {
+        let defaults = SamplingParams::default();
+        let temperature = self.temperature.unwrap_or(defaults.temperature);
+        if !(0.0..=2.0).contains(&temperature) {
+            return Err(invalid(
+                "temperature",
+                format!("temperature must be between 0 and 2, got {temperature}"),
+            ));
+        }
+        let top_p = self.top_p.unwrap_or(defaults.top_p);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(invalid(
+                "top_p",
+                format!("top_p must be greater than 0 and at most 1, got {top_p}"),
+            ));
+        }
+        let penalty = |param: &'static str, value: Option<f32>| match value.unwrap_or(0.0) {
+            v if (-2.0..=2.0).contains(&v) => Ok(v),
+            v => Err(invalid(
+                param,
+                format!("{param} must be between -2 and 2, got {v}"),
+            )),
+        };
+        if let Some(n) = self.n.filter(|&n| n != 1) {
+            return Err(invalid("n", format!("only n = 1 is supported, got {n}")));
+        }
+        let stop = match self.stop {
+            None => Vec::new(),
+            Some(StopField::One(s)) => vec![s],
+            Some(StopField::Many(list)) => list,
+        };
+        if stop.len() > MAX_STOP_SEQUENCES {
+            return Err(invalid(
+                "stop",
+                format!(
+                    "at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {}",
+                    stop.len()
+                ),
+            ));
+        }
+        // Seeds are 32-bit in llama.cpp; larger values are folded rather than refused,
+        // since clients often send 64-bit random seeds.
+        let seed = self.seed.map(|s| (s as u64 ^ ((s as u64) >> 32)) as u32);
+        Ok(SamplingParams {
+            temperature,
+            top_p,
+            seed,
+            stop,
+            frequency_penalty: penalty("frequency_penalty", self.frequency_penalty)?,
+            presence_penalty: penalty("presence_penalty", self.presence_penalty)?,
+            ..defaults
+        })
+    }
+}
+
+/// Checks a `max_tokens`-style field.
+pub fn validate_max_tokens(
+    param: &'static str,
+    value: Option<i64>,
+) -> Result<Option<u32>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(n) if n >= 1 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
+        Some(n) => Err(invalid(
+            param,
+            format!("{param} must be at least 1, got {n}"),
+        )),
+    }
+}
+
+/// Checks a `top_logprobs` count.
+pub fn validate_top_logprobs(param: &'static str, value: i64) -> Result<u8, ApiError> {
+    u8::try_from(value)
+        .ok()
+        .filter(|n| *n <= MAX_TOP_LOGPROBS)
+        .ok_or_else(|| {
+            invalid(
+                param,
+                format!("{param} must be between 0 and {MAX_TOP_LOGPROBS}, got {value}"),
+            )
+        })
+}
+
+/// `usage` in responses.
+#[derive(Debug, Serialize)]
+pub struct UsageBody {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+/// How many prompt tokens came from the cache.
+#[derive(Debug, Serialize)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: u32,
+}
+
+impl From<&Completion> for UsageBody {
+    fn from(completion: &Completion) -> Self {
+        let usage = completion.usage;
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.prompt_tokens + usage.completion_tokens,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: usage.cached_tokens,
+            },
+        }
+    }
+}
+
+/// llama-server's `timings` extension: where the time of a request went.
+#[derive(Debug, Serialize)]
+pub struct TimingsBody {
+    pub queued_ms: f64,
+    pub prompt_n: u32,
+    pub prompt_ms: f64,
+    pub prompt_per_second: f64,
+    pub predicted_n: u32,
+    pub predicted_ms: f64,
+    pub predicted_per_second: f64,
+}
+
+impl From<&Completion> for TimingsBody {
+    fn from(completion: &Completion) -> Self {
+        let t = completion.timings;
+        let rate = |n: u32, ms: f64| {
+            if ms > 0.0 {
+                f64::from(n) * 1000.0 / ms
+            } else {
+                0.0
+            }
+        };
+        Self {
+            queued_ms: t.queued_ms,
+            prompt_n: t.prompt_n,
+            prompt_ms: t.prompt_ms,
+            prompt_per_second: rate(t.prompt_n, t.prompt_ms),
+            predicted_n: t.predicted_n,
+            predicted_ms: t.predicted_ms,
+            // The first token is counted in prompt time, so the rate is over the rest.
+            predicted_per_second: rate(t.predicted_n.saturating_sub(1), t.predicted_ms),
+        }
+    }
+}
+
+/// One token and its log-probability, as chat `logprobs.content` lists them.
+#[derive(Debug, Serialize)]
+pub struct ChatTokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+    pub top_logprobs: Vec<ChatTopLogprob>,
+}
+
+/// An alternative token at a position.
+#[derive(Debug, Serialize)]
+pub struct ChatTopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
+fn top_entry(top: &TopLogprob) -> ChatTopLogprob {
+    ChatTopLogprob {
+        token: top.token.clone(),
+        logprob: top.logprob,
+        bytes: top.bytes.clone(),
+    }
+}
+
+impl From<&TokenLogprob> for ChatTokenLogprob {
+    fn from(entry: &TokenLogprob) -> Self {
+        Self {
+            token: entry.chosen.token.clone(),
+            logprob: entry.chosen.logprob,
+            bytes: entry.chosen.bytes.clone(),
+            top_logprobs: entry.top.iter().map(top_entry).collect(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for `created`.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A response id with the given prefix, unique within this process and unlikely to repeat across runs.
+pub fn response_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{:x}{:08x}{:04x}",
+        unix_seconds(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}

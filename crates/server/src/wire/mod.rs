@@ -1,0 +1,8 @@
+//! OpenAI's JSON shapes, and their conversion to and from core types.
+//!
+//! These types are the serialization boundary: nothing outside this module
+//! derives `Serialize`/`Deserialize` for the API, and core types never do.
+
+pub mod chat;
+pub mod common;
+pub mod completion;
