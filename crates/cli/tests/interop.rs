@@ -1,0 +1,56 @@
+//! Interoperability: clients this project did not write, against a live server.
+//!
+//! The official `openai` Python package (installed by `scripts/setup.sh`; its
+//! interpreter is `EDGEWAY_TEST_PYTHON`) and `curl`.
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+
+#[test]
+fn the_openai_python_client_works_unchanged() {
+    let server = Server::start(&[]);
+    let python = std::env::var("EDGEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/openai_client.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(server.url("/v1"))
+        .arg("smollm2")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openai client failed (is `openai` installed for {python}? scripts/setup.sh installs it):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"));
+}
+
+fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl").args(["-sS", "--max-time", "60"]).args(args).output().expect("curl is needed for this test");
+    assert!(output.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn curl_works_as_the_readme_shows() {
+    let server = Server::start(&[]);
+    let url = server.url("/v1/chat/completions");
+    let body = r#"{"messages":[{"role":"user","content":"Name a color."}],"max_tokens":8,"temperature":0}"#;
+
+    // Plain `curl -d` sends a form content type; the server takes it as JSON anyway.
+    let whole: serde_json::Value = serde_json::from_str(&curl(&[&url, "-d", body])).expect("JSON answer");
+    assert_eq!(whole["object"], "chat.completion");
+
+    let streamed_body = body.replace("\"temperature\":0", "\"temperature\":0,\"stream\":true");
+    let stream = curl(&["-N", &url, "-H", "Content-Type: application/json", "-d", &streamed_body]);
+    let events = common::sse_data(stream.as_bytes());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(common::chat_stream_text(&events), whole["choices"][0]["message"]["content"].as_str().unwrap());
+
+    let health = curl(&["-f", &server.url("/health")]);
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+}

@@ -1,0 +1,68 @@
+"""Drives a running edgeway server with the official `openai` Python client.
+
+Usage: python openai_client.py BASE_URL MODEL
+Exits non-zero with a message on the first mismatch.
+"""
+
+import sys
+
+import openai
+
+
+def main() -> None:
+    base_url, model = sys.argv[1], sys.argv[2]
+    client = openai.OpenAI(base_url=base_url, api_key="not-needed", max_retries=0)
+
+    ids = [m.id for m in client.models.list().data]
+    assert model in ids, f"models.list() gave {ids}"
+
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=24, seed=7)
+    text = reply.choices[0].message.content
+    assert "Paris" in text, f"chat answer: {text!r}"
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 0
+
+    stream = client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_tokens=24, seed=7, stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    assert "".join(pieces) == text, f"stream {''.join(pieces)!r} != {text!r}"
+    assert finish == reply.choices[0].finish_reason
+    assert usage is not None and usage.completion_tokens == reply.usage.completion_tokens
+
+    logprobs = client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_tokens=3, logprobs=True, top_logprobs=2
+    )
+    content = logprobs.choices[0].logprobs.content
+    assert content and len(content[0].top_logprobs) == 2
+
+    completion = client.completions.create(model=model, prompt="The capital of France is", max_tokens=6, temperature=0)
+    assert "Paris" in completion.choices[0].text, completion.choices[0].text
+
+    try:
+        client.chat.completions.create(model="no-such-model", messages=messages)
+        raise AssertionError("an unknown model must fail")
+    except openai.NotFoundError as error:
+        assert error.status_code == 404
+
+    try:
+        client.chat.completions.create(model=model, messages=messages, temperature=5)
+        raise AssertionError("a bad temperature must fail")
+    except openai.BadRequestError as error:
+        assert "temperature" in str(error)
+
+    print("openai client: all checks passed")
+
+
+if __name__ == "__main__":
+    main()

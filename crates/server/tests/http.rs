@@ -1,0 +1,195 @@
+//! The HTTP layer on a fake backend: request validation, response shapes,
+//! SSE framing and the error table, in milliseconds and without a model.
+//! The integration suite in `crates/cli/tests` runs the same paths on the real model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use edgeway_core::fake::FakeBackend;
+use edgeway_server::{app, AppState};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const REPLY: &str = "Paris is the capital of France.";
+
+fn state(backend: FakeBackend) -> AppState {
+    AppState::ready(Arc::new(backend))
+}
+
+async fn send(state: &AppState, method: &str, path: &str, body: Option<Value>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn post_json(state: &AppState, path: &str, body: Value) -> (StatusCode, Value) {
+    let (status, _, text) = send(state, "POST", path, Some(body)).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn chat(extra: Value) -> Value {
+    let mut body = json!({"messages": [{"role": "user", "content": "capital of France?"}]});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+#[tokio::test]
+async fn chat_completion_has_openai_shape() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, body) = post_json(&state, "/v1/chat/completions", chat(json!({"model": "fake"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(body["choices"][0]["message"], json!({"role": "assistant", "content": REPLY}));
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["choices"][0]["logprobs"], Value::Null);
+    assert_eq!(body["usage"]["completion_tokens"], 6);
+}
+
+#[tokio::test]
+async fn sse_stream_frames_and_ends_with_done() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, headers, text) = send(&state, "POST", "/v1/chat/completions", Some(chat(json!({"stream": true})))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let joined: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(joined, REPLY);
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "usage only when include_usage");
+}
+
+#[tokio::test]
+async fn stop_and_max_tokens_shape_the_answer() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (_, body) = post_json(&state, "/v1/chat/completions", chat(json!({"stop": "capital"}))).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "Paris is the ");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    let (_, body) = post_json(&state, "/v1/chat/completions", chat(json!({"max_tokens": 2}))).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "Paris is ");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+}
+
+#[tokio::test]
+async fn text_completion_and_legacy_logprobs() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, body) = post_json(&state, "/v1/completions", json!({"prompt": "Q:", "logprobs": 2, "echo": true, "max_tokens": 2})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["choices"][0]["text"], "Q:Paris is ");
+    let logprobs = &body["choices"][0]["logprobs"];
+    assert_eq!(logprobs["tokens"], json!(["Paris ", "is "]));
+    assert_eq!(logprobs["text_offset"], json!([2, 8]));
+    assert_eq!(logprobs["top_logprobs"][0].as_object().unwrap().len(), 1, "same token twice collapses to one key");
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let cases = [
+        (chat(json!({"temperature": 2.5})), "temperature"),
+        (chat(json!({"top_p": 0})), "top_p"),
+        (chat(json!({"max_tokens": 0})), "max_tokens"),
+        (chat(json!({"n": 3})), "n"),
+        (chat(json!({"top_logprobs": 3})), "top_logprobs"),
+        (chat(json!({"logprobs": true, "top_logprobs": 50})), "top_logprobs"),
+        (chat(json!({"presence_penalty": -3})), "presence_penalty"),
+        (json!({"messages": [{"role": "wizard", "content": "x"}]}), "messages"),
+        (json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), "messages"),
+    ];
+    for (body, param) in cases {
+        let (status, error) = post_json(&state, "/v1/chat/completions", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error["error"]["param"], param, "{body} -> {error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
+async fn error_table_statuses() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, _, text) = send(&state, "POST", "/v1/chat/completions", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("empty"), "{text}");
+
+    let (status, body) = post_json(&state, "/v1/chat/completions", json!({"messages": "nope"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not match"));
+
+    let (status, body) = post_json(&state, "/v1/chat/completions", chat(json!({"model": "other"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "model_not_found");
+
+    let long = "word ".repeat(100);
+    let (status, body) = post_json(&state, "/v1/completions", json!({"prompt": long})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+
+    let huge = "x".repeat(edgeway_server::MAX_BODY_BYTES + 1);
+    let (status, _, text) = send(&state, "POST", "/v1/completions", Some(json!({"prompt": huge}))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text.contains("request_too_large"), "{text}");
+}
+
+#[tokio::test]
+async fn queue_full_is_503_with_retry_after() {
+    let state = state(FakeBackend::new("fake", REPLY).with_capacity(0));
+    let (status, headers, text) = send(&state, "POST", "/v1/chat/completions", Some(chat(json!({})))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+    assert!(text.contains("queue_full"));
+}
+
+#[tokio::test]
+async fn health_reports_loading_then_ready() {
+    let state = AppState::loading("fake");
+    let (status, _, text) = send(&state, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(text.contains("loading"));
+    let (status, body) = post_json(&state, "/v1/chat/completions", chat(json!({}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "model_loading");
+
+    state.set_backend(Arc::new(FakeBackend::new("fake", REPLY)));
+    let (status, _, text) = send(&state, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("\"model_loaded\":true"));
+    let (_, _, models) = send(&state, "GET", "/v1/models", None).await;
+    assert!(models.contains("\"id\":\"fake\""));
+}
+
+#[tokio::test]
+async fn dropping_a_stream_cancels_generation() {
+    let backend = FakeBackend::new("fake", &"word ".repeat(200)).with_token_delay(Duration::from_millis(5));
+    let state = state(backend.clone());
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .body(Body::from(chat(json!({"stream": true})).to_string()))
+        .unwrap();
+    let response = app(state).oneshot(request).await.unwrap();
+    let mut body = response.into_body();
+    let _first = body.frame().await;
+    assert_eq!(backend.in_flight(), 1);
+    drop(body);
+    for _ in 0..100 {
+        if backend.in_flight() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the generation kept running after its stream was dropped");
+}
