@@ -32,6 +32,44 @@ pub enum Command {
     /// Fetch and list models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Measure edgeway against llama.cpp's own llama-bench (see bench/engine.sh).
+    Bench(BenchArgs),
+}
+
+/// `edgeway bench` flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model to measure: a catalog name or a .gguf path.
+    #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
+    pub model: String,
+
+    /// Threads, for both edgeway and llama-bench.
+    #[arg(short, long, default_value_t = 2)]
+    pub threads: u32,
+
+    /// The llama-bench binary to compare with (bench/engine.sh builds it from the vendored llama.cpp).
+    #[arg(long, value_name = "PATH")]
+    pub llama_bench: Option<PathBuf>,
+
+    /// Runs of each measurement; the table shows medians.
+    #[arg(short, long, default_value_t = 5)]
+    pub repetitions: usize,
+
+    /// Prompt length for the prompt-processing measurement (llama-bench's -p).
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: u32,
+
+    /// Tokens to generate for the generation measurement (llama-bench's -n).
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: u32,
+
+    /// Length of the shared prefix in the prefix-reuse measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub prefix_tokens: u32,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `edgeway model …`.

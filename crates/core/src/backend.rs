@@ -87,14 +87,8 @@ pub struct Generation {
 
 impl Generation {
     /// Wraps the receiving end of a backend's event channel.
-    pub fn new(
-        prompt_tokens: u32,
-        events: mpsc::UnboundedReceiver<Result<GenerationEvent, BackendError>>,
-    ) -> Self {
-        Self {
-            prompt_tokens,
-            events,
-        }
+    pub fn new(prompt_tokens: u32, events: mpsc::UnboundedReceiver<Result<GenerationEvent, BackendError>>) -> Self {
+        Self { prompt_tokens, events }
     }
 
     /// The next event, or `None` once the backend has hung up.

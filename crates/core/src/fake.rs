@@ -12,9 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
-use crate::event::{
-    Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage,
-};
+use crate::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
 use crate::request::{GenerateRequest, Prompt};
 use crate::text::TextAssembler;
 
@@ -81,10 +79,7 @@ impl Drop for InFlightGuard {
 fn count_words(prompt: &Prompt) -> u32 {
     let words = match prompt {
         Prompt::Text(text) => text.split_whitespace().count(),
-        Prompt::Chat(messages) => messages
-            .iter()
-            .map(|m| m.content.split_whitespace().count() + 1)
-            .sum(),
+        Prompt::Chat(messages) => messages.iter().map(|m| m.content.split_whitespace().count() + 1).sum(),
     };
     u32::try_from(words).unwrap_or(u32::MAX)
 }
@@ -95,26 +90,17 @@ impl Backend for FakeBackend {
     }
 
     fn load(&self) -> BackendLoad {
-        BackendLoad {
-            busy_slots: self.in_flight(),
-            queued: 0,
-        }
+        BackendLoad { busy_slots: self.in_flight(), queued: 0 }
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         let prompt_tokens = count_words(&request.prompt);
         if prompt_tokens >= self.info.n_ctx_slot {
-            return Err(BackendError::PromptTooLong {
-                n_prompt: prompt_tokens,
-                n_ctx: self.info.n_ctx_slot,
-            });
+            return Err(BackendError::PromptTooLong { n_prompt: prompt_tokens, n_ctx: self.info.n_ctx_slot });
         }
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            return Err(BackendError::QueueFull {
-                slots: self.capacity,
-                queued: 0,
-            });
+            return Err(BackendError::QueueFull { slots: self.capacity, queued: 0 });
         }
         let guard = InFlightGuard(self.in_flight.clone());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -139,11 +125,7 @@ impl Backend for FakeBackend {
                 let pushed = assembler.push(word.as_bytes());
                 let logprobs = match sampling.logprobs {
                     Some(n) => vec![TokenLogprob {
-                        chosen: TopLogprob {
-                            token: word.clone(),
-                            bytes: word.as_bytes().to_vec(),
-                            logprob: -0.5,
-                        },
+                        chosen: TopLogprob { token: word.clone(), bytes: word.as_bytes().to_vec(), logprob: -0.5 },
                         top: (0..n)
                             .map(|i| TopLogprob {
                                 token: word.clone(),
@@ -154,13 +136,7 @@ impl Backend for FakeBackend {
                     }],
                     None => Vec::new(),
                 };
-                if tx
-                    .send(Ok(GenerationEvent::Delta {
-                        text: pushed.text,
-                        logprobs,
-                    }))
-                    .is_err()
-                {
+                if tx.send(Ok(GenerationEvent::Delta { text: pushed.text, logprobs })).is_err() {
                     return;
                 }
                 if pushed.stopped {
@@ -168,30 +144,12 @@ impl Backend for FakeBackend {
                 }
             }
             let rest = assembler.finish();
-            if !rest.is_empty()
-                && tx
-                    .send(Ok(GenerationEvent::Delta {
-                        text: rest,
-                        logprobs: Vec::new(),
-                    }))
-                    .is_err()
-            {
+            if !rest.is_empty() && tx.send(Ok(GenerationEvent::Delta { text: rest, logprobs: Vec::new() })).is_err() {
                 return;
             }
-            let usage = Usage {
-                prompt_tokens,
-                completion_tokens: generated,
-                cached_tokens: 0,
-            };
-            let timings = Timings {
-                predicted_n: generated,
-                ..Timings::default()
-            };
-            let _ = tx.send(Ok(GenerationEvent::Finished(Completion {
-                finish_reason,
-                usage,
-                timings,
-            })));
+            let usage = Usage { prompt_tokens, completion_tokens: generated, cached_tokens: 0 };
+            let timings = Timings { predicted_n: generated, ..Timings::default() };
+            let _ = tx.send(Ok(GenerationEvent::Finished(Completion { finish_reason, usage, timings })));
         });
         Ok(Generation::new(prompt_tokens, rx))
     }

@@ -12,10 +12,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with the given role and text.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
+        Self { role: role.into(), content: content.into() }
     }
 }
 
@@ -50,6 +47,8 @@ pub struct SamplingParams {
     pub frequency_penalty: f32,
     /// OpenAI's presence penalty in `[-2, 2]`.
     pub presence_penalty: f32,
+    /// Never end at an end-of-generation token (llama-server's `ignore_eos`; for benchmarks).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -64,6 +63,7 @@ impl Default for SamplingParams {
             logprobs: None,
             frequency_penalty: 0.0,
             presence_penalty: 0.0,
+            ignore_eos: false,
         }
     }
 }

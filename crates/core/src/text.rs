@@ -51,10 +51,7 @@ impl TextAssembler {
     /// After a stop sequence has matched, further input is ignored.
     pub fn push(&mut self, bytes: &[u8]) -> Pushed {
         if self.stopped {
-            return Pushed {
-                text: String::new(),
-                stopped: true,
-            };
+            return Pushed { text: String::new(), stopped: true };
         }
         self.partial.extend_from_slice(bytes);
         decode_complete_prefix(&mut self.partial, &mut self.held);
@@ -62,19 +59,13 @@ impl TextAssembler {
         if let Some(at) = self.earliest_stop() {
             self.held.truncate(at);
             self.stopped = true;
-            return Pushed {
-                text: std::mem::take(&mut self.held),
-                stopped: true,
-            };
+            return Pushed { text: std::mem::take(&mut self.held), stopped: true };
         }
         let keep = self.longest_stop_prefix_suffix();
         let release = self.held.len() - keep;
         let text = self.held[..release].to_owned();
         self.held.drain(..release);
-        Pushed {
-            text,
-            stopped: false,
-        }
+        Pushed { text, stopped: false }
     }
 
     /// Releases whatever is still held when generation ends for another reason.
@@ -93,10 +84,7 @@ impl TextAssembler {
 
     /// Byte offset in `held` of the earliest complete stop sequence.
     fn earliest_stop(&self) -> Option<usize> {
-        self.stops
-            .iter()
-            .filter_map(|stop| self.held.find(stop.as_str()))
-            .min()
+        self.stops.iter().filter_map(|stop| self.held.find(stop.as_str())).min()
     }
 
     /// Length of the longest suffix of `held` that is a proper prefix of a stop sequence.
@@ -106,9 +94,7 @@ impl TextAssembler {
             let max = stop.len().saturating_sub(1).min(self.held.len());
             for len in (best + 1..=max).rev() {
                 let start = self.held.len() - len;
-                if self.held.is_char_boundary(start)
-                    && stop.as_bytes().starts_with(&self.held.as_bytes()[start..])
-                {
+                if self.held.is_char_boundary(start) && stop.as_bytes().starts_with(&self.held.as_bytes()[start..]) {
                     best = len;
                     break;
                 }
@@ -134,9 +120,7 @@ fn decode_complete_prefix(bytes: &mut Vec<u8>, out: &mut String) {
             Err(error) => {
                 let valid_up_to = consumed + error.valid_up_to();
                 // from_utf8 has just validated this range, so the fallback is never taken.
-                out.push_str(
-                    std::str::from_utf8(&bytes[consumed..valid_up_to]).unwrap_or_default(),
-                );
+                out.push_str(std::str::from_utf8(&bytes[consumed..valid_up_to]).unwrap_or_default());
                 match error.error_len() {
                     Some(bad) => {
                         out.push(char::REPLACEMENT_CHARACTER);
@@ -175,10 +159,7 @@ mod tests {
 
     #[test]
     fn stop_sequence_split_across_tokens_is_removed() {
-        assert_eq!(
-            run(&["\n\n"], &[b"Hello", b"\n", b"\nWorld"]),
-            ("Hello".into(), true)
-        );
+        assert_eq!(run(&["\n\n"], &[b"Hello", b"\n", b"\nWorld"]), ("Hello".into(), true));
     }
 
     #[test]
@@ -198,10 +179,7 @@ mod tests {
     #[test]
     fn multibyte_character_split_across_tokens() {
         let crab = "🦀".as_bytes();
-        assert_eq!(
-            run(&[], &[&crab[..1], &crab[1..3], &crab[3..]]),
-            ("🦀".into(), false)
-        );
+        assert_eq!(run(&[], &[&crab[..1], &crab[1..3], &crab[3..]]), ("🦀".into(), false));
     }
 
     #[test]
@@ -217,10 +195,7 @@ mod tests {
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        assert_eq!(
-            run(&["world", "lo"], &[b"hello world"]),
-            ("hel".into(), true)
-        );
+        assert_eq!(run(&["world", "lo"], &[b"hello world"]), ("hel".into(), true));
     }
 
     proptest! {

@@ -41,7 +41,9 @@ pub enum GgufCheckError {
         found: String,
     },
     /// The GGUF version is one llama.cpp does not read.
-    #[error("{path} is GGUF version {version}, which this build of llama.cpp does not read (it reads versions 2 and 3)")]
+    #[error(
+        "{path} is GGUF version {version}, which this build of llama.cpp does not read (it reads versions 2 and 3)"
+    )]
     UnsupportedVersion {
         /// The file.
         path: String,
@@ -59,10 +61,7 @@ pub enum GgufCheckError {
 /// Checks that `path` looks like a GGUF model llama.cpp can read.
 pub fn check_gguf_header(path: &Path) -> Result<(), GgufCheckError> {
     let shown = path.display().to_string();
-    let io_error = |source| GgufCheckError::Io {
-        path: shown.clone(),
-        source,
-    };
+    let io_error = |source| GgufCheckError::Io { path: shown.clone(), source };
     let mut file = File::open(path).map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
     let mut header = [0u8; HEADER_LEN];
@@ -76,10 +75,7 @@ pub fn check_gguf_header(path: &Path) -> Result<(), GgufCheckError> {
     }
     let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if !(2..=3).contains(&version) {
-        return Err(GgufCheckError::UnsupportedVersion {
-            path: shown,
-            version,
-        });
+        return Err(GgufCheckError::UnsupportedVersion { path: shown, version });
     }
     let n_tensors = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
     if n_tensors == 0 {
@@ -94,27 +90,18 @@ mod tests {
     use std::io::Write;
 
     fn write_temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("edgeway-gguf-check-{}-{name}", std::process::id()));
-        File::create(&path)
-            .and_then(|mut f| f.write_all(bytes))
-            .expect("write temp file");
+        let path = std::env::temp_dir().join(format!("edgeway-gguf-check-{}-{name}", std::process::id()));
+        File::create(&path).and_then(|mut f| f.write_all(bytes)).expect("write temp file");
         path
     }
 
     #[test]
     fn rejects_missing_empty_foreign_and_odd_versions() {
         let missing = Path::new("/nonexistent/model.gguf");
-        assert!(matches!(
-            check_gguf_header(missing),
-            Err(GgufCheckError::Io { .. })
-        ));
+        assert!(matches!(check_gguf_header(missing), Err(GgufCheckError::Io { .. })));
 
         let empty = write_temp("empty", b"");
-        assert!(matches!(
-            check_gguf_header(&empty),
-            Err(GgufCheckError::Truncated { len: 0, .. })
-        ));
+        assert!(matches!(check_gguf_header(&empty), Err(GgufCheckError::Truncated { len: 0, .. })));
 
         let json = write_temp("json", b"{\"not\": \"a model at all, just json text\"}");
         let error = check_gguf_header(&json).unwrap_err();
@@ -124,10 +111,7 @@ mod tests {
         v9.extend_from_slice(&9u32.to_le_bytes());
         v9.extend_from_slice(&[1u8; 16]);
         let v9 = write_temp("v9", &v9);
-        assert!(matches!(
-            check_gguf_header(&v9),
-            Err(GgufCheckError::UnsupportedVersion { version: 9, .. })
-        ));
+        assert!(matches!(check_gguf_header(&v9), Err(GgufCheckError::UnsupportedVersion { version: 9, .. })));
 
         let mut ok = b"GGUF".to_vec();
         ok.extend_from_slice(&3u32.to_le_bytes());

@@ -18,6 +18,7 @@
 //! - [`config`]: what an engine is built from.
 //! - [`model`]: loading the model file and turning requests into tokens.
 //! - [`worker`]: the scheduling loop that owns the context.
+//! - [`sampling`]: choosing the next token from raw logits.
 //! - [`logprobs`]: log-probabilities from raw logits.
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod gguf_check;
 pub mod logprobs;
 mod model;
+pub mod sampling;
 mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,10 +80,7 @@ fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
             LlamaBackend::init().map_err(|error| error.to_string())
         })
         .as_ref()
-        .map_err(|reason| EngineError::Load {
-            path: String::new(),
-            reason: reason.clone(),
-        })
+        .map_err(|reason| EngineError::Load { path: String::new(), reason: reason.clone() })
 }
 
 /// A GGUF model served by llama.cpp, with slots and a bounded queue.
@@ -108,17 +107,12 @@ impl LlamaEngine {
             let config = config.clone();
             std::thread::Builder::new()
                 .name("edgeway-engine".into())
-                .spawn(move || {
-                    worker::run(backend, &model, &config, queued_jobs, busy_slots, ready_tx)
-                })
-                .map_err(|error| {
-                    EngineError::Config(format!("cannot start the engine thread: {error}"))
-                })?
+                .spawn(move || worker::run(backend, &model, &config, queued_jobs, busy_slots, ready_tx))
+                .map_err(|error| EngineError::Config(format!("cannot start the engine thread: {error}")))?
         };
-        let n_ctx_slot = ready_rx.recv().map_err(|_| EngineError::Context {
-            n_ctx: config.ctx_size,
-            reason: "the engine thread died".into(),
-        })??;
+        let n_ctx_slot = ready_rx
+            .recv()
+            .map_err(|_| EngineError::Context { n_ctx: config.ctx_size, reason: "the engine thread died".into() })??;
         let info = ModelInfo {
             id: config.model_id.clone(),
             path: Some(config.model_path.display().to_string()),
@@ -129,13 +123,7 @@ impl LlamaEngine {
             parallel: config.parallel,
         };
         tracing::info!(model = %info.id, n_ctx_slot, parallel = config.parallel, "model loaded");
-        Ok(Self {
-            info,
-            model,
-            queue,
-            busy_slots,
-            worker: Some(worker),
-        })
+        Ok(Self { info, model, queue, busy_slots, worker: Some(worker) })
     }
 }
 
@@ -146,41 +134,25 @@ impl Backend for LlamaEngine {
 
     fn load(&self) -> BackendLoad {
         let queued = self.queue.max_capacity() - self.queue.capacity();
-        BackendLoad {
-            busy_slots: self.busy_slots.load(Ordering::Relaxed),
-            queued: queued as u32,
-        }
+        BackendLoad { busy_slots: self.busy_slots.load(Ordering::Relaxed), queued: queued as u32 }
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         let tokens = self.model.prompt_tokens(&request.prompt)?;
         let n_prompt = tokens.len() as u32;
         if n_prompt == 0 {
-            return Err(BackendError::InvalidRequest(
-                "the prompt is empty after tokenization".into(),
-            ));
+            return Err(BackendError::InvalidRequest("the prompt is empty after tokenization".into()));
         }
         if n_prompt >= self.info.n_ctx_slot {
-            return Err(BackendError::PromptTooLong {
-                n_prompt,
-                n_ctx: self.info.n_ctx_slot,
-            });
+            return Err(BackendError::PromptTooLong { n_prompt, n_ctx: self.info.n_ctx_slot });
         }
         let (events, receiver) = mpsc::unbounded_channel();
-        let job = Job {
-            tokens,
-            sampling: request.sampling,
-            events,
-            enqueued_at: Instant::now(),
-        };
+        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now() };
         self.queue.try_send(job).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => BackendError::QueueFull {
-                slots: self.info.parallel,
-                queued: self.queue.max_capacity() as u32,
-            },
-            mpsc::error::TrySendError::Closed(_) => {
-                BackendError::Unavailable("the engine has stopped".into())
+            mpsc::error::TrySendError::Full(_) => {
+                BackendError::QueueFull { slots: self.info.parallel, queued: self.queue.max_capacity() as u32 }
             }
+            mpsc::error::TrySendError::Closed(_) => BackendError::Unavailable("the engine has stopped".into()),
         })?;
         Ok(Generation::new(n_prompt, receiver))
     }

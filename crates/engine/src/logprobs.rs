@@ -7,10 +7,10 @@
 ///
 /// Returns `(logprob_of_chosen, [(token_index, logprob)])`.
 pub fn token_logprobs(logits: &[f32], chosen: usize, top_n: usize) -> (f32, Vec<(usize, f32)>) {
-    let log_sum_exp = log_sum_exp(logits);
-    let chosen_logprob = logits
-        .get(chosen)
-        .map_or(f32::NEG_INFINITY, |l| l - log_sum_exp);
+    let (max, log_sum) = max_and_log_sum_exp(logits);
+    // (l - max) - ln Σ exp(x - max) keeps f32 precision even for large logits.
+    let logprob = |l: f32| (l - max) - log_sum;
+    let chosen_logprob = logits.get(chosen).map_or(f32::NEG_INFINITY, |&l| logprob(l));
     let top_n = top_n.min(logits.len());
     if top_n == 0 {
         return (chosen_logprob, Vec::new());
@@ -20,21 +20,18 @@ pub fn token_logprobs(logits: &[f32], chosen: usize, top_n: usize) -> (f32, Vec<
     indices.select_nth_unstable_by(top_n - 1, by_logit_desc);
     indices.truncate(top_n);
     indices.sort_unstable_by(by_logit_desc);
-    let top = indices
-        .into_iter()
-        .map(|i| (i, logits[i] - log_sum_exp))
-        .collect();
+    let top = indices.into_iter().map(|i| (i, logprob(logits[i]))).collect();
     (chosen_logprob, top)
 }
 
-/// `ln(sum(exp(x)))`, computed stably.
-fn log_sum_exp(values: &[f32]) -> f32 {
+/// The largest value and `ln(sum(exp(x - max)))`, computed stably.
+fn max_and_log_sum_exp(values: &[f32]) -> (f32, f32) {
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
-        return max;
+        return (max, 0.0);
     }
     let sum: f32 = values.iter().map(|v| (v - max).exp()).sum();
-    max + sum.ln()
+    (max, sum.ln())
 }
 
 #[cfg(test)]
@@ -47,10 +44,7 @@ mod tests {
         let (chosen, top) = token_logprobs(&logits, 2, 4);
         let total: f32 = top.iter().map(|(_, lp)| lp.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5);
-        assert_eq!(
-            top.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            vec![1, 2, 0, 3]
-        );
+        assert_eq!(top.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2, 0, 3]);
         assert!((chosen - top[1].1).abs() < 1e-6);
     }
 

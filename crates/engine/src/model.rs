@@ -3,7 +3,7 @@
 //! Tokenizing and templating run on the caller's thread (llama.cpp's
 //! vocabulary is read-only once loaded), so the worker thread only decodes.
 
-use edgeway_core::{BackendError, ChatMessage, Prompt};
+use edgeway_core::{BackendError, ChatMessage, Prompt, SamplingParams};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -22,6 +22,8 @@ pub struct LoadedModel {
     template: LlamaChatTemplate,
     /// Sliding-window size of SWA layers, 0 when the model has none.
     pub n_swa: u32,
+    /// Every end-of-generation token, banned when a request sets `ignore_eos`.
+    pub end_of_generation_tokens: Vec<LlamaToken>,
 }
 
 impl LoadedModel {
@@ -35,11 +37,9 @@ impl LoadedModel {
         })?;
         let template = pick_template(&model);
         let n_swa = sliding_window(&model);
-        Ok(Self {
-            model,
-            template,
-            n_swa,
-        })
+        let vocab = model.vocab();
+        let end_of_generation_tokens = vocab.tokens().filter(|&token| vocab.is_eog(token)).collect();
+        Ok(Self { model, template, n_swa, end_of_generation_tokens })
     }
 
     /// Tokens of the prompt, after the chat template for chats.
@@ -51,10 +51,7 @@ impl LoadedModel {
         // add_special adds BOS only for models that want one; parse_special lets
         // the template's control tokens (<|im_start|>…) become single tokens.
         let parse_special = matches!(prompt, Prompt::Chat(_));
-        Ok(self
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), true, parse_special))
+        Ok(self.model.vocab().tokenize(text.as_bytes(), true, parse_special))
     }
 
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, BackendError> {
@@ -62,19 +59,23 @@ impl LoadedModel {
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| {
-                BackendError::InvalidRequest("a message contains a NUL character".into())
-            })?;
+            .map_err(|_| BackendError::InvalidRequest("a message contains a NUL character".into()))?;
         self.model
             .apply_chat_template(&self.template, &messages, true)
-            .map_err(|error| {
-                BackendError::Internal(format!("cannot apply the chat template: {error}"))
-            })
+            .map_err(|error| BackendError::Internal(format!("cannot apply the chat template: {error}")))
     }
 
     /// The bytes a token stands for (control tokens render as nothing).
     pub fn token_bytes(&self, token: LlamaToken) -> Vec<u8> {
         self.model.vocab().token_to_piece(token, false, None)
+    }
+
+    /// Tokens a request may not generate: end-of-generation ones under `ignore_eos`.
+    pub fn banned_tokens(&self, sampling: &SamplingParams) -> Vec<usize> {
+        if !sampling.ignore_eos {
+            return Vec::new();
+        }
+        self.end_of_generation_tokens.iter().map(|token| token.0 as usize).collect()
     }
 
     /// Whether the token ends generation (EOS, end-of-turn…).
@@ -93,10 +94,6 @@ impl LoadedModel {
     pub fn size_bytes(&self) -> u64 {
         self.model.size()
     }
-
-    pub fn n_vocab(&self) -> i32 {
-        self.model.n_vocab()
-    }
 }
 
 /// The model's own chat template when llama.cpp can render it, else ChatML.
@@ -106,9 +103,7 @@ fn pick_template(model: &LlamaModel) -> LlamaChatTemplate {
         if model.apply_chat_template(&template, &probe, true).is_ok() {
             return template;
         }
-        tracing::warn!(
-            "the model's chat template is not one llama.cpp can render; using {FALLBACK_TEMPLATE}"
-        );
+        tracing::warn!("the model's chat template is not one llama.cpp can render; using {FALLBACK_TEMPLATE}");
     } else {
         tracing::warn!("the model has no chat template; using {FALLBACK_TEMPLATE}");
     }

@@ -16,28 +16,21 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Instant;
 
-use edgeway_core::event::{
-    Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage,
-};
+use edgeway_core::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
 use edgeway_core::text::TextAssembler;
 use edgeway_core::{BackendError, SamplingParams};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
 use crate::logprobs::token_logprobs;
 use crate::model::LoadedModel;
+use crate::sampling::Sampler;
 use crate::EngineError;
-
-/// llama.cpp's "pick a random seed" value.
-const RANDOM_SEED: u32 = u32::MAX;
-/// llama-server's default `top_k`, which also keeps sampling cheap on large vocabularies.
-const DEFAULT_TOP_K: i32 = 40;
 
 /// Where a job's events go.
 pub type EventSender = mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>;
@@ -53,7 +46,7 @@ pub struct Job {
 /// A request occupying a slot.
 struct Task {
     job: Job,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     assembler: TextAssembler,
     /// Prompt tokens whose KV is in the cache.
     n_prompt_done: usize,
@@ -100,10 +93,7 @@ pub fn run(
     let mut ctx = match model.model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(error) => {
-            let _ = ready.send(Err(EngineError::Context {
-                n_ctx: config.ctx_size,
-                reason: error.to_string(),
-            }));
+            let _ = ready.send(Err(EngineError::Context { n_ctx: config.ctx_size, reason: error.to_string() }));
             return;
         }
     };
@@ -113,12 +103,7 @@ pub fn run(
     let mut scheduler = Scheduler {
         model,
         slots: (0..config.parallel as i32)
-            .map(|seq_id| Slot {
-                seq_id,
-                cached: Vec::new(),
-                task: None,
-                last_used: 0,
-            })
+            .map(|seq_id| Slot { seq_id, cached: Vec::new(), task: None, last_used: 0 })
             .collect(),
         batch: LlamaBatch::new(config.batch_size as usize, 1),
         batch_size: config.batch_size as usize,
@@ -159,8 +144,7 @@ impl Scheduler<'_> {
     }
 
     fn publish_load(&self) {
-        self.busy_slots
-            .store(self.n_busy() as u32, Ordering::Relaxed);
+        self.busy_slots.store(self.n_busy() as u32, Ordering::Relaxed);
     }
 
     /// Moves jobs into free slots. Blocks for the first job when idle.
@@ -204,12 +188,7 @@ impl Scheduler<'_> {
             .filter(|(_, slot)| slot.task.is_none())
             // Longest shared prefix first; among equals, the least recently used
             // slot, so the caches most likely to be reused survive longest.
-            .max_by_key(|(_, slot)| {
-                (
-                    common_prefix_len(&slot.cached, &job.tokens),
-                    std::cmp::Reverse(slot.last_used),
-                )
-            })
+            .max_by_key(|(_, slot)| (common_prefix_len(&slot.cached, &job.tokens), std::cmp::Reverse(slot.last_used)))
             .map(|(index, _)| index)
             .expect("admit is only called with a free slot");
         let n_swa = self.model.n_swa as usize;
@@ -221,10 +200,7 @@ impl Scheduler<'_> {
         if n_swa > 0 && pos_min > 0 && pos_min as usize > n_reused.saturating_sub(n_swa) {
             n_reused = 0;
         }
-        if ctx
-            .kv_cache_seq_rm(slot.seq_id, Some(n_reused as u32), None)
-            .is_err()
-        {
+        if ctx.kv_cache_seq_rm(slot.seq_id, Some(n_reused as u32), None).is_err() {
             n_reused = 0;
             let _ = ctx.kv_cache_seq_rm(slot.seq_id, None, None);
         }
@@ -233,13 +209,9 @@ impl Scheduler<'_> {
         let n_prompt = job.tokens.len();
         let room = self.n_ctx_slot - n_prompt;
         // A full context ends generation with `length`, as a reached max_tokens does.
-        let max_tokens = job
-            .sampling
-            .max_tokens
-            .map_or(u32::MAX, |n| n.max(1))
-            .min(room as u32);
+        let max_tokens = job.sampling.max_tokens.map_or(u32::MAX, |n| n.max(1)).min(room as u32);
         let task = Task {
-            sampler: build_sampler(&job.sampling, self.model.n_vocab()),
+            sampler: Sampler::new(&job.sampling, self.model.banned_tokens(&job.sampling)),
             assembler: TextAssembler::new(&job.sampling.stop),
             n_prompt_done: n_reused,
             n_reused,
@@ -258,11 +230,7 @@ impl Scheduler<'_> {
     /// Frees slots whose client has gone: their stream receiver was dropped.
     fn drop_cancelled(&mut self) {
         for slot in &mut self.slots {
-            if slot
-                .task
-                .as_ref()
-                .is_some_and(|task| task.job.events.is_closed())
-            {
+            if slot.task.as_ref().is_some_and(|task| task.job.events.is_closed()) {
                 tracing::debug!(seq = slot.seq_id, "client went away; slot freed");
                 slot.task = None;
                 slot.last_used = self.step;
@@ -285,11 +253,7 @@ impl Scheduler<'_> {
             task.logits_index = None;
             if let Some(token) = task.next_token.take() {
                 let index = self.batch.n_tokens();
-                if self
-                    .batch
-                    .add(token, slot.cached.len() as i32, &[slot.seq_id], true)
-                    .is_err()
-                {
+                if self.batch.add(token, slot.cached.len() as i32, &[slot.seq_id], true).is_err() {
                     task.next_token = Some(token);
                     continue;
                 }
@@ -312,24 +276,14 @@ impl Scheduler<'_> {
             for position in task.n_prompt_done..chunk_end {
                 let is_last = position + 1 == task.job.tokens.len();
                 let index = self.batch.n_tokens();
-                if self
-                    .batch
-                    .add(
-                        task.job.tokens[position],
-                        position as i32,
-                        &[slot.seq_id],
-                        is_last,
-                    )
-                    .is_err()
-                {
+                if self.batch.add(task.job.tokens[position], position as i32, &[slot.seq_id], is_last).is_err() {
                     break;
                 }
                 if is_last {
                     task.logits_index = Some(index);
                 }
             }
-            slot.cached
-                .extend_from_slice(&task.job.tokens[task.n_prompt_done..chunk_end]);
+            slot.cached.extend_from_slice(&task.job.tokens[task.n_prompt_done..chunk_end]);
             task.n_prompt_done = chunk_end;
             budget -= take;
         }
@@ -344,11 +298,7 @@ impl Scheduler<'_> {
         }
 
         for slot_index in 0..self.slots.len() {
-            let Some(index) = self.slots[slot_index]
-                .task
-                .as_ref()
-                .and_then(|task| task.logits_index)
-            else {
+            let Some(index) = self.slots[slot_index].task.as_ref().and_then(|task| task.logits_index) else {
                 continue;
             };
             self.sample_into(ctx, slot_index, index);
@@ -364,7 +314,8 @@ impl Scheduler<'_> {
         let Some(task) = slot.task.as_mut() else {
             return;
         };
-        let token = task.sampler.sample(ctx, logits_index);
+        let logits = ctx.get_logits_ith(logits_index);
+        let token = LlamaToken(task.sampler.sample(logits) as i32);
         let now = Instant::now();
         task.first_token_at.get_or_insert(now);
         task.n_generated += 1;
@@ -375,25 +326,12 @@ impl Scheduler<'_> {
         }
         let bytes = model.token_bytes(token);
         let logprobs = match task.job.sampling.logprobs {
-            Some(top_n) => vec![logprob_entry(
-                model,
-                ctx.get_logits_ith(logits_index),
-                token,
-                &bytes,
-                top_n,
-            )],
+            Some(top_n) => vec![logprob_entry(model, logits, token, &bytes, top_n)],
             None => Vec::new(),
         };
         let pushed = task.assembler.push(&bytes);
         if (!pushed.text.is_empty() || !logprobs.is_empty())
-            && task
-                .job
-                .events
-                .send(Ok(GenerationEvent::Delta {
-                    text: pushed.text,
-                    logprobs,
-                }))
-                .is_err()
+            && task.job.events.send(Ok(GenerationEvent::Delta { text: pushed.text, logprobs })).is_err()
         {
             slot.task = None;
             slot.last_used = step;
@@ -412,10 +350,7 @@ impl Scheduler<'_> {
     fn fail_all(&mut self, ctx: &mut LlamaContext, message: &str) {
         for slot in &mut self.slots {
             if let Some(task) = slot.task.take() {
-                let _ = task
-                    .job
-                    .events
-                    .send(Err(BackendError::Internal(message.to_owned())));
+                let _ = task.job.events.send(Err(BackendError::Internal(message.to_owned())));
             }
             slot.cached.clear();
             let _ = ctx.kv_cache_seq_rm(slot.seq_id, None, None);
@@ -432,10 +367,7 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64) {
     slot.last_used = step;
     let tail = task.assembler.finish();
     if !tail.is_empty() {
-        let _ = task.job.events.send(Ok(GenerationEvent::Delta {
-            text: tail,
-            logprobs: Vec::new(),
-        }));
+        let _ = task.job.events.send(Ok(GenerationEvent::Delta { text: tail, logprobs: Vec::new() }));
     }
     let finished_at = Instant::now();
     let first_token_at = task.first_token_at.unwrap_or(finished_at);
@@ -454,10 +386,7 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64) {
             predicted_ms: millis(finished_at - first_token_at),
         },
     };
-    let _ = task
-        .job
-        .events
-        .send(Ok(GenerationEvent::Finished(completion)));
+    let _ = task.job.events.send(Ok(GenerationEvent::Finished(completion)));
 }
 
 fn millis(duration: std::time::Duration) -> f64 {
@@ -465,13 +394,7 @@ fn millis(duration: std::time::Duration) -> f64 {
 }
 
 /// The logprob entry for a generated token.
-fn logprob_entry(
-    model: &LoadedModel,
-    logits: &[f32],
-    token: LlamaToken,
-    bytes: &[u8],
-    top_n: u8,
-) -> TokenLogprob {
+fn logprob_entry(model: &LoadedModel, logits: &[f32], token: LlamaToken, bytes: &[u8], top_n: u8) -> TokenLogprob {
     let (logprob, top) = token_logprobs(logits, token.0 as usize, usize::from(top_n));
     let describe = |bytes: Vec<u8>, logprob: f32| TopLogprob {
         token: String::from_utf8_lossy(&bytes).into_owned(),
@@ -480,36 +403,8 @@ fn logprob_entry(
     };
     TokenLogprob {
         chosen: describe(bytes.to_vec(), logprob),
-        top: top
-            .into_iter()
-            .map(|(id, logprob)| describe(model.token_bytes(LlamaToken(id as i32)), logprob))
-            .collect(),
+        top: top.into_iter().map(|(id, logprob)| describe(model.token_bytes(LlamaToken(id as i32)), logprob)).collect(),
     }
-}
-
-/// The sampler chain for one request, in llama.cpp's usual order.
-fn build_sampler(sampling: &SamplingParams, n_vocab: i32) -> LlamaSampler {
-    let mut chain = Vec::new();
-    if sampling.frequency_penalty != 0.0 || sampling.presence_penalty != 0.0 {
-        chain.push(LlamaSampler::penalties(
-            n_vocab,
-            64,
-            1.0,
-            sampling.frequency_penalty,
-            sampling.presence_penalty,
-        ));
-    }
-    if sampling.temperature <= 0.0 {
-        chain.push(LlamaSampler::greedy());
-    } else {
-        chain.push(LlamaSampler::top_k(DEFAULT_TOP_K));
-        if sampling.top_p < 1.0 {
-            chain.push(LlamaSampler::top_p(sampling.top_p, 1));
-        }
-        chain.push(LlamaSampler::temp(sampling.temperature));
-        chain.push(LlamaSampler::dist(sampling.seed.unwrap_or(RANDOM_SEED)));
-    }
-    LlamaSampler::chain_simple(chain)
 }
 
 /// Length of the common prefix of two token sequences.

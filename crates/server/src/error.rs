@@ -67,56 +67,24 @@ impl ApiError {
     /// The HTTP status, OpenAI's `type`, and its `code`, in one table.
     fn classify(&self) -> (StatusCode, &'static str, Option<&'static str>) {
         match self {
-            ApiError::BadJson(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                Some("invalid_json"),
-            ),
-            ApiError::TooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                Some("request_too_large"),
-            ),
-            ApiError::InvalidField { .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                Some("invalid_value"),
-            ),
-            ApiError::UnknownModel { .. } => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                Some("model_not_found"),
-            ),
-            ApiError::NotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                Some("not_found"),
-            ),
-            ApiError::Loading => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable_error",
-                Some("model_loading"),
-            ),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("invalid_json")),
+            ApiError::TooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"))
+            }
+            ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("invalid_value")),
+            ApiError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found")),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found")),
+            ApiError::Loading => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", Some("model_loading")),
             ApiError::Backend(error) => match error {
-                BackendError::QueueFull { .. } => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded_error",
-                    Some("queue_full"),
-                ),
-                BackendError::PromptTooLong { .. } => (
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    Some("context_length_exceeded"),
-                ),
-                BackendError::InvalidRequest(_) => {
-                    (StatusCode::BAD_REQUEST, "invalid_request_error", None)
+                BackendError::QueueFull { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", Some("queue_full"))
                 }
-                BackendError::Unavailable(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", None)
+                BackendError::PromptTooLong { .. } => {
+                    (StatusCode::BAD_REQUEST, "invalid_request_error", Some("context_length_exceeded"))
                 }
-                BackendError::Internal(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
-                }
+                BackendError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
+                BackendError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", None),
+                BackendError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
             },
         }
     }
@@ -135,15 +103,8 @@ impl ApiError {
             ApiError::Backend(BackendError::PromptTooLong { .. }) => Some("messages"),
             _ => None,
         };
-        serde_json::to_value(ErrorBody {
-            error: ErrorDetail {
-                message: self.to_string(),
-                kind,
-                param,
-                code,
-            },
-        })
-        .unwrap_or_default()
+        serde_json::to_value(ErrorBody { error: ErrorDetail { message: self.to_string(), kind, param, code } })
+            .unwrap_or_default()
     }
 }
 
@@ -157,10 +118,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, axum::Json(self.body())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -168,8 +126,5 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for an invalid-field error.
 pub fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidField {
-        param,
-        message: message.into(),
-    }
+    ApiError::InvalidField { param, message: message.into() }
 }

@@ -25,26 +25,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let response = rejection.into_response();
-                if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::TooLarge(format!(
-                        "the request body is larger than the {} MiB limit",
-                        crate::MAX_BODY_BYTES >> 20
-                    ))
-                } else {
-                    ApiError::BadJson("the request body could not be read".into())
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            let response = rejection.into_response();
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(format!(
+                    "the request body is larger than the {} MiB limit",
+                    crate::MAX_BODY_BYTES >> 20
+                ))
+            } else {
+                ApiError::BadJson("the request body could not be read".into())
+            }
+        })?;
         serde_json::from_slice(&bytes).map(Self).map_err(|error| {
             use serde_json::error::Category;
             let message = match error.classify() {
                 Category::Data => format!("the JSON does not match this endpoint: {error}"),
-                Category::Eof if bytes.is_empty() => {
-                    "the request body is empty; send a JSON object".to_owned()
-                }
+                Category::Eof if bytes.is_empty() => "the request body is empty; send a JSON object".to_owned(),
                 Category::Syntax | Category::Eof | Category::Io => {
                     format!("the body is not valid JSON: {error}")
                 }

@@ -23,12 +23,7 @@ struct Inner {
 impl AppState {
     /// State for a server whose model `model_id` is still loading.
     pub fn loading(model_id: impl Into<String>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                model_id: model_id.into(),
-                backend: OnceLock::new(),
-            }),
-        }
+        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new() }) }
     }
 
     /// State for a server whose backend is ready.
@@ -55,8 +50,7 @@ impl AppState {
 
     /// The backend that serves `requested` (any model when `None`).
     pub fn backend_for(&self, requested: Option<&str>) -> Result<Arc<dyn Backend>, ApiError> {
-        if let Some(requested) = requested.filter(|r| !r.eq_ignore_ascii_case(&self.inner.model_id))
-        {
+        if let Some(requested) = requested.filter(|r| !r.eq_ignore_ascii_case(&self.inner.model_id)) {
             return Err(ApiError::UnknownModel {
                 requested: requested.to_owned(),
                 available: self.inner.model_id.clone(),

@@ -32,25 +32,14 @@ pub async fn collect(mut generation: Generation) -> Result<Collected, ApiError> 
     let mut logprobs = Vec::new();
     while let Some(event) = generation.next_event().await {
         match event? {
-            GenerationEvent::Delta {
-                text: piece,
-                logprobs: entries,
-            } => {
+            GenerationEvent::Delta { text: piece, logprobs: entries } => {
                 text.push_str(&piece);
                 logprobs.extend(entries);
             }
-            GenerationEvent::Finished(completion) => {
-                return Ok(Collected {
-                    text,
-                    logprobs,
-                    completion,
-                })
-            }
+            GenerationEvent::Finished(completion) => return Ok(Collected { text, logprobs, completion }),
         }
     }
-    Err(ApiError::Backend(edgeway_core::BackendError::Internal(
-        "the generation ended without finishing".into(),
-    )))
+    Err(ApiError::Backend(edgeway_core::BackendError::Internal("the generation ended without finishing".into())))
 }
 
 /// How one endpoint's streamed chunks look.
@@ -68,15 +57,8 @@ pub trait ChunkShape: Send + 'static {
 /// Dropping the response body (the client went away) drops the
 /// [`Generation`], which frees the backend's slot.
 pub fn sse_response(generation: Generation, shape: impl ChunkShape) -> Response {
-    let mut state = SseState {
-        generation,
-        shape,
-        pending: VecDeque::new(),
-        done: false,
-    };
-    state
-        .pending
-        .extend(state.shape.opening().into_iter().map(json_event));
+    let mut state = SseState { generation, shape, pending: VecDeque::new(), done: false };
+    state.pending.extend(state.shape.opening().into_iter().map(json_event));
     Sse::new(sse_events(state)).into_response()
 }
 
@@ -108,25 +90,17 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     }
                 }
                 Some(Ok(GenerationEvent::Finished(completion))) => {
-                    state
-                        .pending
-                        .extend(state.shape.closing(&completion).into_iter().map(json_event));
+                    state.pending.extend(state.shape.closing(&completion).into_iter().map(json_event));
                     state.pending.push_back(Event::default().data("[DONE]"));
                     state.done = true;
                 }
                 Some(Err(error)) => {
-                    state
-                        .pending
-                        .push_back(json_event(ApiError::from(error).body()));
+                    state.pending.push_back(json_event(ApiError::from(error).body()));
                     state.done = true;
                 }
                 None => {
-                    let error = edgeway_core::BackendError::Internal(
-                        "the generation ended without finishing".into(),
-                    );
-                    state
-                        .pending
-                        .push_back(json_event(ApiError::from(error).body()));
+                    let error = edgeway_core::BackendError::Internal("the generation ended without finishing".into());
+                    state.pending.push_back(json_event(ApiError::from(error).body()));
                     state.done = true;
                 }
             }

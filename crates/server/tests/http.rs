@@ -19,7 +19,12 @@ fn state(backend: FakeBackend) -> AppState {
     AppState::ready(Arc::new(backend))
 }
 
-async fn send(state: &AppState, method: &str, path: &str, body: Option<Value>) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn send(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -60,7 +65,8 @@ async fn chat_completion_has_openai_shape() {
 #[tokio::test]
 async fn sse_stream_frames_and_ends_with_done() {
     let state = state(FakeBackend::new("fake", REPLY));
-    let (status, headers, text) = send(&state, "POST", "/v1/chat/completions", Some(chat(json!({"stream": true})))).await;
+    let (status, headers, text) =
+        send(&state, "POST", "/v1/chat/completions", Some(chat(json!({"stream": true})))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/event-stream");
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
@@ -87,7 +93,9 @@ async fn stop_and_max_tokens_shape_the_answer() {
 #[tokio::test]
 async fn text_completion_and_legacy_logprobs() {
     let state = state(FakeBackend::new("fake", REPLY));
-    let (status, body) = post_json(&state, "/v1/completions", json!({"prompt": "Q:", "logprobs": 2, "echo": true, "max_tokens": 2})).await;
+    let (status, body) =
+        post_json(&state, "/v1/completions", json!({"prompt": "Q:", "logprobs": 2, "echo": true, "max_tokens": 2}))
+            .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["choices"][0]["text"], "Q:Paris is ");
     let logprobs = &body["choices"][0]["logprobs"];

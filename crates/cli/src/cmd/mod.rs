@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod model;
 mod serve;
 
@@ -12,11 +13,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(cli.data_dir, args),
         Command::Model(command) => model::run(&data_dir(cli.data_dir, None), command),
+        Command::Bench(args) => bench::run(&data_dir(cli.data_dir, None), &args),
     }
 }
 
 /// The data directory: the flag (or `EDGEWAY_DATA_DIR`), then the config file, then the default.
 fn data_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>) -> PathBuf {
-    flag.or(from_file)
-        .unwrap_or_else(edgeway_models::ModelCache::default_data_dir)
+    flag.or(from_file).unwrap_or_else(edgeway_models::ModelCache::default_data_dir)
 }

@@ -21,11 +21,7 @@ pub fn run(data_dir: &Path, command: ModelCommand) -> anyhow::Result<()> {
 
 fn pull(cache: &ModelCache, name: &str) -> anyhow::Result<()> {
     let Some(model) = catalog::find(name) else {
-        let known = CATALOG
-            .iter()
-            .map(|m| m.name)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
         anyhow::bail!("unknown model '{name}'; edgeway can pull: {known}");
     };
     if let Some(path) = cache.cached(model) {
@@ -36,33 +32,15 @@ fn pull(cache: &ModelCache, name: &str) -> anyhow::Result<()> {
     let result = edgeway_models::pull::pull(model, cache, &mut |p| bar.update(p));
     bar.finish();
     let path = result.with_context(|| format!("cannot pull {}", model.name))?;
-    println!(
-        "{} verified (sha256 {}): {}",
-        model.name,
-        &model.sha256[..12],
-        path.display()
-    );
+    println!("{} verified (sha256 {}): {}", model.name, &model.sha256[..12], path.display());
     Ok(())
 }
 
 fn list(cache: &ModelCache) {
-    println!(
-        "{:<14} {:>9}  {:<10}  DESCRIPTION",
-        "NAME", "SIZE", "STATUS"
-    );
+    println!("{:<14} {:>9}  {:<10}  DESCRIPTION", "NAME", "SIZE", "STATUS");
     for model in CATALOG {
-        let status = if cache.cached(model).is_some() {
-            "downloaded"
-        } else {
-            "-"
-        };
-        println!(
-            "{:<14} {:>9}  {:<10}  {}",
-            model.name,
-            human_size(model.size_bytes),
-            status,
-            model.description
-        );
+        let status = if cache.cached(model).is_some() { "downloaded" } else { "-" };
+        println!("{:<14} {:>9}  {:<10}  {}", model.name, human_size(model.size_bytes), status, model.description);
     }
     let others = cache.other_files();
     if !others.is_empty() {

@@ -17,23 +17,16 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
     let settings = ServeSettings::merge(&args, file);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(serve(settings, ModelCache::new(data_dir), !args.no_pull))
 }
 
 async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> anyhow::Result<()> {
     let address = format!("{}:{}", settings.host, settings.port);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
-    let listener = TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let model_id = settings
-        .alias
-        .clone()
-        .unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
+    let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let state = AppState::loading(model_id.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -45,12 +38,8 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let server = tokio::spawn(edgeway_server::run(listener, state.clone(), shutdown));
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
-    let loaded =
-        tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
-    let engine = match loaded
-        .context("the model loader panicked")
-        .and_then(|result| result)
-    {
+    let loaded = tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
+    let engine = match loaded.context("the model loader panicked").and_then(|result| result) {
         Ok(engine) => engine,
         Err(error) => {
             let _ = stop_tx.send(());
@@ -60,10 +49,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     };
     state.set_backend(engine);
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
-    server
-        .await
-        .context("the server task failed")?
-        .context("the server stopped with an error")?;
+    server.await.context("the server task failed")?.context("the server stopped with an error")?;
     tracing::info!("shut down");
     Ok(())
 }
@@ -75,8 +61,7 @@ fn load(
     allow_pull: bool,
     model_id: String,
 ) -> anyhow::Result<Arc<LlamaEngine>> {
-    let bar =
-        edgeway_models::catalog::find(&settings.model).map(|m| PullBar::new(m.name, m.size_bytes));
+    let bar = edgeway_models::catalog::find(&settings.model).map(|m| PullBar::new(m.name, m.size_bytes));
     let resolved = resolve_model(&settings.model, cache, allow_pull, &mut |p| {
         if let Some(bar) = &bar {
             bar.update(p);

@@ -19,27 +19,22 @@ pub fn test_model() -> PathBuf {
     if let Some(path) = std::env::var_os("EDGEWAY_TEST_MODEL") {
         return PathBuf::from(path);
     }
-    let data_dir = std::env::var_os("EDGEWAY_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache").join("edgeway")
-        });
-    let path = data_dir
-        .join("models")
-        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "the test model is missing at {}; run `edgeway model pull smollm2-135m` (scripts/test.sh does)", path.display());
+    let data_dir = std::env::var_os("EDGEWAY_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache").join("edgeway")
+    });
+    let path = data_dir.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "the test model is missing at {}; run `edgeway model pull smollm2-135m` (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
 /// A free loopback port (the OS picks; the listener is closed before use).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
 }
 
 /// A running `edgeway serve`; killed on drop.
@@ -53,13 +48,8 @@ impl Server {
     /// Starts the server on the test model with extra flags and waits until it is ready.
     pub fn start(extra_args: &[&str]) -> Self {
         let model = test_model();
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--model".into(),
-            model.display().to_string(),
-            "--alias".into(),
-            "smollm2".into(),
-        ];
+        let mut args: Vec<String> =
+            vec!["serve".into(), "--model".into(), model.display().to_string(), "--alias".into(), "smollm2".into()];
         args.extend(extra_args.iter().map(|s| s.to_string()));
         Self::start_with(&args).expect("server did not become ready")
     }
@@ -77,11 +67,7 @@ impl Server {
             .stderr(std::fs::File::create(&stderr_log).expect("create log"))
             .spawn()
             .expect("cannot start edgeway");
-        let mut server = Self {
-            port,
-            child,
-            stderr_log,
-        };
+        let mut server = Self { port, child, stderr_log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = server.child.try_wait() {
@@ -108,11 +94,7 @@ impl Server {
 
     /// POSTs JSON and returns status and parsed body.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = client()
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .expect("request failed");
+        let response = client().post(self.url(path)).json(body).send().expect("request failed");
         let status = response.status().as_u16();
         (status, response.json().unwrap_or(Value::Null))
     }
@@ -126,20 +108,14 @@ impl Server {
 
     /// POSTs a streaming request and returns every `data:` payload, `[DONE]` included.
     pub fn stream(&self, path: &str, body: &Value) -> Vec<String> {
-        let response = client()
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .expect("request failed");
+        let response = client().post(self.url(path)).json(body).send().expect("request failed");
         assert_eq!(response.status(), 200, "stream request failed");
         sse_data(BufReader::new(response))
     }
 
     /// Slots busy according to /health.
     pub fn busy_slots(&self) -> u64 {
-        self.get("/health").1["slots_busy"]
-            .as_u64()
-            .expect("slots_busy")
+        self.get("/health").1["slots_busy"].as_u64().expect("slots_busy")
     }
 }
 
@@ -153,19 +129,12 @@ impl Drop for Server {
 
 /// A client with a generous timeout: debug builds of the test binary are slow to start.
 pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().expect("client")
 }
 
 /// The `data:` payloads of an SSE body.
 pub fn sse_data(reader: impl BufRead) -> Vec<String> {
-    reader
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| line.strip_prefix("data: ").map(str::to_owned))
-        .collect()
+    reader.lines().map_while(Result::ok).filter_map(|line| line.strip_prefix("data: ").map(str::to_owned)).collect()
 }
 
 /// Concatenated `delta.content` of chat chunks.
@@ -174,11 +143,7 @@ pub fn chat_stream_text(events: &[String]) -> String {
         .iter()
         .filter(|e| *e != "[DONE]")
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
         .collect()
 }
 

@@ -25,25 +25,12 @@ pub async fn chat_completions(
     let model = state.model_id().to_owned();
     let created = unix_seconds();
     if options.stream {
-        let shape = ChatShape {
-            id,
-            created,
-            model,
-            wants_logprobs,
-            include_usage: options.include_usage,
-        };
+        let shape = ChatShape { id, created, model, wants_logprobs, include_usage: options.include_usage };
         return Ok(sse_response(generation, shape));
     }
     let collected = collect(generation).await?;
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
-    let body = ChatCompletion::new(
-        id,
-        created,
-        model,
-        collected.text,
-        logprobs,
-        &collected.completion,
-    );
+    let body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
     Ok(axum::Json(body).into_response())
 }
 
@@ -73,28 +60,14 @@ impl ChatShape {
 
 impl ChunkShape for ChatShape {
     fn opening(&mut self) -> Vec<Value> {
-        let delta = Delta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-        };
-        vec![self.chunk(
-            Some(ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: None,
-            }),
-            None,
-        )]
+        let delta = Delta { role: Some("assistant"), content: Some(String::new()) };
+        vec![self.chunk(Some(ChunkChoice { index: 0, delta, logprobs: None, finish_reason: None }), None)]
     }
 
     fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value {
         let choice = ChunkChoice {
             index: 0,
-            delta: Delta {
-                role: None,
-                content: Some(text),
-            },
+            delta: Delta { role: None, content: Some(text) },
             logprobs: ChatLogprobs::from_entries(self.wants_logprobs, logprobs),
             finish_reason: None,
         };
@@ -114,10 +87,7 @@ impl ChunkShape for ChatShape {
             chunks.push(self.chunk(None, Some(completion)));
         } else if let Some(Value::Object(map)) = chunks.first_mut() {
             // Timings ride on the last chunk (llama-server's extension) even without usage.
-            map.insert(
-                "timings".into(),
-                serde_json::to_value(TimingsBody::from(completion)).unwrap_or_default(),
-            );
+            map.insert("timings".into(), serde_json::to_value(TimingsBody::from(completion)).unwrap_or_default());
         }
         chunks
     }

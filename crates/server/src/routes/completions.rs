@@ -26,28 +26,14 @@ pub async fn completions(
     let created = unix_seconds();
     let prefix = options.echo_prefix.unwrap_or_default();
     if options.stream {
-        let shape = TextShape {
-            id,
-            created,
-            model,
-            wants_logprobs,
-            include_usage: options.include_usage,
-            prefix,
-            offset: 0,
-        };
+        let shape =
+            TextShape { id, created, model, wants_logprobs, include_usage: options.include_usage, prefix, offset: 0 };
         return Ok(sse_response(generation, shape));
     }
     let collected = collect(generation).await?;
     let logprobs = TextLogprobs::from_entries(wants_logprobs, &collected.logprobs, prefix.len());
     let text = prefix + &collected.text;
-    let body = TextCompletion::new(
-        id,
-        created,
-        model,
-        text,
-        logprobs,
-        Some(&collected.completion),
-    );
+    let body = TextCompletion::new(id, created, model, text, logprobs, Some(&collected.completion));
     Ok(axum::Json(body).into_response())
 }
 
@@ -65,20 +51,8 @@ struct TextShape {
 }
 
 impl TextShape {
-    fn chunk(
-        &self,
-        text: String,
-        logprobs: Option<TextLogprobs>,
-        completion: Option<&Completion>,
-    ) -> Value {
-        let chunk = TextCompletion::new(
-            self.id.clone(),
-            self.created,
-            self.model.clone(),
-            text,
-            logprobs,
-            completion,
-        );
+    fn chunk(&self, text: String, logprobs: Option<TextLogprobs>, completion: Option<&Completion>) -> Value {
+        let chunk = TextCompletion::new(self.id.clone(), self.created, self.model.clone(), text, logprobs, completion);
         serde_json::to_value(chunk).unwrap_or_default()
     }
 }

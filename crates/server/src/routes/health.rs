@@ -24,8 +24,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
             (StatusCode::OK, Json(body))
         }
         None => {
-            let body =
-                json!({ "status": "loading", "model": state.model_id(), "model_loaded": false });
+            let body = json!({ "status": "loading", "model": state.model_id(), "model_loaded": false });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body))
         }
     }

@@ -51,11 +51,5 @@ pub async fn list_models(State(state): State<AppState>) -> Json<serde_json::Valu
         owned_by: "edgeway",
         meta,
     };
-    Json(
-        serde_json::to_value(ModelList {
-            object: "list",
-            data: vec![entry],
-        })
-        .unwrap_or_default(),
-    )
+    Json(serde_json::to_value(ModelList { object: "list", data: vec![entry] }).unwrap_or_default())
 }

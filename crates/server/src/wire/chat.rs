@@ -4,8 +4,7 @@ use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, TokenLogpro
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    validate_max_tokens, validate_top_logprobs, ChatTokenLogprob, SamplingFields, StreamOptions,
-    TimingsBody, UsageBody,
+    validate_max_tokens, validate_top_logprobs, ChatTokenLogprob, SamplingFields, StreamOptions, TimingsBody, UsageBody,
 };
 use crate::error::{invalid, ApiError};
 
@@ -55,41 +54,29 @@ const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
 impl WireMessage {
     fn into_core(self) -> Result<ChatMessage, ApiError> {
         if !ROLES.contains(&self.role.as_str()) {
-            return Err(invalid(
-                "messages",
-                format!(
-                    "unknown role '{}'; use one of {}",
-                    self.role,
-                    ROLES.join(", ")
-                ),
-            ));
+            return Err(invalid("messages", format!("unknown role '{}'; use one of {}", self.role, ROLES.join(", "))));
         }
         // The templates of small models know `system`, not OpenAI's newer `developer`.
-        let role = if self.role == "developer" {
-            "system".to_owned()
-        } else {
-            self.role
-        };
-        let content =
-            match self.content {
-                None => String::new(),
-                Some(MessageContent::Text(text)) => text,
-                Some(MessageContent::Parts(parts)) => {
-                    let mut text = String::new();
-                    for part in parts {
-                        match (part.kind.as_str(), part.text) {
-                            ("text", Some(piece)) => text.push_str(&piece),
-                            (kind, _) => return Err(invalid(
+        let role = if self.role == "developer" { "system".to_owned() } else { self.role };
+        let content = match self.content {
+            None => String::new(),
+            Some(MessageContent::Text(text)) => text,
+            Some(MessageContent::Parts(parts)) => {
+                let mut text = String::new();
+                for part in parts {
+                    match (part.kind.as_str(), part.text) {
+                        ("text", Some(piece)) => text.push_str(&piece),
+                        (kind, _) => {
+                            return Err(invalid(
                                 "messages",
-                                format!(
-                                    "content parts of type '{kind}' are not supported; send text"
-                                ),
-                            )),
+                                format!("content parts of type '{kind}' are not supported; send text"),
+                            ))
                         }
                     }
-                    text
                 }
-            };
+                text
+            }
+        };
         Ok(ChatMessage { role, content })
     }
 }
@@ -105,40 +92,22 @@ impl ChatRequest {
     /// Validates every field and builds the core request.
     pub fn validate(self) -> Result<(GenerateRequest, ChatOptions), ApiError> {
         if self.messages.is_empty() {
-            return Err(invalid(
-                "messages",
-                "messages must hold at least one message",
-            ));
+            return Err(invalid("messages", "messages must hold at least one message"));
         }
-        let messages = self
-            .messages
-            .into_iter()
-            .map(WireMessage::into_core)
-            .collect::<Result<Vec<_>, _>>()?;
+        let messages = self.messages.into_iter().map(WireMessage::into_core).collect::<Result<Vec<_>, _>>()?;
         let mut sampling = self.sampling.validate()?;
-        sampling.max_tokens =
-            match validate_max_tokens("max_completion_tokens", self.max_completion_tokens)? {
-                Some(n) => Some(n),
-                None => validate_max_tokens("max_tokens", self.max_tokens)?,
-            };
+        sampling.max_tokens = match validate_max_tokens("max_completion_tokens", self.max_completion_tokens)? {
+            Some(n) => Some(n),
+            None => validate_max_tokens("max_tokens", self.max_tokens)?,
+        };
         sampling.logprobs = match (self.logprobs, self.top_logprobs) {
-            (false, Some(_)) => {
-                return Err(invalid("top_logprobs", "top_logprobs needs logprobs: true"))
-            }
+            (false, Some(_)) => return Err(invalid("top_logprobs", "top_logprobs needs logprobs: true")),
             (false, None) => None,
             (true, n) => Some(validate_top_logprobs("top_logprobs", n.unwrap_or(0))?),
         };
-        let options = ChatOptions {
-            stream: self.stream,
-            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
-        };
-        Ok((
-            GenerateRequest {
-                prompt: Prompt::Chat(messages),
-                sampling,
-            },
-            options,
-        ))
+        let options =
+            ChatOptions { stream: self.stream, include_usage: self.stream_options.is_some_and(|o| o.include_usage) };
+        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling }, options))
     }
 }
 
@@ -177,9 +146,7 @@ pub struct ChatLogprobs {
 impl ChatLogprobs {
     /// `None` when no logprobs were asked for, so the field is `null` as OpenAI sends it.
     pub fn from_entries(requested: bool, entries: &[TokenLogprob]) -> Option<Self> {
-        requested.then(|| Self {
-            content: entries.iter().map(ChatTokenLogprob::from).collect(),
-        })
+        requested.then(|| Self { content: entries.iter().map(ChatTokenLogprob::from).collect() })
     }
 }
 
@@ -200,10 +167,7 @@ impl ChatCompletion {
             model,
             choices: vec![ChatChoice {
                 index: 0,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: text,
-                },
+                message: AssistantMessage { role: "assistant", content: text },
                 logprobs,
                 finish_reason: completion.finish_reason.as_str(),
             }],

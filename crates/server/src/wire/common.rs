@@ -38,6 +38,8 @@ pub struct SamplingFields {
     pub frequency_penalty: Option<f32>,
     pub presence_penalty: Option<f32>,
     pub n: Option<u32>,
+    /// llama-server's extension: keep generating past end-of-generation tokens.
+    pub ignore_eos: Option<bool>,
 }
 
 impl SamplingFields {
@@ -46,24 +48,15 @@ impl SamplingFields {
         let defaults = SamplingParams::default();
         let temperature = self.temperature.unwrap_or(defaults.temperature);
         if !(0.0..=2.0).contains(&temperature) {
-            return Err(invalid(
-                "temperature",
-                format!("temperature must be between 0 and 2, got {temperature}"),
-            ));
+            return Err(invalid("temperature", format!("temperature must be between 0 and 2, got {temperature}")));
         }
         let top_p = self.top_p.unwrap_or(defaults.top_p);
         if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(invalid(
-                "top_p",
-                format!("top_p must be greater than 0 and at most 1, got {top_p}"),
-            ));
+            return Err(invalid("top_p", format!("top_p must be greater than 0 and at most 1, got {top_p}")));
         }
         let penalty = |param: &'static str, value: Option<f32>| match value.unwrap_or(0.0) {
             v if (-2.0..=2.0).contains(&v) => Ok(v),
-            v => Err(invalid(
-                param,
-                format!("{param} must be between -2 and 2, got {v}"),
-            )),
+            v => Err(invalid(param, format!("{param} must be between -2 and 2, got {v}"))),
         };
         if let Some(n) = self.n.filter(|&n| n != 1) {
             return Err(invalid("n", format!("only n = 1 is supported, got {n}")));
@@ -76,10 +69,7 @@ impl SamplingFields {
         if stop.len() > MAX_STOP_SEQUENCES {
             return Err(invalid(
                 "stop",
-                format!(
-                    "at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {}",
-                    stop.len()
-                ),
+                format!("at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {}", stop.len()),
             ));
         }
         // Seeds are 32-bit in llama.cpp; larger values are folded rather than refused,
@@ -92,23 +82,18 @@ impl SamplingFields {
             stop,
             frequency_penalty: penalty("frequency_penalty", self.frequency_penalty)?,
             presence_penalty: penalty("presence_penalty", self.presence_penalty)?,
+            ignore_eos: self.ignore_eos.unwrap_or(false),
             ..defaults
         })
     }
 }
 
 /// Checks a `max_tokens`-style field.
-pub fn validate_max_tokens(
-    param: &'static str,
-    value: Option<i64>,
-) -> Result<Option<u32>, ApiError> {
+pub fn validate_max_tokens(param: &'static str, value: Option<i64>) -> Result<Option<u32>, ApiError> {
     match value {
         None => Ok(None),
         Some(n) if n >= 1 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
-        Some(n) => Err(invalid(
-            param,
-            format!("{param} must be at least 1, got {n}"),
-        )),
+        Some(n) => Err(invalid(param, format!("{param} must be at least 1, got {n}"))),
     }
 }
 
@@ -117,12 +102,7 @@ pub fn validate_top_logprobs(param: &'static str, value: i64) -> Result<u8, ApiE
     u8::try_from(value)
         .ok()
         .filter(|n| *n <= MAX_TOP_LOGPROBS)
-        .ok_or_else(|| {
-            invalid(
-                param,
-                format!("{param} must be between 0 and {MAX_TOP_LOGPROBS}, got {value}"),
-            )
-        })
+        .ok_or_else(|| invalid(param, format!("{param} must be between 0 and {MAX_TOP_LOGPROBS}, got {value}")))
 }
 
 /// `usage` in responses.
@@ -147,9 +127,7 @@ impl From<&Completion> for UsageBody {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.prompt_tokens + usage.completion_tokens,
-            prompt_tokens_details: PromptTokensDetails {
-                cached_tokens: usage.cached_tokens,
-            },
+            prompt_tokens_details: PromptTokensDetails { cached_tokens: usage.cached_tokens },
         }
     }
 }
@@ -207,11 +185,7 @@ pub struct ChatTopLogprob {
 }
 
 fn top_entry(top: &TopLogprob) -> ChatTopLogprob {
-    ChatTopLogprob {
-        token: top.token.clone(),
-        logprob: top.logprob,
-        bytes: top.bytes.clone(),
-    }
+    ChatTopLogprob { token: top.token.clone(), logprob: top.logprob, bytes: top.bytes.clone() }
 }
 
 impl From<&TokenLogprob> for ChatTokenLogprob {
@@ -227,22 +201,13 @@ impl From<&TokenLogprob> for ChatTokenLogprob {
 
 /// Seconds since the Unix epoch, for `created`.
 pub fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A response id with the given prefix, unique within this process and unlikely to repeat across runs.
 pub fn response_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}-{:x}{:08x}{:04x}",
-        unix_seconds(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{:x}{:08x}{:04x}", unix_seconds(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff)
 }

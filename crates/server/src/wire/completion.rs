@@ -6,8 +6,7 @@ use edgeway_core::{Completion, GenerateRequest, Prompt, TokenLogprob};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    validate_max_tokens, validate_top_logprobs, SamplingFields, StreamOptions, TimingsBody,
-    UsageBody,
+    validate_max_tokens, validate_top_logprobs, SamplingFields, StreamOptions, TimingsBody, UsageBody,
 };
 use crate::error::{invalid, ApiError};
 
@@ -56,40 +55,24 @@ impl CompletionRequest {
             PromptField::One(text) => text,
             PromptField::Many(mut list) if list.len() == 1 => list.remove(0),
             PromptField::Many(list) => {
-                return Err(invalid(
-                    "prompt",
-                    format!("one prompt per request is supported, got {}", list.len()),
-                ))
+                return Err(invalid("prompt", format!("one prompt per request is supported, got {}", list.len())))
             }
         };
         if prompt.is_empty() {
             return Err(invalid("prompt", "prompt must not be empty"));
         }
         if self.suffix.is_some() {
-            return Err(invalid(
-                "suffix",
-                "suffix (fill-in-the-middle) is not supported",
-            ));
+            return Err(invalid("suffix", "suffix (fill-in-the-middle) is not supported"));
         }
         let mut sampling = self.sampling.validate()?;
-        sampling.max_tokens =
-            Some(validate_max_tokens("max_tokens", self.max_tokens)?.unwrap_or(DEFAULT_MAX_TOKENS));
-        sampling.logprobs = self
-            .logprobs
-            .map(|n| validate_top_logprobs("logprobs", n))
-            .transpose()?;
+        sampling.max_tokens = Some(validate_max_tokens("max_tokens", self.max_tokens)?.unwrap_or(DEFAULT_MAX_TOKENS));
+        sampling.logprobs = self.logprobs.map(|n| validate_top_logprobs("logprobs", n)).transpose()?;
         let options = CompletionOptions {
             stream: self.stream,
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             echo_prefix: self.echo.then(|| prompt.clone()),
         };
-        Ok((
-            GenerateRequest {
-                prompt: Prompt::Text(prompt),
-                sampling,
-            },
-            options,
-        ))
+        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling }, options))
     }
 }
 
@@ -126,11 +109,7 @@ pub struct TextLogprobs {
 
 impl TextLogprobs {
     /// `None` when not asked for; offsets count from `offset` bytes into the output.
-    pub fn from_entries(
-        requested: bool,
-        entries: &[TokenLogprob],
-        mut offset: usize,
-    ) -> Option<Self> {
+    pub fn from_entries(requested: bool, entries: &[TokenLogprob], mut offset: usize) -> Option<Self> {
         if !requested {
             return None;
         }
@@ -138,13 +117,7 @@ impl TextLogprobs {
         for entry in entries {
             out.tokens.push(entry.chosen.token.clone());
             out.token_logprobs.push(entry.chosen.logprob);
-            out.top_logprobs.push(
-                entry
-                    .top
-                    .iter()
-                    .map(|t| (t.token.clone(), t.logprob))
-                    .collect(),
-            );
+            out.top_logprobs.push(entry.top.iter().map(|t| (t.token.clone(), t.logprob)).collect());
             out.text_offset.push(offset);
             offset += entry.chosen.token.len();
         }
