@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Extra `edgeway serve` flags for the measured server, after `--` (e.g. `-- --ctx-size 512`).
+    #[arg(last = true, value_name = "SERVE_FLAGS")]
+    pub serve_args: Vec<String>,
 }
 
 /// `edgeway model …`.
@@ -135,8 +139,8 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_QUEUE_SIZE")]
     pub queue_size: Option<u32>,
 
-    /// Keep a full-size cache for sliding-window layers, so prefixes can be reused on
-    /// models like Gemma 3 (more memory) [default: true].
+    /// Keep a full-size cache for sliding-window layers (models like Gemma 3): a cached
+    /// prefix stays reusable after long answers, at the cost of memory [default: false].
     #[arg(long, env = "EDGEWAY_SWA_FULL", value_name = "BOOL")]
     pub swa_full: Option<bool>,
 

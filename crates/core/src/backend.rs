@@ -11,7 +11,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::event::GenerationEvent;
-use crate::request::GenerateRequest;
+use crate::request::{GenerateRequest, Prompt};
 
 /// Why a backend could not answer.
 ///
@@ -119,4 +119,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Admits a request and returns its event stream, or says why not.
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError>;
+
+    /// The token ids `prompt` becomes, exactly as `submit` would feed it to the model.
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+        let _ = prompt;
+        Err(BackendError::InvalidRequest("this model's backend does not expose its tokenizer".into()))
+    }
 }

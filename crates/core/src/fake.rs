@@ -93,6 +93,10 @@ impl Backend for FakeBackend {
         BackendLoad { busy_slots: self.in_flight(), queued: 0 }
     }
 
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+        Ok((0..count_words(prompt)).collect())
+    }
+
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         let prompt_tokens = count_words(&request.prompt);
         if prompt_tokens >= self.info.n_ctx_slot {

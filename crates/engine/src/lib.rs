@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generation, ModelInfo};
+use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generation, ModelInfo, Prompt};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use tokio::sync::mpsc;
 
@@ -135,6 +135,10 @@ impl Backend for LlamaEngine {
     fn load(&self) -> BackendLoad {
         let queued = self.queue.max_capacity() - self.queue.capacity();
         BackendLoad { busy_slots: self.busy_slots.load(Ordering::Relaxed), queued: queued as u32 }
+    }
+
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+        Ok(self.model.prompt_tokens(prompt)?.into_iter().map(|token| token.0 as u32).collect())
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {

@@ -40,6 +40,9 @@ pub enum ApiError {
     /// No route for this path.
     #[error("no endpoint {0}; see /v1/models, /v1/chat/completions, /v1/completions and /health")]
     NotFound(String),
+    /// The path exists but not for this HTTP method.
+    #[error("this endpoint does not accept that method (chat and completions take POST, models and health take GET)")]
+    MethodNotAllowed,
     /// The model is still loading.
     #[error("the model is loading; retry shortly")]
     Loading,
@@ -74,6 +77,9 @@ impl ApiError {
             ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("invalid_value")),
             ApiError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found")),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found")),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
+            }
             ApiError::Loading => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", Some("model_loading")),
             ApiError::Backend(error) => match error {
                 BackendError::QueueFull { .. } => {
@@ -100,7 +106,6 @@ impl ApiError {
         let param = match self {
             ApiError::InvalidField { param, .. } => Some(*param),
             ApiError::UnknownModel { .. } => Some("model"),
-            ApiError::Backend(BackendError::PromptTooLong { .. }) => Some("messages"),
             _ => None,
         };
         serde_json::to_value(ErrorBody { error: ErrorDetail { message: self.to_string(), kind, param, code } })
@@ -111,8 +116,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(%status, error = %self, "request failed");
+        } else if status.is_server_error() {
+            tracing::info!(%status, error = %self, "request refused");
         } else {
             tracing::debug!(%status, error = %self, "request rejected");
         }

@@ -41,11 +41,18 @@ pub fn app(state: AppState) -> Router {
         .route("/completions", post(routes::completions::completions))
         .route("/v1/models", get(routes::models::list_models))
         .route("/models", get(routes::models::list_models))
+        .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Failures are logged once, with their cause, by ApiError; the trace
+        // layer's own failure events would repeat them at ERROR level.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(state)
 }
 

@@ -4,3 +4,4 @@ pub mod chat;
 pub mod completions;
 pub mod health;
 pub mod models;
+pub mod tokenize;

@@ -72,9 +72,9 @@ pub fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         args.repetitions
     );
 
-    let server = start_server(&model.path, args.threads)?;
+    let server = start_server(&model.path, args.threads, &args.serve_args)?;
     lower_own_priority();
-    let mut prompts = PromptMaker::calibrate(server.port)?;
+    let mut prompts = PromptMaker::new(server.port);
     // The machine's speed drifts; one llama-bench run next to each edgeway run,
     // and the median of the per-pair ratios, keeps the comparison fair.
     let mut rounds = Vec::new();
@@ -156,13 +156,14 @@ impl Drop for ServeProcess {
     }
 }
 
-fn start_server(model: &Path, threads: u32) -> anyhow::Result<ServeProcess> {
+fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Result<ServeProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg("--model")
         .arg(model)
         .args(["--port", &port.to_string(), "--threads", &threads.to_string(), "--no-pull"])
+        .args(extra_args)
         .env("EDGEWAY_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -232,25 +233,51 @@ fn stream_completion(port: u16, prompt: &str, max_tokens: u32) -> anyhow::Result
     })
 }
 
-/// Builds prompts of an exact token length for the served model.
+/// Builds prompts of an exact token length for the served model, with its `/tokenize`.
+///
+/// Exactness matters: llama.cpp's matrix kernels are tuned for tile-sized
+/// batches, and llama-bench itself runs ~10 % slower on 131 tokens than on 128.
 struct PromptMaker {
-    chars_per_token: f64,
+    port: u16,
     openers: std::iter::Cycle<std::slice::Iter<'static, &'static str>>,
 }
 
 impl PromptMaker {
-    /// Measures how many characters of the filler make one token of this model.
-    fn calibrate(port: u16) -> anyhow::Result<Self> {
-        let probe = text_of("Calibration", 2000);
-        let run = stream_completion(port, &probe, 1)?;
-        let chars_per_token = probe.len() as f64 / run.prompt_tokens.max(1) as f64;
-        Ok(Self { chars_per_token, openers: OPENERS.iter().cycle() })
+    fn new(port: u16) -> Self {
+        Self { port, openers: OPENERS.iter().cycle() }
     }
 
-    /// A prompt of about `tokens` tokens that shares no first token with the previous ones.
-    fn make(&mut self, tokens: u32) -> String {
+    fn count_tokens(&self, text: &str) -> anyhow::Result<usize> {
+        let body = json!({ "content": text }).to_string();
+        let reply: Value = serde_json::from_reader(raw_http::post_json(self.port, "/tokenize", &body)?)?;
+        reply["tokens"].as_array().map(Vec::len).context("/tokenize gave no tokens")
+    }
+
+    /// A prompt of exactly `tokens` tokens (BOS included) whose first word differs from the previous prompts'.
+    fn make(&mut self, tokens: u32) -> anyhow::Result<String> {
+        let want = tokens as usize;
         let opener = self.openers.next().copied().unwrap_or("A");
-        text_of(opener, (f64::from(tokens) * self.chars_per_token).round() as usize)
+        let words: Vec<String> = text_of(opener, want * 8).split(' ').map(str::to_owned).collect();
+        // The most whole words that stay within the budget (token count grows with words).
+        let (mut low, mut high) = (1, words.len());
+        while low < high {
+            let mid = (low + high).div_ceil(2);
+            if self.count_tokens(&words[..mid].join(" "))? <= want {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        let mut text = words[..low].join(" ");
+        // Then top up one short word (one token) at a time.
+        for _ in 0..want {
+            match self.count_tokens(&text)? {
+                n if n == want => return Ok(text),
+                n if n > want => bail!("cannot build a prompt of exactly {want} tokens (got {n})"),
+                _ => text.push_str(" a"),
+            }
+        }
+        bail!("cannot build a prompt of exactly {want} tokens")
     }
 }
 
@@ -265,9 +292,9 @@ fn text_of(opener: &str, chars: usize) -> String {
 }
 
 fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyhow::Result<Round> {
-    let prompt = stream_completion(port, &prompts.make(args.prompt_tokens), 1)?;
-    let generation = stream_completion(port, &prompts.make(16), args.gen_tokens)?;
-    let prefix = prompts.make(args.prefix_tokens);
+    let prompt = stream_completion(port, &prompts.make(args.prompt_tokens)?, 1)?;
+    let generation = stream_completion(port, &prompts.make(16)?, args.gen_tokens)?;
+    let prefix = prompts.make(args.prefix_tokens)?;
     let cold = stream_completion(port, &format!("{prefix}\nQuestion: what is checked?"), 1)?;
     let warm = stream_completion(port, &format!("{prefix}\nQuestion: who reviews the parts?"), 1)?;
     Ok(Round {
@@ -344,7 +371,8 @@ impl Report {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let shown = |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.2}{unit}"));
         let prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prompt_tokens);
-        let prefix_tokens = self.rounds.first().map_or(0, |(_, r)| r.prefix_tokens);
+        let prefix_tokens = args.prefix_tokens;
+        let prefix_prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prefix_tokens);
         let (cold, warm) = (self.ours(|r| r.ttft_cold_ms), self.ours(|r| r.ttft_warm_ms));
         let mut out = format!(
             "### {} ({:.1} MiB), {} threads, median of {} interleaved rounds\n\n",
@@ -376,7 +404,7 @@ impl Report {
             shown(self.ratio(|r| r.server_gen_tps, |a| a.gen_tps), "×"),
         );
         out += &format!(
-            "| TTFT with a {prefix_tokens}-token prefix shared with the previous request: warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
+            "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
             warm / cold
         );
         out += &format!(
