@@ -201,3 +201,15 @@ async fn dropping_a_stream_cancels_generation() {
     }
     panic!("the generation kept running after its stream was dropped");
 }
+
+#[tokio::test]
+async fn tokenize_and_wrong_methods() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, body) = post_json(&state, "/tokenize", json!({"content": "three little words"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["tokens"], json!([0, 1, 2]));
+
+    let (status, _, text) = send(&state, "GET", "/v1/chat/completions", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(text.contains("method_not_allowed"), "{text}");
+}
