@@ -123,7 +123,14 @@ pub fn run(
             }
             break;
         }
-        scheduler.step(&mut ctx);
+        // A panic in a step (a bug, or an unexpected answer from llama.cpp) must not
+        // take the engine down: the requests in flight fail, the caches are dropped,
+        // and the next request is served as usual.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.step(&mut ctx)));
+        if stepped.is_err() {
+            tracing::error!("the engine step panicked; failing the requests in flight and clearing the cache");
+            scheduler.fail_all(&mut ctx, "internal error in the engine; the request was dropped");
+        }
     }
     tracing::debug!("engine worker stopped");
 }

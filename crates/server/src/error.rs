@@ -131,6 +131,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The response for a handler that panicked: a 500 that says nothing of the internals.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Backend(BackendError::Internal("unexpected internal error".into())).into_response()
+}
+
 /// Shorthand for an invalid-field error.
 pub fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::InvalidField { param, message: message.into() }

@@ -47,6 +47,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A panicking handler answers 500 in the API's error shape instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         // Failures are logged once, with their cause, by ApiError; the trace
         // layer's own failure events would repeat them at ERROR level.
         .layer(

@@ -213,3 +213,28 @@ async fn tokenize_and_wrong_methods() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(text.contains("method_not_allowed"), "{text}");
 }
+
+/// A backend with a bug: every request panics.
+struct PanickingBackend(edgeway_core::ModelInfo);
+
+impl edgeway_core::Backend for PanickingBackend {
+    fn model_info(&self) -> &edgeway_core::ModelInfo {
+        &self.0
+    }
+    fn load(&self) -> edgeway_core::BackendLoad {
+        edgeway_core::BackendLoad::default()
+    }
+    fn submit(&self, _: edgeway_core::GenerateRequest) -> Result<edgeway_core::Generation, edgeway_core::BackendError> {
+        panic!("a bug in a backend");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_becomes_a_500_in_the_error_shape() {
+    let info = edgeway_core::Backend::model_info(&FakeBackend::new("fake", REPLY)).clone();
+    let state = AppState::ready(Arc::new(PanickingBackend(info)));
+    let (status, body) = post_json(&state, "/v1/chat/completions", chat(json!({}))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["type"], "server_error");
+    assert!(!body["error"]["message"].as_str().unwrap().contains("bug"), "internals must not leak");
+}
