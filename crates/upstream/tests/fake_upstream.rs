@@ -1,0 +1,112 @@
+//! The cloud backend against small in-process HTTP servers that misbehave in
+//! chosen ways. The integration suite (`crates/cli/tests`) runs it against a
+//! real second `edgeway serve` process.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use edgeway_core::{Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, Prompt, SamplingParams};
+use edgeway_upstream::{CloudBackend, UpstreamConfig};
+
+/// Serves `app` on a loopback port and returns the base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/v1")
+}
+
+fn sse(body: &'static str) -> Response {
+    Response::builder().header("content-type", "text/event-stream").body(Body::from(body)).unwrap()
+}
+
+fn request() -> GenerateRequest {
+    GenerateRequest { prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]), sampling: SamplingParams::default() }
+}
+
+async fn run(base_url: String, timeout: Duration) -> (String, Result<edgeway_core::Completion, BackendError>) {
+    let mut config = UpstreamConfig::new("cloud", base_url, "big-model");
+    config.timeout = timeout;
+    config.price_input_per_mtok = 1.0;
+    let backend = CloudBackend::new(config).unwrap();
+    let mut generation = backend.submit(request()).unwrap();
+    let mut text = String::new();
+    while let Some(event) = generation.next_event().await {
+        match event {
+            Ok(GenerationEvent::Delta { text: piece, .. }) => text.push_str(&piece),
+            Ok(GenerationEvent::Finished(completion)) => return (text, Ok(completion)),
+            Err(error) => return (text, Err(error)),
+        }
+    }
+    (text, Err(BackendError::Internal("no end".into())))
+}
+
+const GOOD_STREAM: &str = concat!(
+    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[tokio::test]
+async fn a_good_stream_passes_through_with_usage() {
+    let base = serve(Router::new().route("/v1/chat/completions", post(|| async { sse(GOOD_STREAM) }))).await;
+    let (text, completion) = run(base, Duration::from_secs(5)).await;
+    assert_eq!(text, "Hello");
+    let completion = completion.unwrap();
+    assert_eq!((completion.usage.prompt_tokens, completion.usage.completion_tokens), (7, 2));
+}
+
+#[tokio::test]
+async fn a_500_or_a_dead_port_is_unavailable() {
+    let base = serve(
+        Router::new().route("/v1/chat/completions", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") })),
+    )
+    .await;
+    let (_, result) = run(base, Duration::from_secs(5)).await;
+    let error = result.unwrap_err();
+    assert!(matches!(&error, BackendError::Unavailable(m) if m.contains("500") && m.contains("boom")), "{error}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (_, result) = run(format!("http://127.0.0.1:{port}/v1"), Duration::from_secs(5)).await;
+    assert!(matches!(result, Err(BackendError::Unavailable(m)) if m.contains("unreachable")));
+}
+
+#[tokio::test]
+async fn a_stall_before_the_first_token_times_out_as_unavailable() {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            sse(GOOD_STREAM)
+        }),
+    );
+    let started = std::time::Instant::now();
+    let (_, result) = run(serve(app).await, Duration::from_millis(300)).await;
+    assert!(matches!(result, Err(BackendError::Unavailable(m)) if m.contains("did not answer")));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_some_text_is_an_internal_error() {
+    let cut = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n";
+    let base = serve(Router::new().route("/v1/chat/completions", post(move || async move { sse(cut) }))).await;
+    let (text, result) = run(base, Duration::from_secs(5)).await;
+    assert_eq!(text, "Hel");
+    assert!(matches!(result, Err(BackendError::Internal(m)) if m.contains("before the answer ended")));
+}
+
+#[test]
+fn cost_uses_both_prices() {
+    let mut config = UpstreamConfig::new("c", "http://x/v1/", "m");
+    config.price_input_per_mtok = 2.0;
+    config.price_output_per_mtok = 10.0;
+    assert_eq!(config.base_url, "http://x/v1");
+    assert!((config.cost(1_000_000, 100_000) - 3.0).abs() < 1e-9);
+}
