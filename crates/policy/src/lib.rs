@@ -1,0 +1,20 @@
+//! Routing decisions, as pure functions: no I/O, no clocks, no backends.
+//!
+//! A request is scored for complexity in `[0, 1]` ([`scorer`]), assigned a
+//! domain ([`domain`]), and the score is compared with that domain's
+//! threshold to pick the edge or the cloud, with the reason recorded
+//! ([`decision`]). What happens when the chosen side then fails (fallbacks,
+//! cooldowns) is the router's business, not this crate's.
+//!
+//! # Layout
+//! - [`scorer`]: the [`scorer::ComplexityScorer`] trait and the transparent, feature-weighted scorer.
+//! - [`domain`]: keyword and regex rules that name a request's domain.
+//! - [`decision`]: thresholds and the edge-or-cloud decision with its reason.
+
+pub mod decision;
+pub mod domain;
+pub mod scorer;
+
+pub use decision::{decide, Decision, RouteReason, Target, Thresholds};
+pub use domain::{DomainRule, DomainRules};
+pub use scorer::{ComplexityScorer, Score, TransparentScorer};
