@@ -179,8 +179,16 @@ fn a_full_queue_answers_503_with_retry_after() {
     // First request takes the only slot; wait until it streams.
     let mut first = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
     read_until(&mut first, "data:");
-    // Second waits in the queue (its response headers come back at once).
-    let _second = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
+    // Second waits in the queue. Its answer starts only when it gets the slot, so
+    // send it from a raw socket and do not wait for it.
+    let body = long.to_string();
+    let mut second = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(second, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
+    let queued_by = Instant::now() + Duration::from_secs(10);
+    while server.get("/health").1["queued"] != 1 {
+        assert!(Instant::now() < queued_by, "the second request never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Third finds the queue full.
     let third = client.post(server.url("/v1/chat/completions")).json(&long).send().unwrap();
     assert_eq!(third.status(), 503);

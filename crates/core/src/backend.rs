@@ -114,6 +114,16 @@ pub trait Backend: Send + Sync + 'static {
     /// What this backend serves.
     fn model_info(&self) -> &ModelInfo;
 
+    /// The names clients may put in `model` for this backend.
+    fn model_ids(&self) -> Vec<String> {
+        vec![self.model_info().id.clone()]
+    }
+
+    /// Whether `model` names this backend (or one it routes to).
+    fn serves(&self, model: &str) -> bool {
+        self.model_ids().iter().any(|id| id.eq_ignore_ascii_case(model))
+    }
+
     /// Current load.
     fn load(&self) -> BackendLoad;
 

@@ -76,9 +76,28 @@ pub struct Completion {
     pub timings: Timings,
 }
 
+/// Where a request ended up and why, sent before any text by routing backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteInfo {
+    /// The side that answers.
+    pub target: crate::request::RouteTarget,
+    /// The model that answers, as clients name it.
+    pub model: String,
+    /// Why it went there (a short stable name, e.g. `score_below_threshold`).
+    pub reason: String,
+    /// The complexity score, when one was computed.
+    pub score: Option<f32>,
+    /// The request's domain.
+    pub domain: Option<String>,
+    /// The other side failed and this one stepped in; says what failed.
+    pub fallback_from: Option<String>,
+}
+
 /// An item of a generation stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationEvent {
+    /// Where the request is answered; at most once, before any text.
+    Routed(RouteInfo),
     /// New output text, with the log-probabilities of the tokens it came from
     /// when they were asked for. Text may be empty while a possible stop
     /// sequence is held back.

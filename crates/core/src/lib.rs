@@ -21,5 +21,5 @@ pub mod request;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
-pub use event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
-pub use request::{ChatMessage, GenerateRequest, Prompt, SamplingParams};
+pub use event::{Completion, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob, Usage};
+pub use request::{ChatMessage, GenerateRequest, Prompt, RouteHints, RouteTarget, SamplingParams};

@@ -68,6 +68,45 @@ impl Default for SamplingParams {
     }
 }
 
+/// Where a request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteTarget {
+    /// The local model.
+    Edge,
+    /// A cloud upstream.
+    Cloud,
+}
+
+impl RouteTarget {
+    /// `edge` or `cloud`, as headers and logs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteTarget::Edge => "edge",
+            RouteTarget::Cloud => "cloud",
+        }
+    }
+
+    /// Parses `edge` or `cloud` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "edge" | "local" => Some(RouteTarget::Edge),
+            "cloud" | "remote" => Some(RouteTarget::Cloud),
+            _ => None,
+        }
+    }
+}
+
+/// What the client said about routing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteHints {
+    /// The `model` field: `None` or `auto` lets the router choose.
+    pub model: Option<String>,
+    /// A forced side (the `x-edgeway-route` header).
+    pub target: Option<RouteTarget>,
+    /// The domain, when the client names it (the `x-edgeway-domain` header).
+    pub domain: Option<String>,
+}
+
 /// A validated generation request, the only request type a [`crate::Backend`] accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateRequest {
@@ -75,4 +114,6 @@ pub struct GenerateRequest {
     pub prompt: Prompt,
     /// How to sample.
     pub sampling: SamplingParams,
+    /// Routing wishes; single backends ignore them.
+    pub route: RouteHints,
 }

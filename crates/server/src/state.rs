@@ -48,14 +48,20 @@ impl AppState {
         self.inner.backend.get()
     }
 
-    /// The backend that serves `requested` (any model when `None`).
+    /// The backend that serves `requested`: any when `None` or `auto`, else one whose `serves` says so.
     pub fn backend_for(&self, requested: Option<&str>) -> Result<Arc<dyn Backend>, ApiError> {
-        if let Some(requested) = requested.filter(|r| !r.eq_ignore_ascii_case(&self.inner.model_id)) {
-            return Err(ApiError::UnknownModel {
-                requested: requested.to_owned(),
-                available: self.inner.model_id.clone(),
-            });
+        let requested =
+            requested.filter(|r| !r.eq_ignore_ascii_case("auto") && !r.eq_ignore_ascii_case(&self.inner.model_id));
+        match (self.backend(), requested) {
+            (Some(backend), None) => Ok(backend.clone()),
+            (Some(backend), Some(r)) if backend.serves(r) => Ok(backend.clone()),
+            (Some(backend), Some(r)) => {
+                Err(ApiError::UnknownModel { requested: r.to_owned(), available: backend.model_ids().join(", ") })
+            }
+            (None, Some(r)) => {
+                Err(ApiError::UnknownModel { requested: r.to_owned(), available: self.inner.model_id.clone() })
+            }
+            (None, None) => Err(ApiError::Loading),
         }
-        self.backend().cloned().ok_or(ApiError::Loading)
     }
 }

@@ -8,9 +8,10 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use edgeway_core::{Completion, Generation, GenerationEvent, TokenLogprob};
+use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, RouteInfo, TokenLogprob};
 use futures::Stream;
 use serde_json::Value;
 
@@ -26,20 +27,85 @@ pub struct Collected {
     pub completion: Completion,
 }
 
+/// A generation whose route is settled and whose first output is known.
+///
+/// Waiting for the first output before answering means every failure that
+/// happens before any text (a cloud that is down and an edge that is full, a
+/// prompt too long for the side that was chosen) reaches the client as an
+/// HTTP status, and the route can go into the response headers.
+pub struct Started {
+    generation: Generation,
+    /// Where the request is answered, if a router said so.
+    pub route: Option<RouteInfo>,
+    first: Option<GenerationEvent>,
+}
+
+impl Started {
+    /// The next event, the held first one included.
+    async fn next_event(&mut self) -> Option<Result<GenerationEvent, BackendError>> {
+        match self.first.take() {
+            Some(event) => Some(Ok(event)),
+            None => self.generation.next_event().await,
+        }
+    }
+}
+
+fn ended_early() -> ApiError {
+    ApiError::Backend(BackendError::Internal("the generation ended without finishing".into()))
+}
+
+/// Waits for the route and the first output (or the error that prevents any).
+pub async fn start(mut generation: Generation) -> Result<Started, ApiError> {
+    let mut route = None;
+    loop {
+        match generation.next_event().await {
+            Some(Ok(GenerationEvent::Routed(info))) => route = Some(info),
+            Some(Ok(event)) => return Ok(Started { generation, route, first: Some(event) }),
+            Some(Err(error)) => return Err(error.into()),
+            None => return Err(ended_early()),
+        }
+    }
+}
+
 /// Waits for the whole answer.
-pub async fn collect(mut generation: Generation) -> Result<Collected, ApiError> {
+pub async fn collect(mut started: Started) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut logprobs = Vec::new();
-    while let Some(event) = generation.next_event().await {
+    while let Some(event) = started.next_event().await {
         match event? {
             GenerationEvent::Delta { text: piece, logprobs: entries } => {
                 text.push_str(&piece);
                 logprobs.extend(entries);
             }
             GenerationEvent::Finished(completion) => return Ok(Collected { text, logprobs, completion }),
+            GenerationEvent::Routed(_) => {}
         }
     }
-    Err(ApiError::Backend(edgeway_core::BackendError::Internal("the generation ended without finishing".into())))
+    Err(ended_early())
+}
+
+/// Response headers that say where a request was answered and why.
+pub fn route_headers(route: Option<&RouteInfo>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let Some(route) = route else { return headers };
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put("x-edgeway-route", route.target.as_str());
+    put("x-edgeway-route-reason", &route.reason);
+    put("x-edgeway-model", &route.model);
+    if let Some(score) = route.score {
+        put("x-edgeway-score", &format!("{score:.3}"));
+    }
+    if let Some(domain) = &route.domain {
+        put("x-edgeway-domain", domain);
+    }
+    if let Some(failed) = &route.fallback_from {
+        put("x-edgeway-fallback", failed);
+    }
+    headers
 }
 
 /// How one endpoint's streamed chunks look.
@@ -56,14 +122,15 @@ pub trait ChunkShape: Send + 'static {
 ///
 /// Dropping the response body (the client went away) drops the
 /// [`Generation`], which frees the backend's slot.
-pub fn sse_response(generation: Generation, shape: impl ChunkShape) -> Response {
-    let mut state = SseState { generation, shape, pending: VecDeque::new(), done: false };
+pub fn sse_response(started: Started, shape: impl ChunkShape) -> Response {
+    let headers = route_headers(started.route.as_ref());
+    let mut state = SseState { generation: started, shape, pending: VecDeque::new(), done: false };
     state.pending.extend(state.shape.opening().into_iter().map(json_event));
-    Sse::new(sse_events(state)).into_response()
+    (headers, Sse::new(sse_events(state))).into_response()
 }
 
 struct SseState<S> {
-    generation: Generation,
+    generation: Started,
     shape: S,
     pending: VecDeque<Event>,
     done: bool,
@@ -94,13 +161,13 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     state.pending.push_back(Event::default().data("[DONE]"));
                     state.done = true;
                 }
+                Some(Ok(GenerationEvent::Routed(_))) => {}
                 Some(Err(error)) => {
                     state.pending.push_back(json_event(ApiError::from(error).body()));
                     state.done = true;
                 }
                 None => {
-                    let error = edgeway_core::BackendError::Internal("the generation ended without finishing".into());
-                    state.pending.push_back(json_event(ApiError::from(error).body()));
+                    state.pending.push_back(json_event(ended_early().body()));
                     state.done = true;
                 }
             }

@@ -25,7 +25,11 @@ fn sse(body: &'static str) -> Response {
 }
 
 fn request() -> GenerateRequest {
-    GenerateRequest { prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]), sampling: SamplingParams::default() }
+    GenerateRequest {
+        prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]),
+        sampling: SamplingParams::default(),
+        route: Default::default(),
+    }
 }
 
 async fn run(base_url: String, timeout: Duration) -> (String, Result<edgeway_core::Completion, BackendError>) {
@@ -39,6 +43,7 @@ async fn run(base_url: String, timeout: Duration) -> (String, Result<edgeway_cor
         match event {
             Ok(GenerationEvent::Delta { text: piece, .. }) => text.push_str(&piece),
             Ok(GenerationEvent::Finished(completion)) => return (text, Ok(completion)),
+            Ok(GenerationEvent::Routed(_)) => {}
             Err(error) => return (text, Err(error)),
         }
     }

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use edgeway_core::{Completion, TokenLogprob};
 use serde_json::Value;
@@ -8,30 +9,31 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::stream::{collect, sse_response, ChunkShape};
+use crate::stream::{collect, route_headers, sse_response, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
 use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
 
 /// Answers a chat, streamed or whole.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let generation = backend.submit(request)?;
+    let (started, model) = super::begin(&state, backend, &headers, request).await?;
     let id = response_id("chatcmpl");
-    let model = state.model_id().to_owned();
     let created = unix_seconds();
     if options.stream {
         let shape = ChatShape { id, created, model, wants_logprobs, include_usage: options.include_usage };
-        return Ok(sse_response(generation, shape));
+        return Ok(sse_response(started, shape));
     }
-    let collected = collect(generation).await?;
+    let route = route_headers(started.route.as_ref());
+    let collected = collect(started).await?;
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
     let body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
-    Ok(axum::Json(body).into_response())
+    Ok((route, axum::Json(body)).into_response())
 }
 
 /// The chunks of a streamed chat completion.

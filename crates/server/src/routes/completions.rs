@@ -1,6 +1,7 @@
 //! `POST /v1/completions`.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use edgeway_core::{Completion, TokenLogprob};
 use serde_json::Value;
@@ -8,33 +9,34 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::stream::{collect, sse_response, ChunkShape};
+use crate::stream::{collect, route_headers, sse_response, ChunkShape};
 use crate::wire::common::{response_id, unix_seconds};
 use crate::wire::completion::{CompletionRequest, TextCompletion, TextLogprobs};
 
 /// Continues a text prompt, streamed or whole.
 pub async fn completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let generation = backend.submit(request)?;
+    let (started, model) = super::begin(&state, backend, &headers, request).await?;
     let id = response_id("cmpl");
-    let model = state.model_id().to_owned();
     let created = unix_seconds();
     let prefix = options.echo_prefix.unwrap_or_default();
     if options.stream {
         let shape =
             TextShape { id, created, model, wants_logprobs, include_usage: options.include_usage, prefix, offset: 0 };
-        return Ok(sse_response(generation, shape));
+        return Ok(sse_response(started, shape));
     }
-    let collected = collect(generation).await?;
+    let route = route_headers(started.route.as_ref());
+    let collected = collect(started).await?;
     let logprobs = TextLogprobs::from_entries(wants_logprobs, &collected.logprobs, prefix.len());
     let text = prefix + &collected.text;
     let body = TextCompletion::new(id, created, model, text, logprobs, Some(&collected.completion));
-    Ok(axum::Json(body).into_response())
+    Ok((route, axum::Json(body)).into_response())
 }
 
 /// The chunks of a streamed text completion.

@@ -44,12 +44,18 @@ pub async fn list_models(State(state): State<AppState>) -> Json<serde_json::Valu
             parallel: info.parallel,
         }
     });
-    let entry = ModelEntry {
+    let mut data = vec![ModelEntry {
         id: state.model_id().to_owned(),
         object: "model",
         created: unix_seconds(),
         owned_by: "edgeway",
         meta,
-    };
-    Json(serde_json::to_value(ModelList { object: "list", data: vec![entry] }).unwrap_or_default())
+    }];
+    // A router also answers to its tiers' names.
+    for id in state.backend().map(|backend| backend.model_ids()).unwrap_or_default() {
+        if data.iter().all(|entry| !entry.id.eq_ignore_ascii_case(&id)) {
+            data.push(ModelEntry { id, object: "model", created: unix_seconds(), owned_by: "edgeway", meta: None });
+        }
+    }
+    Json(serde_json::to_value(ModelList { object: "list", data }).unwrap_or_default())
 }

@@ -1,6 +1,6 @@
 //! `/v1/chat/completions` request and response shapes.
 
-use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, TokenLogprob};
+use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -107,7 +107,8 @@ impl ChatRequest {
         };
         let options =
             ChatOptions { stream: self.stream, include_usage: self.stream_options.is_some_and(|o| o.include_usage) };
-        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling }, options))
+        let route = RouteHints { model: self.model, ..RouteHints::default() };
+        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route }, options))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use edgeway_core::{Completion, GenerateRequest, Prompt, TokenLogprob};
+use edgeway_core::{Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -72,7 +72,8 @@ impl CompletionRequest {
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             echo_prefix: self.echo.then(|| prompt.clone()),
         };
-        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling }, options))
+        let route = RouteHints { model: self.model, ..RouteHints::default() };
+        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route }, options))
     }
 }
 
