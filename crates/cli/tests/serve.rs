@@ -183,7 +183,13 @@ fn a_full_queue_answers_503_with_retry_after() {
     // send it from a raw socket and do not wait for it.
     let body = long.to_string();
     let mut second = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(second, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
+    write!(
+        second,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    )
+    .unwrap();
     let queued_by = Instant::now() + Duration::from_secs(10);
     while server.get("/health").1["queued"] != 1 {
         assert!(Instant::now() < queued_by, "the second request never queued");

@@ -82,17 +82,28 @@ pub struct BackendLoad {
 pub struct Generation {
     /// Tokens in the prompt after templating, known at admission.
     pub prompt_tokens: u32,
+    /// An event to deliver before the channel's, set by [`Generation::prepend`].
+    first: Option<GenerationEvent>,
     events: mpsc::UnboundedReceiver<Result<GenerationEvent, BackendError>>,
 }
 
 impl Generation {
     /// Wraps the receiving end of a backend's event channel.
     pub fn new(prompt_tokens: u32, events: mpsc::UnboundedReceiver<Result<GenerationEvent, BackendError>>) -> Self {
-        Self { prompt_tokens, events }
+        Self { prompt_tokens, first: None, events }
+    }
+
+    /// Delivers `event` before everything else (a router's `Routed`, say).
+    pub fn prepend(mut self, event: GenerationEvent) -> Self {
+        self.first = Some(event);
+        self
     }
 
     /// The next event, or `None` once the backend has hung up.
     pub async fn next_event(&mut self) -> Option<Result<GenerationEvent, BackendError>> {
+        if let Some(event) = self.first.take() {
+            return Some(Ok(event));
+        }
         self.events.recv().await
     }
 }
@@ -101,6 +112,9 @@ impl Stream for Generation {
     type Item = Result<GenerationEvent, BackendError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(event) = self.first.take() {
+            return Poll::Ready(Some(Ok(event)));
+        }
         self.events.poll_recv(cx)
     }
 }

@@ -2,24 +2,8 @@
 
 use std::collections::HashMap;
 
-/// Where a request is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// The local model.
-    Edge,
-    /// The cloud upstream.
-    Cloud,
-}
-
-impl Target {
-    /// `edge` or `cloud`, as headers and logs spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Edge => "edge",
-            Target::Cloud => "cloud",
-        }
-    }
-}
+/// Where a request is answered (core's type, so routers and backends share it).
+pub use edgeway_core::RouteTarget as Target;
 
 /// Why a request went where it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

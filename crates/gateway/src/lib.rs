@@ -1,0 +1,376 @@
+//! The routing [`Backend`]: every request is scored and sent to the edge or
+//! the cloud, and each side covers for the other when it fails.
+//!
+//! ```text
+//! submit ─ score + domain ─ decide ─┬─ edge ── queue full? ── cloud (if configured)
+//!                                   └─ cloud ─ fails before any text? ── edge (and the cloud cools down)
+//! ```
+//!
+//! The decision itself is `edgeway-policy`'s pure function; this crate adds
+//! what needs time and state: waiting for the cloud's first output before
+//! committing to it, falling back, and the cooldown that keeps a failing
+//! upstream from costing every request a timeout. The first event of every
+//! stream is `Routed`, which says where the answer comes from and why.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgeway_core::{
+    Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, Prompt, RouteInfo,
+    RouteTarget,
+};
+use edgeway_policy::{decide, ComplexityScorer, DomainRules, RouteReason, Thresholds};
+use tokio::sync::mpsc;
+
+/// The name that lets the router choose.
+pub const AUTO: &str = "auto";
+
+/// How the gateway routes.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Score thresholds per domain.
+    pub thresholds: Thresholds,
+    /// How domains are recognised.
+    pub domains: DomainRules,
+    /// How long a cloud that failed is left alone before it is tried again.
+    pub cooldown: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { thresholds: Thresholds::defaults(), domains: DomainRules::defaults(), cooldown: Duration::from_secs(5) }
+    }
+}
+
+/// Edge and (optionally) cloud behind one [`Backend`].
+pub struct Gateway {
+    edge: Arc<dyn Backend>,
+    cloud: Option<Arc<dyn Backend>>,
+    scorer: Arc<dyn ComplexityScorer>,
+    config: GatewayConfig,
+    /// Until when the cloud is skipped after a failure.
+    cloud_down_until: Arc<Mutex<Option<Instant>>>,
+}
+
+/// What the decision was, for the `Routed` event.
+#[derive(Clone)]
+struct RouteContext {
+    score: f32,
+    domain: String,
+}
+
+impl Gateway {
+    /// A gateway over `edge` and an optional `cloud`.
+    pub fn new(
+        edge: Arc<dyn Backend>,
+        cloud: Option<Arc<dyn Backend>>,
+        scorer: Arc<dyn ComplexityScorer>,
+        config: GatewayConfig,
+    ) -> Self {
+        Self { edge, cloud, scorer, config, cloud_down_until: Arc::new(Mutex::new(None)) }
+    }
+
+    fn cloud_available(&self) -> bool {
+        self.cloud.is_some() && !cooling_down(&self.cloud_down_until)
+    }
+
+    /// What the client asked for, if anything.
+    fn forced(&self, request: &GenerateRequest) -> Option<(RouteTarget, RouteReason)> {
+        if let Some(model) = request.route.model.as_deref().filter(|m| !m.eq_ignore_ascii_case(AUTO)) {
+            if self.cloud.as_ref().is_some_and(|cloud| cloud.serves(model)) {
+                return Some((RouteTarget::Cloud, RouteReason::ForcedByModel));
+            }
+            if self.edge.serves(model) {
+                return Some((RouteTarget::Edge, RouteReason::ForcedByModel));
+            }
+        }
+        request.route.target.map(|target| (target, RouteReason::ForcedByHeader))
+    }
+}
+
+fn cooling_down(until: &Mutex<Option<Instant>>) -> bool {
+    until.lock().map(|guard| guard.is_some_and(|t| Instant::now() < t)).unwrap_or(false)
+}
+
+fn route_info(
+    backend: &dyn Backend,
+    target: RouteTarget,
+    reason: &str,
+    context: &RouteContext,
+    fallback_from: Option<String>,
+) -> RouteInfo {
+    RouteInfo {
+        target,
+        model: backend.model_info().id.clone(),
+        reason: reason.to_owned(),
+        score: Some(context.score),
+        domain: Some(context.domain.clone()),
+        fallback_from,
+    }
+}
+
+impl Backend for Gateway {
+    fn model_info(&self) -> &ModelInfo {
+        self.edge.model_info()
+    }
+
+    fn model_ids(&self) -> Vec<String> {
+        let mut ids = vec![AUTO.to_owned()];
+        ids.extend(self.edge.model_ids());
+        if let Some(cloud) = &self.cloud {
+            ids.extend(cloud.model_ids());
+        }
+        ids
+    }
+
+    fn load(&self) -> BackendLoad {
+        self.edge.load()
+    }
+
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+        self.edge.tokenize(prompt)
+    }
+
+    fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
+        let score = self.scorer.score(&request.prompt).value;
+        let domain =
+            request.route.domain.clone().unwrap_or_else(|| self.config.domains.classify(&request.prompt).to_owned());
+        let forced = self.forced(&request);
+        let decision = decide(score, &domain, &self.config.thresholds, forced, self.cloud_available());
+        let context = RouteContext { score, domain };
+        tracing::debug!(score, domain = %context.domain, target = decision.target.as_str(), reason = decision.reason.as_str(), "routed");
+
+        match (decision.target, &self.cloud) {
+            (RouteTarget::Cloud, Some(cloud)) => {
+                Ok(self.via_cloud(cloud.clone(), request, context, decision.reason.as_str()))
+            }
+            _ => match self.edge.submit(request.clone()) {
+                Ok(generation) => {
+                    let info =
+                        route_info(self.edge.as_ref(), RouteTarget::Edge, decision.reason.as_str(), &context, None);
+                    Ok(generation.prepend(GenerationEvent::Routed(info)))
+                }
+                // A full edge sends auto-routed work to the cloud rather than refusing it.
+                Err(error @ BackendError::QueueFull { .. }) if forced.is_none() && self.cloud_available() => {
+                    match &self.cloud {
+                        Some(cloud) => Ok(self.via_cloud(cloud.clone(), request, context, "edge_overloaded")),
+                        None => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            },
+        }
+    }
+}
+
+impl Gateway {
+    /// Tries the cloud; if it fails before any output, the edge answers instead.
+    fn via_cloud(
+        &self,
+        cloud: Arc<dyn Backend>,
+        request: GenerateRequest,
+        context: RouteContext,
+        reason: &str,
+    ) -> Generation {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let edge = self.edge.clone();
+        let down_until = self.cloud_down_until.clone();
+        let cooldown = self.config.cooldown;
+        let reason = reason.to_owned();
+        let forward = async move {
+            let failure = match cloud.submit(request.clone()) {
+                Ok(mut generation) => match first_output(&mut generation).await {
+                    Ok(first) => {
+                        if let Ok(mut guard) = down_until.lock() {
+                            *guard = None;
+                        }
+                        let info = route_info(cloud.as_ref(), RouteTarget::Cloud, &reason, &context, None);
+                        let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                        let _ = events.send(Ok(first));
+                        forward_all(generation, &events).await;
+                        return;
+                    }
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            // The client's own mistakes are not the cloud's failure: no fallback.
+            if matches!(failure, BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. }) {
+                let _ = events.send(Err(failure));
+                return;
+            }
+            tracing::warn!(error = %failure, cooldown_s = cooldown.as_secs_f32(), "cloud failed; the edge answers");
+            if let Ok(mut guard) = down_until.lock() {
+                *guard = Some(Instant::now() + cooldown);
+            }
+            match edge.submit(request) {
+                Ok(generation) => {
+                    let info = route_info(
+                        edge.as_ref(),
+                        RouteTarget::Edge,
+                        "fallback_cloud_failed",
+                        &context,
+                        Some(failure.to_string()),
+                    );
+                    let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                    forward_all(generation, &events).await;
+                }
+                Err(edge_error) => {
+                    let _ = events.send(Err(edge_error));
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(forward);
+            }
+            Err(_) => {
+                let (events, receiver) = mpsc::unbounded_channel();
+                let _ = events.send(Err(BackendError::Unavailable("the gateway needs an async runtime".into())));
+                return Generation::new(0, receiver);
+            }
+        }
+        Generation::new(0, receiver)
+    }
+}
+
+/// The first event that is output (text or the end), skipping inner `Routed` events.
+async fn first_output(generation: &mut Generation) -> Result<GenerationEvent, BackendError> {
+    loop {
+        match generation.next_event().await {
+            Some(Ok(GenerationEvent::Routed(_))) => continue,
+            Some(Ok(event)) => return Ok(event),
+            Some(Err(error)) => return Err(error),
+            None => return Err(BackendError::Unavailable("the cloud ended the stream before any output".into())),
+        }
+    }
+}
+
+/// Passes events on until the end, or until the client goes away (which drops `generation` and cancels it).
+async fn forward_all(
+    mut generation: Generation,
+    events: &mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>,
+) {
+    loop {
+        tokio::select! {
+            event = generation.next_event() => match event {
+                Some(event) => {
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            _ = events.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgeway_core::fake::FakeBackend;
+    use edgeway_core::{ChatMessage, RouteHints, SamplingParams};
+    use edgeway_policy::TransparentScorer;
+
+    /// A cloud that is down.
+    struct DownBackend(ModelInfo);
+
+    impl Backend for DownBackend {
+        fn model_info(&self) -> &ModelInfo {
+            &self.0
+        }
+        fn load(&self) -> BackendLoad {
+            BackendLoad::default()
+        }
+        fn submit(&self, _: GenerateRequest) -> Result<Generation, BackendError> {
+            Err(BackendError::Unavailable("connection refused".into()))
+        }
+    }
+
+    fn gateway(cloud: Option<Arc<dyn Backend>>) -> Gateway {
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
+        Gateway::new(edge, cloud, Arc::new(TransparentScorer), GatewayConfig::default())
+    }
+
+    fn request(text: &str, route: RouteHints) -> GenerateRequest {
+        GenerateRequest {
+            prompt: Prompt::Chat(vec![ChatMessage::new("user", text)]),
+            sampling: SamplingParams::default(),
+            route,
+        }
+    }
+
+    const HARD: &str =
+        "Explain step by step why this Rust function is slow, then calculate its complexity and compare two fixes.";
+
+    async fn route_of(gateway: &Gateway, request: GenerateRequest) -> (RouteInfo, String) {
+        let mut generation = gateway.submit(request).unwrap();
+        let mut route = None;
+        let mut text = String::new();
+        while let Some(event) = generation.next_event().await {
+            match event.unwrap() {
+                GenerationEvent::Routed(info) => route = Some(info),
+                GenerationEvent::Delta { text: piece, .. } => text.push_str(&piece),
+                GenerationEvent::Finished(_) => break,
+            }
+        }
+        (route.expect("a Routed event"), text)
+    }
+
+    #[tokio::test]
+    async fn easy_goes_to_the_edge_and_hard_to_the_cloud() {
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let gateway = gateway(Some(cloud));
+        let (route, text) = route_of(&gateway, request("Hi there", RouteHints::default())).await;
+        assert_eq!(
+            (route.target, route.reason.as_str(), text.as_str()),
+            (RouteTarget::Edge, "score_below_threshold", "edge says hi")
+        );
+        let (route, text) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.model.as_str(), text.as_str()), (RouteTarget::Cloud, "cloud", "cloud says hi"));
+        assert!(route.score.unwrap() >= 0.35);
+        assert_eq!(gateway.model_ids(), ["auto", "edge-model", "cloud"]);
+    }
+
+    #[tokio::test]
+    async fn model_names_and_headers_force_a_side() {
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let gateway = gateway(Some(cloud));
+        let by_model = RouteHints { model: Some("cloud".into()), ..RouteHints::default() };
+        let (route, _) = route_of(&gateway, request("Hi", by_model)).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "forced_by_model"));
+        let by_header = RouteHints { target: Some(RouteTarget::Edge), ..RouteHints::default() };
+        let (route, _) = route_of(&gateway, request(HARD, by_header)).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "forced_by_header"));
+    }
+
+    #[tokio::test]
+    async fn a_down_cloud_falls_back_to_the_edge_then_cools_down() {
+        let info = FakeBackend::new("cloud", "").model_info().clone();
+        let gateway = gateway(Some(Arc::new(DownBackend(info))));
+        let (route, text) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "fallback_cloud_failed"));
+        assert!(route.fallback_from.unwrap().contains("connection refused"));
+        assert_eq!(text, "edge says hi");
+        // Within the cooldown the cloud is not tried at all.
+        let (route, _) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "cloud_unavailable"));
+    }
+
+    #[tokio::test]
+    async fn without_a_cloud_everything_is_served_at_the_edge() {
+        let gateway = gateway(None);
+        let (route, _) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "cloud_unavailable"));
+    }
+
+    #[tokio::test]
+    async fn a_full_edge_sends_auto_traffic_to_the_cloud() {
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge").with_capacity(0));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), GatewayConfig::default());
+        let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "edge_overloaded"));
+    }
+}
