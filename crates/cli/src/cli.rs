@@ -147,6 +147,30 @@ pub struct ServeArgs {
     /// Fail instead of downloading a catalog model that is not in the cache.
     #[arg(long)]
     pub no_pull: bool,
+
+    /// Base URL of an OpenAI-compatible cloud tier, e.g. https://api.example.com/v1 (no cloud: all edge).
+    #[arg(long, env = "EDGEWAY_CLOUD_URL", value_name = "URL")]
+    pub cloud_url: Option<String>,
+
+    /// Model name to send to the cloud tier.
+    #[arg(long, env = "EDGEWAY_CLOUD_MODEL")]
+    pub cloud_model: Option<String>,
+
+    /// Name clients use to force the cloud tier in `model` [default: cloud].
+    #[arg(long, env = "EDGEWAY_CLOUD_NAME")]
+    pub cloud_name: Option<String>,
+
+    /// Environment variable that holds the cloud tier's API key.
+    #[arg(long, env = "EDGEWAY_CLOUD_API_KEY_ENV", value_name = "VAR")]
+    pub cloud_api_key_env: Option<String>,
+
+    /// Seconds to wait for the cloud to connect, to send its first token, and between tokens [default: 30].
+    #[arg(long, env = "EDGEWAY_CLOUD_TIMEOUT", value_name = "SECONDS")]
+    pub cloud_timeout: Option<f64>,
+
+    /// Complexity score at or above which a request goes to the cloud, for domains without their own [default: 0.5].
+    #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
+    pub route_threshold: Option<f32>,
 }
 
 #[cfg(test)]

@@ -35,6 +35,37 @@ pub struct FileConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub engine: EngineSection,
+    /// `[cloud]`: the cloud tier, if any.
+    pub cloud: Option<CloudSection>,
+    #[serde(default)]
+    pub routing: RoutingSection,
+}
+
+/// `[cloud]`: an OpenAI-compatible upstream.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSection {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The environment variable holding the API key (the key itself never goes in the file).
+    pub api_key_env: Option<String>,
+    pub price_input_per_mtok: Option<f64>,
+    pub price_output_per_mtok: Option<f64>,
+    pub timeout_secs: Option<f64>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSection {
+    /// Threshold for domains without their own.
+    pub threshold: Option<f32>,
+    /// Per-domain thresholds, e.g. `code = 0.35`.
+    #[serde(default)]
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// Seconds a failing cloud is left alone.
+    pub cooldown_secs: Option<f64>,
 }
 
 /// `[server]`.
@@ -76,7 +107,7 @@ impl FileConfig {
 }
 
 /// Everything `serve` needs, after merging flags, environment and file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ServeSettings {
     pub host: String,
     pub port: u16,
@@ -90,13 +121,19 @@ pub struct ServeSettings {
     pub ubatch_size: Option<u32>,
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
+    /// The cloud tier, when a base URL is configured.
+    pub cloud: Option<edgeway_upstream::UpstreamConfig>,
+    /// How requests are routed.
+    pub gateway: edgeway_gateway::GatewayConfig,
 }
 
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
-    pub fn merge(args: &ServeArgs, file: FileConfig) -> Self {
+    pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
         let engine = file.engine;
-        Self {
+        let cloud = merge_cloud(args, file.cloud.unwrap_or_default())?;
+        let gateway = merge_routing(args, file.routing)?;
+        Ok(Self {
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
             model: args.model.clone().or(engine.model).unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
@@ -109,7 +146,9 @@ impl ServeSettings {
             ubatch_size: args.ubatch_size.or(engine.ubatch_size),
             queue_size: args.queue_size.or(engine.queue_size),
             swa_full: args.swa_full.or(engine.swa_full),
-        }
+            cloud,
+            gateway,
+        })
     }
 
     /// The engine configuration for a resolved model file.
@@ -139,6 +178,56 @@ impl ServeSettings {
     }
 }
 
+/// The cloud tier from flags and `[cloud]`; none without a base URL.
+fn merge_cloud(args: &ServeArgs, file: CloudSection) -> anyhow::Result<Option<edgeway_upstream::UpstreamConfig>> {
+    let Some(base_url) = args.cloud_url.clone().or(file.base_url) else { return Ok(None) };
+    let model =
+        args.cloud_model.clone().or(file.model).ok_or_else(|| {
+            anyhow::anyhow!("a cloud tier needs a model name: set --cloud-model or `model` in [cloud]")
+        })?;
+    let name = args.cloud_name.clone().or(file.name).unwrap_or_else(|| "cloud".into());
+    let mut config = edgeway_upstream::UpstreamConfig::new(name, base_url, model);
+    if let Some(var) = args.cloud_api_key_env.clone().or(file.api_key_env) {
+        config.api_key =
+            Some(std::env::var(&var).with_context(|| format!("the cloud API key variable {var} is not set"))?);
+    }
+    config.price_input_per_mtok = file.price_input_per_mtok.unwrap_or(0.0);
+    config.price_output_per_mtok = file.price_output_per_mtok.unwrap_or(0.0);
+    if let Some(seconds) = args.cloud_timeout.or(file.timeout_secs) {
+        anyhow::ensure!(seconds > 0.0 && seconds.is_finite(), "the cloud timeout must be a positive number of seconds");
+        config.timeout = std::time::Duration::from_secs_f64(seconds);
+    }
+    Ok(Some(config))
+}
+
+/// Thresholds and cooldown from flags and `[routing]`.
+fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgeway_gateway::GatewayConfig> {
+    let mut config = edgeway_gateway::GatewayConfig::default();
+    let in_range = |name: &str, t: f32| {
+        anyhow::ensure!((0.0..=1.0).contains(&t), "the routing threshold {name} must be between 0 and 1, got {t}");
+        Ok(())
+    };
+    if let Some(threshold) = args.route_threshold.or(file.threshold) {
+        in_range("threshold", threshold)?;
+        let mut thresholds = edgeway_policy::Thresholds::uniform(threshold);
+        for domain in config.domains.names() {
+            if domain != edgeway_policy::domain::GENERAL {
+                thresholds = thresholds.with(domain, threshold);
+            }
+        }
+        config.thresholds = thresholds;
+    }
+    for (domain, threshold) in file.thresholds {
+        in_range(&domain, threshold)?;
+        config.thresholds = config.thresholds.with(&domain, threshold);
+    }
+    if let Some(seconds) = file.cooldown_secs {
+        anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");
+        config.cooldown = std::time::Duration::from_secs_f64(seconds);
+    }
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,12 +238,33 @@ mod tests {
             toml::from_str("[server]\nport = 9000\nhost = \"0.0.0.0\"\n[engine]\nparallel = 3\nctx_size = 2048\n")
                 .unwrap();
         let args = ServeArgs { port: Some(9100), ..ServeArgs::default() };
-        let settings = ServeSettings::merge(&args, file);
+        let settings = ServeSettings::merge(&args, file).unwrap();
         assert_eq!(settings.port, 9100);
         assert_eq!(settings.host, "0.0.0.0");
         assert_eq!(settings.model, "smollm2-135m");
         let engine = settings.engine_config("m.gguf".into(), "m".into());
         assert_eq!((engine.parallel, engine.ctx_size, engine.batch_size), (3, 2048, 512));
+    }
+
+    #[test]
+    fn cloud_and_routing_sections() {
+        let file: FileConfig = toml::from_str(
+            "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\nprice_input_per_mtok = 0.5\n\
+             [routing]\nthreshold = 0.4\ncooldown_secs = 2\n[routing.thresholds]\ncode = 0.2\n",
+        )
+        .unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        let cloud = settings.cloud.unwrap();
+        assert_eq!((cloud.name.as_str(), cloud.model.as_str(), cloud.price_input_per_mtok), ("cloud", "big", 0.5));
+        assert_eq!(settings.gateway.thresholds.of("general"), 0.4);
+        assert_eq!(settings.gateway.thresholds.of("finance"), 0.4);
+        assert_eq!(settings.gateway.thresholds.of("code"), 0.2);
+        assert_eq!(settings.gateway.cooldown, std::time::Duration::from_secs(2));
+
+        let no_model: FileConfig = toml::from_str("[cloud]\nbase_url = \"http://x/v1\"\n").unwrap();
+        assert!(ServeSettings::merge(&ServeArgs::default(), no_model).is_err());
+        let bad: FileConfig = toml::from_str("[routing]\nthreshold = 3.0\n").unwrap();
+        assert!(ServeSettings::merge(&ServeArgs::default(), bad).is_err());
     }
 
     #[test]

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use edgeway_core::Backend;
 use edgeway_engine::LlamaEngine;
+use edgeway_gateway::Gateway;
 use edgeway_models::{resolve_model, ModelCache};
+use edgeway_policy::TransparentScorer;
 use edgeway_server::AppState;
+use edgeway_upstream::CloudBackend;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
@@ -16,7 +20,7 @@ use crate::progress::PullBar;
 pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
-    let settings = ServeSettings::merge(&args, file);
+    let settings = ServeSettings::merge(&args, file)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(serve(settings, ModelCache::new(data_dir), !args.no_pull))
@@ -27,6 +31,8 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     // Bind before loading: a taken port fails at once, and /health can say "loading".
     let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
+    let cloud_config = settings.cloud.clone();
+    let gateway_config = settings.gateway.clone();
     let state = AppState::loading(model_id.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -47,7 +53,18 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             return Err(error);
         }
     };
-    state.set_backend(engine);
+    let cloud: Option<Arc<dyn Backend>> = match cloud_config {
+        Some(config) => {
+            tracing::info!(name = %config.name, url = %config.base_url, model = %config.model, "cloud tier configured");
+            Some(Arc::new(CloudBackend::new(config)?))
+        }
+        None => {
+            tracing::info!("no cloud tier: every request is answered at the edge");
+            None
+        }
+    };
+    let gateway = Gateway::new(engine, cloud, Arc::new(TransparentScorer), gateway_config);
+    state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
     server.await.context("the server task failed")?.context("the server stopped with an error")?;
     tracing::info!("shut down");

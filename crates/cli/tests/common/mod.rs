@@ -99,6 +99,29 @@ impl Server {
         (status, response.json().unwrap_or(Value::Null))
     }
 
+    /// POSTs JSON with extra headers; returns status, response headers and parsed body.
+    pub fn post_with_headers(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = client().post(self.url(path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().expect("request failed");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().unwrap_or(Value::Null))
+    }
+
+    /// Kills the server process now (the cloud going down).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// GETs and returns status and parsed body.
     pub fn get(&self, path: &str) -> (u16, Value) {
         let response = client().get(self.url(path)).send().expect("request failed");

@@ -1,0 +1,165 @@
+//! Hybrid routing end to end: a gateway `edgeway serve` in front of a real
+//! second server process on loopback playing the cloud (another `edgeway
+//! serve`, or Python's own `http.server` and a socket that never answers for
+//! the failure cases).
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{chat, free_port, Server};
+use serde_json::{json, Value};
+
+const EASY: &str = "Hi! What is the capital of France?";
+const HARD: &str = "Explain step by step why the sum of the first n odd numbers is n^2, then prove it by induction \
+    and compare the two arguments. Format the answer as a numbered list.";
+
+/// A gateway whose cloud tier is `cloud_url`, waiting at most `timeout` seconds for it.
+fn gateway_to(cloud_url: &str, timeout: &str) -> Server {
+    Server::start(&["--cloud-url", cloud_url, "--cloud-model", "smollm2", "--cloud-timeout", timeout])
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// A real process that is not ours: Python's http.server answers POST with 501.
+struct PythonProcess(Child);
+
+impl PythonProcess {
+    fn start(args: &[&str]) -> Self {
+        let python = std::env::var("EDGEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child =
+            Command::new(python).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("python3");
+        std::thread::sleep(Duration::from_millis(500));
+        Self(child)
+    }
+}
+
+impl Drop for PythonProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn easy_stays_at_the_edge_and_hard_goes_to_the_cloud() {
+    let cloud = Server::start(&[]);
+    let gateway = gateway_to(&cloud.url("/v1"), "5");
+    let request = |text: &str| chat(text, json!({"max_tokens": 8, "temperature": 0}));
+
+    let (status, headers, body) = gateway.post_with_headers("/v1/chat/completions", &request(EASY), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-edgeway-route"), "edge");
+    assert_eq!(header(&headers, "x-edgeway-route-reason"), "score_below_threshold");
+    assert_eq!(body["model"], "smollm2");
+
+    let (status, headers, body) = gateway.post_with_headers("/v1/chat/completions", &request(HARD), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-edgeway-route"), "cloud");
+    assert_eq!(body["model"], "cloud");
+    let score: f32 = header(&headers, "x-edgeway-score").parse().unwrap();
+    assert!(score >= 0.5, "score {score}");
+    // The cloud really answered: same model, greedy, so the same text as asking it directly.
+    let (_, direct) = cloud.post("/v1/chat/completions", &request(HARD));
+    assert_eq!(body["choices"][0]["message"]["content"], direct["choices"][0]["message"]["content"]);
+
+    // Forcing: a header, or a model name.
+    let (_, headers, _) =
+        gateway.post_with_headers("/v1/chat/completions", &request(HARD), &[("x-edgeway-route", "edge")]);
+    assert_eq!(
+        (header(&headers, "x-edgeway-route"), header(&headers, "x-edgeway-route-reason")),
+        ("edge", "forced_by_header")
+    );
+    let mut forced = request(EASY);
+    forced["model"] = json!("cloud");
+    let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &forced, &[]);
+    assert_eq!(
+        (header(&headers, "x-edgeway-route"), header(&headers, "x-edgeway-route-reason")),
+        ("cloud", "forced_by_model")
+    );
+
+    let (_, models) = gateway.get("/v1/models");
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["smollm2", "auto", "cloud"]);
+}
+
+#[test]
+fn cloud_streams_pass_through_token_by_token() {
+    let cloud = Server::start(&[]);
+    let gateway = gateway_to(&cloud.url("/v1"), "5");
+    let request = chat(HARD, json!({"max_tokens": 24, "temperature": 0, "stream": true}));
+    let events = gateway.stream("/v1/chat/completions", &request);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(events.len() > 10, "expected one chunk per token, got {}", events.len());
+    let direct = cloud.stream("/v1/chat/completions", &request);
+    assert_eq!(common::chat_stream_text(&events), common::chat_stream_text(&direct));
+}
+
+#[test]
+fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
+    let mut cloud = Server::start(&[]);
+    let gateway = gateway_to(&cloud.url("/v1"), "5");
+    cloud.kill();
+    let request = chat(HARD, json!({"max_tokens": 8, "temperature": 0}));
+    let (status, headers, body) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-edgeway-route"), "edge");
+    assert_eq!(header(&headers, "x-edgeway-route-reason"), "fallback_cloud_failed");
+    assert!(header(&headers, "x-edgeway-fallback").contains("unreachable"), "{headers:?}");
+    assert!(!body["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+    // While the cloud cools down it is not tried: no waiting on it.
+    let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(header(&headers, "x-edgeway-route-reason"), "cloud_unavailable");
+}
+
+#[test]
+fn a_cloud_answering_5xx_falls_back_to_the_edge() {
+    let port = free_port();
+    let _cloud = PythonProcess::start(&["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]);
+    let gateway = gateway_to(&format!("http://127.0.0.1:{port}/v1"), "5");
+    let request = chat(HARD, json!({"max_tokens": 8, "stream": true}));
+    let events = gateway.stream("/v1/chat/completions", &request);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(!common::chat_stream_text(&events).is_empty());
+    let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &chat(HARD, json!({"max_tokens": 4})), &[]);
+    assert_eq!(header(&headers, "x-edgeway-route"), "edge");
+}
+
+#[test]
+fn a_stalled_cloud_times_out_and_the_edge_answers() {
+    let port = free_port();
+    let listen = format!(
+        "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+         s.bind(('127.0.0.1',{port})); s.listen(8); conns=[s.accept() for _ in range(8)]; time.sleep(60)"
+    );
+    let _cloud = PythonProcess::start(&["-c", &listen]);
+    let gateway = gateway_to(&format!("http://127.0.0.1:{port}/v1"), "1");
+    let started = Instant::now();
+    let (status, headers, body) =
+        gateway.post_with_headers("/v1/chat/completions", &chat(HARD, json!({"max_tokens": 4})), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-edgeway-route-reason"), "fallback_cloud_failed");
+    assert!(header(&headers, "x-edgeway-fallback").contains("did not answer"), "{headers:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_cloud_killed_mid_stream_ends_with_a_well_formed_error() {
+    let mut cloud = Server::start(&[]);
+    let gateway = gateway_to(&cloud.url("/v1"), "2");
+    let request = chat(HARD, json!({"max_tokens": 1500, "temperature": 1.0, "stream": true, "ignore_eos": true}));
+    let mut response = common::client().post(gateway.url("/v1/chat/completions")).json(&request).send().unwrap();
+    assert_eq!(response.status(), 200);
+    common::read_until(&mut response, "\"content\":\"");
+    cloud.kill();
+    let mut rest = String::new();
+    let _ = response.read_to_string(&mut rest);
+    let events = common::sse_data(rest.as_bytes());
+    let last: Value =
+        serde_json::from_str(events.last().expect("at least one more event")).expect("a JSON error event");
+    assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("cloud")), "{last}");
+}
