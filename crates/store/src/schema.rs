@@ -1,0 +1,64 @@
+//! The schema, as an append-only list of migrations.
+//!
+//! Each entry moves the database from version `i` to `i + 1`; the version
+//! lives in `PRAGMA user_version`. Never edit a shipped migration: add one.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Migrations in order; index `i` upgrades version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the query log.
+    "CREATE TABLE queries (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        key_id TEXT,
+        endpoint TEXT NOT NULL,
+        domain TEXT,
+        score REAL,
+        route TEXT NOT NULL,
+        reason TEXT,
+        model TEXT,
+        fallback_from TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        ttft_ms REAL,
+        latency_ms REAL NOT NULL,
+        cost REAL NOT NULL DEFAULT 0,
+        energy_j REAL,
+        energy_source TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        prompt_text TEXT,
+        answer_text TEXT
+    );
+    CREATE INDEX queries_ts ON queries(ts_ms);
+    CREATE INDEX queries_route ON queries(route, domain);",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Sets the pragmas and brings the schema up to date.
+pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let sqlite = |source| StoreError::Sqlite { path: path.to_owned(), source };
+    // WAL: readers do not block the writer; NORMAL sync is durable across
+    // process crashes, which is what a log needs.
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite)?;
+    if version > CURRENT_VERSION {
+        return Err(StoreError::TooNew { path: path.to_owned(), found: version, known: CURRENT_VERSION });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute_batch(migration).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        tracing::info!(version = index + 1, "query log schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The background writer: the request path hands records over and moves on.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use crate::record::QueryRecord;
+use crate::schema::prepare;
+use crate::StoreError;
+
+/// Most records committed in one transaction.
+const BATCH: usize = 256;
+/// Most records held for retry while the disk refuses writes.
+const RETRY_LIMIT: usize = 10_000;
+
+enum Message {
+    Record(Box<QueryRecord>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// A handle to the query log; cheap to share behind an `Arc`.
+pub struct QueryLog {
+    path: PathBuf,
+    sender: Option<mpsc::Sender<Message>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let shown = path.display().to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| StoreError::Sqlite {
+            path: shown.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(error)),
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: shown.clone(), source })?;
+    prepare(&mut conn, &shown)?;
+    Ok(conn)
+}
+
+impl QueryLog {
+    /// Opens the log at `path` and starts its writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_connection(&path)?;
+        let (sender, receiver) = mpsc::channel();
+        let shown = path.display().to_string();
+        let writer = std::thread::Builder::new()
+            .name("edgeway-query-log".into())
+            .spawn(move || write_loop(conn, &shown, receiver))
+            .map_err(|error| StoreError::Sqlite {
+                path: path.display().to_string(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(error)),
+            })?;
+        Ok(Self { path, sender: Some(sender), writer: Some(writer) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a record; returns at once.
+    pub fn record(&self, record: QueryRecord) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Message::Record(Box::new(record)));
+        }
+    }
+
+    /// Waits until every record queued so far is committed (or given up on).
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if let Some(sender) = &self.sender {
+            if sender.send(Message::Flush(done)).is_ok() {
+                let _ = wait.recv_timeout(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+impl Drop for QueryLog {
+    /// Commits what is queued before the process goes.
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message>) {
+    let mut pending: Vec<QueryRecord> = Vec::new();
+    while let Ok(first) = receiver.recv() {
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(message) = next.take() {
+            match message {
+                Message::Record(record) => pending.push(*record),
+                Message::Flush(done) => flushes.push(done),
+            }
+            taken += 1;
+            if taken < BATCH {
+                next = receiver.try_recv().ok();
+            }
+        }
+        match insert(&mut conn, &pending) {
+            Ok(()) => pending.clear(),
+            Err(error) => {
+                // A full disk or a locked file: keep the records and try again with the next batch.
+                tracing::error!(%error, path, held = pending.len(), "cannot write the query log; will retry");
+                if pending.len() > RETRY_LIMIT {
+                    let lost = pending.len() - RETRY_LIMIT;
+                    pending.drain(..lost);
+                    tracing::error!(lost, "query log records dropped after repeated write failures");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+    if !pending.is_empty() {
+        if let Err(error) = insert(&mut conn, &pending) {
+            tracing::error!(%error, lost = pending.len(), "query log records lost at shutdown");
+        }
+    }
+}
+
+fn insert(conn: &mut Connection, records: &[QueryRecord]) -> rusqlite::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut statement = tx.prepare_cached(
+            "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
+                prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
+                status, error, prompt_text, answer_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        )?;
+        for r in records {
+            statement.execute(params![
+                r.ts_ms,
+                r.key_id,
+                r.endpoint,
+                r.domain,
+                r.score,
+                r.route,
+                r.reason,
+                r.model,
+                r.fallback_from,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cached_tokens,
+                r.ttft_ms,
+                r.latency_ms,
+                r.cost,
+                r.energy_j,
+                r.energy_source,
+                r.status,
+                r.error,
+                r.prompt_text,
+                r.answer_text,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("edgeway-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("nested").join("queries.db")
+    }
+
+    fn record(route: &str, cost: f64) -> QueryRecord {
+        QueryRecord {
+            ts_ms: 1,
+            endpoint: "chat".into(),
+            route: route.into(),
+            latency_ms: 10.0,
+            cost,
+            status: "ok".into(),
+            ..QueryRecord::default()
+        }
+    }
+
+    #[test]
+    fn records_are_committed_and_survive_reopening() {
+        let path = temp_db("reopen");
+        {
+            let log = QueryLog::open(&path).unwrap();
+            for i in 0..600 {
+                log.record(record(if i % 3 == 0 { "cloud" } else { "edge" }, 0.01));
+            }
+            log.flush();
+            let conn = Connection::open(&path).unwrap();
+            let count: i64 = conn.query_row("SELECT COUNT(*) FROM queries", [], |row| row.get(0)).unwrap();
+            assert_eq!(count, 600, "flush commits everything queued");
+            log.record(record("edge", 0.0));
+        } // drop commits the rest
+        let conn = open_connection(&path).unwrap();
+        let count: i64 = conn.query_row("SELECT COUNT(*) FROM queries", [], |row| row.get(0)).unwrap();
+        assert_eq!(count, 601);
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_error() {
+        let path = temp_db("newer");
+        drop(open_connection(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let error = QueryLog::open(&path).err().expect("must refuse");
+        assert!(error.to_string().contains("newer than this edgeway"), "{error}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_error() {
+        let path = temp_db("garbage");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"this is not sqlite at all, just some bytes of text.....").unwrap();
+        assert!(QueryLog::open(&path).is_err());
+    }
+}
