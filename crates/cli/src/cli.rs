@@ -34,6 +34,32 @@ pub enum Command {
     Model(ModelCommand),
     /// Measure edgeway against llama.cpp's own llama-bench (see bench/engine.sh).
     Bench(BenchArgs),
+    /// Summarise the query log: the edge/cloud split, cost and energy per query, savings.
+    Stats(StatsArgs),
+}
+
+/// `edgeway stats` flags.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The query log [default: DATA_DIR/queries.db].
+    #[arg(long, value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+
+    /// Only requests from the last this many hours.
+    #[arg(long, value_name = "HOURS")]
+    pub since_hours: Option<f64>,
+
+    /// Cloud price per million prompt tokens, for the all-cloud comparison [default: the config's].
+    #[arg(long)]
+    pub price_input: Option<f64>,
+
+    /// Cloud price per million generated tokens [default: the config's].
+    #[arg(long)]
+    pub price_output: Option<f64>,
+
+    /// Config file to read cloud prices from [default: ./edgeway.toml when it exists].
+    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `edgeway bench` flags.
@@ -171,6 +197,14 @@ pub struct ServeArgs {
     /// Complexity score at or above which a request goes to the cloud, for domains without their own [default: 0.5].
     #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
     pub route_threshold: Option<f32>,
+
+    /// The query log, an SQLite file [default: DATA_DIR/queries.db].
+    #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+
+    /// Do not keep prompt and answer text in the query log (only counts, timings and costs).
+    #[arg(long, env = "EDGEWAY_NO_LOG_TEXT")]
+    pub no_log_text: bool,
 }
 
 #[cfg(test)]

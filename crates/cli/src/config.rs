@@ -39,6 +39,18 @@ pub struct FileConfig {
     pub cloud: Option<CloudSection>,
     #[serde(default)]
     pub routing: RoutingSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the query log.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// The SQLite file [default: DATA_DIR/queries.db].
+    pub path: Option<PathBuf>,
+    /// Keep prompt and answer text for calibration [default: true]. It never leaves the device.
+    pub store_text: Option<bool>,
 }
 
 /// `[cloud]`: an OpenAI-compatible upstream.
@@ -125,6 +137,10 @@ pub struct ServeSettings {
     pub cloud: Option<edgeway_upstream::UpstreamConfig>,
     /// How requests are routed.
     pub gateway: edgeway_gateway::GatewayConfig,
+    /// The query log file, if not the default.
+    pub log_path: Option<PathBuf>,
+    /// Whether the log keeps prompt and answer text.
+    pub log_text: bool,
 }
 
 impl ServeSettings {
@@ -148,6 +164,8 @@ impl ServeSettings {
             swa_full: args.swa_full.or(engine.swa_full),
             cloud,
             gateway,
+            log_path: args.log_path.clone().or(file.log.path),
+            log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
         })
     }
 

@@ -163,3 +163,51 @@ fn a_cloud_killed_mid_stream_ends_with_a_well_formed_error() {
         serde_json::from_str(events.last().expect("at least one more event")).expect("a JSON error event");
     assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("cloud")), "{last}");
 }
+
+#[test]
+fn every_request_is_logged_with_route_cost_and_status() {
+    let cloud = Server::start(&[]);
+    let config = std::env::temp_dir().join(format!("edgeway-routing-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[cloud]\nbase_url = \"{}\"\nmodel = \"smollm2\"\nprice_input_per_mtok = 1000.0\nprice_output_per_mtok = 2000.0\n",
+            cloud.url("/v1")
+        ),
+    )
+    .unwrap();
+    let gateway = Server::start(&["--config", config.to_str().unwrap()]);
+    let ask =
+        |text: &str| gateway.post("/v1/chat/completions", &chat(text, json!({"max_tokens": 6, "temperature": 0})));
+    assert_eq!(ask(EASY).0, 200);
+    assert_eq!(ask(HARD).0, 200);
+    assert_eq!(gateway.post("/v1/chat/completions", &chat(HARD, json!({"temperature": 9}))).0, 400);
+
+    // The writer commits in the background; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = edgeway_store::Stats::load(&gateway.query_log, 0).unwrap();
+        if stats.total_requests() >= 2 || Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let route = |name: &str| stats.routes.iter().find(|r| r.route == name).cloned().unwrap_or_default();
+    assert_eq!(route("edge").requests, 1);
+    assert_eq!(route("cloud").requests, 1);
+    let cloud_stats = route("cloud");
+    assert!(cloud_stats.prompt_tokens > 0 && cloud_stats.completion_tokens > 0);
+    let expected = (cloud_stats.prompt_tokens as f64 * 1000.0 + cloud_stats.completion_tokens as f64 * 2000.0) / 1e6;
+    assert!((cloud_stats.cost - expected).abs() < 1e-9, "cost {} vs {expected}", cloud_stats.cost);
+    assert_eq!(route("edge").cost, 0.0);
+    assert!(route("edge").mean_ttft_ms > 0.0);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_edgeway"))
+        .args(["stats", "--log-path", gateway.query_log.to_str().unwrap(), "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("edge") && text.contains("cloud") && text.contains("saved"), "{text}");
+    let _ = std::fs::remove_file(&config);
+}

@@ -47,7 +47,7 @@ pub enum BackendError {
 }
 
 /// Static facts about the model a backend serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     /// The name clients use in the `model` field.
     pub id: String,
@@ -63,6 +63,10 @@ pub struct ModelInfo {
     pub size_bytes: u64,
     /// Requests that can generate at the same time.
     pub parallel: u32,
+    /// Price per million prompt tokens (0 for local models).
+    pub price_input_per_mtok: f64,
+    /// Price per million generated tokens (0 for local models).
+    pub price_output_per_mtok: f64,
 }
 
 /// Load counters a backend exposes for `/health` and metrics.

@@ -91,6 +91,19 @@ pub struct RouteInfo {
     pub domain: Option<String>,
     /// The other side failed and this one stepped in; says what failed.
     pub fallback_from: Option<String>,
+    /// What the answering side charges per million prompt tokens.
+    pub price_input_per_mtok: f64,
+    /// What it charges per million generated tokens.
+    pub price_output_per_mtok: f64,
+}
+
+impl RouteInfo {
+    /// The cost of a request with these token counts on this route.
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
+        (f64::from(prompt_tokens) * self.price_input_per_mtok
+            + f64::from(completion_tokens) * self.price_output_per_mtok)
+            / 1_000_000.0
+    }
 }
 
 /// An item of a generation stream.

@@ -40,6 +40,8 @@ impl FakeBackend {
                 n_params: 0,
                 size_bytes: 0,
                 parallel: 1,
+                price_input_per_mtok: 0.0,
+                price_output_per_mtok: 0.0,
             },
             reply: reply.to_owned(),
             token_delay: Duration::ZERO,

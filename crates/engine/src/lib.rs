@@ -121,6 +121,8 @@ impl LlamaEngine {
             n_params: model.n_params(),
             size_bytes: model.size_bytes(),
             parallel: config.parallel,
+            price_input_per_mtok: 0.0,
+            price_output_per_mtok: 0.0,
         };
         tracing::info!(model = %info.id, n_ctx_slot, parallel = config.parallel, "model loaded");
         Ok(Self { info, model, queue, busy_slots, worker: Some(worker) })

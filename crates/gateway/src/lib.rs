@@ -99,13 +99,16 @@ fn route_info(
     context: &RouteContext,
     fallback_from: Option<String>,
 ) -> RouteInfo {
+    let info = backend.model_info();
     RouteInfo {
         target,
-        model: backend.model_info().id.clone(),
+        model: info.id.clone(),
         reason: reason.to_owned(),
         score: Some(context.score),
         domain: Some(context.domain.clone()),
         fallback_from,
+        price_input_per_mtok: info.price_input_per_mtok,
+        price_output_per_mtok: info.price_output_per_mtok,
     }
 }
 

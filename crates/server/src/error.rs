@@ -95,6 +95,12 @@ impl ApiError {
         }
     }
 
+    /// A short stable name for logs: OpenAI's `code`, else its `type`.
+    pub fn code(&self) -> &'static str {
+        let (_, kind, code) = self.classify();
+        code.unwrap_or(kind)
+    }
+
     /// The HTTP status this error is sent with.
     pub fn status(&self) -> StatusCode {
         self.classify().0

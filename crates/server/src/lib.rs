@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod json;
+pub mod record;
 pub mod routes;
 pub mod state;
 pub mod stream;

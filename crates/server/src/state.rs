@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use edgeway_core::Backend;
 
 use crate::error::ApiError;
+use crate::record::LogSettings;
 
 /// Shared handler state. Cheap to clone.
 ///
@@ -18,12 +19,23 @@ pub struct AppState {
 struct Inner {
     model_id: String,
     backend: OnceLock<Arc<dyn Backend>>,
+    log: Option<LogSettings>,
 }
 
 impl AppState {
     /// State for a server whose model `model_id` is still loading.
     pub fn loading(model_id: impl Into<String>) -> Self {
-        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new() }) }
+        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new(), log: None }) }
+    }
+
+    /// State for a server that logs every request.
+    pub fn loading_with_log(model_id: impl Into<String>, log: LogSettings) -> Self {
+        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new(), log: Some(log) }) }
+    }
+
+    /// Where requests are logged, if anywhere.
+    pub fn log(&self) -> Option<&LogSettings> {
+        self.inner.log.as_ref()
     }
 
     /// State for a server whose backend is ready.

@@ -16,6 +16,7 @@ use futures::Stream;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::record::Recorder;
 
 /// A generation run to its end.
 pub struct Collected {
@@ -38,15 +39,20 @@ pub struct Started {
     /// Where the request is answered, if a router said so.
     pub route: Option<RouteInfo>,
     first: Option<GenerationEvent>,
+    recorder: Option<Recorder>,
 }
 
 impl Started {
-    /// The next event, the held first one included.
+    /// The next event, the held first one included; the recorder sees each.
     async fn next_event(&mut self) -> Option<Result<GenerationEvent, BackendError>> {
-        match self.first.take() {
+        let event = match self.first.take() {
             Some(event) => Some(Ok(event)),
             None => self.generation.next_event().await,
+        };
+        if let (Some(recorder), Some(event)) = (self.recorder.as_mut(), event.as_ref()) {
+            recorder.observe(event);
         }
+        event
     }
 }
 
@@ -55,13 +61,25 @@ fn ended_early() -> ApiError {
 }
 
 /// Waits for the route and the first output (or the error that prevents any).
-pub async fn start(mut generation: Generation) -> Result<Started, ApiError> {
+/// The recorder, if any, sees the route and writes the row when the request ends.
+pub async fn start(mut generation: Generation, mut recorder: Option<Recorder>) -> Result<Started, ApiError> {
     let mut route = None;
     loop {
         match generation.next_event().await {
-            Some(Ok(GenerationEvent::Routed(info))) => route = Some(info),
-            Some(Ok(event)) => return Ok(Started { generation, route, first: Some(event) }),
-            Some(Err(error)) => return Err(error.into()),
+            Some(Ok(GenerationEvent::Routed(info))) => {
+                if let Some(recorder) = recorder.as_mut() {
+                    recorder.observe_route(&info);
+                }
+                route = Some(info);
+            }
+            Some(Ok(event)) => return Ok(Started { generation, route, first: Some(event), recorder }),
+            Some(Err(error)) => {
+                let error = ApiError::from(error);
+                if let Some(recorder) = recorder {
+                    recorder.refused(&error);
+                }
+                return Err(error);
+            }
             None => return Err(ended_early()),
         }
     }

@@ -42,6 +42,8 @@ impl CloudBackend {
             n_params: 0,
             size_bytes: 0,
             parallel: u32::MAX,
+            price_input_per_mtok: config.price_input_per_mtok,
+            price_output_per_mtok: config.price_output_per_mtok,
         };
         Ok(Self { config: Arc::new(config), http, info, in_flight: Arc::new(AtomicU32::new(0)) })
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod model;
 mod serve;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(cli.data_dir, args),
         Command::Model(command) => model::run(&data_dir(cli.data_dir, None), command),
         Command::Bench(args) => bench::run(&data_dir(cli.data_dir, None), &args),
+        Command::Stats(args) => stats::run(&data_dir(cli.data_dir, None), &args),
     }
 }
 

@@ -14,6 +14,11 @@ use edgeway_upstream::CloudBackend;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
+use edgeway_server::record::LogSettings;
+use edgeway_store::QueryLog;
+
+/// The query log's file name in the data directory.
+pub const QUERY_LOG_FILE: &str = "queries.db";
 use crate::config::{FileConfig, ServeSettings};
 use crate::progress::PullBar;
 
@@ -33,7 +38,11 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let cloud_config = settings.cloud.clone();
     let gateway_config = settings.gateway.clone();
-    let state = AppState::loading(model_id.clone());
+    let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
+    let log = QueryLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
+    tracing::info!(path = %log_path.display(), text = settings.log_text, "logging every request");
+    let state =
+        AppState::loading_with_log(model_id.clone(), LogSettings { log: Arc::new(log), store_text: settings.log_text });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {

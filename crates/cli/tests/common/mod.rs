@@ -42,6 +42,8 @@ pub struct Server {
     pub port: u16,
     child: Child,
     stderr_log: PathBuf,
+    /// This server's own query log.
+    pub query_log: PathBuf,
 }
 
 impl Server {
@@ -58,16 +60,22 @@ impl Server {
     pub fn start_with(args: &[String]) -> Result<Self, String> {
         let port = free_port();
         let stderr_log = std::env::temp_dir().join(format!("edgeway-test-{port}.log"));
+        let query_log = std::env::temp_dir().join(format!("edgeway-test-{port}.db"));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", query_log.display()));
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_edgeway"))
             .args(args)
             .args(["--port", &port.to_string(), "--threads", "2"])
+            .arg("--log-path")
+            .arg(&query_log)
             .env("EDGEWAY_LOG", "info,llama-cpp-2=warn,llama_cpp_2=error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_log).expect("create log"))
             .spawn()
             .expect("cannot start edgeway");
-        let mut server = Self { port, child, stderr_log };
+        let mut server = Self { port, child, stderr_log, query_log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = server.child.try_wait() {
@@ -147,6 +155,9 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.stderr_log);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.query_log.display()));
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub async fn chat_completions(
     let backend = state.backend_for(body.model.as_deref())?;
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let (started, model) = super::begin(&state, backend, &headers, request).await?;
+    let (started, model) = super::begin(&state, backend, &headers, "chat", request).await?;
     let id = response_id("chatcmpl");
     let created = unix_seconds();
     if options.stream {

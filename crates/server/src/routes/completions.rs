@@ -22,7 +22,7 @@ pub async fn completions(
     let backend = state.backend_for(body.model.as_deref())?;
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let (started, model) = super::begin(&state, backend, &headers, request).await?;
+    let (started, model) = super::begin(&state, backend, &headers, "completions", request).await?;
     let id = response_id("cmpl");
     let created = unix_seconds();
     let prefix = options.echo_prefix.unwrap_or_default();

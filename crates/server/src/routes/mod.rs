@@ -12,6 +12,7 @@ use axum::http::HeaderMap;
 use edgeway_core::{Backend, GenerateRequest, RouteTarget};
 
 use crate::error::{invalid, ApiError};
+use crate::record::Recorder;
 use crate::state::AppState;
 use crate::stream::{start, Started};
 
@@ -27,6 +28,7 @@ async fn begin(
     state: &AppState,
     backend: Arc<dyn Backend>,
     headers: &HeaderMap,
+    endpoint: &str,
     mut request: GenerateRequest,
 ) -> Result<(Started, String), ApiError> {
     if let Some(value) = headers.get(ROUTE_HEADER) {
@@ -39,7 +41,18 @@ async fn begin(
     if let Some(value) = headers.get(DOMAIN_HEADER).and_then(|v| v.to_str().ok()) {
         request.route.domain = Some(value.trim().to_owned());
     }
-    let started = start(backend.submit(request)?).await?;
+    let recorder = state.log().map(|log| Recorder::new(log, endpoint, &request.prompt));
+    let generation = match backend.submit(request) {
+        Ok(generation) => generation,
+        Err(error) => {
+            let error = ApiError::from(error);
+            if let Some(recorder) = recorder {
+                recorder.refused(&error);
+            }
+            return Err(error);
+        }
+    };
+    let started = start(generation, recorder).await?;
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))
 }

@@ -1,0 +1,77 @@
+//! `edgeway stats`: what the query log says about routing, cost and energy.
+
+use std::path::Path;
+
+use anyhow::Context;
+use edgeway_store::Stats;
+
+use crate::cli::StatsArgs;
+use crate::config::FileConfig;
+
+pub fn run(data_dir: &Path, args: &StatsArgs) -> anyhow::Result<()> {
+    let path = args.log_path.clone().unwrap_or_else(|| data_dir.join(super::serve::QUERY_LOG_FILE));
+    anyhow::ensure!(path.is_file(), "no query log at {}; `edgeway serve` writes one as it answers", path.display());
+    let since_ms = match args.since_hours {
+        Some(hours) => {
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as f64;
+            (now_ms - hours * 3_600_000.0) as i64
+        }
+        None => 0,
+    };
+    let stats = Stats::load(&path, since_ms).with_context(|| format!("cannot read {}", path.display()))?;
+    let total = stats.total_requests();
+    if total == 0 {
+        println!("no requests logged in {}", path.display());
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:>9} {:>7} {:>7} {:>9} {:>11} {:>11} {:>12} {:>10} {:>10} {:>10}",
+        "ROUTE",
+        "REQUESTS",
+        "SHARE",
+        "ERRORS",
+        "FALLBACK",
+        "TOKENS IN",
+        "TOKENS OUT",
+        "COST/QUERY",
+        "LATENCY",
+        "TTFT",
+        "J/QUERY"
+    );
+    for route in &stats.routes {
+        let n = route.requests as f64;
+        println!(
+            "{:<6} {:>9} {:>6.1}% {:>7} {:>9} {:>11} {:>11} {:>12.6} {:>8.0}ms {:>8.0}ms {:>10}",
+            route.route,
+            route.requests,
+            100.0 * n / total as f64,
+            route.errors,
+            route.fallbacks,
+            route.prompt_tokens,
+            route.completion_tokens,
+            route.cost / n,
+            route.mean_latency_ms,
+            route.mean_ttft_ms,
+            if route.energy_j > 0.0 { format!("{:.2}", route.energy_j / n) } else { "-".into() },
+        );
+    }
+    let cost = stats.total_cost();
+    println!("\n{total} requests, total cost {cost:.6}, {:.6} per query", cost / total as f64);
+
+    let file = FileConfig::load(args.config.as_deref()).unwrap_or_default();
+    let cloud = file.cloud.unwrap_or_default();
+    let price_in = args.price_input.or(cloud.price_input_per_mtok);
+    let price_out = args.price_output.or(cloud.price_output_per_mtok);
+    match (price_in, price_out) {
+        (Some(price_in), Some(price_out)) => {
+            let all_cloud = stats.all_cloud_cost(price_in, price_out);
+            let saved = all_cloud - cost;
+            let share = if all_cloud > 0.0 { 100.0 * saved / all_cloud } else { 0.0 };
+            println!("all-cloud would have cost {all_cloud:.6}: saved {saved:.6} ({share:.1}%)");
+        }
+        _ => println!(
+            "(set cloud prices in [cloud] or with --price-input/--price-output to see savings against all-cloud)"
+        ),
+    }
+    Ok(())
+}

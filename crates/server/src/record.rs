@@ -1,0 +1,127 @@
+//! Writing each request to the query log.
+//!
+//! A [`Recorder`] rides along with a request: it watches the events as they
+//! are sent (route, first token, text, usage) and writes one row when the
+//! request ends: finished, failed, or dropped by a client that went away.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use edgeway_core::{BackendError, GenerationEvent, Prompt};
+use edgeway_store::{QueryLog, QueryRecord};
+
+use crate::error::ApiError;
+
+/// Where requests are logged, and whether their text is kept.
+#[derive(Clone)]
+pub struct LogSettings {
+    /// The log.
+    pub log: Arc<QueryLog>,
+    /// Keep prompt and answer text (for calibration; it never leaves the device).
+    pub store_text: bool,
+}
+
+/// Watches one request and logs it when it ends.
+pub struct Recorder {
+    settings: LogSettings,
+    record: QueryRecord,
+    started: Instant,
+    route: Option<edgeway_core::RouteInfo>,
+    answer: String,
+    written: bool,
+}
+
+impl Recorder {
+    /// Starts watching a request to `endpoint` with this prompt.
+    pub fn new(settings: &LogSettings, endpoint: &str, prompt: &Prompt) -> Self {
+        let ts_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let prompt_text = settings.store_text.then(|| match prompt {
+            Prompt::Text(text) => text.clone(),
+            Prompt::Chat(messages) => {
+                messages.iter().map(|m| format!("{}: {}", m.role, m.content)).collect::<Vec<_>>().join("\n")
+            }
+        });
+        let record = QueryRecord {
+            ts_ms,
+            endpoint: endpoint.to_owned(),
+            route: "none".into(),
+            prompt_text,
+            ..QueryRecord::default()
+        };
+        Self {
+            settings: settings.clone(),
+            record,
+            started: Instant::now(),
+            route: None,
+            answer: String::new(),
+            written: false,
+        }
+    }
+
+    /// Notes where the request is answered.
+    pub fn observe_route(&mut self, route: &edgeway_core::RouteInfo) {
+        self.record.route = route.target.as_str().to_owned();
+        self.record.reason = Some(route.reason.clone());
+        self.record.model = Some(route.model.clone());
+        self.record.score = route.score;
+        self.record.domain = route.domain.clone();
+        self.record.fallback_from = route.fallback_from.clone();
+        self.route = Some(route.clone());
+    }
+
+    /// Notes an event on its way to the client.
+    pub fn observe(&mut self, event: &Result<GenerationEvent, BackendError>) {
+        match event {
+            Ok(GenerationEvent::Routed(route)) => self.observe_route(route),
+            Ok(GenerationEvent::Delta { text, .. }) => {
+                if self.record.ttft_ms.is_none() && !text.is_empty() {
+                    self.record.ttft_ms = Some(self.started.elapsed().as_secs_f64() * 1000.0);
+                }
+                if self.settings.store_text {
+                    self.answer.push_str(text);
+                }
+            }
+            Ok(GenerationEvent::Finished(completion)) => {
+                let usage = completion.usage;
+                self.record.prompt_tokens = usage.prompt_tokens;
+                self.record.completion_tokens = usage.completion_tokens;
+                self.record.cached_tokens = usage.cached_tokens;
+                self.record.cost =
+                    self.route.as_ref().map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens));
+                self.write("ok", None);
+            }
+            Err(error) => {
+                let error = ApiError::from(error.clone());
+                self.write(error.code(), Some(error.to_string()));
+            }
+        }
+    }
+
+    /// Logs a request refused before it produced anything.
+    pub fn refused(mut self, error: &ApiError) {
+        self.write(error.code(), Some(error.to_string()));
+    }
+
+    fn write(&mut self, status: &str, error: Option<String>) {
+        if self.written {
+            return;
+        }
+        self.written = true;
+        let mut record = std::mem::take(&mut self.record);
+        record.status = status.to_owned();
+        record.error = error;
+        record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        if self.settings.store_text {
+            record.answer_text = Some(std::mem::take(&mut self.answer));
+        }
+        self.settings.log.record(record);
+    }
+}
+
+impl Drop for Recorder {
+    /// A request that ends without finishing or failing was dropped by its client.
+    fn drop(&mut self) {
+        self.write("cancelled", None);
+    }
+}
