@@ -170,6 +170,10 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_SWA_FULL", value_name = "BOOL")]
     pub swa_full: Option<bool>,
 
+    /// Power of one busy core in watts, for energy accounting when RAPL counters are not readable [default: 10].
+    #[arg(long, env = "EDGEWAY_WATTS_PER_CORE")]
+    pub watts_per_core: Option<f64>,
+
     /// Fail instead of downloading a catalog model that is not in the cache.
     #[arg(long)]
     pub no_pull: bool,

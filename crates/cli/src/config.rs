@@ -102,6 +102,7 @@ pub struct EngineSection {
     pub ubatch_size: Option<u32>,
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
+    pub watts_per_core: Option<f64>,
 }
 
 impl FileConfig {
@@ -133,6 +134,7 @@ pub struct ServeSettings {
     pub ubatch_size: Option<u32>,
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
+    pub watts_per_core: Option<f64>,
     /// The cloud tier, when a base URL is configured.
     pub cloud: Option<edgeway_upstream::UpstreamConfig>,
     /// How requests are routed.
@@ -162,6 +164,7 @@ impl ServeSettings {
             ubatch_size: args.ubatch_size.or(engine.ubatch_size),
             queue_size: args.queue_size.or(engine.queue_size),
             swa_full: args.swa_full.or(engine.swa_full),
+            watts_per_core: args.watts_per_core.or(engine.watts_per_core),
             cloud,
             gateway,
             log_path: args.log_path.clone().or(file.log.path),
@@ -188,6 +191,9 @@ impl ServeSettings {
             if let Some(value) = value {
                 *field = value;
             }
+        }
+        if let Some(watts) = self.watts_per_core {
+            config.watts_per_core = watts;
         }
         if let Some(swa_full) = self.swa_full {
             config.swa_full = swa_full;

@@ -56,6 +56,9 @@ fn easy_stays_at_the_edge_and_hard_goes_to_the_cloud() {
     assert_eq!(header(&headers, "x-edgeway-route"), "edge");
     assert_eq!(header(&headers, "x-edgeway-route-reason"), "score_below_threshold");
     assert_eq!(body["model"], "smollm2");
+    assert!(["rapl", "cpu-time-model"].contains(&header(&headers, "x-edgeway-energy-source")), "{headers:?}");
+    assert!(header(&headers, "x-edgeway-energy-j").parse::<f64>().unwrap() > 0.0);
+    assert_eq!(header(&headers, "x-edgeway-cost").parse::<f64>().unwrap(), 0.0);
 
     let (status, headers, body) = gateway.post_with_headers("/v1/chat/completions", &request(HARD), &[]);
     assert_eq!(status, 200, "{body}");
@@ -150,10 +153,13 @@ fn a_stalled_cloud_times_out_and_the_edge_answers() {
 #[test]
 fn a_cloud_killed_mid_stream_ends_with_a_well_formed_error() {
     let mut cloud = Server::start(&[]);
-    let gateway = gateway_to(&cloud.url("/v1"), "2");
+    // A generous timeout: on a loaded test machine the cloud's first token may be slow,
+    // and a timeout before it would (rightly) hand the request to the edge instead.
+    let gateway = gateway_to(&cloud.url("/v1"), "20");
     let request = chat(HARD, json!({"max_tokens": 1500, "temperature": 1.0, "stream": true, "ignore_eos": true}));
     let mut response = common::client().post(gateway.url("/v1/chat/completions")).json(&request).send().unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "x-edgeway-route"), "cloud");
     common::read_until(&mut response, "\"content\":\"");
     cloud.kill();
     let mut rest = String::new();
@@ -200,6 +206,8 @@ fn every_request_is_logged_with_route_cost_and_status() {
     let expected = (cloud_stats.prompt_tokens as f64 * 1000.0 + cloud_stats.completion_tokens as f64 * 2000.0) / 1e6;
     assert!((cloud_stats.cost - expected).abs() < 1e-9, "cost {} vs {expected}", cloud_stats.cost);
     assert_eq!(route("edge").cost, 0.0);
+    assert!(route("edge").energy_j > 0.0, "edge answers are charged their energy");
+    assert_eq!(route("cloud").energy_j, 0.0, "the cloud's energy is not ours to know");
     assert!(route("edge").mean_ttft_ms > 0.0);
 
     let output = Command::new(env!("CARGO_BIN_EXE_edgeway"))

@@ -65,6 +65,15 @@ pub struct TokenLogprob {
     pub top: Vec<TopLogprob>,
 }
 
+/// Energy one request used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnergyUse {
+    /// Joules.
+    pub joules: f64,
+    /// How it was measured: `rapl` or `cpu-time-model`.
+    pub source: &'static str,
+}
+
 /// Summary sent once when a generation ends normally.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -74,6 +83,8 @@ pub struct Completion {
     pub usage: Usage,
     /// Where the time went.
     pub timings: Timings,
+    /// Energy used on this device, when known (not for cloud answers).
+    pub energy: Option<EnergyUse>,
 }
 
 /// Where a request ended up and why, sent before any text by routing backends.

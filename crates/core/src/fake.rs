@@ -155,7 +155,7 @@ impl Backend for FakeBackend {
             }
             let usage = Usage { prompt_tokens, completion_tokens: generated, cached_tokens: 0 };
             let timings = Timings { predicted_n: generated, ..Timings::default() };
-            let _ = tx.send(Ok(GenerationEvent::Finished(Completion { finish_reason, usage, timings })));
+            let _ = tx.send(Ok(GenerationEvent::Finished(Completion { finish_reason, usage, timings, energy: None })));
         });
         Ok(Generation::new(prompt_tokens, rx))
     }

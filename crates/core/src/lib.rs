@@ -21,5 +21,7 @@ pub mod request;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
-pub use event::{Completion, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob, Usage};
+pub use event::{
+    Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob, Usage,
+};
 pub use request::{ChatMessage, GenerateRequest, Prompt, RouteHints, RouteTarget, SamplingParams};

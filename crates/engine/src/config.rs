@@ -30,6 +30,8 @@ pub struct EngineConfig {
     /// saves memory (37 MiB on Gemma 3 270M at 4096 tokens) but lets a cached
     /// prefix be reused only while the previous answer stayed within the window.
     pub swa_full: bool,
+    /// Power of one busy core, for the CPU-time energy model when RAPL is not readable (`--watts-per-core`).
+    pub watts_per_core: f64,
 }
 
 impl EngineConfig {
@@ -47,6 +49,7 @@ impl EngineConfig {
             ubatch_size: 512,
             queue_size: 32,
             swa_full: false,
+            watts_per_core: 10.0,
         }
     }
 

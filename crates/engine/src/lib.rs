@@ -20,9 +20,11 @@
 //! - [`worker`]: the scheduling loop that owns the context.
 //! - [`sampling`]: choosing the next token from raw logits.
 //! - [`logprobs`]: log-probabilities from raw logits.
+//! - [`energy`]: joules per step, from RAPL or the CPU-time model.
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 
 pub mod config;
+pub mod energy;
 pub mod gguf_check;
 pub mod logprobs;
 mod model;

@@ -16,7 +16,9 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Instant;
 
-use edgeway_core::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
+use edgeway_core::event::{
+    Completion, EnergyUse, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage,
+};
 use edgeway_core::text::TextAssembler;
 use edgeway_core::{BackendError, SamplingParams};
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -27,6 +29,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
+use crate::energy::EnergyMeter;
 use crate::logprobs::token_logprobs;
 use crate::model::LoadedModel;
 use crate::sampling::Sampler;
@@ -58,6 +61,10 @@ struct Task {
     max_tokens: u32,
     /// Index of this task's logits in the batch being decoded.
     logits_index: Option<i32>,
+    /// Tokens this task put in the batch being decoded, for sharing the step's energy.
+    step_tokens: usize,
+    /// Energy attributed to this request so far.
+    energy_j: f64,
     admitted_at: Instant,
     first_token_at: Option<Instant>,
 }
@@ -110,7 +117,9 @@ pub fn run(
         n_ctx_slot: n_ctx_slot as usize,
         step: 0,
         busy_slots,
+        meter: EnergyMeter::system(config.watts_per_core),
     };
+    tracing::info!(source = scheduler.meter.kind().as_str(), "energy accounting");
     let mut queue_open = true;
     loop {
         if queue_open {
@@ -143,6 +152,7 @@ struct Scheduler<'m> {
     n_ctx_slot: usize,
     step: u64,
     busy_slots: Arc<AtomicU32>,
+    meter: EnergyMeter,
 }
 
 impl Scheduler<'_> {
@@ -226,6 +236,8 @@ impl Scheduler<'_> {
             n_generated: 0,
             max_tokens,
             logits_index: None,
+            step_tokens: 0,
+            energy_j: 0.0,
             admitted_at: Instant::now(),
             first_token_at: None,
             job,
@@ -258,6 +270,7 @@ impl Scheduler<'_> {
                 continue;
             };
             task.logits_index = None;
+            task.step_tokens = 0;
             if let Some(token) = task.next_token.take() {
                 let index = self.batch.n_tokens();
                 if self.batch.add(token, slot.cached.len() as i32, &[slot.seq_id], true).is_err() {
@@ -266,6 +279,7 @@ impl Scheduler<'_> {
                 }
                 slot.cached.push(token);
                 task.logits_index = Some(index);
+                task.step_tokens = 1;
                 budget -= 1;
             }
         }
@@ -292,18 +306,26 @@ impl Scheduler<'_> {
             }
             slot.cached.extend_from_slice(&task.job.tokens[task.n_prompt_done..chunk_end]);
             task.n_prompt_done = chunk_end;
+            task.step_tokens = take;
             budget -= take;
         }
         if self.batch.n_tokens() == 0 {
             return;
         }
 
+        let energy_mark = self.meter.mark();
         if let Err(error) = ctx.decode(&mut self.batch) {
             tracing::error!(%error, "llama_decode failed; failing the requests in this batch");
             self.fail_all(ctx, &format!("llama.cpp could not decode: {error}"));
             return;
         }
 
+        // The step's energy is shared by the tokens each request put in the batch.
+        let joules = self.meter.joules_since(&energy_mark);
+        let batch_tokens = self.batch.n_tokens().max(1) as f64;
+        for task in self.slots.iter_mut().filter_map(|slot| slot.task.as_mut()) {
+            task.energy_j += joules * task.step_tokens as f64 / batch_tokens;
+        }
         for slot_index in 0..self.slots.len() {
             let Some(index) = self.slots[slot_index].task.as_ref().and_then(|task| task.logits_index) else {
                 continue;
@@ -317,6 +339,7 @@ impl Scheduler<'_> {
     fn sample_into(&mut self, ctx: &LlamaContext, slot_index: usize, logits_index: i32) {
         let model = self.model;
         let step = self.step;
+        let energy_source = self.meter.kind().as_str();
         let slot = &mut self.slots[slot_index];
         let Some(task) = slot.task.as_mut() else {
             return;
@@ -328,7 +351,7 @@ impl Scheduler<'_> {
         task.n_generated += 1;
 
         if model.is_end_of_generation(token) {
-            finish(slot, FinishReason::Stop, step);
+            finish(slot, FinishReason::Stop, step, energy_source);
             return;
         }
         let bytes = model.token_bytes(token);
@@ -345,9 +368,9 @@ impl Scheduler<'_> {
             return;
         }
         if pushed.stopped {
-            finish(slot, FinishReason::Stop, step);
+            finish(slot, FinishReason::Stop, step, energy_source);
         } else if task.n_generated >= task.max_tokens {
-            finish(slot, FinishReason::Length, step);
+            finish(slot, FinishReason::Length, step, energy_source);
         } else {
             task.next_token = Some(token);
         }
@@ -367,7 +390,7 @@ impl Scheduler<'_> {
 }
 
 /// Sends the tail of the answer and the summary, and frees the slot.
-fn finish(slot: &mut Slot, reason: FinishReason, step: u64) {
+fn finish(slot: &mut Slot, reason: FinishReason, step: u64, energy_source: &'static str) {
     let Some(mut task) = slot.task.take() else {
         return;
     };
@@ -379,6 +402,7 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64) {
     let finished_at = Instant::now();
     let first_token_at = task.first_token_at.unwrap_or(finished_at);
     let completion = Completion {
+        energy: Some(EnergyUse { joules: task.energy_j, source: energy_source }),
         finish_reason: reason,
         usage: Usage {
             prompt_tokens: task.job.tokens.len() as u32,

@@ -89,6 +89,10 @@ impl Recorder {
                 self.record.cached_tokens = usage.cached_tokens;
                 self.record.cost =
                     self.route.as_ref().map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens));
+                if let Some(energy) = completion.energy {
+                    self.record.energy_j = Some(energy.joules);
+                    self.record.energy_source = Some(energy.source.to_owned());
+                }
                 self.write("ok", None);
             }
             Err(error) => {

@@ -102,6 +102,23 @@ pub async fn collect(mut started: Started) -> Result<Collected, ApiError> {
     Err(ended_early())
 }
 
+/// Response headers with what a finished request cost: money on its route, energy on this device.
+pub fn accounting_headers(route: Option<&RouteInfo>, completion: &Completion) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let usage = completion.usage;
+    let cost = route.map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens));
+    if let Ok(value) = HeaderValue::from_str(&format!("{cost:.8}")) {
+        headers.insert("x-edgeway-cost", value);
+    }
+    if let Some(energy) = completion.energy {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.4}", energy.joules)) {
+            headers.insert("x-edgeway-energy-j", value);
+        }
+        headers.insert("x-edgeway-energy-source", HeaderValue::from_static(energy.source));
+    }
+    headers
+}
+
 /// Response headers that say where a request was answered and why.
 pub fn route_headers(route: Option<&RouteInfo>) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -214,6 +214,7 @@ impl UpstreamCall {
         let completion = Completion {
             finish_reason: state.finish_reason.unwrap_or(FinishReason::Stop),
             usage,
+            energy: None,
             timings: Timings {
                 queued_ms: 0.0,
                 prompt_n: usage.prompt_tokens,

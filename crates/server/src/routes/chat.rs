@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::stream::{collect, route_headers, sse_response, ChunkShape};
+use crate::stream::{accounting_headers, collect, route_headers, sse_response, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
 use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
 
@@ -29,8 +29,10 @@ pub async fn chat_completions(
         let shape = ChatShape { id, created, model, wants_logprobs, include_usage: options.include_usage };
         return Ok(sse_response(started, shape));
     }
-    let route = route_headers(started.route.as_ref());
+    let mut route = route_headers(started.route.as_ref());
+    let route_info = started.route.clone();
     let collected = collect(started).await?;
+    route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
     let body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
     Ok((route, axum::Json(body)).into_response())

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::stream::{collect, route_headers, sse_response, ChunkShape};
+use crate::stream::{accounting_headers, collect, route_headers, sse_response, ChunkShape};
 use crate::wire::common::{response_id, unix_seconds};
 use crate::wire::completion::{CompletionRequest, TextCompletion, TextLogprobs};
 
@@ -31,8 +31,10 @@ pub async fn completions(
             TextShape { id, created, model, wants_logprobs, include_usage: options.include_usage, prefix, offset: 0 };
         return Ok(sse_response(started, shape));
     }
-    let route = route_headers(started.route.as_ref());
+    let mut route = route_headers(started.route.as_ref());
+    let route_info = started.route.clone();
     let collected = collect(started).await?;
+    route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
     let logprobs = TextLogprobs::from_entries(wants_logprobs, &collected.logprobs, prefix.len());
     let text = prefix + &collected.text;
     let body = TextCompletion::new(id, created, model, text, logprobs, Some(&collected.completion));
