@@ -210,6 +210,10 @@ fn every_request_is_logged_with_route_cost_and_status() {
     assert_eq!(route("cloud").energy_j, 0.0, "the cloud's energy is not ours to know");
     assert!(route("edge").mean_ttft_ms > 0.0);
 
+    let metrics = common::client().get(gateway.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("edgeway_requests_total{route=\"cloud\""), "{metrics}");
+    assert!(metrics.contains("edgeway_cost_total{route=\"cloud\"}"), "{metrics}");
+
     let output = Command::new(env!("CARGO_BIN_EXE_edgeway"))
         .args(["stats", "--log-path", gateway.query_log.to_str().unwrap(), "--config", config.to_str().unwrap()])
         .output()

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod record;
 pub mod routes;
 pub mod state;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list_models))
         .route("/models", get(routes::models::list_models))
         .route("/tokenize", post(routes::tokenize::tokenize))
+        .route("/metrics", get(routes::metrics::metrics))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })

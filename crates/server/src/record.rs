@@ -11,6 +11,7 @@ use edgeway_core::{BackendError, GenerationEvent, Prompt};
 use edgeway_store::{QueryLog, QueryRecord};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Where requests are logged, and whether their text is kept.
 #[derive(Clone)]
@@ -23,7 +24,8 @@ pub struct LogSettings {
 
 /// Watches one request and logs it when it ends.
 pub struct Recorder {
-    settings: LogSettings,
+    log: Option<LogSettings>,
+    metrics: Arc<Metrics>,
     record: QueryRecord,
     started: Instant,
     route: Option<edgeway_core::RouteInfo>,
@@ -33,10 +35,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts watching a request to `endpoint` with this prompt.
-    pub fn new(settings: &LogSettings, endpoint: &str, prompt: &Prompt) -> Self {
+    pub fn new(log: Option<&LogSettings>, metrics: Arc<Metrics>, endpoint: &str, prompt: &Prompt) -> Self {
+        let store_text = log.is_some_and(|l| l.store_text);
         let ts_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let prompt_text = settings.store_text.then(|| match prompt {
+        let prompt_text = store_text.then(|| match prompt {
             Prompt::Text(text) => text.clone(),
             Prompt::Chat(messages) => {
                 messages.iter().map(|m| format!("{}: {}", m.role, m.content)).collect::<Vec<_>>().join("\n")
@@ -50,7 +53,8 @@ impl Recorder {
             ..QueryRecord::default()
         };
         Self {
-            settings: settings.clone(),
+            log: log.cloned(),
+            metrics,
             record,
             started: Instant::now(),
             route: None,
@@ -78,7 +82,7 @@ impl Recorder {
                 if self.record.ttft_ms.is_none() && !text.is_empty() {
                     self.record.ttft_ms = Some(self.started.elapsed().as_secs_f64() * 1000.0);
                 }
-                if self.settings.store_text {
+                if self.store_text() {
                     self.answer.push_str(text);
                 }
             }
@@ -116,10 +120,17 @@ impl Recorder {
         record.status = status.to_owned();
         record.error = error;
         record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        if self.settings.store_text {
+        if self.store_text() {
             record.answer_text = Some(std::mem::take(&mut self.answer));
         }
-        self.settings.log.record(record);
+        self.metrics.observe(&record);
+        if let Some(log) = &self.log {
+            log.log.record(record);
+        }
+    }
+
+    fn store_text(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| l.store_text)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use edgeway_core::Backend;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::record::LogSettings;
 
 /// Shared handler state. Cheap to clone.
@@ -20,17 +21,27 @@ struct Inner {
     model_id: String,
     backend: OnceLock<Arc<dyn Backend>>,
     log: Option<LogSettings>,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// State for a server whose model `model_id` is still loading.
     pub fn loading(model_id: impl Into<String>) -> Self {
-        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new(), log: None }) }
+        Self::build(model_id.into(), None)
+    }
+
+    fn build(model_id: String, log: Option<LogSettings>) -> Self {
+        Self { inner: Arc::new(Inner { model_id, backend: OnceLock::new(), log, metrics: Arc::new(Metrics::new()) }) }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// State for a server that logs every request.
     pub fn loading_with_log(model_id: impl Into<String>, log: LogSettings) -> Self {
-        Self { inner: Arc::new(Inner { model_id: model_id.into(), backend: OnceLock::new(), log: Some(log) }) }
+        Self::build(model_id.into(), Some(log))
     }
 
     /// Where requests are logged, if anywhere.

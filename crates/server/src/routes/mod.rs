@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod health;
+pub mod metrics;
 pub mod models;
 pub mod tokenize;
 
@@ -41,7 +42,7 @@ async fn begin(
     if let Some(value) = headers.get(DOMAIN_HEADER).and_then(|v| v.to_str().ok()) {
         request.route.domain = Some(value.trim().to_owned());
     }
-    let recorder = state.log().map(|log| Recorder::new(log, endpoint, &request.prompt));
+    let recorder = Some(Recorder::new(state.log(), state.metrics().clone(), endpoint, &request.prompt));
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {

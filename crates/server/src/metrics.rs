@@ -1,0 +1,146 @@
+//! `GET /metrics`: Prometheus counters and histograms for every request.
+//!
+//! Fed from the same finished-request records as the query log, so the two
+//! always agree; load gauges (busy slots, queue depth) are read at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use edgeway_core::BackendLoad;
+use edgeway_store::QueryRecord;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    domain: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    route: String,
+    kind: &'static str,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 5 ms to ~80 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    ttft: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<RouteLabels, Counter<f64, AtomicU64>>,
+    energy: Family<RouteLabels, Counter<f64, AtomicU64>>,
+    busy_slots: Gauge,
+    queued: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `edgeway_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("edgeway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(seconds_histogram);
+        let ttft = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(seconds_histogram);
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
+        let energy = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
+        let busy_slots = Gauge::default();
+        let queued = Gauge::default();
+        registry.register("requests", "Requests by route, domain and status", requests.clone());
+        registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
+        registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
+        registry.register("tokens", "Tokens by route and kind (prompt, completion)", tokens.clone());
+        registry.register("cost", "Money spent, in the configured prices' currency", cost.clone());
+        registry.register("energy_joules", "Energy used on this device", energy.clone());
+        registry.register("slots_busy", "Edge slots generating now", busy_slots.clone());
+        registry.register("queue_depth", "Requests waiting for an edge slot", queued.clone());
+        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued }
+    }
+
+    /// Counts one finished request.
+    pub fn observe(&self, record: &QueryRecord) {
+        let route = RouteLabels { route: record.route.clone() };
+        let domain = record.domain.clone().unwrap_or_else(|| "none".into());
+        self.requests
+            .get_or_create(&RequestLabels { route: record.route.clone(), domain, status: record.status.clone() })
+            .inc();
+        self.latency.get_or_create(&route).observe(record.latency_ms / 1000.0);
+        if let Some(ttft) = record.ttft_ms {
+            self.ttft.get_or_create(&route).observe(ttft / 1000.0);
+        }
+        let token_labels = |kind| TokenLabels { route: record.route.clone(), kind };
+        self.tokens.get_or_create(&token_labels("prompt")).inc_by(u64::from(record.prompt_tokens));
+        self.tokens.get_or_create(&token_labels("completion")).inc_by(u64::from(record.completion_tokens));
+        self.cost.get_or_create(&route).inc_by(record.cost);
+        if let Some(joules) = record.energy_j {
+            self.energy.get_or_create(&route).inc_by(joules);
+        }
+    }
+
+    /// The text exposition, with the load gauges as they are now.
+    pub fn render(&self, load: Option<BackendLoad>) -> String {
+        if let Some(load) = load {
+            self.busy_slots.set(i64::from(load.busy_slots));
+            self.queued.set(i64::from(load.queued));
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_shows_up_in_every_family() {
+        let metrics = Metrics::new();
+        let record = QueryRecord {
+            route: "edge".into(),
+            domain: Some("code".into()),
+            status: "ok".into(),
+            latency_ms: 120.0,
+            ttft_ms: Some(30.0),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            energy_j: Some(1.5),
+            ..QueryRecord::default()
+        };
+        metrics.observe(&record);
+        let text = metrics.render(Some(BackendLoad { busy_slots: 1, queued: 2 }));
+        for needle in [
+            "edgeway_requests_total{route=\"edge\",domain=\"code\",status=\"ok\"} 1",
+            "edgeway_tokens_total{route=\"edge\",kind=\"completion\"} 5",
+            "edgeway_energy_joules_total{route=\"edge\"} 1.5",
+            "edgeway_queue_depth 2",
+            "edgeway_time_to_first_token_seconds_count{route=\"edge\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
