@@ -47,7 +47,7 @@ fi
 # --- one table per model ----------------------------------------------------
 for model in "${models[@]}"; do
   target/release/edgeway model pull "$model" >/dev/null
-  target/release/edgeway bench --model "$model" --threads "$threads" --repetitions "$reps" \
+  target/release/edgeway bench engine --model "$model" --threads "$threads" --repetitions "$reps" \
     --llama-bench "$build/bin/llama-bench" --json "$out/engine-$model.json" | tee "$out/engine-$model.md"
   echo
 done

@@ -32,8 +32,9 @@ pub enum Command {
     /// Fetch and list models.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Measure edgeway against llama.cpp's own llama-bench (see bench/engine.sh).
-    Bench(BenchArgs),
+    /// Benchmarks that print tables (see bench/).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Summarise the query log: the edge/cloud split, cost and energy per query, savings.
     Stats(StatsArgs),
 }
@@ -62,9 +63,34 @@ pub struct StatsArgs {
     pub config: Option<PathBuf>,
 }
 
-/// `edgeway bench` flags.
+/// `edgeway bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// edgeway's HTTP API against llama.cpp's own llama-bench, same model and threads (see bench/engine.sh).
+    Engine(EngineBenchArgs),
+    /// The router's added latency over calling the cloud upstream directly, p50 and p99.
+    Gateway(GatewayBenchArgs),
+}
+
+/// `edgeway bench gateway` flags.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub struct GatewayBenchArgs {
+    /// Request pairs (direct, through edgeway) to time.
+    #[arg(short, long, default_value_t = 2000)]
+    pub requests: usize,
+
+    /// Chunks in each streamed upstream answer.
+    #[arg(long, default_value_t = 16)]
+    pub chunks: usize,
+
+    /// Edge model for the gateway process (it loads one, but this benchmark never calls it).
+    #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
+    pub model: String,
+}
+
+/// `edgeway bench engine` flags.
+#[derive(Debug, Args)]
+pub struct EngineBenchArgs {
     /// Model to measure: a catalog name or a .gguf path.
     #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
     pub model: String,

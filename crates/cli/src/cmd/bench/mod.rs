@@ -1,152 +1,33 @@
-//! `edgeway bench`: edgeway's HTTP API against llama.cpp's own `llama-bench`,
-//! on the same model and thread count, in one run.
+//! `edgeway bench`: measurements that print tables. Speed targets live here,
+//! never in timed tests.
 //!
-//! What is measured, each `--repetitions` times (medians reported):
-//! - prompt processing: a fresh `--prompt-tokens` prompt through
-//!   `/v1/completions` with `max_tokens: 1`; tokens/s = prompt tokens ÷ time to
-//!   first token, measured by the client, HTTP included;
-//! - generation: `--gen-tokens` tokens (`ignore_eos`) streamed; tokens/s over
-//!   the time between the first and the last token, as seen by the client;
-//! - prefix reuse: time to first token of a request sharing a
-//!   `--prefix-tokens` prefix with the previous one, against a cold one;
-//! - peak RSS of the serving process (VmHWM), against the model file's size.
-//!
-//! llama-bench runs `-p`/`-n` with the same sizes and threads; the ratio is
-//! edgeway ÷ llama-bench. The two are interleaved (one llama-bench run per
-//! round) because a shared machine drifts in speed over minutes.
+//! - [`engine`]: edgeway's HTTP API against llama.cpp's own `llama-bench`.
+//! - [`gateway`]: the router's added latency over calling the upstream directly.
 
-use std::io::BufRead;
+mod engine;
+mod gateway;
+mod raw_http;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use edgeway_models::{resolve_model, ModelCache};
-use serde_json::{json, Value};
 
-use crate::cli::BenchArgs;
+use crate::cli::BenchCommand;
 
-mod raw_http;
-
-/// Words to start prompts with, so no two prompts share a first token and no cache is reused.
-const OPENERS: &[&str] = &[
-    "Apples",
-    "Bridges",
-    "Copper",
-    "Deserts",
-    "Engines",
-    "Forests",
-    "Glaciers",
-    "Harbors",
-    "Islands",
-    "Jungles",
-    "Kettles",
-    "Lanterns",
-    "Meadows",
-    "Nebulas",
-    "Oceans",
-    "Pyramids",
-    "Quarries",
-    "Rivers",
-    "Satellites",
-    "Tunnels",
-];
-
-/// Filler prose for building prompts of a given length.
-const FILLER: &str = "The inspection line checks every part for cracks, scratches and stains before it is packed. \
-Operators review the flagged parts, and the camera model learns from their decisions over time. ";
-
-pub fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
-    if args.repetitions == 0 {
-        bail!("--repetitions must be at least 1");
+/// Runs one benchmark.
+pub fn run(data_dir: &Path, command: &BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Engine(args) => engine::run(data_dir, args),
+        BenchCommand::Gateway(args) => gateway::run(data_dir, args),
     }
-    let cache = ModelCache::new(data_dir);
-    let model = resolve_model(&args.model, &cache, true, &mut |_| {})?;
-    let model_bytes =
-        std::fs::metadata(&model.path).with_context(|| format!("cannot read {}", model.path.display()))?.len();
-    eprintln!(
-        "bench: {} ({} MiB), {} threads, {} repetitions",
-        model.id,
-        model_bytes >> 20,
-        args.threads,
-        args.repetitions
-    );
-
-    let server = start_server(&model.path, args.threads, &args.serve_args)?;
-    lower_own_priority();
-    let mut prompts = PromptMaker::new(server.port);
-    // The machine's speed drifts; one llama-bench run next to each edgeway run,
-    // and the median of the per-pair ratios, keeps the comparison fair.
-    let mut rounds = Vec::new();
-    for round in 0..args.repetitions {
-        eprintln!("bench: round {}/{}", round + 1, args.repetitions);
-        let anchor =
-            args.llama_bench.as_deref().map(|binary| run_llama_bench(binary, &model.path, args)).transpose()?;
-        let ours = measure_round(server.port, &mut prompts, args)?;
-        rounds.push((anchor, ours));
-    }
-    let peak_rss_bytes = peak_rss(server.child.id()).unwrap_or(0);
-    drop(server);
-
-    let report = Report { model: model.id.clone(), model_bytes, threads: args.threads, rounds, peak_rss_bytes };
-    println!("{}", report.markdown(args));
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// One llama-bench run, in tokens/s.
-struct Anchor {
-    prompt_tps: f64,
-    gen_tps: f64,
-}
-
-/// One round of edgeway measurements.
-struct Round {
-    prompt_tps: f64,
-    prompt_tokens: u64,
-    gen_tps: f64,
-    server_gen_tps: f64,
-    ttft_cold_ms: f64,
-    ttft_warm_ms: f64,
-    prefix_tokens: u64,
-}
-
-fn run_llama_bench(binary: &Path, model: &Path, args: &BenchArgs) -> anyhow::Result<Anchor> {
-    let output = Command::new(binary)
-        .arg("-m")
-        .arg(model)
-        .args(["-t", &args.threads.to_string()])
-        .args(["-p", &args.prompt_tokens.to_string(), "-n", &args.gen_tokens.to_string()])
-        .args(["-r", "1", "-o", "json"])
-        .stderr(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    if !output.status.success() {
-        bail!("llama-bench failed with {}", output.status);
-    }
-    let runs: Vec<Value> = serde_json::from_slice(&output.stdout).context("llama-bench did not print JSON")?;
-    let median_of = |is_prompt: bool| -> anyhow::Result<f64> {
-        let run = runs
-            .iter()
-            .find(|r| {
-                (r["n_prompt"].as_u64().unwrap_or(0) > 0) == is_prompt
-                    && (r["n_gen"].as_u64().unwrap_or(0) > 0) != is_prompt
-            })
-            .context("llama-bench output lacks a run")?;
-        let samples: Vec<f64> =
-            run["samples_ts"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
-        Ok(if samples.is_empty() { run["avg_ts"].as_f64().unwrap_or(0.0) } else { median(samples) })
-    };
-    Ok(Anchor { prompt_tps: median_of(true)?, gen_tps: median_of(false)? })
 }
 
 /// A `edgeway serve` child process, killed on drop.
-struct ServeProcess {
-    child: Child,
-    port: u16,
+pub(super) struct ServeProcess {
+    pub(super) child: Child,
+    pub(super) port: u16,
 }
 
 impl Drop for ServeProcess {
@@ -156,7 +37,7 @@ impl Drop for ServeProcess {
     }
 }
 
-fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Result<ServeProcess> {
+pub(super) fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Result<ServeProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(std::env::current_exe()?)
         .arg("serve")
@@ -182,137 +63,11 @@ fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Re
     bail!("edgeway serve did not become ready")
 }
 
-/// What the client saw of one streamed completion.
-struct StreamTiming {
-    ttft: Duration,
-    /// From the first to the last token event.
-    generation: Duration,
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    /// Generation rate the server itself measured (its `timings`), without HTTP.
-    server_gen_tps: f64,
-}
-
-fn stream_completion(port: u16, prompt: &str, max_tokens: u32) -> anyhow::Result<StreamTiming> {
-    let body = json!({
-        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": true,
-        "stream": true, "stream_options": {"include_usage": true},
-    });
-    let started = Instant::now();
-    let response = raw_http::post_json(port, "/v1/completions", &body.to_string())?;
-    let mut first = None;
-    let mut last = started;
-    let mut usage = Value::Null;
-    let mut timings = Value::Null;
-    for line in response.lines() {
-        let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        if data == "[DONE]" {
-            break;
-        }
-        let chunk: Value = serde_json::from_str(data)?;
-        if chunk["choices"][0]["text"].as_str().is_some_and(|t| !t.is_empty()) {
-            let now = Instant::now();
-            first.get_or_insert(now);
-            last = now;
-        }
-        if !chunk["usage"].is_null() {
-            usage = chunk["usage"].clone();
-        }
-        if !chunk["timings"].is_null() {
-            timings = chunk["timings"].clone();
-        }
-    }
-    let first = first.context("the stream carried no text")?;
-    Ok(StreamTiming {
-        ttft: first - started,
-        generation: last - first,
-        prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
-        completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
-        server_gen_tps: timings["predicted_per_second"].as_f64().unwrap_or(0.0),
-    })
-}
-
-/// Builds prompts of an exact token length for the served model, with its `/tokenize`.
-///
-/// Exactness matters: llama.cpp's matrix kernels are tuned for tile-sized
-/// batches, and llama-bench itself runs ~10 % slower on 131 tokens than on 128.
-struct PromptMaker {
-    port: u16,
-    openers: std::iter::Cycle<std::slice::Iter<'static, &'static str>>,
-}
-
-impl PromptMaker {
-    fn new(port: u16) -> Self {
-        Self { port, openers: OPENERS.iter().cycle() }
-    }
-
-    fn count_tokens(&self, text: &str) -> anyhow::Result<usize> {
-        let body = json!({ "content": text }).to_string();
-        let reply: Value = serde_json::from_reader(raw_http::post_json(self.port, "/tokenize", &body)?)?;
-        reply["tokens"].as_array().map(Vec::len).context("/tokenize gave no tokens")
-    }
-
-    /// A prompt of exactly `tokens` tokens (BOS included) whose first word differs from the previous prompts'.
-    fn make(&mut self, tokens: u32) -> anyhow::Result<String> {
-        let want = tokens as usize;
-        let opener = self.openers.next().copied().unwrap_or("A");
-        let words: Vec<String> = text_of(opener, want * 8).split(' ').map(str::to_owned).collect();
-        // The most whole words that stay within the budget (token count grows with words).
-        let (mut low, mut high) = (1, words.len());
-        while low < high {
-            let mid = (low + high).div_ceil(2);
-            if self.count_tokens(&words[..mid].join(" "))? <= want {
-                low = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        let mut text = words[..low].join(" ");
-        // Then top up one short word (one token) at a time.
-        for _ in 0..want {
-            match self.count_tokens(&text)? {
-                n if n == want => return Ok(text),
-                n if n > want => bail!("cannot build a prompt of exactly {want} tokens (got {n})"),
-                _ => text.push_str(" a"),
-            }
-        }
-        bail!("cannot build a prompt of exactly {want} tokens")
-    }
-}
-
-/// `chars` characters of filler prose starting with `opener`.
-fn text_of(opener: &str, chars: usize) -> String {
-    let mut text = format!("{opener}. ");
-    while text.len() < chars {
-        text.push_str(FILLER);
-    }
-    text.truncate(chars);
-    text
-}
-
-fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyhow::Result<Round> {
-    let prompt = stream_completion(port, &prompts.make(args.prompt_tokens)?, 1)?;
-    let generation = stream_completion(port, &prompts.make(16)?, args.gen_tokens)?;
-    let prefix = prompts.make(args.prefix_tokens)?;
-    let cold = stream_completion(port, &format!("{prefix}\nQuestion: what is checked?"), 1)?;
-    let warm = stream_completion(port, &format!("{prefix}\nQuestion: who reviews the parts?"), 1)?;
-    Ok(Round {
-        prompt_tps: prompt.prompt_tokens as f64 / prompt.ttft.as_secs_f64(),
-        prompt_tokens: prompt.prompt_tokens,
-        gen_tps: generation.completion_tokens.saturating_sub(1) as f64 / generation.generation.as_secs_f64(),
-        server_gen_tps: generation.server_gen_tps,
-        ttft_cold_ms: cold.ttft.as_secs_f64() * 1000.0,
-        ttft_warm_ms: warm.ttft.as_secs_f64() * 1000.0,
-        prefix_tokens: cold.prompt_tokens,
-    })
-}
-
 /// Makes this process (the measuring client, not the server) yield the CPU to
 /// the server and llama-bench: on a 2-core box a client that wakes for every
 /// token would otherwise be measured as server overhead. Real clients run on
 /// other machines.
-fn lower_own_priority() {
+pub(super) fn lower_own_priority() {
     let pid = std::process::id().to_string();
     let lowered =
         Command::new("renice").args(["-n", "19", "-p", &pid]).stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -322,14 +77,14 @@ fn lower_own_priority() {
 }
 
 /// Peak resident set size of a process, from /proc (Linux).
-fn peak_rss(pid: u32) -> Option<u64> {
+pub(super) fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
@@ -342,106 +97,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-struct Report {
-    model: String,
-    model_bytes: u64,
-    threads: u32,
-    rounds: Vec<(Option<Anchor>, Round)>,
-    peak_rss_bytes: u64,
-}
-
-impl Report {
-    fn ours(&self, field: fn(&Round) -> f64) -> f64 {
-        median(self.rounds.iter().map(|(_, r)| field(r)).collect())
-    }
-
-    fn anchor(&self, field: fn(&Anchor) -> f64) -> Option<f64> {
-        let values: Vec<f64> = self.rounds.iter().filter_map(|(a, _)| a.as_ref().map(field)).collect();
-        (!values.is_empty()).then(|| median(values))
-    }
-
-    /// Median over rounds of edgeway ÷ llama-bench within the round.
-    fn ratio(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> Option<f64> {
-        let values: Vec<f64> =
-            self.rounds.iter().filter_map(|(a, r)| a.as_ref().map(|a| ours(r) / anchor(a))).collect();
-        (!values.is_empty()).then(|| median(values))
-    }
-
-    fn markdown(&self, args: &BenchArgs) -> String {
-        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-        let shown = |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.2}{unit}"));
-        let prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prompt_tokens);
-        let prefix_tokens = args.prefix_tokens;
-        let prefix_prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prefix_tokens);
-        let (cold, warm) = (self.ours(|r| r.ttft_cold_ms), self.ours(|r| r.ttft_warm_ms));
-        let mut out = format!(
-            "### {} ({:.1} MiB), {} threads, median of {} interleaved rounds\n\n",
-            self.model,
-            mib(self.model_bytes),
-            self.threads,
-            self.rounds.len()
-        );
-        out += "| measure | edgeway (HTTP) | llama-bench | ratio |\n|---|---|---|---|\n";
-        out += &format!(
-            "| prompt tok/s (pp{}; edgeway {} tokens) | {:.1} | {} | {} |\n",
-            args.prompt_tokens,
-            prompt_tokens,
-            self.ours(|r| r.prompt_tps),
-            shown(self.anchor(|a| a.prompt_tps), ""),
-            shown(self.ratio(|r| r.prompt_tps, |a| a.prompt_tps), "×"),
-        );
-        out += &format!(
-            "| generation tok/s (tg{}) | {:.1} | {} | {} |\n",
-            args.gen_tokens,
-            self.ours(|r| r.gen_tps),
-            shown(self.anchor(|a| a.gen_tps), ""),
-            shown(self.ratio(|r| r.gen_tps, |a| a.gen_tps), "×"),
-        );
-        out += &format!(
-            "| generation tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
-            self.ours(|r| r.server_gen_tps),
-            shown(self.anchor(|a| a.gen_tps), ""),
-            shown(self.ratio(|r| r.server_gen_tps, |a| a.gen_tps), "×"),
-        );
-        out += &format!(
-            "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
-            warm / cold
-        );
-        out += &format!(
-            "| peak RSS while serving / model file | {:.0} MiB / {:.0} MiB | | +{:.0} MiB |\n",
-            mib(self.peak_rss_bytes),
-            mib(self.model_bytes),
-            mib(self.peak_rss_bytes.saturating_sub(self.model_bytes))
-        );
-        out
-    }
-
-    fn json(&self) -> Value {
-        let rounds: Vec<Value> = self
-            .rounds
-            .iter()
-            .map(|(anchor, r)| {
-                json!({
-                    "llama_bench": anchor.as_ref().map(|a| json!({"prompt_tps": a.prompt_tps, "gen_tps": a.gen_tps})),
-                    "edgeway": {
-                        "prompt_tps": r.prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps,
-                        "ttft_cold_ms": r.ttft_cold_ms, "ttft_warm_ms": r.ttft_warm_ms, "prefix_tokens": r.prefix_tokens,
-                    },
-                })
-            })
-            .collect();
-        json!({
-            "model": self.model,
-            "model_bytes": self.model_bytes,
-            "threads": self.threads,
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "prompt_ratio": self.ratio(|r| r.prompt_tps, |a| a.prompt_tps),
-            "gen_ratio": self.ratio(|r| r.gen_tps, |a| a.gen_tps),
-            "rounds": rounds,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,12 +106,5 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
-    }
-
-    #[test]
-    fn filler_text_has_the_asked_length_and_opener() {
-        let text = text_of("Rivers", 400);
-        assert_eq!(text.len(), 400);
-        assert!(text.starts_with("Rivers. "));
     }
 }
