@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a local model over an OpenAI-compatible HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Fetch and list models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -227,6 +227,11 @@ pub struct ServeArgs {
     /// Complexity score at or above which a request goes to the cloud, for domains without their own [default: 0.5].
     #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
     pub route_threshold: Option<f32>,
+
+    /// Confidence escalation: answer at the edge first, and send the request to the cloud
+    /// instead when the mean log-probability of the first tokens is below this (e.g. -1.0).
+    #[arg(long, env = "EDGEWAY_ESCALATE_BELOW", value_name = "LOGPROB", allow_hyphen_values = true)]
+    pub escalate_below: Option<f32>,
 
     /// The query log, an SQLite file [default: DATA_DIR/queries.db].
     #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]

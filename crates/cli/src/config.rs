@@ -78,6 +78,10 @@ pub struct RoutingSection {
     pub thresholds: std::collections::BTreeMap<String, f32>,
     /// Seconds a failing cloud is left alone.
     pub cooldown_secs: Option<f64>,
+    /// Confidence escalation: escalate edge answers whose first tokens' mean log-probability is below this.
+    pub escalate_below_logprob: Option<f32>,
+    /// Tokens probed before deciding [default: 16].
+    pub escalate_probe_tokens: Option<u32>,
 }
 
 /// `[server]`.
@@ -244,6 +248,14 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     for (domain, threshold) in file.thresholds {
         in_range(&domain, threshold)?;
         config.thresholds = config.thresholds.with(&domain, threshold);
+    }
+    if let Some(min_mean_logprob) = args.escalate_below.or(file.escalate_below_logprob) {
+        anyhow::ensure!(
+            min_mean_logprob <= 0.0,
+            "a log-probability threshold must be zero or negative, got {min_mean_logprob}"
+        );
+        let probe_tokens = file.escalate_probe_tokens.unwrap_or(16).max(1);
+        config.cascade = Some(edgeway_gateway::CascadeConfig { min_mean_logprob, probe_tokens });
     }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");

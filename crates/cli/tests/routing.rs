@@ -223,3 +223,28 @@ fn every_request_is_logged_with_route_cost_and_status() {
     assert!(text.contains("edge") && text.contains("cloud") && text.contains("saved"), "{text}");
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn low_confidence_edge_answers_escalate_to_the_cloud() {
+    let cloud = Server::start(&[]);
+    let request = chat(EASY, json!({"max_tokens": 8, "temperature": 0}));
+    // Every real answer has a negative mean log-probability: a threshold of 0 always escalates…
+    let strict =
+        Server::start(&["--cloud-url", &cloud.url("/v1"), "--cloud-model", "smollm2", "--escalate-below", "0"]);
+    let (status, headers, _) = strict.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (header(&headers, "x-edgeway-route"), header(&headers, "x-edgeway-route-reason")),
+        ("cloud", "low_edge_confidence")
+    );
+    // …and one of -100 never does, nor does it leak logprobs nobody asked for.
+    let lenient =
+        Server::start(&["--cloud-url", &cloud.url("/v1"), "--cloud-model", "smollm2", "--escalate-below", "-100"]);
+    let (status, headers, body) = lenient.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (header(&headers, "x-edgeway-route"), header(&headers, "x-edgeway-route-reason")),
+        ("edge", "confident_at_edge")
+    );
+    assert_eq!(body["choices"][0]["logprobs"], Value::Null);
+}

@@ -34,11 +34,29 @@ pub struct GatewayConfig {
     pub domains: DomainRules,
     /// How long a cloud that failed is left alone before it is tried again.
     pub cooldown: Duration,
+    /// Confidence escalation: answer at the edge first and check, if set.
+    pub cascade: Option<CascadeConfig>,
+}
+
+/// Confidence escalation: requests routed to the edge by score are answered
+/// there first, and escalated to the cloud when the edge's own confidence in
+/// its first tokens is low, before any of them reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CascadeConfig {
+    /// Escalate when the mean log-probability of the probed tokens is below this (e.g. -1.0).
+    pub min_mean_logprob: f32,
+    /// Tokens to look at before deciding (whole answers shorter than this count whole).
+    pub probe_tokens: u32,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { thresholds: Thresholds::defaults(), domains: DomainRules::defaults(), cooldown: Duration::from_secs(5) }
+        Self {
+            thresholds: Thresholds::defaults(),
+            domains: DomainRules::defaults(),
+            cooldown: Duration::from_secs(5),
+            cascade: None,
+        }
     }
 }
 
@@ -143,9 +161,16 @@ impl Backend for Gateway {
         let context = RouteContext { score, domain };
         tracing::debug!(score, domain = %context.domain, target = decision.target.as_str(), reason = decision.reason.as_str(), "routed");
 
-        match (decision.target, &self.cloud) {
-            (RouteTarget::Cloud, Some(cloud)) => {
+        let cascade = self
+            .config
+            .cascade
+            .filter(|_| decision.reason == RouteReason::ScoreBelowThreshold && self.cloud_available());
+        match (decision.target, &self.cloud, cascade) {
+            (RouteTarget::Cloud, Some(cloud), _) => {
                 Ok(self.via_cloud(cloud.clone(), request, context, decision.reason.as_str()))
+            }
+            (RouteTarget::Edge, Some(cloud), Some(cascade)) => {
+                self.via_cascade(cloud.clone(), request, context, cascade)
             }
             _ => match self.edge.submit(request.clone()) {
                 Ok(generation) => {
@@ -166,7 +191,27 @@ impl Backend for Gateway {
     }
 }
 
+/// What the background routing tasks need from the gateway.
+#[derive(Clone)]
+struct Sides {
+    edge: Arc<dyn Backend>,
+    cloud: Arc<dyn Backend>,
+    down_until: Arc<Mutex<Option<Instant>>>,
+    cooldown: Duration,
+}
+
+type EventSender = mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>;
+
 impl Gateway {
+    fn sides(&self, cloud: Arc<dyn Backend>) -> Sides {
+        Sides {
+            edge: self.edge.clone(),
+            cloud,
+            down_until: self.cloud_down_until.clone(),
+            cooldown: self.config.cooldown,
+        }
+    }
+
     /// Tries the cloud; if it fails before any output, the edge answers instead.
     fn via_cloud(
         &self,
@@ -175,65 +220,140 @@ impl Gateway {
         context: RouteContext,
         reason: &str,
     ) -> Generation {
-        let (events, receiver) = mpsc::unbounded_channel();
-        let edge = self.edge.clone();
-        let down_until = self.cloud_down_until.clone();
-        let cooldown = self.config.cooldown;
+        let sides = self.sides(cloud);
         let reason = reason.to_owned();
-        let forward = async move {
-            let failure = match cloud.submit(request.clone()) {
-                Ok(mut generation) => match first_output(&mut generation).await {
-                    Ok(first) => {
-                        if let Ok(mut guard) = down_until.lock() {
-                            *guard = None;
-                        }
-                        let info = route_info(cloud.as_ref(), RouteTarget::Cloud, &reason, &context, None);
-                        let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                        let _ = events.send(Ok(first));
-                        forward_all(generation, &events).await;
-                        return;
+        spawn_routed(move |events| async move { cloud_then_edge(&sides, request, &context, &reason, &events).await })
+    }
+
+    /// Answers at the edge, but checks the first tokens' confidence before
+    /// anything reaches the client, and asks the cloud instead when it is low.
+    fn via_cascade(
+        &self,
+        cloud: Arc<dyn Backend>,
+        request: GenerateRequest,
+        context: RouteContext,
+        cascade: CascadeConfig,
+    ) -> Result<Generation, BackendError> {
+        let wants_logprobs = request.sampling.logprobs.is_some();
+        let mut probing = request.clone();
+        probing.sampling.logprobs.get_or_insert(0);
+        let mut generation = self.edge.submit(probing)?;
+        let sides = self.sides(cloud);
+        Ok(spawn_routed(move |events| async move {
+            let mut held = Vec::new();
+            let mut logprobs = Vec::new();
+            let mut finished = false;
+            while logprobs.len() < cascade.probe_tokens as usize && !finished {
+                match generation.next_event().await {
+                    Some(Ok(GenerationEvent::Routed(_))) => {}
+                    Some(Ok(GenerationEvent::Delta { text, logprobs: entries })) => {
+                        logprobs.extend(entries.iter().map(|entry| entry.chosen.logprob));
+                        held.push(GenerationEvent::Delta {
+                            text,
+                            logprobs: if wants_logprobs { entries } else { Vec::new() },
+                        });
                     }
-                    Err(error) => error,
-                },
-                Err(error) => error,
+                    Some(Ok(event @ GenerationEvent::Finished(_))) => {
+                        held.push(event);
+                        finished = true;
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+            let confidence = if logprobs.is_empty() {
+                f32::NEG_INFINITY
+            } else {
+                logprobs.iter().sum::<f32>() / logprobs.len() as f32
             };
-            // The client's own mistakes are not the cloud's failure: no fallback.
-            if matches!(failure, BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. }) {
-                let _ = events.send(Err(failure));
+            if confidence >= cascade.min_mean_logprob && !held.is_empty() {
+                let info = route_info(sides.edge.as_ref(), RouteTarget::Edge, "confident_at_edge", &context, None);
+                let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                for event in held {
+                    let _ = events.send(Ok(event));
+                }
+                if !finished {
+                    forward_all(generation, &events, !wants_logprobs).await;
+                }
                 return;
             }
-            tracing::warn!(error = %failure, cooldown_s = cooldown.as_secs_f32(), "cloud failed; the edge answers");
-            if let Ok(mut guard) = down_until.lock() {
-                *guard = Some(Instant::now() + cooldown);
-            }
-            match edge.submit(request) {
-                Ok(generation) => {
-                    let info = route_info(
-                        edge.as_ref(),
-                        RouteTarget::Edge,
-                        "fallback_cloud_failed",
-                        &context,
-                        Some(failure.to_string()),
-                    );
-                    let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                    forward_all(generation, &events).await;
-                }
-                Err(edge_error) => {
-                    let _ = events.send(Err(edge_error));
-                }
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(forward);
-            }
-            Err(_) => {
-                let (events, receiver) = mpsc::unbounded_channel();
-                let _ = events.send(Err(BackendError::Unavailable("the gateway needs an async runtime".into())));
-                return Generation::new(0, receiver);
-            }
+            // Low confidence: the edge answer is dropped (which cancels it) before the client sees any of it.
+            drop(generation);
+            tracing::debug!(
+                confidence,
+                threshold = cascade.min_mean_logprob,
+                "low edge confidence; escalating to the cloud"
+            );
+            cloud_then_edge(&sides, request, &context, "low_edge_confidence", &events).await;
+        }))
+    }
+}
+
+/// Runs a routing task and returns the generation it feeds.
+fn spawn_routed<F, Fut>(task: F) -> Generation
+where
+    F: FnOnce(EventSender) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (events, receiver) = mpsc::unbounded_channel();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task(events));
         }
-        Generation::new(0, receiver)
+        Err(_) => {
+            let _ = events.send(Err(BackendError::Unavailable("the gateway needs an async runtime".into())));
+        }
+    }
+    Generation::new(0, receiver)
+}
+
+/// The cloud, and the edge if the cloud fails before any output.
+async fn cloud_then_edge(
+    sides: &Sides,
+    request: GenerateRequest,
+    context: &RouteContext,
+    reason: &str,
+    events: &EventSender,
+) {
+    let failure = match sides.cloud.submit(request.clone()) {
+        Ok(mut generation) => match first_output(&mut generation).await {
+            Ok(first) => {
+                if let Ok(mut guard) = sides.down_until.lock() {
+                    *guard = None;
+                }
+                let info = route_info(sides.cloud.as_ref(), RouteTarget::Cloud, reason, context, None);
+                let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                let _ = events.send(Ok(first));
+                forward_all(generation, events, false).await;
+                return;
+            }
+            Err(error) => error,
+        },
+        Err(error) => error,
+    };
+    // The client's own mistakes are not the cloud's failure: no fallback.
+    if matches!(failure, BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. }) {
+        let _ = events.send(Err(failure));
+        return;
+    }
+    tracing::warn!(error = %failure, cooldown_s = sides.cooldown.as_secs_f32(), "cloud failed; the edge answers");
+    if let Ok(mut guard) = sides.down_until.lock() {
+        *guard = Some(Instant::now() + sides.cooldown);
+    }
+    match sides.edge.submit(request) {
+        Ok(generation) => {
+            let info = route_info(
+                sides.edge.as_ref(),
+                RouteTarget::Edge,
+                "fallback_cloud_failed",
+                context,
+                Some(failure.to_string()),
+            );
+            let _ = events.send(Ok(GenerationEvent::Routed(info)));
+            forward_all(generation, events, false).await;
+        }
+        Err(edge_error) => {
+            let _ = events.send(Err(edge_error));
+        }
     }
 }
 
@@ -249,15 +369,16 @@ async fn first_output(generation: &mut Generation) -> Result<GenerationEvent, Ba
     }
 }
 
-/// Passes events on until the end, or until the client goes away (which drops `generation` and cancels it).
-async fn forward_all(
-    mut generation: Generation,
-    events: &mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>,
-) {
+/// Passes events on until the end, or until the client goes away (which drops
+/// `generation` and cancels it). `strip_logprobs` removes logprobs the client did not ask for.
+async fn forward_all(mut generation: Generation, events: &EventSender, strip_logprobs: bool) {
     loop {
         tokio::select! {
             event = generation.next_event() => match event {
-                Some(event) => {
+                Some(mut event) => {
+                    if let (true, Ok(GenerationEvent::Delta { logprobs, .. })) = (strip_logprobs, event.as_mut()) {
+                        logprobs.clear();
+                    }
                     if events.send(event).is_err() {
                         return;
                     }
@@ -366,6 +487,45 @@ mod tests {
         let gateway = gateway(None);
         let (route, _) = route_of(&gateway, request(HARD, RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "cloud_unavailable"));
+    }
+
+    fn cascading(min_mean_logprob: f32) -> Gateway {
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let config = GatewayConfig {
+            cascade: Some(CascadeConfig { min_mean_logprob, probe_tokens: 2 }),
+            ..GatewayConfig::default()
+        };
+        Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config)
+    }
+
+    #[tokio::test]
+    async fn a_confident_edge_answer_is_kept_without_leaking_logprobs() {
+        // The fake gives every token a log-probability of -0.5.
+        let gateway = cascading(-1.0);
+        let mut generation = gateway.submit(request("Hi there", RouteHints::default())).unwrap();
+        let mut text = String::new();
+        while let Some(event) = generation.next_event().await {
+            match event.unwrap() {
+                GenerationEvent::Routed(info) => assert_eq!(info.reason, "confident_at_edge"),
+                GenerationEvent::Delta { text: piece, logprobs } => {
+                    assert!(logprobs.is_empty(), "the client did not ask for logprobs");
+                    text.push_str(&piece);
+                }
+                GenerationEvent::Finished(_) => break,
+            }
+        }
+        assert_eq!(text, "edge says hi");
+    }
+
+    #[tokio::test]
+    async fn a_doubtful_edge_answer_is_escalated_before_the_client_sees_it() {
+        let gateway = cascading(-0.1);
+        let (route, text) = route_of(&gateway, request("Hi there", RouteHints::default())).await;
+        assert_eq!(
+            (route.target, route.reason.as_str(), text.as_str()),
+            (RouteTarget::Cloud, "low_edge_confidence", "cloud says hi")
+        );
     }
 
     #[tokio::test]

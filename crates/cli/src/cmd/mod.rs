@@ -12,7 +12,7 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(cli.data_dir, args),
+        Command::Serve(args) => serve::run(cli.data_dir, *args),
         Command::Model(command) => model::run(&data_dir(cli.data_dir, None), command),
         Command::Bench(command) => bench::run(&data_dir(cli.data_dir, None), &command),
         Command::Stats(args) => stats::run(&data_dir(cli.data_dir, None), &args),
