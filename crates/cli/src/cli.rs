@@ -233,6 +233,14 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_ESCALATE_BELOW", value_name = "LOGPROB", allow_hyphen_values = true)]
     pub escalate_below: Option<f32>,
 
+    /// Watts the edge may draw (averaged over 10 s); above it, auto-routed edge work moves [default: no budget].
+    #[arg(long, env = "EDGEWAY_POWER_BUDGET", value_name = "WATTS")]
+    pub power_budget: Option<f64>,
+
+    /// What happens to edge work over the power budget: `cloud` or `queue` [default: cloud].
+    #[arg(long, env = "EDGEWAY_POWER_BUDGET_ACTION", value_name = "ACTION")]
+    pub power_budget_action: Option<String>,
+
     /// The query log, an SQLite file [default: DATA_DIR/queries.db].
     #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
     pub log_path: Option<PathBuf>,

@@ -82,6 +82,10 @@ pub struct RoutingSection {
     pub escalate_below_logprob: Option<f32>,
     /// Tokens probed before deciding [default: 16].
     pub escalate_probe_tokens: Option<u32>,
+    /// Watts the edge may draw (averaged over 10 s) before auto-routed work is moved.
+    pub power_budget_watts: Option<f64>,
+    /// `cloud` (default) or `queue`: what happens to edge work over the budget.
+    pub power_budget_action: Option<String>,
 }
 
 /// `[server]`.
@@ -256,6 +260,15 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
         );
         let probe_tokens = file.escalate_probe_tokens.unwrap_or(16).max(1);
         config.cascade = Some(edgeway_gateway::CascadeConfig { min_mean_logprob, probe_tokens });
+    }
+    if let Some(watts) = args.power_budget.or(file.power_budget_watts) {
+        anyhow::ensure!(watts > 0.0 && watts.is_finite(), "the power budget must be a positive number of watts");
+        let action = match args.power_budget_action.clone().or(file.power_budget_action).as_deref() {
+            None | Some("cloud") => edgeway_gateway::PowerAction::Cloud,
+            Some("queue") => edgeway_gateway::PowerAction::Queue,
+            Some(other) => anyhow::bail!("power_budget_action must be 'cloud' or 'queue', got '{other}'"),
+        };
+        config.power_budget = Some(edgeway_gateway::PowerBudget { watts, action });
     }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");

@@ -248,3 +248,23 @@ fn low_confidence_edge_answers_escalate_to_the_cloud() {
     );
     assert_eq!(body["choices"][0]["logprobs"], Value::Null);
 }
+
+#[test]
+fn over_the_power_budget_edge_work_moves_to_the_cloud() {
+    let cloud = Server::start(&[]);
+    let gateway =
+        Server::start(&["--cloud-url", &cloud.url("/v1"), "--cloud-model", "smollm2", "--power-budget", "0.001"]);
+    let request = chat(EASY, json!({"max_tokens": 8, "temperature": 0}));
+    // Idle, the edge draws nothing: the first easy request is answered there…
+    let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(header(&headers, "x-edgeway-route"), "edge");
+    // …and the energy it used puts the edge over its (tiny) budget for the next one.
+    let (status, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (header(&headers, "x-edgeway-route"), header(&headers, "x-edgeway-route-reason")),
+        ("cloud", "power_budget")
+    );
+    let (_, health) = gateway.get("/health");
+    assert!(health["power_watts"].as_f64().unwrap() > 0.0, "{health}");
+}

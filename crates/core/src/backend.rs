@@ -69,13 +69,15 @@ pub struct ModelInfo {
     pub price_output_per_mtok: f64,
 }
 
-/// Load counters a backend exposes for `/health` and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Load counters a backend exposes for `/health`, metrics and the power budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BackendLoad {
     /// Requests currently generating.
     pub busy_slots: u32,
     /// Requests waiting for a slot.
     pub queued: u32,
+    /// Average power drawn over the last few seconds, in watts, when measured.
+    pub power_watts: Option<f64>,
 }
 
 /// The stream of events of one accepted request.

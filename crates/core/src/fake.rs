@@ -26,6 +26,8 @@ pub struct FakeBackend {
     /// Requests allowed in flight before `QueueFull`.
     capacity: u32,
     in_flight: Arc<AtomicU32>,
+    /// Power draw to report, for tests of the power budget.
+    power_watts: Option<f64>,
 }
 
 impl FakeBackend {
@@ -47,7 +49,14 @@ impl FakeBackend {
             token_delay: Duration::ZERO,
             capacity: u32::MAX,
             in_flight: Arc::new(AtomicU32::new(0)),
+            power_watts: None,
         }
+    }
+
+    /// Reports this power draw in `load()`.
+    pub fn with_power_watts(mut self, watts: f64) -> Self {
+        self.power_watts = Some(watts);
+        self
     }
 
     /// Waits this long before each token.
@@ -92,7 +101,7 @@ impl Backend for FakeBackend {
     }
 
     fn load(&self) -> BackendLoad {
-        BackendLoad { busy_slots: self.in_flight(), queued: 0 }
+        BackendLoad { busy_slots: self.in_flight(), queued: 0, power_watts: self.power_watts }
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {

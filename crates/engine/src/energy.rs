@@ -127,6 +127,39 @@ impl EnergyMeter {
     }
 }
 
+/// Energy over a sliding window, for the rolling power draw the power budget watches.
+#[derive(Debug)]
+pub struct PowerWindow {
+    window: std::time::Duration,
+    samples: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, f64)>>,
+}
+
+impl PowerWindow {
+    /// A window of the given length.
+    pub fn new(window: std::time::Duration) -> Self {
+        Self { window, samples: std::sync::Mutex::new(std::collections::VecDeque::new()) }
+    }
+
+    /// Adds the energy of one step that just ended.
+    pub fn add(&self, joules: f64) {
+        let now = std::time::Instant::now();
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.push_back((now, joules));
+            while samples.front().is_some_and(|(at, _)| now.duration_since(*at) > self.window) {
+                samples.pop_front();
+            }
+        }
+    }
+
+    /// Average watts over the window (zero when idle).
+    pub fn watts(&self) -> f64 {
+        let now = std::time::Instant::now();
+        let Ok(samples) = self.samples.lock() else { return 0.0 };
+        let joules: f64 = samples.iter().filter(|(at, _)| now.duration_since(*at) <= self.window).map(|(_, j)| j).sum();
+        joules / self.window.as_secs_f64()
+    }
+}
+
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -170,6 +203,16 @@ mod tests {
         std::fs::write(root.join("intel-rapl:1").join("energy_uj"), "400000").unwrap(); // wrapped: +0.5 J
         assert!((meter.joules_since(&mark) - 2.5).abs() < 1e-9);
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_power_window_averages_recent_steps_only() {
+        let window = PowerWindow::new(std::time::Duration::from_millis(200));
+        window.add(1.0);
+        window.add(1.0);
+        assert!((window.watts() - 10.0).abs() < 1e-9, "2 J over 0.2 s");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(window.watts(), 0.0);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct LlamaEngine {
     model: Arc<LoadedModel>,
     queue: mpsc::Sender<Job>,
     busy_slots: Arc<AtomicU32>,
+    /// The engine's rolling power draw.
+    power: Arc<energy::PowerWindow>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -102,14 +104,17 @@ impl LlamaEngine {
         let model = Arc::new(LoadedModel::load(backend, &config)?);
         let (queue, queued_jobs) = mpsc::channel(config.queue_size as usize);
         let busy_slots = Arc::new(AtomicU32::new(0));
+        // Ten seconds smooths out single steps but follows a burst of traffic.
+        let power = Arc::new(energy::PowerWindow::new(std::time::Duration::from_secs(10)));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let worker = {
             let model = model.clone();
             let busy_slots = busy_slots.clone();
+            let power = power.clone();
             let config = config.clone();
             std::thread::Builder::new()
                 .name("edgeway-engine".into())
-                .spawn(move || worker::run(backend, &model, &config, queued_jobs, busy_slots, ready_tx))
+                .spawn(move || worker::run(backend, &model, &config, queued_jobs, busy_slots, power, ready_tx))
                 .map_err(|error| EngineError::Config(format!("cannot start the engine thread: {error}")))?
         };
         let n_ctx_slot = ready_rx
@@ -127,7 +132,7 @@ impl LlamaEngine {
             price_output_per_mtok: 0.0,
         };
         tracing::info!(model = %info.id, n_ctx_slot, parallel = config.parallel, "model loaded");
-        Ok(Self { info, model, queue, busy_slots, worker: Some(worker) })
+        Ok(Self { info, model, queue, busy_slots, power, worker: Some(worker) })
     }
 }
 
@@ -138,7 +143,11 @@ impl Backend for LlamaEngine {
 
     fn load(&self) -> BackendLoad {
         let queued = self.queue.max_capacity() - self.queue.capacity();
-        BackendLoad { busy_slots: self.busy_slots.load(Ordering::Relaxed), queued: queued as u32 }
+        BackendLoad {
+            busy_slots: self.busy_slots.load(Ordering::Relaxed),
+            queued: queued as u32,
+            power_watts: Some(self.power.watts()),
+        }
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {

@@ -29,7 +29,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
-use crate::energy::EnergyMeter;
+use crate::energy::{EnergyMeter, PowerWindow};
 use crate::logprobs::token_logprobs;
 use crate::model::LoadedModel;
 use crate::sampling::Sampler;
@@ -86,6 +86,7 @@ pub fn run(
     config: &EngineConfig,
     mut queue: mpsc::Receiver<Job>,
     busy_slots: Arc<AtomicU32>,
+    power: Arc<PowerWindow>,
     ready: SyncSender<Result<u32, EngineError>>,
 ) {
     let params = LlamaContextParams::default()
@@ -118,6 +119,7 @@ pub fn run(
         step: 0,
         busy_slots,
         meter: EnergyMeter::system(config.watts_per_core),
+        power,
     };
     tracing::info!(source = scheduler.meter.kind().as_str(), "energy accounting");
     let mut queue_open = true;
@@ -153,6 +155,7 @@ struct Scheduler<'m> {
     step: u64,
     busy_slots: Arc<AtomicU32>,
     meter: EnergyMeter,
+    power: Arc<PowerWindow>,
 }
 
 impl Scheduler<'_> {
@@ -322,6 +325,7 @@ impl Scheduler<'_> {
 
         // The step's energy is shared by the tokens each request put in the batch.
         let joules = self.meter.joules_since(&energy_mark);
+        self.power.add(joules);
         let batch_tokens = self.batch.n_tokens().max(1) as f64;
         for task in self.slots.iter_mut().filter_map(|slot| slot.task.as_mut()) {
             task.energy_j += joules * task.step_tokens as f64 / batch_tokens;

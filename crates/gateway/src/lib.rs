@@ -36,7 +36,30 @@ pub struct GatewayConfig {
     pub cooldown: Duration,
     /// Confidence escalation: answer at the edge first and check, if set.
     pub cascade: Option<CascadeConfig>,
+    /// A ceiling on the edge's power draw, if set.
+    pub power_budget: Option<PowerBudget>,
 }
+
+/// A ceiling on the edge's rolling power draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerBudget {
+    /// Watts the edge may draw, averaged over the last seconds.
+    pub watts: f64,
+    /// What happens to auto-routed edge work while the draw is at or over the budget.
+    pub action: PowerAction,
+}
+
+/// What to do with edge work while over the power budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    /// Send it to the cloud (or wait, when there is no cloud).
+    Cloud,
+    /// Hold it until the draw falls below the budget.
+    Queue,
+}
+
+/// Longest a request waits for the power draw to fall before it runs anyway.
+const POWER_WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Confidence escalation: requests routed to the edge by score are answered
 /// there first, and escalated to the cloud when the edge's own confidence in
@@ -56,6 +79,7 @@ impl Default for GatewayConfig {
             domains: DomainRules::defaults(),
             cooldown: Duration::from_secs(5),
             cascade: None,
+            power_budget: None,
         }
     }
 }
@@ -161,6 +185,12 @@ impl Backend for Gateway {
         let context = RouteContext { score, domain };
         tracing::debug!(score, domain = %context.domain, target = decision.target.as_str(), reason = decision.reason.as_str(), "routed");
 
+        let auto_edge = decision.target == RouteTarget::Edge && forced.is_none();
+        if let Some(budget) = self.config.power_budget.filter(|_| auto_edge) {
+            if self.edge.load().power_watts.is_some_and(|watts| watts >= budget.watts) {
+                return Ok(self.over_power_budget(budget, request, context));
+            }
+        }
         let cascade = self
             .config
             .cascade
@@ -223,6 +253,35 @@ impl Gateway {
         let sides = self.sides(cloud);
         let reason = reason.to_owned();
         spawn_routed(move |events| async move { cloud_then_edge(&sides, request, &context, &reason, &events).await })
+    }
+
+    /// Edge work while the edge draws more than its budget: to the cloud, or held until the draw falls.
+    fn over_power_budget(&self, budget: PowerBudget, request: GenerateRequest, context: RouteContext) -> Generation {
+        if let (PowerAction::Cloud, true, Some(cloud)) = (budget.action, self.cloud_available(), &self.cloud) {
+            return self.via_cloud(cloud.clone(), request, context, "power_budget");
+        }
+        let edge = self.edge.clone();
+        spawn_routed(move |events| async move {
+            let started = Instant::now();
+            while edge.load().power_watts.is_some_and(|watts| watts >= budget.watts)
+                && started.elapsed() < POWER_WAIT_LIMIT
+            {
+                if events.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match edge.submit(request) {
+                Ok(generation) => {
+                    let info = route_info(edge.as_ref(), RouteTarget::Edge, "power_budget_waited", &context, None);
+                    let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                    forward_all(generation, &events, false).await;
+                }
+                Err(error) => {
+                    let _ = events.send(Err(error));
+                }
+            }
+        })
     }
 
     /// Answers at the edge, but checks the first tokens' confidence before
@@ -526,6 +585,30 @@ mod tests {
             (route.target, route.reason.as_str(), text.as_str()),
             (RouteTarget::Cloud, "low_edge_confidence", "cloud says hi")
         );
+    }
+
+    #[tokio::test]
+    async fn over_the_power_budget_edge_work_goes_to_the_cloud_or_waits() {
+        let hot: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge").with_power_watts(12.0));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let budget = |action| GatewayConfig {
+            power_budget: Some(PowerBudget { watts: 10.0, action }),
+            ..GatewayConfig::default()
+        };
+        let gateway =
+            Gateway::new(hot.clone(), Some(cloud.clone()), Arc::new(TransparentScorer), budget(PowerAction::Cloud));
+        let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "power_budget"));
+        // Forcing the edge still works: the budget governs only the router's own choices.
+        let forced = RouteHints { target: Some(RouteTarget::Edge), ..RouteHints::default() };
+        let (route, _) = route_of(&gateway, request("Hi", forced)).await;
+        assert_eq!(route.target, RouteTarget::Edge);
+
+        // Queueing: a cool edge answers at once.
+        let cool: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge").with_power_watts(3.0));
+        let gateway = Gateway::new(cool, Some(cloud), Arc::new(TransparentScorer), budget(PowerAction::Queue));
+        let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "score_below_threshold"));
     }
 
     #[tokio::test]

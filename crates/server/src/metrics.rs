@@ -48,6 +48,7 @@ pub struct Metrics {
     energy: Family<RouteLabels, Counter<f64, AtomicU64>>,
     busy_slots: Gauge,
     queued: Gauge,
+    power: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -68,6 +69,7 @@ impl Metrics {
         let energy = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
         let busy_slots = Gauge::default();
         let queued = Gauge::default();
+        let power = Gauge::<f64, AtomicU64>::default();
         registry.register("requests", "Requests by route, domain and status", requests.clone());
         registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
         registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
@@ -76,7 +78,8 @@ impl Metrics {
         registry.register("energy_joules", "Energy used on this device", energy.clone());
         registry.register("slots_busy", "Edge slots generating now", busy_slots.clone());
         registry.register("queue_depth", "Requests waiting for an edge slot", queued.clone());
-        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued }
+        registry.register("power_watts", "The edge's average power draw over the last seconds", power.clone());
+        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued, power }
     }
 
     /// Counts one finished request.
@@ -104,6 +107,7 @@ impl Metrics {
         if let Some(load) = load {
             self.busy_slots.set(i64::from(load.busy_slots));
             self.queued.set(i64::from(load.queued));
+            self.power.set(load.power_watts.unwrap_or(0.0));
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -132,12 +136,13 @@ mod tests {
             ..QueryRecord::default()
         };
         metrics.observe(&record);
-        let text = metrics.render(Some(BackendLoad { busy_slots: 1, queued: 2 }));
+        let text = metrics.render(Some(BackendLoad { busy_slots: 1, queued: 2, power_watts: Some(7.5) }));
         for needle in [
             "edgeway_requests_total{route=\"edge\",domain=\"code\",status=\"ok\"} 1",
             "edgeway_tokens_total{route=\"edge\",kind=\"completion\"} 5",
             "edgeway_energy_joules_total{route=\"edge\"} 1.5",
             "edgeway_queue_depth 2",
+            "edgeway_power_watts 7.5",
             "edgeway_time_to_first_token_seconds_count{route=\"edge\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

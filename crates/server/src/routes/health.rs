@@ -20,6 +20,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
                 "slots_total": info.parallel,
                 "slots_busy": load.busy_slots,
                 "queued": load.queued,
+                "power_watts": load.power_watts,
             });
             (StatusCode::OK, Json(body))
         }
