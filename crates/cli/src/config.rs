@@ -86,6 +86,8 @@ pub struct RoutingSection {
     pub power_budget_watts: Option<f64>,
     /// `cloud` (default) or `queue`: what happens to edge work over the budget.
     pub power_budget_action: Option<String>,
+    /// Extra attempts at a failing cloud before the edge steps in [default: 1].
+    pub cloud_retries: Option<u32>,
 }
 
 /// `[server]`.
@@ -269,6 +271,9 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
             Some(other) => anyhow::bail!("power_budget_action must be 'cloud' or 'queue', got '{other}'"),
         };
         config.power_budget = Some(edgeway_gateway::PowerBudget { watts, action });
+    }
+    if let Some(retries) = file.cloud_retries {
+        config.cloud_retries = retries;
     }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");

@@ -38,6 +38,10 @@ pub struct GatewayConfig {
     pub cascade: Option<CascadeConfig>,
     /// A ceiling on the edge's power draw, if set.
     pub power_budget: Option<PowerBudget>,
+    /// Extra attempts at a cloud that fails before any output, before the edge steps in.
+    pub cloud_retries: u32,
+    /// Wait before the first retry; it doubles for each one after.
+    pub retry_backoff: Duration,
 }
 
 /// A ceiling on the edge's rolling power draw.
@@ -80,6 +84,8 @@ impl Default for GatewayConfig {
             cooldown: Duration::from_secs(5),
             cascade: None,
             power_budget: None,
+            cloud_retries: 1,
+            retry_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -228,6 +234,8 @@ struct Sides {
     cloud: Arc<dyn Backend>,
     down_until: Arc<Mutex<Option<Instant>>>,
     cooldown: Duration,
+    retries: u32,
+    backoff: Duration,
 }
 
 type EventSender = mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>;
@@ -239,6 +247,8 @@ impl Gateway {
             cloud,
             down_until: self.cloud_down_until.clone(),
             cooldown: self.config.cooldown,
+            retries: self.config.cloud_retries,
+            backoff: self.config.retry_backoff,
         }
     }
 
@@ -373,21 +383,31 @@ async fn cloud_then_edge(
     reason: &str,
     events: &EventSender,
 ) {
-    let failure = match sides.cloud.submit(request.clone()) {
-        Ok(mut generation) => match first_output(&mut generation).await {
-            Ok(first) => {
-                if let Ok(mut guard) = sides.down_until.lock() {
-                    *guard = None;
+    let mut attempt = 0;
+    let failure = loop {
+        let failure = match sides.cloud.submit(request.clone()) {
+            Ok(mut generation) => match first_output(&mut generation).await {
+                Ok(first) => {
+                    if let Ok(mut guard) = sides.down_until.lock() {
+                        *guard = None;
+                    }
+                    let info = route_info(sides.cloud.as_ref(), RouteTarget::Cloud, reason, context, None);
+                    let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                    let _ = events.send(Ok(first));
+                    forward_all(generation, events, false).await;
+                    return;
                 }
-                let info = route_info(sides.cloud.as_ref(), RouteTarget::Cloud, reason, context, None);
-                let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                let _ = events.send(Ok(first));
-                forward_all(generation, events, false).await;
-                return;
-            }
+                Err(error) => error,
+            },
             Err(error) => error,
-        },
-        Err(error) => error,
+        };
+        // Only an unavailable cloud is worth another try, and only while the client waits.
+        if !matches!(failure, BackendError::Unavailable(_)) || attempt >= sides.retries || events.is_closed() {
+            break failure;
+        }
+        tokio::time::sleep(sides.backoff * 2u32.saturating_pow(attempt)).await;
+        attempt += 1;
+        tracing::debug!(attempt, error = %failure, "retrying the cloud");
     };
     // The client's own mistakes are not the cloud's failure: no fallback.
     if matches!(failure, BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. }) {
@@ -609,6 +629,40 @@ mod tests {
         let gateway = Gateway::new(cool, Some(cloud), Arc::new(TransparentScorer), budget(PowerAction::Queue));
         let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "score_below_threshold"));
+    }
+
+    /// A cloud that fails its first `failures` requests, then answers.
+    struct FlakyBackend {
+        inner: FakeBackend,
+        failures: std::sync::atomic::AtomicU32,
+    }
+
+    impl Backend for FlakyBackend {
+        fn model_info(&self) -> &ModelInfo {
+            self.inner.model_info()
+        }
+        fn load(&self) -> BackendLoad {
+            BackendLoad::default()
+        }
+        fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
+            use std::sync::atomic::Ordering;
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(BackendError::Unavailable("503 from the cloud".into()));
+            }
+            self.inner.submit(request)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cloud_that_fails_once_is_retried_before_falling_back() {
+        let flaky = |failures: u32| -> Arc<dyn Backend> {
+            Arc::new(FlakyBackend { inner: FakeBackend::new("cloud", "cloud says hi"), failures: failures.into() })
+        };
+        let (route, _) = route_of(&gateway(Some(flaky(1))), request(HARD, RouteHints::default())).await;
+        assert_eq!(route.target, RouteTarget::Cloud, "one failure is absorbed by the retry");
+        let (route, _) = route_of(&gateway(Some(flaky(2))), request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "fallback_cloud_failed"));
     }
 
     #[tokio::test]
