@@ -147,7 +147,8 @@ fn a_stalled_cloud_times_out_and_the_edge_answers() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(header(&headers, "x-edgeway-route-reason"), "fallback_cloud_failed");
     assert!(header(&headers, "x-edgeway-fallback").contains("did not answer"), "{headers:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    // Two tries of 1 s each, then the edge: well before the stalled socket would give up (60 s).
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
 
 #[test]
