@@ -117,6 +117,9 @@ fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
     // While the cloud cools down it is not tried: no waiting on it.
     let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
     assert_eq!(header(&headers, "x-edgeway-route-reason"), "cloud_unavailable");
+    assert_eq!(gateway.get("/health").1["cloud_up"], false);
+    let metrics = common::client().get(gateway.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("edgeway_cloud_up 0"), "{metrics}");
 }
 
 #[test]

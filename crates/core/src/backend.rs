@@ -78,6 +78,8 @@ pub struct BackendLoad {
     pub queued: u32,
     /// Average power drawn over the last few seconds, in watts, when measured.
     pub power_watts: Option<f64>,
+    /// For a router: whether its cloud tier is in service (`None` without one).
+    pub cloud_up: Option<bool>,
 }
 
 /// The stream of events of one accepted request.

@@ -101,7 +101,7 @@ impl Backend for FakeBackend {
     }
 
     fn load(&self) -> BackendLoad {
-        BackendLoad { busy_slots: self.in_flight(), queued: 0, power_watts: self.power_watts }
+        BackendLoad { busy_slots: self.in_flight(), queued: 0, power_watts: self.power_watts, cloud_up: None }
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {

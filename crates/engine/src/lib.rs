@@ -147,6 +147,7 @@ impl Backend for LlamaEngine {
             busy_slots: self.busy_slots.load(Ordering::Relaxed),
             queued: queued as u32,
             power_watts: Some(self.power.watts()),
+            cloud_up: None,
         }
     }
 

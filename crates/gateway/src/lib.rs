@@ -175,7 +175,7 @@ impl Backend for Gateway {
     }
 
     fn load(&self) -> BackendLoad {
-        self.edge.load()
+        BackendLoad { cloud_up: self.cloud.as_ref().map(|_| self.cloud_available()), ..self.edge.load() }
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {

@@ -49,6 +49,7 @@ pub struct Metrics {
     busy_slots: Gauge,
     queued: Gauge,
     power: Gauge<f64, AtomicU64>,
+    cloud_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
         let busy_slots = Gauge::default();
         let queued = Gauge::default();
         let power = Gauge::<f64, AtomicU64>::default();
+        let cloud_up = Gauge::default();
         registry.register("requests", "Requests by route, domain and status", requests.clone());
         registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
         registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
@@ -79,7 +81,12 @@ impl Metrics {
         registry.register("slots_busy", "Edge slots generating now", busy_slots.clone());
         registry.register("queue_depth", "Requests waiting for an edge slot", queued.clone());
         registry.register("power_watts", "The edge's average power draw over the last seconds", power.clone());
-        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued, power }
+        registry.register(
+            "cloud_up",
+            "1 while the cloud tier is in service, 0 while it cools down or none is configured",
+            cloud_up.clone(),
+        );
+        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued, power, cloud_up }
     }
 
     /// Counts one finished request.
@@ -108,6 +115,7 @@ impl Metrics {
             self.busy_slots.set(i64::from(load.busy_slots));
             self.queued.set(i64::from(load.queued));
             self.power.set(load.power_watts.unwrap_or(0.0));
+            self.cloud_up.set(i64::from(load.cloud_up.unwrap_or(false)));
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -136,13 +144,19 @@ mod tests {
             ..QueryRecord::default()
         };
         metrics.observe(&record);
-        let text = metrics.render(Some(BackendLoad { busy_slots: 1, queued: 2, power_watts: Some(7.5) }));
+        let text = metrics.render(Some(BackendLoad {
+            busy_slots: 1,
+            queued: 2,
+            power_watts: Some(7.5),
+            cloud_up: Some(true),
+        }));
         for needle in [
             "edgeway_requests_total{route=\"edge\",domain=\"code\",status=\"ok\"} 1",
             "edgeway_tokens_total{route=\"edge\",kind=\"completion\"} 5",
             "edgeway_energy_joules_total{route=\"edge\"} 1.5",
             "edgeway_queue_depth 2",
             "edgeway_power_watts 7.5",
+            "edgeway_cloud_up 1",
             "edgeway_time_to_first_token_seconds_count{route=\"edge\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

@@ -39,7 +39,7 @@ pub struct Started {
     /// Where the request is answered, if a router said so.
     pub route: Option<RouteInfo>,
     first: Option<GenerationEvent>,
-    recorder: Option<Recorder>,
+    recorder: Recorder,
 }
 
 impl Started {
@@ -49,8 +49,8 @@ impl Started {
             Some(event) => Some(Ok(event)),
             None => self.generation.next_event().await,
         };
-        if let (Some(recorder), Some(event)) = (self.recorder.as_mut(), event.as_ref()) {
-            recorder.observe(event);
+        if let Some(event) = event.as_ref() {
+            self.recorder.observe(event);
         }
         event
     }
@@ -61,26 +61,26 @@ fn ended_early() -> ApiError {
 }
 
 /// Waits for the route and the first output (or the error that prevents any).
-/// The recorder, if any, sees the route and writes the row when the request ends.
-pub async fn start(mut generation: Generation, mut recorder: Option<Recorder>) -> Result<Started, ApiError> {
+/// The recorder sees the route and writes the request's log row and metrics when it ends.
+pub async fn start(mut generation: Generation, mut recorder: Recorder) -> Result<Started, ApiError> {
     let mut route = None;
     loop {
         match generation.next_event().await {
             Some(Ok(GenerationEvent::Routed(info))) => {
-                if let Some(recorder) = recorder.as_mut() {
-                    recorder.observe_route(&info);
-                }
+                recorder.observe_route(&info);
                 route = Some(info);
             }
             Some(Ok(event)) => return Ok(Started { generation, route, first: Some(event), recorder }),
             Some(Err(error)) => {
                 let error = ApiError::from(error);
-                if let Some(recorder) = recorder {
-                    recorder.refused(&error);
-                }
+                recorder.refused(&error);
                 return Err(error);
             }
-            None => return Err(ended_early()),
+            None => {
+                let error = ended_early();
+                recorder.refused(&error);
+                return Err(error);
+            }
         }
     }
 }

@@ -60,7 +60,7 @@ impl Backend for CloudBackend {
     }
 
     fn load(&self) -> BackendLoad {
-        BackendLoad { busy_slots: self.in_flight.load(Ordering::Relaxed), queued: 0, power_watts: None }
+        BackendLoad { busy_slots: self.in_flight.load(Ordering::Relaxed), queued: 0, power_watts: None, cloud_up: None }
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {

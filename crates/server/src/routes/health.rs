@@ -21,6 +21,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
                 "slots_busy": load.busy_slots,
                 "queued": load.queued,
                 "power_watts": load.power_watts,
+                "cloud_up": load.cloud_up,
             });
             (StatusCode::OK, Json(body))
         }

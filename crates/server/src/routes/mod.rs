@@ -42,14 +42,12 @@ async fn begin(
     if let Some(value) = headers.get(DOMAIN_HEADER).and_then(|v| v.to_str().ok()) {
         request.route.domain = Some(value.trim().to_owned());
     }
-    let recorder = Some(Recorder::new(state.log(), state.metrics().clone(), endpoint, &request.prompt));
+    let recorder = Recorder::new(state.log(), state.metrics().clone(), endpoint, &request.prompt);
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
             let error = ApiError::from(error);
-            if let Some(recorder) = recorder {
-                recorder.refused(&error);
-            }
+            recorder.refused(&error);
             return Err(error);
         }
     };
