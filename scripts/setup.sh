@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building and testing edgeway needs on a Debian machine:
-# cmake and libclang (llama.cpp's build and bindgen), curl, and a Python
-# virtualenv with the `openai` client for the interoperability test.
+# Installs what building edgeway needs on a Debian machine: cmake and
+# libclang (llama.cpp's build and bindgen), a C++ compiler and curl.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +22,3 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing; install Rust (https://rustup.rs) and run this again" >&2
   exit 1
 fi
-
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-.venv/bin/python -c "import openai" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check "openai==3.54.0"

@@ -6,6 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+
+# Clients and servers this project did not write, for the interoperability
+# and routing tests, in a project virtualenv: the official `openai` client,
+# and llama-cpp-python's OpenAI-compatible server (it builds llama.cpp from
+# its sdist: a few minutes, once).
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -c "import openai" 2>/dev/null \
+  || .venv/bin/pip install -q --disable-pip-version-check "openai==3.54.0"
+.venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
+  || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m

@@ -272,3 +272,53 @@ fn over_the_power_budget_edge_work_moves_to_the_cloud() {
     let (_, health) = gateway.get("/health");
     assert!(health["power_watts"].as_f64().unwrap() > 0.0, "{health}");
 }
+
+/// Waits until an OpenAI-compatible server answers `GET /v1/models`.
+fn wait_for_models(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    let url = format!("http://127.0.0.1:{port}/v1/models");
+    while Instant::now() < deadline {
+        if reqwest::blocking::get(&url).is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the upstream on port {port} did not come up within {within:?}");
+}
+
+#[test]
+fn a_cloud_this_project_did_not_write_llama_cpp_python_server() {
+    let port = free_port();
+    let model = common::test_model();
+    let _cloud = PythonProcess::start(&[
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model.to_str().unwrap(),
+        "--model_alias",
+        "smol-python",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--n_ctx",
+        "2048",
+    ]);
+    wait_for_models(port, Duration::from_secs(120));
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let gateway = Server::start(&["--cloud-url", &url, "--cloud-model", "smol-python", "--cloud-timeout", "30"]);
+
+    let (status, headers, body) = gateway.post_with_headers(
+        "/v1/chat/completions",
+        &chat(HARD, json!({"max_tokens": 12, "temperature": 0})),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-edgeway-route"), "cloud", "{headers:?}");
+    assert!(!body["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{body}");
+    assert!(body["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{body}");
+
+    let events = gateway.stream("/v1/chat/completions", &chat(HARD, json!({"max_tokens": 12, "stream": true})));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(!common::chat_stream_text(&events).is_empty());
+}
