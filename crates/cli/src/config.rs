@@ -88,6 +88,23 @@ pub struct RoutingSection {
     pub power_budget_action: Option<String>,
     /// Extra attempts at a failing cloud before the edge steps in [default: 1].
     pub cloud_retries: Option<u32>,
+    /// Domain rules, checked in order, replacing the shipped ones when given.
+    #[serde(default)]
+    pub domains: Vec<DomainSection>,
+}
+
+/// `[[routing.domains]]`: one domain and how to recognise it.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSection {
+    pub name: String,
+    /// Words or phrases (case-insensitive); any one matches.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// A regex over the lowercase text; a match also names the domain.
+    pub pattern: Option<String>,
+    /// This domain's threshold.
+    pub threshold: Option<f32>,
 }
 
 /// `[server]`.
@@ -241,6 +258,16 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
         anyhow::ensure!((0.0..=1.0).contains(&t), "the routing threshold {name} must be between 0 and 1, got {t}");
         Ok(())
     };
+    if !file.domains.is_empty() {
+        let mut rules = Vec::new();
+        for domain in &file.domains {
+            let keywords: Vec<&str> = domain.keywords.iter().map(String::as_str).collect();
+            let rule = edgeway_policy::DomainRule::new(&domain.name, &keywords, domain.pattern.as_deref())
+                .with_context(|| format!("invalid pattern for domain '{}'", domain.name))?;
+            rules.push(rule);
+        }
+        config.domains = edgeway_policy::DomainRules::new(rules);
+    }
     if let Some(threshold) = args.route_threshold.or(file.threshold) {
         in_range("threshold", threshold)?;
         let mut thresholds = edgeway_policy::Thresholds::uniform(threshold);
@@ -251,7 +278,8 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
         }
         config.thresholds = thresholds;
     }
-    for (domain, threshold) in file.thresholds {
+    let domain_thresholds = file.domains.iter().filter_map(|d| d.threshold.map(|t| (d.name.clone(), t)));
+    for (domain, threshold) in file.thresholds.into_iter().chain(domain_thresholds) {
         in_range(&domain, threshold)?;
         config.thresholds = config.thresholds.with(&domain, threshold);
     }
@@ -319,6 +347,26 @@ mod tests {
         assert!(ServeSettings::merge(&ServeArgs::default(), no_model).is_err());
         let bad: FileConfig = toml::from_str("[routing]\nthreshold = 3.0\n").unwrap();
         assert!(ServeSettings::merge(&ServeArgs::default(), bad).is_err());
+    }
+
+    #[test]
+    fn domain_rules_come_from_the_config() {
+        let file: FileConfig = toml::from_str(
+            "[[routing.domains]]\nname = \"inspection\"\nkeywords = [\"crack\", \"scratch\"]\nthreshold = 0.7\n\
+             [[routing.domains]]\nname = \"parts\"\npattern = \"part #?\\\\d+\"\n",
+        )
+        .unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        let rules = &settings.gateway.domains;
+        let classify = |text: &str| rules.classify(&edgeway_core::Prompt::Text(text.into())).to_owned();
+        assert_eq!(classify("Is this a Crack?"), "inspection");
+        assert_eq!(classify("where is part #123"), "parts");
+        assert_eq!(classify("refund my order"), "general", "configured rules replace the shipped ones");
+        assert_eq!(settings.gateway.thresholds.of("inspection"), 0.7);
+
+        let bad: FileConfig = toml::from_str("[[routing.domains]]\nname = \"x\"\npattern = \"(\"\n").unwrap();
+        let error = ServeSettings::merge(&ServeArgs::default(), bad).err().unwrap();
+        assert!(format!("{error:#}").contains("invalid pattern for domain 'x'"), "{error:#}");
     }
 
     #[test]

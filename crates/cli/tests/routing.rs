@@ -100,6 +100,10 @@ fn cloud_streams_pass_through_token_by_token() {
     assert!(events.len() > 10, "expected one chunk per token, got {}", events.len());
     let direct = cloud.stream("/v1/chat/completions", &request);
     assert_eq!(common::chat_stream_text(&events), common::chat_stream_text(&direct));
+    // The last chunk says what the stream cost, since headers could not.
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(last["x_edgeway"]["route"], "cloud", "{last}");
+    assert!(last["x_edgeway"]["cost"].is_number());
 }
 
 #[test]

@@ -102,6 +102,17 @@ pub async fn collect(mut started: Started) -> Result<Collected, ApiError> {
     Err(ended_early())
 }
 
+/// What a finished request cost, for the last chunk of a stream.
+fn accounting_json(route: Option<&RouteInfo>, completion: &Completion) -> Value {
+    let usage = completion.usage;
+    serde_json::json!({
+        "route": route.map(|r| r.target.as_str()),
+        "cost": route.map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens)),
+        "energy_j": completion.energy.map(|e| e.joules),
+        "energy_source": completion.energy.map(|e| e.source),
+    })
+}
+
 /// Response headers with what a finished request cost: money on its route, energy on this device.
 pub fn accounting_headers(route: Option<&RouteInfo>, completion: &Completion) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -192,7 +203,12 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     }
                 }
                 Some(Ok(GenerationEvent::Finished(completion))) => {
-                    state.pending.extend(state.shape.closing(&completion).into_iter().map(json_event));
+                    let mut closing = state.shape.closing(&completion);
+                    // Headers are long gone by now: a stream's cost and energy ride on its last chunk.
+                    if let Some(Value::Object(last)) = closing.last_mut() {
+                        last.insert("x_edgeway".into(), accounting_json(state.generation.route.as_ref(), &completion));
+                    }
+                    state.pending.extend(closing.into_iter().map(json_event));
                     state.pending.push_back(Event::default().data("[DONE]"));
                     state.done = true;
                 }
