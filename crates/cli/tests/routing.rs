@@ -122,6 +122,9 @@ fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
     let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
     assert_eq!(header(&headers, "x-edgeway-route-reason"), "cloud_unavailable");
     assert_eq!(gateway.get("/health").1["cloud_up"], false);
+    // The log records what happened: both answered at the edge, one as a fallback.
+    let edge = wait_for_logged(&gateway, 2).routes.into_iter().find(|r| r.route == "edge").unwrap_or_default();
+    assert_eq!((edge.requests, edge.fallbacks, edge.errors), (2, 1, 0));
     let metrics = common::client().get(gateway.url("/metrics")).send().unwrap().text().unwrap();
     assert!(metrics.contains("edgeway_cloud_up 0"), "{metrics}");
 }
@@ -176,6 +179,8 @@ fn a_cloud_killed_mid_stream_ends_with_a_well_formed_error() {
     let last: Value =
         serde_json::from_str(events.last().expect("at least one more event")).expect("a JSON error event");
     assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("cloud")), "{last}");
+    let cloud_route = wait_for_logged(&gateway, 1).routes.into_iter().find(|r| r.route == "cloud").unwrap_or_default();
+    assert_eq!((cloud_route.requests, cloud_route.errors), (1, 1), "the cut stream is logged as an error");
 }
 
 #[test]
@@ -197,15 +202,7 @@ fn every_request_is_logged_with_route_cost_and_status() {
     assert_eq!(ask(HARD).0, 200);
     assert_eq!(gateway.post("/v1/chat/completions", &chat(HARD, json!({"temperature": 9}))).0, 400);
 
-    // The writer commits in the background; give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let stats = loop {
-        let stats = edgeway_store::Stats::load(&gateway.query_log, 0).unwrap();
-        if stats.total_requests() >= 2 || Instant::now() > deadline {
-            break stats;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let stats = wait_for_logged(&gateway, 2);
     let route = |name: &str| stats.routes.iter().find(|r| r.route == name).cloned().unwrap_or_default();
     assert_eq!(route("edge").requests, 1);
     assert_eq!(route("cloud").requests, 1);
@@ -275,6 +272,18 @@ fn over_the_power_budget_edge_work_moves_to_the_cloud() {
     );
     let (_, health) = gateway.get("/health");
     assert!(health["power_watts"].as_f64().unwrap() > 0.0, "{health}");
+}
+
+/// The gateway's query log once it holds at least `requests` rows (the writer commits in the background).
+fn wait_for_logged(gateway: &Server, requests: u64) -> edgeway_store::Stats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = edgeway_store::Stats::load(&gateway.query_log, 0).unwrap();
+        if stats.total_requests() >= requests || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until an OpenAI-compatible server answers `GET /v1/models`.
