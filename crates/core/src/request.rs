@@ -105,6 +105,8 @@ pub struct RouteHints {
     pub target: Option<RouteTarget>,
     /// The domain, when the client names it (the `x-edgeway-domain` header).
     pub domain: Option<String>,
+    /// The client streams: confidence escalation can only wait for the first tokens.
+    pub stream: bool,
 }
 
 /// A validated generation request, the only request type a [`crate::Backend`] accepts.

@@ -72,7 +72,8 @@ const POWER_WAIT_LIMIT: Duration = Duration::from_secs(30);
 pub struct CascadeConfig {
     /// Escalate when the mean log-probability of the probed tokens is below this (e.g. -1.0).
     pub min_mean_logprob: f32,
-    /// Tokens to look at before deciding (whole answers shorter than this count whole).
+    /// Tokens to look at before deciding, for streams (whole answers shorter than this
+    /// count whole). A non-streamed answer is judged whole: the client waits for all of it anyway.
     pub probe_tokens: u32,
 }
 
@@ -304,6 +305,7 @@ impl Gateway {
         cascade: CascadeConfig,
     ) -> Result<Generation, BackendError> {
         let wants_logprobs = request.sampling.logprobs.is_some();
+        let probe_tokens = if request.route.stream { cascade.probe_tokens as usize } else { usize::MAX };
         let mut probing = request.clone();
         probing.sampling.logprobs.get_or_insert(0);
         let mut generation = self.edge.submit(probing)?;
@@ -312,7 +314,7 @@ impl Gateway {
             let mut held = Vec::new();
             let mut logprobs = Vec::new();
             let mut finished = false;
-            while logprobs.len() < cascade.probe_tokens as usize && !finished {
+            while logprobs.len() < probe_tokens && !finished {
                 match generation.next_event().await {
                     Some(Ok(GenerationEvent::Routed(_))) => {}
                     Some(Ok(GenerationEvent::Delta { text, logprobs: entries })) => {

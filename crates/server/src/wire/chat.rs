@@ -107,7 +107,7 @@ impl ChatRequest {
         };
         let options =
             ChatOptions { stream: self.stream, include_usage: self.stream_options.is_some_and(|o| o.include_usage) };
-        let route = RouteHints { model: self.model, ..RouteHints::default() };
+        let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route }, options))
     }
 }

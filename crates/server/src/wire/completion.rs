@@ -72,7 +72,7 @@ impl CompletionRequest {
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             echo_prefix: self.echo.then(|| prompt.clone()),
         };
-        let route = RouteHints { model: self.model, ..RouteHints::default() };
+        let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route }, options))
     }
 }
