@@ -116,7 +116,7 @@ pub struct ServerSection {
 }
 
 /// `[engine]`.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSection {
     pub model: Option<String>,
@@ -153,15 +153,8 @@ pub struct ServeSettings {
     pub port: u16,
     pub model: String,
     pub alias: Option<String>,
-    pub threads: Option<u32>,
-    pub threads_batch: Option<u32>,
-    pub ctx_size: Option<u32>,
-    pub parallel: Option<u32>,
-    pub batch_size: Option<u32>,
-    pub ubatch_size: Option<u32>,
-    pub queue_size: Option<u32>,
-    pub swa_full: Option<bool>,
-    pub watts_per_core: Option<f64>,
+    /// Engine settings, flags already laid over the file's `[engine]`.
+    pub engine: EngineSection,
     /// The cloud tier, when a base URL is configured.
     pub cloud: Option<edgeway_upstream::UpstreamConfig>,
     /// How requests are routed.
@@ -175,25 +168,28 @@ pub struct ServeSettings {
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
     pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
-        let engine = file.engine;
-        let cloud = merge_cloud(args, file.cloud.unwrap_or_default())?;
-        let gateway = merge_routing(args, file.routing)?;
+        let file_engine = file.engine;
+        let engine = EngineSection {
+            model: args.model.clone().or(file_engine.model),
+            alias: args.alias.clone().or(file_engine.alias),
+            threads: args.threads.or(file_engine.threads),
+            threads_batch: args.threads_batch.or(file_engine.threads_batch),
+            ctx_size: args.ctx_size.or(file_engine.ctx_size),
+            parallel: args.parallel.or(file_engine.parallel),
+            batch_size: args.batch_size.or(file_engine.batch_size),
+            ubatch_size: args.ubatch_size.or(file_engine.ubatch_size),
+            queue_size: args.queue_size.or(file_engine.queue_size),
+            swa_full: args.swa_full.or(file_engine.swa_full),
+            watts_per_core: args.watts_per_core.or(file_engine.watts_per_core),
+        };
         Ok(Self {
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
-            model: args.model.clone().or(engine.model).unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
-            alias: args.alias.clone().or(engine.alias),
-            threads: args.threads.or(engine.threads),
-            threads_batch: args.threads_batch.or(engine.threads_batch),
-            ctx_size: args.ctx_size.or(engine.ctx_size),
-            parallel: args.parallel.or(engine.parallel),
-            batch_size: args.batch_size.or(engine.batch_size),
-            ubatch_size: args.ubatch_size.or(engine.ubatch_size),
-            queue_size: args.queue_size.or(engine.queue_size),
-            swa_full: args.swa_full.or(engine.swa_full),
-            watts_per_core: args.watts_per_core.or(engine.watts_per_core),
-            cloud,
-            gateway,
+            model: engine.model.clone().unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
+            alias: engine.alias.clone(),
+            engine,
+            cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
+            gateway: merge_routing(args, file.routing)?,
             log_path: args.log_path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
         })
@@ -202,27 +198,27 @@ impl ServeSettings {
     /// The engine configuration for a resolved model file.
     pub fn engine_config(&self, model_path: PathBuf, model_id: String) -> edgeway_engine::EngineConfig {
         let mut config = edgeway_engine::EngineConfig::new(model_path, model_id);
-        if let Some(threads) = self.threads {
+        if let Some(threads) = self.engine.threads {
             config.threads = threads;
             config.threads_batch = threads;
         }
         let overrides = [
-            (self.threads_batch, &mut config.threads_batch),
-            (self.ctx_size, &mut config.ctx_size),
-            (self.parallel, &mut config.parallel),
-            (self.batch_size, &mut config.batch_size),
-            (self.ubatch_size, &mut config.ubatch_size),
-            (self.queue_size, &mut config.queue_size),
+            (self.engine.threads_batch, &mut config.threads_batch),
+            (self.engine.ctx_size, &mut config.ctx_size),
+            (self.engine.parallel, &mut config.parallel),
+            (self.engine.batch_size, &mut config.batch_size),
+            (self.engine.ubatch_size, &mut config.ubatch_size),
+            (self.engine.queue_size, &mut config.queue_size),
         ];
         for (value, field) in overrides {
             if let Some(value) = value {
                 *field = value;
             }
         }
-        if let Some(watts) = self.watts_per_core {
+        if let Some(watts) = self.engine.watts_per_core {
             config.watts_per_core = watts;
         }
-        if let Some(swa_full) = self.swa_full {
+        if let Some(swa_full) = self.engine.swa_full {
             config.swa_full = swa_full;
         }
         config
