@@ -111,9 +111,30 @@ pub struct RouteInfo {
 impl RouteInfo {
     /// The cost of a request with these token counts on this route.
     pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
-        (f64::from(prompt_tokens) * self.price_input_per_mtok
-            + f64::from(completion_tokens) * self.price_output_per_mtok)
-            / 1_000_000.0
+        token_cost(
+            prompt_tokens.into(),
+            completion_tokens.into(),
+            self.price_input_per_mtok,
+            self.price_output_per_mtok,
+        )
+    }
+}
+
+/// What tokens cost at prices per million prompt and generated tokens.
+pub fn token_cost(
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    price_input_per_mtok: f64,
+    price_output_per_mtok: f64,
+) -> f64 {
+    (prompt_tokens as f64 * price_input_per_mtok + completion_tokens as f64 * price_output_per_mtok) / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_cost_uses_both_prices() {
+        assert!((super::token_cost(1_000_000, 100_000, 2.0, 10.0) - 3.0).abs() < 1e-9);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
 pub use event::{
-    Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob, Usage,
+    token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob,
+    Usage,
 };
 pub use request::{ChatMessage, GenerateRequest, Prompt, RouteHints, RouteTarget, SamplingParams};

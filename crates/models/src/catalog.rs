@@ -83,6 +83,11 @@ pub const CATALOG: &[CatalogModel] = &[
     },
 ];
 
+/// The catalog's names, comma-separated, for error messages.
+pub fn known_names() -> String {
+    CATALOG.iter().map(|model| model.name).collect::<Vec<_>>().join(", ")
+}
+
 /// The catalog entry called `name`, if any.
 pub fn find(name: &str) -> Option<&'static CatalogModel> {
     CATALOG.iter().find(|model| model.name.eq_ignore_ascii_case(name))

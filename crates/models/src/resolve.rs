@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cache::ModelCache;
-use crate::catalog::{self, CATALOG};
+use crate::catalog;
 use crate::pull::{pull, PullError, PullProgress};
 
 /// A model file and the name it is served under.
@@ -62,8 +62,7 @@ pub fn resolve_model(
         return Ok(ResolvedModel { id: served_id(spec), path: PathBuf::from(spec) });
     }
     let Some(model) = catalog::find(spec) else {
-        let known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
-        return Err(ResolveError::Unknown { spec: spec.to_owned(), known });
+        return Err(ResolveError::Unknown { spec: spec.to_owned(), known: catalog::known_names() });
     };
     let path = match cache.cached(model) {
         Some(path) => path,

@@ -89,8 +89,12 @@ impl Stats {
         self.routes
             .iter()
             .map(|r| {
-                (r.prompt_tokens as f64 * price_input_per_mtok + r.completion_tokens as f64 * price_output_per_mtok)
-                    / 1e6
+                edgeway_core::token_cost(
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    price_input_per_mtok,
+                    price_output_per_mtok,
+                )
             })
             .sum()
     }

@@ -37,11 +37,4 @@ impl UpstreamConfig {
             n_ctx: 32_768,
         }
     }
-
-    /// What a request with these token counts costs.
-    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
-        (f64::from(prompt_tokens) * self.price_input_per_mtok
-            + f64::from(completion_tokens) * self.price_output_per_mtok)
-            / 1_000_000.0
-    }
 }

@@ -108,10 +108,6 @@ async fn a_stream_cut_after_some_text_is_an_internal_error() {
 }
 
 #[test]
-fn cost_uses_both_prices() {
-    let mut config = UpstreamConfig::new("c", "http://x/v1/", "m");
-    config.price_input_per_mtok = 2.0;
-    config.price_output_per_mtok = 10.0;
-    assert_eq!(config.base_url, "http://x/v1");
-    assert!((config.cost(1_000_000, 100_000) - 3.0).abs() < 1e-9);
+fn base_urls_lose_their_trailing_slash() {
+    assert_eq!(UpstreamConfig::new("c", "http://x/v1/", "m").base_url, "http://x/v1");
 }

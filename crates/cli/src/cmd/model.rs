@@ -21,8 +21,7 @@ pub fn run(data_dir: &Path, command: ModelCommand) -> anyhow::Result<()> {
 
 fn pull(cache: &ModelCache, name: &str) -> anyhow::Result<()> {
     let Some(model) = catalog::find(name) else {
-        let known = CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
-        anyhow::bail!("unknown model '{name}'; edgeway can pull: {known}");
+        anyhow::bail!("unknown model '{name}'; edgeway can pull: {}", catalog::known_names());
     };
     if let Some(path) = cache.cached(model) {
         println!("{} is already downloaded: {}", model.name, path.display());
