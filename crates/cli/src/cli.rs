@@ -37,6 +37,66 @@ pub enum Command {
     Bench(BenchCommand),
     /// Summarise the query log: the edge/cloud split, cost and energy per query, savings.
     Stats(StatsArgs),
+    /// Run graded evaluation sets through the edge and the cloud and log every graded answer.
+    Eval(Box<EvalArgs>),
+}
+
+/// `edgeway eval` flags.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Sets to run: arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, boolq, gsm8k, squad, or a .jsonl file
+    /// (one {"question", "reference", optional "choices", "domain", "context", "id"} per line). Repeatable.
+    #[arg(short, long = "set", value_name = "SET", required = true)]
+    pub sets: Vec<String>,
+
+    /// At most this many items per set, a fixed sample spread over the whole set [default: all].
+    #[arg(short, long)]
+    pub limit: Option<usize>,
+
+    /// Which side answers: edge, cloud, or both (both is what calibration needs).
+    #[arg(long, default_value = "both", value_parser = ["edge", "cloud", "both"])]
+    pub route: String,
+
+    /// Name of this run; answers already logged under it are skipped, so an interrupted run resumes
+    /// [default: EDGE_MODEL+CLOUD_MODEL].
+    #[arg(long)]
+    pub run: Option<String>,
+
+    /// Config file (TOML): the edge model, the cloud tier, the query log [default: ./edgeway.toml when it exists].
+    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Edge model: a catalog name or a .gguf path [default: the config's, else smollm2-135m].
+    #[arg(short, long)]
+    pub model: Option<String>,
+
+    /// Threads for the edge model [default: all cores].
+    #[arg(short, long)]
+    pub threads: Option<u32>,
+
+    /// KV cache size in tokens [default: 4096].
+    #[arg(short = 'c', long)]
+    pub ctx_size: Option<u32>,
+
+    /// Base URL of the OpenAI-compatible cloud tier [default: the config's].
+    #[arg(long, value_name = "URL")]
+    pub cloud_url: Option<String>,
+
+    /// Model name to send to the cloud tier.
+    #[arg(long)]
+    pub cloud_model: Option<String>,
+
+    /// Environment variable that holds the cloud tier's API key.
+    #[arg(long, value_name = "VAR")]
+    pub cloud_api_key_env: Option<String>,
+
+    /// The query log to write graded answers into [default: the config's, else DATA_DIR/queries.db].
+    #[arg(long, value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+
+    /// Fail instead of downloading a model or the evaluation package that is not in the cache.
+    #[arg(long)]
+    pub no_pull: bool,
 }
 
 /// `edgeway stats` flags.

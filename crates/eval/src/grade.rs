@@ -113,6 +113,19 @@ pub fn extract_number(answer: &str) -> Option<f64> {
     last
 }
 
+/// Yes or no, from the first word that says so ("Yes.", "no,", "True", "**No**").
+pub fn extract_yes_no(answer: &str) -> Option<bool> {
+    let lower = answer.to_lowercase();
+    for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(12) {
+        match word {
+            "yes" | "true" | "correct" => return Some(true),
+            "no" | "false" | "incorrect" | "not" => return Some(false),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// SQuAD's normalization: lowercase, no punctuation, no articles, single spaces.
 pub fn normalize_answer(text: &str) -> String {
     let lower: String =

@@ -5,8 +5,16 @@
 //! here accept what a careful human grader would, and nothing more.
 //!
 //! # Layout
-//! - [`grade`]: multiple-choice letters, numbers, and SQuAD-style exact match and F1.
+//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
+//! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
+//! - [`run`]: asking a (routing) backend one item and building its query-log rows.
+//! - [`task`]: how an item is asked and which grader its reference calls for.
 
+pub mod dataset;
 pub mod grade;
+pub mod run;
+pub mod task;
 
-pub use grade::{exact_match, extract_choice, extract_number, f1_score, normalize_answer};
+pub use dataset::{EvalItem, Reference};
+pub use grade::{exact_match, extract_choice, extract_number, extract_yes_no, f1_score, normalize_answer};
+pub use task::Grade;

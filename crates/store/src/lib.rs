@@ -10,12 +10,15 @@
 //! - [`record`]: the row type.
 //! - [`writer`]: the background writer the server feeds.
 //! - [`stats`]: the aggregate queries behind `edgeway stats`.
+//! - [`eval`]: graded evaluation answers, for `edgeway eval` and `edgeway calibrate`.
 
+pub mod eval;
 pub mod record;
 pub mod schema;
 pub mod stats;
 pub mod writer;
 
+pub use eval::{EvalLog, EvalRecord};
 pub use record::QueryRecord;
 pub use stats::{RouteStats, Stats};
 pub use writer::QueryLog;

@@ -36,6 +36,32 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queries_ts ON queries(ts_ms);
     CREATE INDEX queries_route ON queries(route, domain);",
+    // 2: graded evaluation answers, one per (run, set, item, route), each tied to its query row.
+    "CREATE TABLE eval_results (
+        id INTEGER PRIMARY KEY,
+        query_id INTEGER REFERENCES queries(id),
+        run TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        subject TEXT,
+        route TEXT NOT NULL,
+        model TEXT,
+        domain TEXT,
+        score REAL,
+        question TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        extracted TEXT,
+        grade REAL NOT NULL,
+        correct INTEGER NOT NULL,
+        mean_logprob REAL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        latency_ms REAL NOT NULL,
+        cost REAL NOT NULL DEFAULT 0,
+        energy_j REAL,
+        UNIQUE (run, dataset, item_id, route)
+    );",
 ];
 
 /// The schema version this build writes.

