@@ -39,6 +39,64 @@ pub enum Command {
     Stats(StatsArgs),
     /// Run graded evaluation sets through the edge and the cloud and log every graded answer.
     Eval(Box<EvalArgs>),
+    /// Pick routing thresholds (and train the learned scorer) from graded answers to meet a quality target.
+    Calibrate(Box<CalibrateArgs>),
+}
+
+/// `edgeway calibrate` flags.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Quality to reach, as a fraction of cloud-only quality.
+    #[arg(long, default_value_t = 0.95)]
+    pub target: f64,
+
+    /// The `edgeway eval` run to calibrate on [default: the newest].
+    #[arg(long)]
+    pub run: Option<String>,
+
+    /// Take the cloud's answers from this run instead (same sets and cloud, another edge model).
+    #[arg(long, value_name = "RUN")]
+    pub cloud_run: Option<String>,
+
+    /// Scorer to write thresholds for: `learned` (trained here) or `transparent`.
+    #[arg(long, default_value = "learned", value_parser = ["learned", "transparent"])]
+    pub scorer: String,
+
+    /// Share of items used to calibrate; the rest is held out for the report.
+    #[arg(long, default_value_t = 0.5)]
+    pub calibration_share: f64,
+
+    /// Domains with fewer calibration items than this share the default threshold.
+    #[arg(long, default_value_t = 30)]
+    pub min_domain_items: usize,
+
+    /// Do not look for a confidence-escalation threshold.
+    #[arg(long)]
+    pub no_escalation: bool,
+
+    /// Print the settings instead of writing them (and the learned scorer) to disk.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Config file to write the thresholds into [default: ./edgeway.toml, created if missing].
+    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The query log holding the graded answers [default: the config's, else DATA_DIR/queries.db].
+    #[arg(long, value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+
+    /// Where to write the learned scorer [default: the config's scorer_path, else DATA_DIR/scorer.json].
+    #[arg(long, value_name = "FILE")]
+    pub scorer_path: Option<PathBuf>,
+
+    /// Where to draw the quality-vs-cloud-share curves (SVG) [default: calibration.svg next to the config].
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Also write every number of the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `edgeway eval` flags.
@@ -287,6 +345,15 @@ pub struct ServeArgs {
     /// Complexity score at or above which a request goes to the cloud, for domains without their own [default: 0.5].
     #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
     pub route_threshold: Option<f32>,
+
+    /// Complexity scorer: `transparent` (feature-weighted, shipped) or `learned` (trained by
+    /// `edgeway calibrate`) [default: transparent].
+    #[arg(long, env = "EDGEWAY_SCORER", value_name = "SCORER")]
+    pub scorer: Option<String>,
+
+    /// The learned scorer's file [default: DATA_DIR/scorer.json].
+    #[arg(long, env = "EDGEWAY_SCORER_PATH", value_name = "FILE")]
+    pub scorer_path: Option<PathBuf>,
 
     /// Confidence escalation: answer at the edge first, and send the request to the cloud
     /// instead when the mean log-probability of the first tokens is below this (e.g. -1.0).

@@ -91,7 +91,39 @@ pub struct RoutingSection {
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
+    /// `transparent` (default) or `learned`: which complexity scorer routes.
+    pub scorer: Option<String>,
+    /// The learned scorer's file [default: DATA_DIR/scorer.json].
+    pub scorer_path: Option<PathBuf>,
 }
+
+/// Which complexity scorer routes requests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScorerSetting {
+    /// The feature-weighted scorer that ships with edgeway.
+    #[default]
+    Transparent,
+    /// The scorer `edgeway calibrate` trained, from this file (`None`: DATA_DIR/scorer.json).
+    Learned(Option<PathBuf>),
+}
+
+impl ScorerSetting {
+    /// Builds the scorer, loading the learned one's file.
+    pub fn build(&self, data_dir: &Path) -> anyhow::Result<std::sync::Arc<dyn edgeway_policy::ComplexityScorer>> {
+        Ok(match self {
+            ScorerSetting::Transparent => std::sync::Arc::new(edgeway_policy::TransparentScorer),
+            ScorerSetting::Learned(path) => {
+                let path = path.clone().unwrap_or_else(|| data_dir.join(LEARNED_SCORER_FILE));
+                let scorer = edgeway_policy::LearnedScorer::load(&path)?;
+                tracing::info!(path = %path.display(), trained_on = %scorer.model().training.run, "learned scorer loaded");
+                std::sync::Arc::new(scorer)
+            }
+        })
+    }
+}
+
+/// The learned scorer's file name in the data directory.
+pub const LEARNED_SCORER_FILE: &str = "scorer.json";
 
 /// `[[routing.domains]]`: one domain and how to recognise it.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -163,6 +195,8 @@ pub struct ServeSettings {
     pub log_path: Option<PathBuf>,
     /// Whether the log keeps prompt and answer text.
     pub log_text: bool,
+    /// The complexity scorer.
+    pub scorer: ScorerSetting,
 }
 
 impl ServeSettings {
@@ -189,6 +223,7 @@ impl ServeSettings {
             alias: engine.alias.clone(),
             engine,
             cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
+            scorer: merge_scorer(args, &file.routing)?,
             gateway: merge_routing(args, file.routing)?,
             log_path: args.log_path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
@@ -245,6 +280,17 @@ fn merge_cloud(args: &ServeArgs, file: CloudSection) -> anyhow::Result<Option<ed
         config.timeout = std::time::Duration::from_secs_f64(seconds);
     }
     Ok(Some(config))
+}
+
+/// The scorer from flags and `[routing]`.
+fn merge_scorer(args: &ServeArgs, file: &RoutingSection) -> anyhow::Result<ScorerSetting> {
+    let path = args.scorer_path.clone().or(file.scorer_path.clone());
+    match args.scorer.clone().or(file.scorer.clone()).as_deref() {
+        None if path.is_some() => Ok(ScorerSetting::Learned(path)),
+        None | Some("transparent") => Ok(ScorerSetting::Transparent),
+        Some("learned") => Ok(ScorerSetting::Learned(path)),
+        Some(other) => anyhow::bail!("the scorer must be 'transparent' or 'learned', got '{other}'"),
+    }
 }
 
 /// Thresholds and cooldown from flags and `[routing]`.

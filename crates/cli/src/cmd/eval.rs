@@ -77,7 +77,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
 
     if !todo.is_empty() {
         let engine = load(&settings, &cache, !args.no_pull, model_id)?;
-        let gateway = build_gateway(engine, settings.cloud.clone(), settings.gateway.clone())?;
+        let scorer = settings.scorer.build(cache.data_dir())?;
+        let gateway = build_gateway(engine, settings.cloud.clone(), settings.gateway.clone(), scorer)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

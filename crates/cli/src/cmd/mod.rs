@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod calibrate;
 mod eval;
 mod model;
 mod serve;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(command) => bench::run(&data_dir(cli.data_dir, None), &command),
         Command::Stats(args) => stats::run(&data_dir(cli.data_dir, None), &args),
         Command::Eval(args) => eval::run(cli.data_dir, *args),
+        Command::Calibrate(args) => calibrate::run(cli.data_dir, *args),
     }
 }
 

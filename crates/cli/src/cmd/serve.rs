@@ -8,7 +8,6 @@ use edgeway_core::Backend;
 use edgeway_engine::LlamaEngine;
 use edgeway_gateway::Gateway;
 use edgeway_models::{resolve_model, ModelCache};
-use edgeway_policy::TransparentScorer;
 use edgeway_server::AppState;
 use edgeway_upstream::CloudBackend;
 use tokio::net::TcpListener;
@@ -37,6 +36,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let cloud_config = settings.cloud.clone();
+    let scorer = settings.scorer.build(cache.data_dir())?;
     let gateway_config = settings.gateway.clone();
     let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
     let log = QueryLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
@@ -62,7 +62,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             return Err(error);
         }
     };
-    let gateway = build_gateway(engine, cloud_config, gateway_config)?;
+    let gateway = build_gateway(engine, cloud_config, gateway_config, scorer)?;
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
     server.await.context("the server task failed")?.context("the server stopped with an error")?;
@@ -75,6 +75,7 @@ pub(crate) fn build_gateway(
     engine: Arc<LlamaEngine>,
     cloud: Option<edgeway_upstream::UpstreamConfig>,
     config: edgeway_gateway::GatewayConfig,
+    scorer: Arc<dyn edgeway_policy::ComplexityScorer>,
 ) -> anyhow::Result<Gateway> {
     let cloud: Option<Arc<dyn Backend>> = match cloud {
         Some(config) => {
@@ -86,7 +87,7 @@ pub(crate) fn build_gateway(
             None
         }
     };
-    Ok(Gateway::new(engine, cloud, Arc::new(TransparentScorer), config))
+    Ok(Gateway::new(engine, cloud, scorer, config))
 }
 
 /// Resolves (pulling if needed) and loads the model. Runs on a blocking thread.

@@ -1,0 +1,433 @@
+//! `edgeway calibrate`: thresholds that meet a quality target at the lowest cost, from graded answers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use edgeway_calibrate::curve::{apgr, cpt, oracle_curve, random_curve, share_to_reach, threshold_curve, tiers};
+use edgeway_calibrate::plot::{quality_vs_share, Series};
+use edgeway_calibrate::policy::{apply, choose, Outcome, RoutingPolicy, Search};
+use edgeway_calibrate::{pair_up, split, train, Baselines, Pair, Point};
+use edgeway_core::{ChatMessage, Prompt};
+use edgeway_policy::{ComplexityScorer, TransparentScorer};
+use edgeway_store::EvalLog;
+use serde_json::json;
+
+use super::serve::QUERY_LOG_FILE;
+use crate::cli::CalibrateArgs;
+use crate::config::{FileConfig, DEFAULT_CONFIG_FILE, LEARNED_SCORER_FILE};
+
+/// Fewest paired items worth calibrating on.
+const MIN_PAIRS: usize = 20;
+
+pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.target > 0.0 && args.target <= 1.0,
+        "--target is a fraction of cloud-only quality, between 0 and 1 (e.g. 0.95); got {}",
+        args.target
+    );
+    anyhow::ensure!(
+        args.calibration_share > 0.0 && args.calibration_share < 1.0,
+        "--calibration-share must be between 0 and 1 (both splits need items)"
+    );
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
+    let log_path = args.log_path.clone().or(file.log.path.clone()).unwrap_or_else(|| data_dir.join(QUERY_LOG_FILE));
+    anyhow::ensure!(log_path.is_file(), "no query log at {}; run `edgeway eval` first", log_path.display());
+    let log = EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
+    let run = match args.run.clone() {
+        Some(run) => run,
+        None => log.latest_run()?.with_context(|| {
+            format!("the query log {} holds no graded answers; run `edgeway eval` first", log_path.display())
+        })?,
+    };
+    let edge_records = log.results(&run)?;
+    anyhow::ensure!(
+        !edge_records.is_empty(),
+        "no graded answers under run `{run}`; runs in the log: {}",
+        list_runs(&log)
+    );
+    let cloud_records = match &args.cloud_run {
+        Some(cloud_run) => log.results(cloud_run)?,
+        None => edge_records.clone(),
+    };
+    let pairs = pair_up(&edge_records, &cloud_records);
+    anyhow::ensure!(
+        pairs.len() >= MIN_PAIRS,
+        "run `{run}` has {} items answered by both sides; calibration needs at least {MIN_PAIRS} \
+         (run `edgeway eval --route both`, or --cloud-run RUN for cloud answers from another run)",
+        pairs.len()
+    );
+    let (calibration, held_out) = split(pairs, args.calibration_share);
+    anyhow::ensure!(
+        calibration.len() >= MIN_PAIRS / 2 && held_out.len() >= MIN_PAIRS / 2,
+        "too few items on one side of the split"
+    );
+
+    let transparent = |pairs: &[Pair]| -> Vec<f32> {
+        pairs
+            .iter()
+            .map(|p| TransparentScorer.score(&Prompt::Chat(vec![ChatMessage::new("user", p.question.clone())])).value)
+            .collect()
+    };
+    let trained = train::train(&calibration, &run);
+    let learned_held: Vec<f32> = held_out.iter().map(|p| trained.model.predict(&train::features(p))).collect();
+    let transparent_calibration = transparent(&calibration);
+    let transparent_held = transparent(&held_out);
+    let use_learned = args.scorer == "learned";
+    let (scores_calibration, scores_held) =
+        if use_learned { (&trained.out_of_fold, &learned_held) } else { (&transparent_calibration, &transparent_held) };
+
+    println!(
+        "run `{run}`{}: {} paired items, {} to calibrate, {} held out; target {:.0} % of cloud-only quality; scorer: {}",
+        args.cloud_run.as_ref().map(|c| format!(" (cloud answers from `{c}`)")).unwrap_or_default(),
+        calibration.len() + held_out.len(),
+        calibration.len(),
+        held_out.len(),
+        args.target * 100.0,
+        args.scorer
+    );
+    print_tiers(&calibration, scores_calibration);
+
+    let search = Search { target: args.target, min_domain_items: args.min_domain_items, escalation: false };
+    let score_only = choose(&calibration, scores_calibration, search);
+    let policy = if args.no_escalation {
+        score_only.clone()
+    } else {
+        choose(&calibration, scores_calibration, Search { escalation: true, ..search })
+    };
+    print_policy(&policy, &score_only);
+
+    println!("\nheld-out split ({} items):", held_out.len());
+    let held_base = Baselines::of(&held_out);
+    let goal = args.target * held_base.cloud_quality;
+    let curves = [
+        ("learned", threshold_curve(&held_out, &learned_held, None)),
+        ("transparent", threshold_curve(&held_out, &transparent_held, None)),
+        ("random", random_curve(&held_base, 1000)),
+        ("oracle", oracle_curve(&held_out)),
+    ];
+    let comparison = print_comparison(&curves, &held_base, goal, args.target);
+    let outcomes = [
+        ("all edge", apply(&all_edge(), &held_out, scores_held)),
+        ("all cloud", apply(&all_cloud(), &held_out, scores_held)),
+        ("calibrated, score only", apply(&score_only, &held_out, scores_held)),
+        ("calibrated", apply(&policy, &held_out, scores_held)),
+    ];
+    print_outcomes(&outcomes);
+
+    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+    let plot_path = args.plot.clone().unwrap_or_else(|| {
+        config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("calibration.svg")
+    });
+    let series: Vec<Series> = curves
+        .iter()
+        .zip(["#1f77b4", "#2ca02c", "#7f7f7f", "#d62728"])
+        .map(|((name, points), colour)| Series {
+            label: (*name).to_owned(),
+            colour,
+            dashed: matches!(*name, "random" | "oracle"),
+            points,
+        })
+        .collect();
+    let svg = quality_vs_share(
+        &format!("{run}: held-out quality vs cloud share"),
+        &series,
+        Some((goal, format!("{:.0} % of cloud-only", args.target * 100.0))),
+    );
+    std::fs::write(&plot_path, svg).with_context(|| format!("cannot write the plot {}", plot_path.display()))?;
+    println!("\nplot: {}", plot_path.display());
+
+    if let Some(json_path) = &args.json {
+        let report = json!({
+            "run": run,
+            "cloud_run": args.cloud_run,
+            "target": args.target,
+            "scorer": args.scorer,
+            "items": { "calibration": calibration.len(), "held_out": held_out.len() },
+            "learned": { "cv_apgr": trained.cv_apgr, "l2": trained.model.training.l2 },
+            "policy": policy_json(&policy),
+            "score_only_policy": policy_json(&score_only),
+            "held_out": {
+                "edge_quality": held_base.edge_quality,
+                "cloud_quality": held_base.cloud_quality,
+                "scorers": comparison,
+                "outcomes": outcomes.iter().map(|(name, o)| json!({
+                    "policy": name, "quality": o.quality, "relative_quality": o.relative_quality,
+                    "cloud_share": o.cloud_share, "escalated_share": o.escalated_share, "cost_per_query": o.cost,
+                    "edge_energy_j_per_query": o.edge_energy_j,
+                })).collect::<Vec<_>>(),
+            },
+        });
+        std::fs::write(json_path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+    }
+
+    let scorer_path = args
+        .scorer_path
+        .clone()
+        .or(file.routing.scorer_path.clone())
+        .unwrap_or_else(|| data_dir.join(LEARNED_SCORER_FILE));
+    if args.dry_run {
+        println!("\n--dry-run: nothing written. The settings, for [routing] in {}:", config_path.display());
+        println!("{}", routing_toml(&policy, use_learned.then_some(scorer_path.as_path()))?);
+        return Ok(());
+    }
+    if use_learned {
+        trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
+        println!("learned scorer: {}", scorer_path.display());
+    }
+    write_config(&config_path, &policy, use_learned.then_some(scorer_path.as_path()))?;
+    println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
+    Ok(())
+}
+
+fn list_runs(log: &EvalLog) -> String {
+    match log.runs() {
+        Ok(runs) if !runs.is_empty() => {
+            runs.iter().map(|(run, n)| format!("`{run}` ({n})")).collect::<Vec<_>>().join(", ")
+        }
+        _ => "none".into(),
+    }
+}
+
+fn all_edge() -> RoutingPolicy {
+    RoutingPolicy { default_threshold: f32::INFINITY, domain_thresholds: Default::default(), escalate_below: None }
+}
+
+fn all_cloud() -> RoutingPolicy {
+    RoutingPolicy { default_threshold: f32::NEG_INFINITY, domain_thresholds: Default::default(), escalate_below: None }
+}
+
+fn print_tiers(pairs: &[Pair], scores: &[f32]) {
+    println!("\naccuracy per complexity decile (calibration split):");
+    println!("{:>6} {:>17} {:>6} {:>8} {:>8} {:>8}", "decile", "score range", "n", "edge", "cloud", "gap");
+    for (index, tier) in tiers(pairs, scores, 10).iter().enumerate() {
+        println!(
+            "{:>6} {:>8.3}–{:<8.3} {:>6} {:>7.1}% {:>7.1}% {:>+7.1}",
+            index + 1,
+            tier.low,
+            tier.high,
+            tier.n,
+            tier.edge_quality * 100.0,
+            tier.cloud_quality * 100.0,
+            (tier.cloud_quality - tier.edge_quality) * 100.0
+        );
+    }
+}
+
+fn print_policy(policy: &RoutingPolicy, score_only: &RoutingPolicy) {
+    println!("\nchosen on the calibration split:");
+    println!("  threshold (default): {:.4}", policy.default_threshold);
+    for (domain, threshold) in &policy.domain_thresholds {
+        println!("  threshold ({domain}): {threshold:.4}");
+    }
+    match policy.escalate_below {
+        Some(limit) => println!("  escalate edge answers with mean logprob below {limit:.3}"),
+        None => println!("  no confidence escalation (it did not lower the cost)"),
+    }
+    if policy != score_only {
+        println!("  (score only, without escalation: default threshold {:.4})", score_only.default_threshold);
+    }
+}
+
+/// Per scorer: cloud share to reach the target, APGR and CPT, on the held-out split.
+fn print_comparison(curves: &[(&str, Vec<Point>)], base: &Baselines, goal: f64, target: f64) -> serde_json::Value {
+    println!(
+        "  edge alone {:.1} %, cloud alone {:.1} %; the target is {:.1} %",
+        base.edge_quality * 100.0,
+        base.cloud_quality * 100.0,
+        goal * 100.0
+    );
+    println!(
+        "{:<12} {:>22} {:>8} {:>9} {:>9} {:>9}",
+        "scorer",
+        format!("cloud share @ {:.0} %", target * 100.0),
+        "APGR",
+        "CPT(50%)",
+        "CPT(80%)",
+        "CPT(95%)"
+    );
+    let percent = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    let mut rows = Vec::new();
+    let random_share = curves.iter().find(|(n, _)| *n == "random").and_then(|(_, c)| share_to_reach(c, goal));
+    for (name, curve) in curves {
+        let share = share_to_reach(curve, goal);
+        let row = json!({
+            "scorer": name,
+            "cloud_share_to_target": share,
+            "vs_random": share.zip(random_share).map(|(s, r)| if r > 0.0 { s / r } else { f64::NAN }),
+            "apgr": apgr(curve, base),
+            "cpt50": cpt(curve, base, 0.5),
+            "cpt80": cpt(curve, base, 0.8),
+            "cpt95": cpt(curve, base, 0.95),
+        });
+        println!(
+            "{:<12} {:>22} {:>8} {:>9} {:>9} {:>9}",
+            name,
+            match (share, random_share) {
+                (Some(s), Some(r)) if r > 0.0 && *name != "random" =>
+                    format!("{} ({:.2}× random)", percent(Some(s)), s / r),
+                _ => percent(share),
+            },
+            apgr(curve, base).map_or("–".into(), |a| format!("{a:.3}")),
+            percent(cpt(curve, base, 0.5)),
+            percent(cpt(curve, base, 0.8)),
+            percent(cpt(curve, base, 0.95))
+        );
+        rows.push(row);
+    }
+    serde_json::Value::Array(rows)
+}
+
+fn print_outcomes(outcomes: &[(&str, Outcome)]) {
+    println!(
+        "\n{:<24} {:>8} {:>10} {:>12} {:>11} {:>14} {:>9}",
+        "policy", "quality", "of cloud", "cloud calls", "escalated", "cost/query", "edge J/q"
+    );
+    for (name, o) in outcomes {
+        println!(
+            "{:<24} {:>7.1}% {:>9.1}% {:>11.1}% {:>10.1}% {:>14.8} {:>9.2}",
+            name,
+            o.quality * 100.0,
+            o.relative_quality * 100.0,
+            o.cloud_share * 100.0,
+            o.escalated_share * 100.0,
+            o.cost,
+            o.edge_energy_j
+        );
+    }
+}
+
+fn policy_json(policy: &RoutingPolicy) -> serde_json::Value {
+    json!({
+        "threshold": policy.default_threshold,
+        "thresholds": policy.domain_thresholds,
+        "escalate_below_logprob": policy.escalate_below,
+    })
+}
+
+/// Thresholds for the config: in `[0, 1]`, rounded so the file stays readable.
+fn config_threshold(threshold: f32) -> f64 {
+    (f64::from(threshold.clamp(0.0, 1.0)) * 10_000.0).round() / 10_000.0
+}
+
+/// The `[routing]` keys calibration owns, set in `document` (other keys and comments are kept).
+fn set_routing(
+    document: &mut toml_edit::DocumentMut,
+    policy: &RoutingPolicy,
+    scorer_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    use toml_edit::{value, Item, Table};
+    let routing = document.entry("routing").or_insert_with(|| Item::Table(Table::new()));
+    let routing = routing.as_table_mut().context("`routing` in the config is not a table")?;
+    routing["threshold"] = value(config_threshold(policy.default_threshold));
+    match scorer_path {
+        Some(path) => {
+            routing["scorer"] = value("learned");
+            routing["scorer_path"] = value(path.display().to_string());
+        }
+        None => {
+            routing["scorer"] = value("transparent");
+            routing.remove("scorer_path");
+        }
+    }
+    match policy.escalate_below {
+        Some(limit) => routing["escalate_below_logprob"] = value((limit * 1000.0).round() / 1000.0),
+        None => {
+            routing.remove("escalate_below_logprob");
+        }
+    }
+    // Domains defined in [[routing.domains]] keep their threshold there; the rest go in [routing.thresholds].
+    let mut remaining = policy.domain_thresholds.clone();
+    if let Some(domains) = routing.get_mut("domains").and_then(Item::as_array_of_tables_mut) {
+        for domain in domains.iter_mut() {
+            let name = domain.get("name").and_then(Item::as_str).map(str::to_owned);
+            match name.and_then(|name| remaining.remove(&name)) {
+                Some(threshold) => domain["threshold"] = value(config_threshold(threshold)),
+                None => {
+                    domain.remove("threshold");
+                }
+            }
+        }
+    }
+    let mut thresholds = Table::new();
+    for (domain, threshold) in remaining {
+        thresholds[domain.as_str()] = value(config_threshold(threshold));
+    }
+    routing.remove("thresholds");
+    if !thresholds.is_empty() {
+        routing["thresholds"] = Item::Table(thresholds);
+    }
+    Ok(())
+}
+
+fn routing_toml(policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<String> {
+    let mut document = toml_edit::DocumentMut::new();
+    set_routing(&mut document, policy, scorer_path)?;
+    Ok(document.to_string())
+}
+
+/// Writes the policy into the config file (created if missing), keeping everything else in it.
+fn write_config(path: &Path, policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut document: toml_edit::DocumentMut =
+        text.parse().with_context(|| format!("{} is not valid TOML; fix it or pass --dry-run", path.display()))?;
+    set_routing(&mut document, policy, scorer_path)?;
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, document.to_string()).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    #[test]
+    fn written_thresholds_load_back_through_the_config() {
+        let dir = std::env::temp_dir().join(format!("edgeway-calibrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("edgeway.toml");
+        std::fs::write(
+            &path,
+            "# my settings\n[server]\nport = 9000\n\n[routing]\ncooldown_secs = 2\n\n\
+             [[routing.domains]]\nname = \"inspection\"\nkeywords = [\"crack\"]\nthreshold = 0.9\n",
+        )
+        .unwrap();
+        let policy = RoutingPolicy {
+            default_threshold: 0.31234567,
+            domain_thresholds: [("inspection".to_owned(), 0.2), ("code".to_owned(), 0.7)].into_iter().collect(),
+            escalate_below: Some(-0.8123),
+        };
+        write_config(&path, &policy, Some(&dir.join("scorer.json"))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# my settings"), "{text}");
+        let file = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(file.server.port, Some(9000));
+        assert_eq!(file.routing.threshold, Some(0.3123));
+        assert_eq!(file.routing.thresholds.get("code"), Some(&0.7));
+        assert_eq!(file.routing.domains[0].threshold, Some(0.2));
+        assert_eq!(file.routing.escalate_below_logprob, Some(-0.812));
+        assert_eq!(file.routing.scorer.as_deref(), Some("learned"));
+        let settings = crate::config::ServeSettings::merge(&Default::default(), file).unwrap();
+        assert_eq!(settings.gateway.thresholds.of("inspection"), 0.2);
+        assert_eq!(settings.gateway.thresholds.of("code"), 0.7);
+        assert!((settings.gateway.thresholds.of("general") - 0.3123).abs() < 1e-6);
+        assert!(matches!(settings.scorer, crate::config::ScorerSetting::Learned(Some(_))));
+
+        // Recalibrating without escalation or the learned scorer removes what no longer applies.
+        let plain = RoutingPolicy { escalate_below: None, domain_thresholds: Default::default(), ..policy };
+        write_config(&path, &plain, None).unwrap();
+        let file = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(file.routing.escalate_below_logprob, None);
+        assert_eq!(file.routing.scorer.as_deref(), Some("transparent"));
+        assert_eq!(file.routing.domains[0].threshold, None);
+        assert!(file.routing.thresholds.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
