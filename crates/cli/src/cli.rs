@@ -155,6 +155,10 @@ pub struct EvalArgs {
     /// Fail instead of downloading a model or the evaluation package that is not in the cache.
     #[arg(long)]
     pub no_pull: bool,
+
+    /// Grade the answers already logged under this run again with the current graders, then continue.
+    #[arg(long)]
+    pub regrade: bool,
 }
 
 /// `edgeway stats` flags.

@@ -5,7 +5,9 @@
 /// Accepts, in order of trust: an explicit "answer is X" / "Answer: X"; a
 /// letter standing alone at the start ("B", "(B)", "B)", "B.", "**B**"); a
 /// lone letter anywhere when only one valid letter appears alone; and the
-/// text of exactly one choice appearing in the answer.
+/// text of exactly one choice appearing in the answer. An answer that walks
+/// through the options ("Let's analyze each option: A. …") and is cut off
+/// before choosing picks nothing.
 pub fn extract_choice(answer: &str, choices: &[&str]) -> Option<usize> {
     let letters: Vec<char> = (0..choices.len()).filter_map(|i| char::from_u32('A' as u32 + i as u32)).collect();
     let index_of = |c: char| letters.iter().position(|&l| l == c.to_ascii_uppercase());
@@ -26,6 +28,11 @@ pub fn extract_choice(answer: &str, choices: &[&str]) -> Option<usize> {
         if let Some(index) = index_of(letter) {
             return Some(index);
         }
+    }
+    // An answer that goes through the options one by one names them without
+    // choosing; unless it says "the answer is", what follows would be guessing.
+    if ["analy", "each option", "let's", "let us", "consider each", "step by step"].iter().any(|m| lower.contains(m)) {
+        return None;
     }
     let standalone: Vec<usize> = standalone_letters(&cleaned).into_iter().filter_map(|(_, c)| index_of(c)).collect();
     if !standalone.is_empty() && standalone.iter().all(|&i| i == standalone[0]) {
@@ -194,6 +201,30 @@ mod tests {
         ];
         for (answer, expected) in cases {
             assert_eq!(extract_choice(answer, CHOICES), expected, "{answer:?}");
+        }
+    }
+
+    /// Answers SmolLM2-135M and Qwen2.5-Coder-1.5B actually gave to ARC and MMLU in `edgeway eval`.
+    #[test]
+    fn choices_as_the_models_here_answered() {
+        let cases = [
+            ("C. non-volcanic islands", Some(2)),
+            ("The correct answer is A. coal, oil, and gas.", Some(0)),
+            ("The correct answer is B. increases by 1.\n\nThe Periodic Table is", Some(1)),
+            ("A is incorrect. The correct answer is C.\n\nThe correct answer is", Some(2)),
+            ("The correct answer is:\n\nD. not relieve the architect of liability, unless there was", Some(3)),
+            ("The correct method to gather information is:\n\nD. Pick one day a year during the migration.", Some(3)),
+            ("The best way to show the data is a line graph.", Some(3)),
+            (
+                "This problem involves a scenario of mistaken identity. Let's analyze each option step by step:\n\nA. **Preval",
+                None,
+            ),
+            ("To determine which statement is incorrect, let's analyze each option in the context of", None),
+            ("To determine the correct answer, we need to analyze the legal implications of the radar finding", None),
+        ];
+        let choices = ["bar graph", "pie chart", "table", "line graph"];
+        for (answer, expected) in cases {
+            assert_eq!(extract_choice(answer, &choices), expected, "{answer:?}");
         }
     }
 

@@ -130,6 +130,27 @@ impl EvalLog {
         Ok(query_id)
     }
 
+    /// Replaces the grade of one logged answer (after a grader improved); returns whether a row changed.
+    pub fn update_grade(
+        &self,
+        key: (&str, &str, &str, &str),
+        grade: f64,
+        correct: bool,
+        extracted: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (run, dataset, item_id, route) = key;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE eval_results SET grade = ?5, correct = ?6, extracted = ?7
+                 WHERE run = ?1 AND dataset = ?2 AND item_id = ?3 AND route = ?4
+                   AND (grade != ?5 OR correct != ?6 OR extracted IS NOT ?7)",
+                params![run, dataset, item_id, route, grade, correct, extracted],
+            )
+            .map_err(self.error())?;
+        Ok(changed > 0)
+    }
+
     /// Every graded answer of `run`, in insertion order.
     pub fn results(&self, run: &str) -> Result<Vec<EvalRecord>, StoreError> {
         let mut statement = self
@@ -229,6 +250,9 @@ mod tests {
         assert_eq!(log.results("r1").unwrap()[0], result);
         assert_eq!(log.runs().unwrap(), vec![("r1".to_owned(), 2)]);
         assert_eq!(log.latest_run().unwrap().as_deref(), Some("r1"));
+        assert!(log.update_grade(("r1", "arc-easy", "x", "edge"), 0.0, false, Some("B")).unwrap());
+        assert!(!log.update_grade(("r1", "arc-easy", "x", "edge"), 0.0, false, Some("B")).unwrap());
+        assert!(!log.results("r1").unwrap()[0].correct);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

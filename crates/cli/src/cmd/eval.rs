@@ -58,6 +58,9 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
     let mut log =
         EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
+    if args.regrade {
+        regrade(&log, &run_name, &items)?;
+    }
     let answered = log.answered(&run_name)?;
     let todo: Vec<(&EvalItem, RouteTarget)> = items
         .iter()
@@ -169,6 +172,24 @@ async fn answer_all(
     if skipped > 0 {
         eprintln!("{skipped} answers were not graded (see above); run the same command again to retry them");
     }
+    Ok(())
+}
+
+/// Grades the logged answers of `run` to these items again.
+fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
+    let by_key: std::collections::HashMap<(&str, &str), &EvalItem> =
+        items.iter().map(|item| ((item.dataset.as_str(), item.id.as_str()), item)).collect();
+    let (mut seen, mut changed) = (0, 0);
+    for result in log.results(run)? {
+        let Some(item) = by_key.get(&(result.dataset.as_str(), result.item_id.as_str())) else { continue };
+        seen += 1;
+        let grade = edgeway_eval::task::grade(item, &result.answer);
+        let key = (run, result.dataset.as_str(), result.item_id.as_str(), result.route.as_str());
+        if log.update_grade(key, grade.score, grade.correct, grade.extracted.as_deref())? {
+            changed += 1;
+        }
+    }
+    eprintln!("regraded {seen} logged answers: {changed} changed");
     Ok(())
 }
 
