@@ -155,7 +155,9 @@ impl PowerWindow {
     pub fn watts(&self) -> f64 {
         let now = std::time::Instant::now();
         let Ok(samples) = self.samples.lock() else { return 0.0 };
-        let joules: f64 = samples.iter().filter(|(at, _)| now.duration_since(*at) <= self.window).map(|(_, j)| j).sum();
+        // A fold from +0.0: an empty `sum()` of floats is -0.0, which /health would print.
+        let joules =
+            samples.iter().filter(|(at, _)| now.duration_since(*at) <= self.window).fold(0.0, |total, (_, j)| total + j);
         joules / self.window.as_secs_f64()
     }
 }
@@ -213,6 +215,7 @@ mod tests {
         assert!((window.watts() - 10.0).abs() < 1e-9, "2 J over 0.2 s");
         std::thread::sleep(std::time::Duration::from_millis(250));
         assert_eq!(window.watts(), 0.0);
+        assert!(window.watts().is_sign_positive(), "not -0.0, which JSON shows as -0.0");
     }
 
     #[test]
