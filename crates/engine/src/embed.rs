@@ -1,0 +1,208 @@
+//! Sentence embeddings from an encoder model (a BERT GGUF with mean pooling).
+//!
+//! Tokenizing runs on the caller's thread; one worker thread owns the
+//! llama.cpp context and encodes batches of sequences, each sequence whole in
+//! one micro-batch (encoders attend both ways, so a sequence cannot be split).
+//! Vectors come back L2-normalized, as sentence-transformers returns them with
+//! `normalize_embeddings=True`, so a dot product is the cosine.
+
+use std::num::NonZeroU32;
+use std::sync::{mpsc, Arc};
+
+use edgeway_core::BackendError;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::gguf_check::check_gguf_header;
+use crate::{llama_backend, EngineError};
+
+/// Tokens one micro-batch holds: every sequence of a batch fits in it whole.
+const BATCH_TOKENS: u32 = 4096;
+/// Sequences encoded together.
+const MAX_SEQUENCES: u32 = 64;
+
+/// What an embedding model is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedderInfo {
+    /// The name clients use in `model`.
+    pub id: String,
+    /// Vector length.
+    pub dims: usize,
+    /// Longest input in tokens (special tokens included); longer inputs are truncated, as
+    /// sentence-transformers truncates them.
+    pub max_tokens: usize,
+}
+
+/// Vectors for a batch of inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One unit-length vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens read, over all inputs (after truncation).
+    pub prompt_tokens: u32,
+}
+
+struct Job {
+    sequences: Vec<Vec<LlamaToken>>,
+    reply: mpsc::Sender<Result<Vec<Vec<f32>>, String>>,
+}
+
+/// A loaded embedding model and its worker thread.
+pub struct Embedder {
+    info: EmbedderInfo,
+    model: Arc<LlamaModel>,
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedder {
+    /// Loads an embedding GGUF; `max_tokens` caps inputs (256 for all-MiniLM-L6-v2).
+    pub fn load(path: &std::path::Path, id: &str, threads: u32, max_tokens: usize) -> Result<Self, EngineError> {
+        check_gguf_header(path)?;
+        let backend = llama_backend()?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|error| {
+            EngineError::Load {
+                path: path.display().to_string(),
+                reason: format!("{error}; is it an embedding model?"),
+            }
+        })?;
+        let model = Arc::new(model);
+        let dims = usize::try_from(model.n_embd()).unwrap_or(0);
+        let max_tokens = max_tokens.min(model.n_ctx_train() as usize).max(2);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let worker = {
+            let model = model.clone();
+            std::thread::Builder::new()
+                .name("edgeway-embed".into())
+                .spawn(move || run(backend, &model, threads, queue, ready_tx))
+                .map_err(|error| EngineError::Config(format!("cannot start the embedding thread: {error}")))?
+        };
+        ready_rx
+            .recv()
+            .map_err(|_| EngineError::Config("the embedding thread stopped while starting".into()))?
+            .map_err(|reason| EngineError::Context { n_ctx: BATCH_TOKENS, reason })?;
+        let info = EmbedderInfo { id: id.to_owned(), dims, max_tokens };
+        Ok(Self { info, model, jobs: Some(jobs), worker: Some(worker) })
+    }
+
+    /// What this model is.
+    pub fn info(&self) -> &EmbedderInfo {
+        &self.info
+    }
+
+    /// The tokens `text` becomes, truncated to the model's limit (keeping the final separator).
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
+        if tokens.len() > self.info.max_tokens {
+            let last = tokens[tokens.len() - 1];
+            tokens.truncate(self.info.max_tokens - 1);
+            tokens.push(last);
+        }
+        tokens
+    }
+
+    /// Token ids of `text` as numbers, for tests and `/tokenize`.
+    pub fn token_ids(&self, text: &str) -> Vec<u32> {
+        self.tokenize(text).into_iter().map(|t| t.0 as u32).collect()
+    }
+
+    /// Embeds `texts`; blocks until done (call from a blocking thread in async code).
+    pub fn embed(&self, texts: &[String]) -> Result<Embeddings, BackendError> {
+        let sequences: Vec<Vec<LlamaToken>> = texts.iter().map(|text| self.tokenize(text)).collect();
+        let prompt_tokens = sequences.iter().map(|s| s.len() as u32).sum();
+        let (reply, answer) = mpsc::channel();
+        let jobs =
+            self.jobs.as_ref().ok_or_else(|| BackendError::Unavailable("the embedder is shutting down".into()))?;
+        jobs.send(Job { sequences, reply })
+            .map_err(|_| BackendError::Unavailable("the embedding thread has stopped".into()))?;
+        let vectors = answer
+            .recv()
+            .map_err(|_| BackendError::Unavailable("the embedding thread has stopped".into()))?
+            .map_err(BackendError::Internal)?;
+        Ok(Embeddings { vectors, prompt_tokens })
+    }
+}
+
+impl Drop for Embedder {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn run(
+    backend: &'static llama_cpp_2::llama_backend::LlamaBackend,
+    model: &LlamaModel,
+    threads: u32,
+    queue: mpsc::Receiver<Job>,
+    ready: mpsc::SyncSender<Result<(), String>>,
+) {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(BATCH_TOKENS))
+        .with_n_batch(BATCH_TOKENS)
+        .with_n_ubatch(BATCH_TOKENS)
+        .with_n_seq_max(MAX_SEQUENCES)
+        .with_n_threads(threads as i32)
+        .with_n_threads_batch(threads as i32)
+        .with_embeddings(true)
+        .with_pooling_type(LlamaPoolingType::Mean);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(error) => {
+            let _ = ready.send(Err(error.to_string()));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, MAX_SEQUENCES as i32);
+    while let Ok(job) = queue.recv() {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut vectors = Vec::with_capacity(job.sequences.len());
+            let mut start = 0;
+            while start < job.sequences.len() {
+                // Pack whole sequences until the micro-batch or the sequence limit is full.
+                batch.clear();
+                let mut end = start;
+                let mut tokens = 0usize;
+                while end < job.sequences.len()
+                    && end - start < MAX_SEQUENCES as usize
+                    && tokens + job.sequences[end].len() <= BATCH_TOKENS as usize
+                {
+                    let seq = (end - start) as i32;
+                    batch.add_sequence(&job.sequences[end], seq, true).map_err(|e| e.to_string())?;
+                    tokens += job.sequences[end].len();
+                    end += 1;
+                }
+                if end == start {
+                    return Err(format!("an input of {} tokens does not fit one batch", job.sequences[start].len()));
+                }
+                ctx.clear_kv_cache();
+                ctx.decode(&mut batch).map_err(|e| format!("llama.cpp could not encode the batch: {e}"))?;
+                for seq in 0..(end - start) as i32 {
+                    let vector = ctx.embeddings_seq_ith(seq).map_err(|e| e.to_string())?;
+                    vectors.push(normalized(vector));
+                }
+                start = end;
+            }
+            Ok(vectors)
+        }));
+        let result = result.unwrap_or_else(|_| Err("the embedding step panicked".into()));
+        let _ = job.reply.send(result);
+    }
+}
+
+/// `vector / |vector|` (zero stays zero).
+pub fn normalized(vector: &[f32]) -> Vec<f32> {
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter().map(|v| v / norm).collect()
+    } else {
+        vector.to_vec()
+    }
+}
