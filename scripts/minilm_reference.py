@@ -13,7 +13,7 @@ Generated with (pinned):
     sentence-transformers==6.2.0
     transformers==5.23.0
     tokenizers==0.23.3
-    torch==2.15.0
+    torch==2.15.0 (the default PyPI wheel, reported as 2.15.0+cu132; run on CPU)
     Python 3.11.7
 
 Regenerate:

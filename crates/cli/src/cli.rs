@@ -326,6 +326,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_pull: bool,
 
+    /// Embedding model for /v1/embeddings and retrieval: a catalog name (converted to GGUF on first
+    /// use) or a .gguf path [default: all-minilm-l6-v2].
+    #[arg(long, env = "EDGEWAY_EMBEDDING_MODEL", value_name = "MODEL")]
+    pub embedding_model: Option<String>,
+
+    /// Do not load an embedding model (/v1/embeddings answers 501).
+    #[arg(long, env = "EDGEWAY_NO_EMBEDDINGS")]
+    pub no_embeddings: bool,
+
     /// Base URL of an OpenAI-compatible cloud tier, e.g. https://api.example.com/v1 (no cloud: all edge).
     #[arg(long, env = "EDGEWAY_CLOUD_URL", value_name = "URL")]
     pub cloud_url: Option<String>,

@@ -41,6 +41,18 @@ pub struct FileConfig {
     pub routing: RoutingSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub embeddings: EmbeddingsSection,
+}
+
+/// `[embeddings]`: the embedding model behind `/v1/embeddings` and retrieval.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsSection {
+    /// A catalog name (converted on first use) or a .gguf path [default: all-minilm-l6-v2].
+    pub model: Option<String>,
+    /// Load an embedding model at all [default: true].
+    pub enabled: Option<bool>,
 }
 
 /// `[log]`: the query log.
@@ -197,6 +209,8 @@ pub struct ServeSettings {
     pub log_text: bool,
     /// The complexity scorer.
     pub scorer: ScorerSetting,
+    /// The embedding model (a catalog name or a path), unless embeddings are off.
+    pub embedding_model: Option<String>,
 }
 
 impl ServeSettings {
@@ -224,6 +238,12 @@ impl ServeSettings {
             engine,
             cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
             scorer: merge_scorer(args, &file.routing)?,
+            embedding_model: (!args.no_embeddings && file.embeddings.enabled.unwrap_or(true)).then(|| {
+                args.embedding_model
+                    .clone()
+                    .or(file.embeddings.model.clone())
+                    .unwrap_or_else(|| edgeway_models::DEFAULT_EMBEDDING_MODEL.to_owned())
+            }),
             gateway: merge_routing(args, file.routing)?,
             log_path: args.log_path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),

@@ -291,3 +291,25 @@ fn parallel_requests_generate_together() {
     assert!(a[1] < *b.last().unwrap() && b[1] < *a.last().unwrap(), "the two requests ran one after the other");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// The embedding model behind `/v1/embeddings` is the converted all-MiniLM-L6-v2:
+/// over HTTP its vectors match sentence-transformers' reference ones.
+#[test]
+fn embeddings_over_http_match_the_reference_model() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("../../engine/tests/fixtures/minilm-reference.json")).unwrap();
+    let items = fixture["items"].as_array().unwrap();
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    let server = Server::start(&[]);
+    let (status, body) = server.post("/v1/embeddings", &json!({ "input": texts, "model": "all-minilm-l6-v2" }));
+    assert_eq!(status, 200, "{body}");
+    for (item, got) in items.iter().zip(body["data"].as_array().unwrap()) {
+        let reference: Vec<f64> = item["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got: Vec<f64> = got["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let cosine: f64 = reference.iter().zip(&got).map(|(a, b)| a * b).sum();
+        assert!(cosine >= 0.999, "cosine {cosine} for {}", item["text"]);
+    }
+    let off = Server::start(&["--no-embeddings"]);
+    let (status, body) = off.post("/v1/embeddings", &json!({ "input": "x" }));
+    assert_eq!(status, 501, "{body}");
+}

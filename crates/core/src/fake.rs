@@ -169,3 +169,43 @@ impl Backend for FakeBackend {
         Ok(Generation::new(prompt_tokens, rx))
     }
 }
+
+/// An embedder whose vectors depend only on the words of the input (bag of
+/// hashed words, normalized): similar texts get similar vectors, in microseconds.
+#[derive(Debug, Clone)]
+pub struct FakeEmbedder {
+    info: crate::embed::EmbeddingInfo,
+}
+
+impl FakeEmbedder {
+    /// A fake serving `model_id` with vectors of `dims`.
+    pub fn new(model_id: &str, dims: usize) -> Self {
+        Self { info: crate::embed::EmbeddingInfo { id: model_id.to_owned(), dims, max_tokens: 256 } }
+    }
+}
+
+impl crate::embed::EmbeddingBackend for FakeEmbedder {
+    fn embedding_info(&self) -> &crate::embed::EmbeddingInfo {
+        &self.info
+    }
+
+    fn embed(&self, inputs: &[String]) -> Result<crate::embed::EmbeddingOutput, BackendError> {
+        let mut tokens = 0;
+        let vectors = inputs
+            .iter()
+            .map(|text| {
+                let mut vector = vec![0f32; self.info.dims];
+                for word in text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+                    tokens += 1;
+                    let hash = word
+                        .bytes()
+                        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+                    vector[(hash % self.info.dims as u64) as usize] += 1.0;
+                }
+                let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                vector.iter().map(|v| v / norm).collect()
+            })
+            .collect();
+        Ok(crate::embed::EmbeddingOutput { vectors, prompt_tokens: tokens + 2 * inputs.len() as u32 })
+    }
+}

@@ -14,6 +14,7 @@
 //! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
 
 pub mod backend;
+pub mod embed;
 pub mod event;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
@@ -21,6 +22,7 @@ pub mod request;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
+pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
 pub use event::{
     token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob,
     Usage,

@@ -9,7 +9,7 @@
 use std::num::NonZeroU32;
 use std::sync::{mpsc, Arc};
 
-use edgeway_core::BackendError;
+use edgeway_core::{BackendError, EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -24,27 +24,6 @@ const BATCH_TOKENS: u32 = 4096;
 /// Sequences encoded together.
 const MAX_SEQUENCES: u32 = 64;
 
-/// What an embedding model is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbedderInfo {
-    /// The name clients use in `model`.
-    pub id: String,
-    /// Vector length.
-    pub dims: usize,
-    /// Longest input in tokens (special tokens included); longer inputs are truncated, as
-    /// sentence-transformers truncates them.
-    pub max_tokens: usize,
-}
-
-/// Vectors for a batch of inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    /// One unit-length vector per input, in order.
-    pub vectors: Vec<Vec<f32>>,
-    /// Tokens read, over all inputs (after truncation).
-    pub prompt_tokens: u32,
-}
-
 struct Job {
     sequences: Vec<Vec<LlamaToken>>,
     reply: mpsc::Sender<Result<Vec<Vec<f32>>, String>>,
@@ -52,14 +31,15 @@ struct Job {
 
 /// A loaded embedding model and its worker thread.
 pub struct Embedder {
-    info: EmbedderInfo,
+    info: EmbeddingInfo,
     model: Arc<LlamaModel>,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Embedder {
-    /// Loads an embedding GGUF; `max_tokens` caps inputs (256 for all-MiniLM-L6-v2).
+    /// Loads an embedding GGUF; `max_tokens` caps inputs (256 for all-MiniLM-L6-v2: longer
+    /// inputs are truncated, as sentence-transformers truncates them).
     pub fn load(path: &std::path::Path, id: &str, threads: u32, max_tokens: usize) -> Result<Self, EngineError> {
         check_gguf_header(path)?;
         let backend = llama_backend()?;
@@ -85,12 +65,12 @@ impl Embedder {
             .recv()
             .map_err(|_| EngineError::Config("the embedding thread stopped while starting".into()))?
             .map_err(|reason| EngineError::Context { n_ctx: BATCH_TOKENS, reason })?;
-        let info = EmbedderInfo { id: id.to_owned(), dims, max_tokens };
+        let info = EmbeddingInfo { id: id.to_owned(), dims, max_tokens };
         Ok(Self { info, model, jobs: Some(jobs), worker: Some(worker) })
     }
 
     /// What this model is.
-    pub fn info(&self) -> &EmbedderInfo {
+    pub fn info(&self) -> &EmbeddingInfo {
         &self.info
     }
 
@@ -111,7 +91,7 @@ impl Embedder {
     }
 
     /// Embeds `texts`; blocks until done (call from a blocking thread in async code).
-    pub fn embed(&self, texts: &[String]) -> Result<Embeddings, BackendError> {
+    pub fn embed(&self, texts: &[String]) -> Result<EmbeddingOutput, BackendError> {
         let sequences: Vec<Vec<LlamaToken>> = texts.iter().map(|text| self.tokenize(text)).collect();
         let prompt_tokens = sequences.iter().map(|s| s.len() as u32).sum();
         let (reply, answer) = mpsc::channel();
@@ -123,7 +103,17 @@ impl Embedder {
             .recv()
             .map_err(|_| BackendError::Unavailable("the embedding thread has stopped".into()))?
             .map_err(BackendError::Internal)?;
-        Ok(Embeddings { vectors, prompt_tokens })
+        Ok(EmbeddingOutput { vectors, prompt_tokens })
+    }
+}
+
+impl EmbeddingBackend for Embedder {
+    fn embedding_info(&self) -> &EmbeddingInfo {
+        &self.info
+    }
+
+    fn embed(&self, inputs: &[String]) -> Result<EmbeddingOutput, BackendError> {
+        Embedder::embed(self, inputs)
     }
 }
 

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The model is still loading.
     #[error("the model is loading; retry shortly")]
     Loading,
+    /// The server runs without the model this endpoint needs.
+    #[error("{0}")]
+    NotSupported(String),
     /// The backend refused or failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -81,6 +84,7 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
             }
             ApiError::Loading => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", Some("model_loading")),
+            ApiError::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "invalid_request_error", Some("not_supported")),
             ApiError::Backend(error) => match error {
                 BackendError::QueueFull { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", Some("queue_full"))

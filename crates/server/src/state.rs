@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use edgeway_core::Backend;
+use edgeway_core::{Backend, EmbeddingBackend};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -20,6 +20,7 @@ pub struct AppState {
 struct Inner {
     model_id: String,
     backend: OnceLock<Arc<dyn Backend>>,
+    embedder: OnceLock<Arc<dyn EmbeddingBackend>>,
     log: Option<LogSettings>,
     metrics: Arc<Metrics>,
 }
@@ -31,7 +32,15 @@ impl AppState {
     }
 
     fn build(model_id: String, log: Option<LogSettings>) -> Self {
-        Self { inner: Arc::new(Inner { model_id, backend: OnceLock::new(), log, metrics: Arc::new(Metrics::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                model_id,
+                backend: OnceLock::new(),
+                embedder: OnceLock::new(),
+                log,
+                metrics: Arc::new(Metrics::new()),
+            }),
+        }
     }
 
     /// The server's metrics.
@@ -59,6 +68,16 @@ impl AppState {
     /// Makes the loaded backend available; later calls are ignored.
     pub fn set_backend(&self, backend: Arc<dyn Backend>) {
         let _ = self.inner.backend.set(backend);
+    }
+
+    /// Makes the loaded embedding model available; later calls are ignored.
+    pub fn set_embedder(&self, embedder: Arc<dyn EmbeddingBackend>) {
+        let _ = self.inner.embedder.set(embedder);
+    }
+
+    /// The embedding model, if one is loaded.
+    pub fn embedder(&self) -> Option<&Arc<dyn EmbeddingBackend>> {
+        self.inner.embedder.get()
     }
 
     /// The id clients use for the served model.

@@ -238,3 +238,59 @@ async fn a_panic_becomes_a_500_in_the_error_shape() {
     assert_eq!(body["error"]["type"], "server_error");
     assert!(!body["error"]["message"].as_str().unwrap().contains("bug"), "internals must not leak");
 }
+
+#[tokio::test]
+async fn embeddings_have_openai_shape_in_floats_and_base64() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    state.set_embedder(Arc::new(edgeway_core::fake::FakeEmbedder::new("minilm", 8)));
+    let (status, body) =
+        post_json(&state, "/v1/embeddings", json!({"input": ["red apple", "green apple"], "model": "minilm"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["model"], "minilm");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["data"][1]["index"], 1);
+    assert_eq!(body["data"][0]["object"], "embedding");
+    let vector: Vec<f64> =
+        body["data"][0]["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(vector.len(), 8);
+    assert!((vector.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-5);
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let (status, body) =
+        post_json(&state, "/v1/embeddings", json!({"input": "red apple", "encoding_format": "base64"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let encoded = body["data"][0]["embedding"].as_str().unwrap();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let decoded: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    assert_eq!(decoded.len(), 8);
+    assert!((decoded[0] as f64 - vector[0]).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn embeddings_errors_are_clear() {
+    let state = state(FakeBackend::new("fake", REPLY));
+    let (status, body) = post_json(&state, "/v1/embeddings", json!({"input": "x"})).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert!(body["error"]["message"].as_str().unwrap().contains("--embedding-model"), "{body}");
+    state.set_embedder(Arc::new(edgeway_core::fake::FakeEmbedder::new("minilm", 8)));
+    let cases = [
+        (json!({"input": []}), StatusCode::BAD_REQUEST, "must not be empty"),
+        (json!({"input": [""]}), StatusCode::BAD_REQUEST, "is empty"),
+        (json!({"input": [[1, 2, 3]]}), StatusCode::BAD_REQUEST, "token arrays"),
+        (json!({"input": 5}), StatusCode::BAD_REQUEST, "string or an array"),
+        (json!({"input": "x", "model": "other"}), StatusCode::NOT_FOUND, "does not exist"),
+        (json!({"input": "x", "dimensions": 4}), StatusCode::BAD_REQUEST, "cannot shorten"),
+        (json!({"input": "x", "encoding_format": "hex"}), StatusCode::BAD_REQUEST, "encoding_format"),
+        (json!({"inputs": "x"}), StatusCode::BAD_REQUEST, "unknown field"),
+    ];
+    for (request, expected, message) in cases {
+        let (status, body) = post_json(&state, "/v1/embeddings", request.clone()).await;
+        assert_eq!(status, expected, "{request}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(message), "{request}: {body}");
+    }
+    let many: Vec<String> = (0..2049).map(|i| format!("t{i}")).collect();
+    let (status, _) = post_json(&state, "/v1/embeddings", json!({ "input": many })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

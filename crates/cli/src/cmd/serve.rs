@@ -53,6 +53,9 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let server = tokio::spawn(edgeway_server::run(listener, state.clone(), shutdown));
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
+    let embedding_model = settings.embedding_model.clone();
+    let embed_threads = settings.engine.threads;
+    let embed_cache = cache.clone();
     let loaded = tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
     let engine = match loaded.context("the model loader panicked").and_then(|result| result) {
         Ok(engine) => engine,
@@ -62,6 +65,20 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             return Err(error);
         }
     };
+    if let Some(spec) = embedding_model {
+        let loaded = tokio::task::spawn_blocking(move || load_embedder(&spec, &embed_cache, allow_pull, embed_threads));
+        match loaded.await.context("the embedding loader panicked").and_then(|result| result) {
+            Ok(embedder) => {
+                tracing::info!(model = %embedder.info().id, dims = embedder.info().dims, "embedding model loaded");
+                state.set_embedder(embedder);
+            }
+            Err(error) => {
+                let _ = stop_tx.send(());
+                let _ = server.await;
+                return Err(error.context("cannot load the embedding model (or start with --no-embeddings)"));
+            }
+        }
+    }
     let gateway = build_gateway(engine, cloud_config, gateway_config, scorer)?;
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
@@ -110,6 +127,41 @@ pub(crate) fn load(
     let config = settings.engine_config(resolved.path, model_id);
     let engine = LlamaEngine::load(config).context("cannot load the model")?;
     Ok(Arc::new(engine))
+}
+
+/// Resolves (converting on first use) and loads an embedding model: a catalog name or a .gguf path.
+pub(crate) fn load_embedder(
+    spec: &str,
+    cache: &ModelCache,
+    allow_pull: bool,
+    threads: Option<u32>,
+) -> anyhow::Result<Arc<edgeway_engine::Embedder>> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
+    let (path, id, max_tokens) = match edgeway_models::find_embedding(spec) {
+        Some(model) => {
+            let path = match edgeway_models::embedding::cached_embedding(cache, model) {
+                Some(path) => path,
+                None if allow_pull => {
+                    tracing::info!(model = model.name, "fetching and converting the embedding model");
+                    edgeway_models::pull_embedding(cache, model)?
+                }
+                None => anyhow::bail!(
+                    "embedding model '{}' is not converted yet; run `edgeway model pull {}`",
+                    model.name,
+                    model.name
+                ),
+            };
+            (path, model.name.to_owned(), model.max_tokens)
+        }
+        None if spec.ends_with(".gguf") || std::path::Path::new(spec).is_file() => {
+            (PathBuf::from(spec), edgeway_models::resolve::served_id(spec), 512)
+        }
+        None => anyhow::bail!(
+            "unknown embedding model '{spec}'; known: {}, or a .gguf path",
+            edgeway_models::EMBEDDING_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Ok(Arc::new(edgeway_engine::Embedder::load(&path, &id, threads, max_tokens)?))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

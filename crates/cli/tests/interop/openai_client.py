@@ -61,6 +61,16 @@ def main() -> None:
     except openai.BadRequestError as error:
         assert "temperature" in str(error)
 
+    # Embeddings: the client asks for base64 by default and decodes it itself.
+    embedded = client.embeddings.create(model="all-minilm-l6-v2", input=["a red apple", "a green apple", "tax law"])
+    vectors = [item.embedding for item in embedded.data]
+    assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2]), "similar texts must be closer"
+    floats = client.embeddings.create(model="all-minilm-l6-v2", input="a red apple", encoding_format="float")
+    assert abs(dot(floats.data[0].embedding, vectors[0]) - 1.0) < 1e-4
+    assert embedded.usage.prompt_tokens > 0
+
     print("openai client: all checks passed")
 
 
