@@ -41,6 +41,91 @@ pub enum Command {
     Eval(Box<EvalArgs>),
     /// Pick routing thresholds (and train the learned scorer) from graded answers to meet a quality target.
     Calibrate(Box<CalibrateArgs>),
+    /// Add documents to a collection for retrieval: text, Markdown, HTML and PDF files, folders recursively.
+    Ingest(IngestArgs),
+    /// Show what retrieval finds in a collection for a text.
+    Query(QueryArgs),
+    /// List collections, or the documents of one.
+    Collections(CollectionsArgs),
+}
+
+/// Where the knowledge base is and which embedding model reads it.
+#[derive(Debug, Args, Clone)]
+pub struct KnowledgeArgs {
+    /// The knowledge base [default: DATA_DIR/knowledge.db; indexes beside it in DATA_DIR/knowledge/].
+    #[arg(long, env = "EDGEWAY_KNOWLEDGE_PATH", value_name = "FILE")]
+    pub knowledge_path: Option<PathBuf>,
+
+    /// Embedding model: a catalog name or a .gguf path [default: the collection's, else all-minilm-l6-v2].
+    #[arg(long, value_name = "MODEL")]
+    pub embedding_model: Option<String>,
+
+    /// Threads for the embedding model [default: all cores].
+    #[arg(short, long)]
+    pub threads: Option<u32>,
+
+    /// Fail instead of downloading the embedding model.
+    #[arg(long)]
+    pub no_pull: bool,
+}
+
+/// `edgeway ingest` flags.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files and folders to add (or, with --remove, to take out).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// The collection to add to (created on first use).
+    #[arg(short, long, default_value = "default")]
+    pub collection: String,
+
+    /// Remove these files' documents from the collection instead of adding them.
+    #[arg(long)]
+    pub remove: bool,
+
+    /// Largest chunk in tokens (the embedding model reads at most 256).
+    #[arg(long, default_value_t = 200)]
+    pub chunk_tokens: usize,
+
+    /// Tokens each chunk repeats from the end of the one before.
+    #[arg(long, default_value_t = 40)]
+    pub overlap_tokens: usize,
+
+    #[command(flatten)]
+    pub knowledge: KnowledgeArgs,
+}
+
+/// `edgeway query` flags.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The collection to search.
+    pub collection: String,
+
+    /// The text to search for.
+    pub text: String,
+
+    /// Chunks to show.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub knowledge: KnowledgeArgs,
+}
+
+/// `edgeway collections` flags.
+#[derive(Debug, Args)]
+pub struct CollectionsArgs {
+    /// Show this collection's documents.
+    pub name: Option<String>,
+
+    /// The knowledge base [default: DATA_DIR/knowledge.db].
+    #[arg(long, env = "EDGEWAY_KNOWLEDGE_PATH", value_name = "FILE")]
+    pub knowledge_path: Option<PathBuf>,
 }
 
 /// `edgeway calibrate` flags.
@@ -330,6 +415,15 @@ pub struct ServeArgs {
     /// use) or a .gguf path [default: all-minilm-l6-v2].
     #[arg(long, env = "EDGEWAY_EMBEDDING_MODEL", value_name = "MODEL")]
     pub embedding_model: Option<String>,
+
+    /// Collection chats retrieve from when they name none (`collection` field or
+    /// `x-edgeway-collection` header) [default: none, no retrieval].
+    #[arg(long, env = "EDGEWAY_COLLECTION", value_name = "NAME")]
+    pub collection: Option<String>,
+
+    /// The knowledge base for retrieval [default: DATA_DIR/knowledge.db].
+    #[arg(long, env = "EDGEWAY_KNOWLEDGE_PATH", value_name = "FILE")]
+    pub knowledge_path: Option<PathBuf>,
 
     /// Do not load an embedding model (/v1/embeddings answers 501).
     #[arg(long, env = "EDGEWAY_NO_EMBEDDINGS")]

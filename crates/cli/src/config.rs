@@ -43,6 +43,22 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub embeddings: EmbeddingsSection,
+    #[serde(default)]
+    pub rag: RagSection,
+}
+
+/// `[rag]`: retrieval in the chat path.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RagSection {
+    /// The collection chats retrieve from when they name none [default: none, no retrieval].
+    pub collection: Option<String>,
+    /// Passages to retrieve [default: 4].
+    pub top_k: Option<usize>,
+    /// Passages less similar than this to the question are left out [default: 0.25].
+    pub min_score: Option<f32>,
+    /// The knowledge base file [default: DATA_DIR/knowledge.db].
+    pub knowledge_path: Option<PathBuf>,
 }
 
 /// `[embeddings]`: the embedding model behind `/v1/embeddings` and retrieval.
@@ -211,6 +227,10 @@ pub struct ServeSettings {
     pub scorer: ScorerSetting,
     /// The embedding model (a catalog name or a path), unless embeddings are off.
     pub embedding_model: Option<String>,
+    /// Retrieval settings.
+    pub rag: edgeway_server::rag::RagSettings,
+    /// The knowledge base file, if not the default.
+    pub knowledge_path: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -238,6 +258,18 @@ impl ServeSettings {
             engine,
             cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
             scorer: merge_scorer(args, &file.routing)?,
+            rag: {
+                let defaults = edgeway_server::rag::RagSettings::default();
+                let settings = edgeway_server::rag::RagSettings {
+                    default_collection: args.collection.clone().or(file.rag.collection.clone()),
+                    top_k: file.rag.top_k.unwrap_or(defaults.top_k),
+                    min_score: file.rag.min_score.unwrap_or(defaults.min_score),
+                    answer_reserve: defaults.answer_reserve,
+                };
+                anyhow::ensure!((1..=32).contains(&settings.top_k), "[rag] top_k must be between 1 and 32");
+                settings
+            },
+            knowledge_path: args.knowledge_path.clone().or(file.rag.knowledge_path.clone()),
             embedding_model: (!args.no_embeddings && file.embeddings.enabled.unwrap_or(true)).then(|| {
                 args.embedding_model
                     .clone()

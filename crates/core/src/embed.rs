@@ -31,4 +31,10 @@ pub trait EmbeddingBackend: Send + Sync + 'static {
 
     /// Embeds `inputs`, one unit-length vector each.
     fn embed(&self, inputs: &[String]) -> Result<EmbeddingOutput, BackendError>;
+
+    /// Tokens `text` takes in this model (special tokens included), for chunk budgets.
+    /// The default guesses from words; real models count exactly.
+    fn count_tokens(&self, text: &str) -> usize {
+        2 + text.split_whitespace().map(|word| 1 + word.len() / 6).sum::<usize>()
+    }
 }

@@ -19,6 +19,7 @@ pub mod event;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod request;
+pub mod retrieve;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
@@ -28,3 +29,4 @@ pub use event::{
     Usage,
 };
 pub use request::{ChatMessage, GenerateRequest, Prompt, RouteHints, RouteTarget, SamplingParams};
+pub use retrieve::{Passage, Retriever};

@@ -21,8 +21,8 @@ use crate::{llama_backend, EngineError};
 
 /// Tokens one micro-batch holds: every sequence of a batch fits in it whole.
 const BATCH_TOKENS: u32 = 4096;
-/// Sequences encoded together.
-const MAX_SEQUENCES: u32 = 64;
+/// Sequences encoded together (4096 / 16 = 256 tokens each, the padding llama.cpp wants per sequence).
+const MAX_SEQUENCES: u32 = 16;
 
 struct Job {
     sequences: Vec<Vec<LlamaToken>>,
@@ -114,6 +114,11 @@ impl EmbeddingBackend for Embedder {
 
     fn embed(&self, inputs: &[String]) -> Result<EmbeddingOutput, BackendError> {
         Embedder::embed(self, inputs)
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        // Untruncated: a chunker needs to know when text is over the limit.
+        self.model.vocab().tokenize(text.as_bytes(), true, false).len()
     }
 }
 

@@ -9,11 +9,13 @@
 //! - [`routes`]: one module per endpoint.
 //! - [`wire`]: OpenAI's JSON shapes and their validation into core types.
 //! - [`stream`]: collecting a generation, or streaming it as SSE.
+//! - [`rag`]: retrieval from a local collection in the chat path.
 //! - [`error`]: the one error type and its status table.
 
 pub mod error;
 pub mod json;
 pub mod metrics;
+pub mod rag;
 pub mod record;
 pub mod routes;
 pub mod state;

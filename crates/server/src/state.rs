@@ -2,10 +2,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use edgeway_core::{Backend, EmbeddingBackend};
+use edgeway_core::{Backend, EmbeddingBackend, Retriever};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::rag::RagSettings;
 use crate::record::LogSettings;
 
 /// Shared handler state. Cheap to clone.
@@ -21,6 +22,8 @@ struct Inner {
     model_id: String,
     backend: OnceLock<Arc<dyn Backend>>,
     embedder: OnceLock<Arc<dyn EmbeddingBackend>>,
+    retriever: OnceLock<Arc<dyn Retriever>>,
+    rag: OnceLock<RagSettings>,
     log: Option<LogSettings>,
     metrics: Arc<Metrics>,
 }
@@ -37,6 +40,8 @@ impl AppState {
                 model_id,
                 backend: OnceLock::new(),
                 embedder: OnceLock::new(),
+                retriever: OnceLock::new(),
+                rag: OnceLock::new(),
                 log,
                 metrics: Arc::new(Metrics::new()),
             }),
@@ -78,6 +83,23 @@ impl AppState {
     /// The embedding model, if one is loaded.
     pub fn embedder(&self) -> Option<&Arc<dyn EmbeddingBackend>> {
         self.inner.embedder.get()
+    }
+
+    /// Makes retrieval available with these settings; later calls are ignored.
+    pub fn set_retriever(&self, retriever: Arc<dyn Retriever>, settings: RagSettings) {
+        let _ = self.inner.rag.set(settings);
+        let _ = self.inner.retriever.set(retriever);
+    }
+
+    /// The retriever, if the knowledge base is loaded.
+    pub fn retriever(&self) -> Option<&Arc<dyn Retriever>> {
+        self.inner.retriever.get()
+    }
+
+    /// How requests retrieve.
+    pub fn rag(&self) -> &RagSettings {
+        static DEFAULT: OnceLock<RagSettings> = OnceLock::new();
+        self.inner.rag.get().unwrap_or_else(|| DEFAULT.get_or_init(RagSettings::default))
     }
 
     /// The id clients use for the served model.

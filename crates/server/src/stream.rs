@@ -38,6 +38,8 @@ pub struct Started {
     generation: Generation,
     /// Where the request is answered, if a router said so.
     pub route: Option<RouteInfo>,
+    /// Passages retrieval added to the prompt, listed as sources in the response.
+    pub sources: Vec<edgeway_core::Passage>,
     first: Option<GenerationEvent>,
     recorder: Recorder,
 }
@@ -70,7 +72,9 @@ pub async fn start(mut generation: Generation, mut recorder: Recorder) -> Result
                 recorder.observe_route(&info);
                 route = Some(info);
             }
-            Some(Ok(event)) => return Ok(Started { generation, route, first: Some(event), recorder }),
+            Some(Ok(event)) => {
+                return Ok(Started { generation, route, sources: Vec::new(), first: Some(event), recorder })
+            }
             Some(Err(error)) => {
                 let error = ApiError::from(error);
                 recorder.refused(&error);
@@ -206,7 +210,11 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     let mut closing = state.shape.closing(&completion);
                     // Headers are long gone by now: a stream's cost and energy ride on its last chunk.
                     if let Some(Value::Object(last)) = closing.last_mut() {
-                        last.insert("x_edgeway".into(), accounting_json(state.generation.route.as_ref(), &completion));
+                        let mut extra = accounting_json(state.generation.route.as_ref(), &completion);
+                        if !state.generation.sources.is_empty() {
+                            extra["sources"] = crate::rag::sources_json(&state.generation.sources);
+                        }
+                        last.insert("x_edgeway".into(), extra);
                     }
                     state.pending.extend(closing.into_iter().map(json_event));
                     state.pending.push_back(Event::default().data("[DONE]"));

@@ -10,15 +10,18 @@
 //! - [`record`]: the row type.
 //! - [`writer`]: the background writer the server feeds.
 //! - [`stats`]: the aggregate queries behind `edgeway stats`.
+//! - [`knowledge`]: the knowledge base for retrieval: collections, documents, chunks and their vectors.
 //! - [`eval`]: graded evaluation answers, for `edgeway eval` and `edgeway calibrate`.
 
 pub mod eval;
+pub mod knowledge;
 pub mod record;
 pub mod schema;
 pub mod stats;
 pub mod writer;
 
 pub use eval::{EvalLog, EvalRecord};
+pub use knowledge::KnowledgeBase;
 pub use record::QueryRecord;
 pub use stats::{RouteStats, Stats};
 pub use writer::QueryLog;

@@ -67,8 +67,14 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Sets the pragmas and brings the schema up to date.
+/// Sets the pragmas and brings the query log's schema up to date.
 pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    prepare_with(conn, path, MIGRATIONS)
+}
+
+/// Sets the pragmas and applies `migrations` (index `i` upgrades version `i` to `i + 1`).
+pub fn prepare_with(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result<(), StoreError> {
+    let current_version = migrations.len() as i64;
     let sqlite = |source| StoreError::Sqlite { path: path.to_owned(), source };
     // WAL: readers do not block the writer; NORMAL sync is durable across
     // process crashes, which is what a log needs.
@@ -76,10 +82,10 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite)?;
-    if version > CURRENT_VERSION {
-        return Err(StoreError::TooNew { path: path.to_owned(), found: version, known: CURRENT_VERSION });
+    if version > current_version {
+        return Err(StoreError::TooNew { path: path.to_owned(), found: version, known: current_version });
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (index, migration) in migrations.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(sqlite)?;
         tx.execute_batch(migration).map_err(sqlite)?;
         tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite)?;

@@ -3,6 +3,7 @@
 mod bench;
 mod calibrate;
 mod eval;
+mod knowledge;
 mod model;
 mod serve;
 mod stats;
@@ -20,6 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&data_dir(cli.data_dir, None), &args),
         Command::Eval(args) => eval::run(cli.data_dir, *args),
         Command::Calibrate(args) => calibrate::run(cli.data_dir, *args),
+        Command::Ingest(args) => knowledge::ingest(&data_dir(cli.data_dir, None), &args),
+        Command::Query(args) => knowledge::query(&data_dir(cli.data_dir, None), &args),
+        Command::Collections(args) => knowledge::collections(&data_dir(cli.data_dir, None), &args),
     }
 }
 

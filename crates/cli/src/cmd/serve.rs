@@ -54,7 +54,13 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
     let embedding_model = settings.embedding_model.clone();
-    let embed_threads = settings.engine.threads;
+    let rag_settings = settings.rag.clone();
+    let (knowledge_db, index_dir) =
+        super::knowledge::knowledge_paths(cache.data_dir(), settings.knowledge_path.as_deref());
+    // One thread: a second OpenMP team in the process makes libgomp throttle every team's
+    // spin-waiting (more managed threads than cores), which halved generation speed when measured.
+    // Query embeddings are short; bulk embedding (`edgeway ingest`) runs in its own process.
+    let embed_threads = Some(1);
     let embed_cache = cache.clone();
     let loaded = tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
     let engine = match loaded.context("the model loader panicked").and_then(|result| result) {
@@ -70,6 +76,13 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
         match loaded.await.context("the embedding loader panicked").and_then(|result| result) {
             Ok(embedder) => {
                 tracing::info!(model = %embedder.info().id, dims = embedder.info().dims, "embedding model loaded");
+                let retriever =
+                    edgeway_rag::retrieve::KnowledgeRetriever::open(&knowledge_db, index_dir, embedder.clone())
+                        .with_context(|| format!("cannot open the knowledge base {}", knowledge_db.display()))?;
+                if let Some(collection) = &rag_settings.default_collection {
+                    tracing::info!(%collection, "chats retrieve from this collection unless they name another");
+                }
+                state.set_retriever(Arc::new(retriever), rag_settings);
                 state.set_embedder(embedder);
             }
             Err(error) => {

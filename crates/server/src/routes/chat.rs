@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::rag::{augment, requested_collection, sources_json, COLLECTION_HEADER};
 use crate::state::AppState;
 use crate::stream::{accounting_headers, collect, route_headers, sse_response, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
@@ -20,9 +21,15 @@ pub async fn chat_completions(
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
-    let (request, options) = body.validate()?;
+    let (mut request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let (started, model) = super::begin(&state, backend, &headers, "chat", request).await?;
+    let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
+    let sources = match requested_collection(options.collection.as_deref(), header, state.rag()) {
+        Some(collection) => augment(&state, &backend, &mut request, &collection).await?,
+        None => Vec::new(),
+    };
+    let (mut started, model) = super::begin(&state, backend, &headers, "chat", request).await?;
+    started.sources = sources;
     let id = response_id("chatcmpl");
     let created = unix_seconds();
     if options.stream {
@@ -31,10 +38,17 @@ pub async fn chat_completions(
     }
     let mut route = route_headers(started.route.as_ref());
     let route_info = started.route.clone();
+    let sources = std::mem::take(&mut started.sources);
     let collected = collect(started).await?;
     route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
-    let body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
+    let mut body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
+    if !sources.is_empty() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
+            route.insert("x-edgeway-sources", value);
+        }
+        body.x_edgeway = Some(serde_json::json!({ "sources": sources_json(&sources) }));
+    }
     Ok((route, axum::Json(body)).into_response())
 }
 

@@ -22,6 +22,8 @@ pub struct ChatRequest {
     #[serde(default)]
     pub logprobs: bool,
     pub top_logprobs: Option<i64>,
+    /// edgeway's extension: retrieve from this local collection (`none`: not even the default).
+    pub collection: Option<String>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
 }
@@ -86,6 +88,8 @@ impl WireMessage {
 pub struct ChatOptions {
     pub stream: bool,
     pub include_usage: bool,
+    /// The collection the body names for retrieval, if any.
+    pub collection: Option<String>,
 }
 
 impl ChatRequest {
@@ -105,8 +109,11 @@ impl ChatRequest {
             (false, None) => None,
             (true, n) => Some(validate_top_logprobs("top_logprobs", n.unwrap_or(0))?),
         };
-        let options =
-            ChatOptions { stream: self.stream, include_usage: self.stream_options.is_some_and(|o| o.include_usage) };
+        let options = ChatOptions {
+            stream: self.stream,
+            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
+            collection: self.collection,
+        };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route }, options))
     }
@@ -122,6 +129,9 @@ pub struct ChatCompletion {
     pub choices: Vec<ChatChoice>,
     pub usage: UsageBody,
     pub timings: TimingsBody,
+    /// edgeway's extension: the sources retrieval added, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_edgeway: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +184,7 @@ impl ChatCompletion {
             }],
             usage: UsageBody::from(completion),
             timings: TimingsBody::from(completion),
+            x_edgeway: None,
         }
     }
 }

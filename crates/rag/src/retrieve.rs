@@ -1,0 +1,94 @@
+//! The [`Retriever`] the server uses: collections opened on first use and
+//! refreshed when another process (an `edgeway ingest`) has changed them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use edgeway_core::{BackendError, EmbeddingBackend, Passage, Retriever};
+use edgeway_store::KnowledgeBase;
+
+use crate::index::CollectionIndex;
+use crate::RagError;
+
+/// Searches the collections of one knowledge base with one embedding model.
+pub struct KnowledgeRetriever {
+    kb: Mutex<KnowledgeBase>,
+    index_dir: PathBuf,
+    embedder: Arc<dyn EmbeddingBackend>,
+    open: Mutex<HashMap<String, Arc<Mutex<CollectionIndex>>>>,
+}
+
+impl KnowledgeRetriever {
+    /// A retriever over the knowledge base at `db` (indexes in `index_dir`).
+    pub fn open(
+        db: &std::path::Path,
+        index_dir: PathBuf,
+        embedder: Arc<dyn EmbeddingBackend>,
+    ) -> Result<Self, RagError> {
+        Ok(Self { kb: Mutex::new(KnowledgeBase::open(db)?), index_dir, embedder, open: Mutex::new(HashMap::new()) })
+    }
+
+    fn search(&self, name: &str, query: &str, k: usize) -> Result<Vec<Passage>, RagError> {
+        // Embed before taking any lock: it is the slow part.
+        let vector = self.embedder.embed(&[query.to_owned()])?.vectors.into_iter().next().unwrap_or_default();
+        let kb = self.kb.lock().map_err(|_| RagError::Poisoned)?;
+        let collection = kb.collection(name)?.ok_or_else(|| RagError::NoCollection {
+            name: name.to_owned(),
+            known: kb.collections().unwrap_or_default().into_iter().map(|(c, _, _)| c.name).collect(),
+        })?;
+        let model = &self.embedder.embedding_info().id;
+        if &collection.embedding_model != model {
+            return Err(RagError::ModelMismatch {
+                collection: name.to_owned(),
+                stored: collection.embedding_model,
+                serving: model.clone(),
+            });
+        }
+        let index = {
+            let mut open = self.open.lock().map_err(|_| RagError::Poisoned)?;
+            match open.get(name) {
+                Some(index) => index.clone(),
+                None => {
+                    let index = Arc::new(Mutex::new(CollectionIndex::open(&kb, &collection, &self.index_dir)?));
+                    open.insert(name.to_owned(), index.clone());
+                    index
+                }
+            }
+        };
+        let mut index = index.lock().map_err(|_| RagError::Poisoned)?;
+        index.refresh(&kb)?;
+        Ok(index
+            .search(&kb, &vector, k)?
+            .into_iter()
+            .map(|r| Passage {
+                source: r.chunk.source,
+                title: r.chunk.title,
+                position: r.chunk.position,
+                text: r.chunk.text,
+                score: r.score,
+            })
+            .collect())
+    }
+}
+
+impl Retriever for KnowledgeRetriever {
+    fn retrieve(&self, collection: &str, query: &str, k: usize) -> Result<Vec<Passage>, BackendError> {
+        self.search(collection, query, k).map_err(|error| match error {
+            RagError::NoCollection { .. } | RagError::ModelMismatch { .. } => {
+                BackendError::InvalidRequest(error.to_string())
+            }
+            RagError::Embed(error) => error,
+            other => BackendError::Internal(other.to_string()),
+        })
+    }
+
+    fn collections(&self) -> Vec<String> {
+        self.kb
+            .lock()
+            .ok()
+            .and_then(|kb| kb.collections().ok())
+            .map(|all| all.into_iter().map(|(c, _, _)| c.name).collect())
+            .unwrap_or_default()
+    }
+}
