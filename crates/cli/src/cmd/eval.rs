@@ -153,7 +153,7 @@ async fn answer_all(
             }
             Err(error) => {
                 skipped += 1;
-                bar.println(format!("{} {}/{}: {error}", target.as_str(), item.dataset, item.id));
+                bar.suspend(|| eprintln!("{} {}/{}: {error}", target.as_str(), item.dataset, item.id));
                 let count = failures.entry(target.as_str()).or_default();
                 *count += 1;
                 if *count >= MAX_CONSECUTIVE_FAILURES || matches!(error, RunError::Backend(_)) && *count >= 2 {

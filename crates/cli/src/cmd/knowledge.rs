@@ -105,10 +105,10 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<()> {
                 }
             }
             Ok(FileOutcome::Unchanged) => unchanged += 1,
-            Ok(FileOutcome::Empty) => bar.println(format!("{}: no text to index", file.display())),
+            Ok(FileOutcome::Empty) => bar.suspend(|| eprintln!("{}: no text to index", file.display())),
             Err(error) => {
                 failed += 1;
-                bar.println(format!("skipped {}: {error}", file.display()));
+                bar.suspend(|| eprintln!("skipped {}: {error}", file.display()));
             }
         }
         if (done + 1) % SAVE_EVERY == 0 {
