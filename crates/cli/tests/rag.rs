@@ -130,7 +130,7 @@ fn a_killed_ingest_keeps_every_acknowledged_chunk_and_a_usable_index() {
     // Every committed document has all its chunks, and the index (saved earlier, or never) catches up.
     let db = rusqlite::Connection::open(&kb).unwrap();
     let stored: i64 = db.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0)).unwrap();
-    assert!(stored >= 10 && stored < 120, "killed too late or too early: {stored}");
+    assert!((10..120).contains(&stored), "killed too late or too early: {stored}");
     let orphans: i64 = db
         .query_row(
             "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks k WHERE k.document_id = d.id)",
