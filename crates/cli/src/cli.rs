@@ -277,6 +277,50 @@ pub enum BenchCommand {
     Engine(EngineBenchArgs),
     /// The router's added latency over calling the cloud upstream directly, p50 and p99.
     Gateway(GatewayBenchArgs),
+    /// The knowledge base at scale: ingest throughput, ANN recall@10 against exact search, latency, size.
+    Vectors(VectorsBenchArgs),
+    /// Retrieval quality on SQuAD and BoolQ (recall@k, MRR) and the edge model's answers with and without it.
+    Retrieval(RetrievalBenchArgs),
+}
+
+/// `edgeway bench retrieval` flags.
+#[derive(Debug, Args)]
+pub struct RetrievalBenchArgs {
+    /// BoolQ questions to retrieve for (all 1000 SQuAD questions always run).
+    #[arg(long, default_value_t = 1000)]
+    pub boolq_questions: usize,
+
+    /// Questions per set the edge model answers, without and with retrieval.
+    #[arg(long, default_value_t = 100)]
+    pub answer_questions: usize,
+
+    /// The edge model that answers.
+    #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
+    pub model: String,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `edgeway bench vectors` flags.
+#[derive(Debug, Args)]
+pub struct VectorsBenchArgs {
+    /// Chunks to ingest (windows of real text over the SQuAD and BoolQ passages).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+
+    /// Queries (SQuAD questions) to search with.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+
+    /// Threads for embedding.
+    #[arg(short, long, default_value_t = 2)]
+    pub threads: u32,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `edgeway bench gateway` flags.

@@ -19,10 +19,14 @@ use llama_cpp_2::token::LlamaToken;
 use crate::gguf_check::check_gguf_header;
 use crate::{llama_backend, EngineError};
 
-/// Tokens one micro-batch holds: every sequence of a batch fits in it whole.
-const BATCH_TOKENS: u32 = 4096;
-/// Sequences encoded together (4096 / 16 = 256 tokens each, the padding llama.cpp wants per sequence).
+/// Tokens encoded in one call. An encoder attends over the whole micro-batch (masked per
+/// sequence), so its cost and memory grow with the square of this: 4096 took ~1.6 GB of
+/// attention scratch and wasted most of its work; 512 still holds the longest input (256).
+const BATCH_TOKENS: u32 = 512;
+/// Sequences encoded in one call.
 const MAX_SEQUENCES: u32 = 16;
+/// llama.cpp's context size: 256 per sequence (it pads each to 256); an encoder keeps no KV cache.
+const CONTEXT_TOKENS: u32 = 256 * MAX_SEQUENCES;
 
 struct Job {
     sequences: Vec<Vec<LlamaToken>>,
@@ -51,7 +55,7 @@ impl Embedder {
         })?;
         let model = Arc::new(model);
         let dims = usize::try_from(model.n_embd()).unwrap_or(0);
-        let max_tokens = max_tokens.min(model.n_ctx_train() as usize).max(2);
+        let max_tokens = max_tokens.min(model.n_ctx_train() as usize).min(BATCH_TOKENS as usize).max(2);
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let worker = {
@@ -64,7 +68,7 @@ impl Embedder {
         ready_rx
             .recv()
             .map_err(|_| EngineError::Config("the embedding thread stopped while starting".into()))?
-            .map_err(|reason| EngineError::Context { n_ctx: BATCH_TOKENS, reason })?;
+            .map_err(|reason| EngineError::Context { n_ctx: CONTEXT_TOKENS, reason })?;
         let info = EmbeddingInfo { id: id.to_owned(), dims, max_tokens };
         Ok(Self { info, model, jobs: Some(jobs), worker: Some(worker) })
     }
@@ -139,7 +143,7 @@ fn run(
     ready: mpsc::SyncSender<Result<(), String>>,
 ) {
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(BATCH_TOKENS))
+        .with_n_ctx(NonZeroU32::new(CONTEXT_TOKENS))
         .with_n_batch(BATCH_TOKENS)
         .with_n_ubatch(BATCH_TOKENS)
         .with_n_seq_max(MAX_SEQUENCES)

@@ -104,10 +104,44 @@ pub fn ingest_file(
         return Ok(FileOutcome::Unchanged);
     }
     let document = extract_bytes(&bytes, kind).map_err(|error| error.with_path(path))?;
+    let text = TextDocument {
+        source,
+        hash,
+        title: document.title.clone(),
+        kind: format!("{kind:?}").to_lowercase(),
+        paragraphs: document.paragraphs,
+    };
+    ingest_text(kb, index, embedder, options, text, previous.is_some())
+}
+
+/// A document's text, already extracted (benchmarks ingest passages this way).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextDocument {
+    /// Where it came from.
+    pub source: String,
+    /// Content hash.
+    pub hash: String,
+    /// Title.
+    pub title: Option<String>,
+    /// `text`, `markdown`, `html` or `pdf`.
+    pub kind: String,
+    /// Its paragraphs.
+    pub paragraphs: Vec<String>,
+}
+
+/// Chunks, embeds and stores an extracted document; `replacing` says whether an earlier version exists.
+pub fn ingest_text(
+    kb: &mut KnowledgeBase,
+    index: &mut CollectionIndex,
+    embedder: &dyn EmbeddingBackend,
+    options: &ChunkOptions,
+    document: TextDocument,
+    replacing: bool,
+) -> Result<FileOutcome, RagError> {
     let pieces = chunk(&document.paragraphs, options, &|text: &str| embedder.count_tokens(text));
     if pieces.is_empty() {
-        if previous.is_some() {
-            remove_source(kb, index, &source)?;
+        if replacing {
+            remove_source(kb, index, &document.source)?;
         }
         return Ok(FileOutcome::Empty);
     }
@@ -124,8 +158,14 @@ pub fn ingest_file(
             });
         }
     }
-    let stored =
-        NewDocument { source, hash, title: document.title.clone(), kind: format!("{kind:?}").to_lowercase(), chunks };
+    let stored = NewDocument {
+        source: document.source,
+        hash: document.hash,
+        title: document.title,
+        kind: document.kind,
+        chunks,
+    };
+    let collection = index.collection().clone();
     let change = kb.replace_document(&collection, &stored)?;
     for id in &change.removed {
         index.remove(*id)?;
@@ -134,7 +174,7 @@ pub fn ingest_file(
         index.add(*id, &chunk.embedding)?;
     }
     index.mark(change.generation);
-    Ok(FileOutcome::Ingested { chunks: change.added.len(), replaced: previous.is_some() })
+    Ok(FileOutcome::Ingested { chunks: change.added.len(), replaced: replacing })
 }
 
 /// Removes a stored document; returns whether there was one.

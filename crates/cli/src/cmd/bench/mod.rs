@@ -3,10 +3,14 @@
 //!
 //! - [`engine`]: edgeway's HTTP API against llama.cpp's own `llama-bench`.
 //! - [`gateway`]: the router's added latency over calling the upstream directly.
+//! - [`retrieval`]: recall and MRR on SQuAD and BoolQ, and answers with and without retrieval.
+//! - [`vectors`]: the knowledge base at scale: ingest throughput, ANN recall and latency, size.
 
 mod engine;
 mod gateway;
 mod raw_http;
+mod retrieval;
+mod vectors;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +25,8 @@ pub fn run(data_dir: &Path, command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Engine(args) => engine::run(data_dir, args),
         BenchCommand::Gateway(args) => gateway::run(data_dir, args),
+        BenchCommand::Vectors(args) => vectors::run(data_dir, args),
+        BenchCommand::Retrieval(args) => retrieval::run(data_dir, args),
     }
 }
 
