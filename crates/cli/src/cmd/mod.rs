@@ -5,6 +5,7 @@ mod calibrate;
 mod eval;
 mod knowledge;
 mod model;
+mod quantize;
 mod serve;
 mod stats;
 
@@ -24,6 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => knowledge::ingest(&data_dir(cli.data_dir, None), &args),
         Command::Query(args) => knowledge::query(&data_dir(cli.data_dir, None), &args),
         Command::Collections(args) => knowledge::collections(&data_dir(cli.data_dir, None), &args),
+        Command::Quantize(args) => quantize::quantize(&data_dir(cli.data_dir, None), &args),
+        Command::Convert(args) => quantize::convert(&data_dir(cli.data_dir, None), &args),
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 
-use super::gguf::{Metadata, Tensor, Value};
+use super::gguf::{Metadata, Storage, Tensor, Value};
 use super::ConvertError;
 
 /// llama.cpp's pooling type for mean pooling.
@@ -46,7 +46,7 @@ fn default_type_vocab() -> u32 {
 }
 
 /// Converts the model in `dir` into GGUF metadata and tensors.
-pub fn convert(dir: &Path, name: &str) -> Result<(Metadata, Vec<Tensor>), ConvertError> {
+pub fn convert(dir: &Path, name: &str, precision: Storage) -> Result<(Metadata, Vec<Tensor>), ConvertError> {
     let read =
         |file: &str| std::fs::read(dir.join(file)).map_err(|source| ConvertError::Io { path: dir.join(file), source });
     let bad = |reason: String| ConvertError::Invalid { model: name.to_owned(), reason };
@@ -65,7 +65,7 @@ pub fn convert(dir: &Path, name: &str) -> Result<(Metadata, Vec<Tensor>), Conver
     metadata.extend([
         ("general.architecture".to_owned(), Value::Str("bert".into())),
         ("general.name".to_owned(), Value::Str(name.to_owned())),
-        ("general.file_type".to_owned(), Value::U32(0)),
+        ("general.file_type".to_owned(), Value::U32(if precision == Storage::F16 { 1 } else { 0 })),
         ("bert.context_length".to_owned(), Value::U32(config.max_position_embeddings)),
         ("bert.embedding_length".to_owned(), Value::U32(config.hidden_size)),
         ("bert.feed_forward_length".to_owned(), Value::U32(config.intermediate_size)),
@@ -87,7 +87,11 @@ pub fn convert(dir: &Path, name: &str) -> Result<(Metadata, Vec<Tensor>), Conver
             other => return Err(bad(format!("{hf_name} is {other:?}; only F32 checkpoints are converted"))),
         };
         let dims: Vec<u64> = view.shape().iter().rev().map(|&d| d as u64).collect();
-        converted.push(Tensor { name: gguf_name, dims, data });
+        // Norms and biases stay F32 at any precision, as llama.cpp expects, and so does the
+        // token-type table: its row is added to the activations directly, and ggml's CPU add
+        // cannot take an F16 operand there (it aborts).
+        let storage = if dims.len() >= 2 && gguf_name != "token_types.weight" { precision } else { Storage::F32 };
+        converted.push(Tensor { name: gguf_name, dims, data, storage });
     }
     converted.sort_by(|a, b| a.name.cmp(&b.name));
     let expected = 5 + 16 * config.num_hidden_layers as usize;

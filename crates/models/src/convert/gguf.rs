@@ -11,8 +11,30 @@ use std::io::{self, Write};
 pub const ALIGNMENT: u64 = 32;
 const MAGIC: &[u8; 4] = b"GGUF";
 const VERSION: u32 = 3;
-/// ggml's type id for 32-bit floats.
-const GGML_TYPE_F32: u32 = 0;
+/// How a tensor's values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// 32-bit floats (ggml type 0).
+    F32,
+    /// 16-bit floats (ggml type 1).
+    F16,
+}
+
+impl Storage {
+    fn ggml_type(self) -> u32 {
+        match self {
+            Storage::F32 => 0,
+            Storage::F16 => 1,
+        }
+    }
+
+    fn bytes_per_value(self) -> u64 {
+        match self {
+            Storage::F32 => 4,
+            Storage::F16 => 2,
+        }
+    }
+}
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +81,8 @@ pub struct Tensor {
     pub dims: Vec<u64>,
     /// Row-major values (`product(dims)` of them).
     pub data: Vec<f32>,
+    /// How they are written.
+    pub storage: Storage,
 }
 
 /// Writes a whole GGUF file.
@@ -87,14 +111,17 @@ pub fn write(out: &mut impl Write, metadata: &[(String, Value)], tensors: &[Tens
         for dim in &tensor.dims {
             out.write_all(&dim.to_le_bytes())?;
         }
-        out.write_all(&GGML_TYPE_F32.to_le_bytes())?;
+        out.write_all(&tensor.storage.ggml_type().to_le_bytes())?;
         out.write_all(&offset.to_le_bytes())?;
         written += 4 + 8 * tensor.dims.len() as u64 + 4 + 8;
-        offset = align(offset + 4 * tensor.data.len() as u64);
+        offset = align(offset + tensor.storage.bytes_per_value() * tensor.data.len() as u64);
     }
     pad(out, align(written) - written)?;
     for tensor in tensors {
-        let bytes: Vec<u8> = tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = match tensor.storage {
+            Storage::F32 => tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Storage::F16 => tensor.data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        };
         out.write_all(&bytes)?;
         let size = bytes.len() as u64;
         pad(out, align(size) - size)?;
@@ -163,7 +190,8 @@ mod tests {
     fn header_metadata_and_aligned_data() {
         let mut bytes = Vec::new();
         let metadata = vec![("general.architecture".to_owned(), Value::Str("bert".into()))];
-        let tensors = vec![Tensor { name: "t".into(), dims: vec![3, 1], data: vec![1.0, 2.0, 3.0] }];
+        let tensors =
+            vec![Tensor { name: "t".into(), dims: vec![3, 1], data: vec![1.0, 2.0, 3.0], storage: Storage::F32 }];
         write(&mut bytes, &metadata, &tensors).unwrap();
         assert_eq!(&bytes[..4], b"GGUF");
         assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 3);
@@ -173,7 +201,13 @@ mod tests {
         assert_eq!(bytes.len() % 32, 0);
         let data_start = bytes.len() - 32;
         assert_eq!(f32::from_le_bytes(bytes[data_start + 4..data_start + 8].try_into().unwrap()), 2.0);
-        let wrong = vec![Tensor { name: "t".into(), dims: vec![2], data: vec![1.0] }];
+        let wrong = vec![Tensor { name: "t".into(), dims: vec![2], data: vec![1.0], storage: Storage::F32 }];
+        let mut half = Vec::new();
+        let f16 =
+            vec![Tensor { name: "h".into(), dims: vec![4], data: vec![1.0, -2.0, 0.5, 0.0], storage: Storage::F16 }];
+        write(&mut half, &metadata, &f16).unwrap();
+        let start = half.len() - 32;
+        assert_eq!(half::f16::from_le_bytes([half[start + 2], half[start + 3]]).to_f32(), -2.0);
         assert!(write(&mut Vec::new(), &metadata, &wrong).is_err());
     }
 }

@@ -32,9 +32,12 @@ pub enum ConvertError {
     },
 }
 
-/// Converts the BERT checkpoint in `dir` into the GGUF file `out` (written whole, then renamed into place).
-pub fn bert_to_gguf(dir: &Path, name: &str, out: &Path) -> Result<(), ConvertError> {
-    let (metadata, tensors) = bert::convert(dir, name)?;
+pub use gguf::Storage;
+
+/// Converts the BERT checkpoint in `dir` into the GGUF file `out` at `precision` (matrices; norms
+/// and biases stay F32), written whole, then renamed into place.
+pub fn bert_to_gguf(dir: &Path, name: &str, out: &Path, precision: Storage) -> Result<(), ConvertError> {
+    let (metadata, tensors) = bert::convert(dir, name, precision)?;
     let partial = out.with_extension("gguf.partial");
     let io = |path: &Path| {
         let path = path.to_path_buf();

