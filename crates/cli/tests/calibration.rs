@@ -5,30 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use common::{chat, test_model, Server};
+use common::{chat, edgeway, output_text, temp_dir, test_model, Server};
 use serde_json::json;
-
-fn edgeway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgeway"))
-        .args(args)
-        .env("EDGEWAY_LOG", "warn")
-        .output()
-        .expect("cannot run edgeway")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edgeway-calibration-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A user's set: multiple choice, numbers and short answers, 24 items.
 fn write_user_set(path: &Path) {
@@ -51,7 +31,7 @@ fn write_user_set(path: &Path) {
 
 #[test]
 fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
-    let dir = temp_dir("flow");
+    let dir = temp_dir("calibration", "flow");
     let set = dir.join("mine.jsonl");
     write_user_set(&set);
     let log = dir.join("queries.db");
@@ -78,10 +58,10 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
     let mut args = eval_args(&["arc-easy"]);
     args.extend(["--limit".into(), "3".into()]);
     let output = edgeway(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let output = edgeway(&eval_args(&[set.to_str().unwrap()]).iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(output.status.success(), "{}", text(&output));
-    let summary = text(&output);
+    assert!(output.status.success(), "{}", output_text(&output));
+    let summary = output_text(&output);
     assert!(summary.contains("arc-easy") && summary.contains("mine") && summary.contains("accuracy"), "{summary}");
     // Running again resumes: only answers that failed the first time (a slow machine) are asked again,
     // and --regrade grades the logged ones again with the current graders.
@@ -91,11 +71,12 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
     for (args, expected) in [(&arc, "6 answers already logged, 0 to go"), (&mine, "48 answers already logged, 0 to go")]
     {
         let first = edgeway(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(first.status.success(), "{}", text(&first));
+        assert!(first.status.success(), "{}", output_text(&first));
         let output = edgeway(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(text(&output).contains(expected), "{}", text(&output));
+        assert!(output_text(&output).contains(expected), "{}", output_text(&output));
     }
-    assert!(text(&edgeway(&arc.iter().map(String::as_str).collect::<Vec<_>>())).contains("regraded 6 logged answers"));
+    assert!(output_text(&edgeway(&arc.iter().map(String::as_str).collect::<Vec<_>>()))
+        .contains("regraded 6 logged answers"));
 
     let db = rusqlite::Connection::open(&log).unwrap();
     let graded: i64 =
@@ -135,7 +116,7 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
         "--json",
         dir.join("report.json").to_str().unwrap(),
     ]);
-    let report = text(&output);
+    let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     for expected in ["decile", "APGR", "CPT(50%)", "oracle", "random", "all cloud", "cost/query"] {
         assert!(report.contains(expected), "no {expected} in:\n{report}");
@@ -176,16 +157,16 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
 
 #[test]
 fn calibrate_explains_what_is_missing() {
-    let dir = temp_dir("errors");
+    let dir = temp_dir("calibration", "errors");
     let output = edgeway(&["calibrate", "--log-path", dir.join("none.db").to_str().unwrap()]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("run `edgeway eval` first"), "{}", text(&output));
+    assert!(output_text(&output).contains("run `edgeway eval` first"), "{}", output_text(&output));
     let output = edgeway(&["calibrate", "--target", "95"]);
-    assert!(text(&output).contains("between 0 and 1"), "{}", text(&output));
+    assert!(output_text(&output).contains("between 0 and 1"), "{}", output_text(&output));
     let output = edgeway(&["eval", "--set", "nonsense", "--route", "edge", "--no-pull"]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("unknown evaluation set `nonsense`"), "{}", text(&output));
+    assert!(output_text(&output).contains("unknown evaluation set `nonsense`"), "{}", output_text(&output));
     let output = edgeway(&["eval", "--set", "arc-easy", "--route", "cloud"]);
-    assert!(text(&output).contains("needs a cloud tier"), "{}", text(&output));
+    assert!(output_text(&output).contains("needs a cloud tier"), "{}", output_text(&output));
     let _ = std::fs::remove_dir_all(dir);
 }

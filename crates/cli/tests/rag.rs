@@ -4,33 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chat, Server};
+use common::{chat, edgeway, output_text, temp_dir, Server};
 use serde_json::{json, Value};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rag/tests/fixtures");
-
-fn edgeway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgeway"))
-        .args(args)
-        .env("EDGEWAY_LOG", "error")
-        .output()
-        .expect("cannot run edgeway")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edgeway-rag-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The handbook in every format (the encrypted PDFs left out).
 fn copy_handbook(to: &Path) {
@@ -42,23 +23,23 @@ fn copy_handbook(to: &Path) {
 
 fn query(kb: &str, collection: &str, question: &str, k: usize) -> Vec<Value> {
     let output = edgeway(&["query", collection, question, "-k", &k.to_string(), "--json", "--knowledge-path", kb]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().unwrap().clone()
 }
 
 #[test]
 fn ingest_query_reingest_and_remove() {
-    let dir = temp_dir("flow");
+    let dir = temp_dir("rag", "flow");
     let docs = dir.join("docs");
     copy_handbook(&docs);
     let kb = dir.join("knowledge.db");
     let kb = kb.to_str().unwrap();
 
     let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("4 added, 0 replaced, 0 unchanged, 0 failed"), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(output_text(&output).contains("4 added, 0 replaced, 0 unchanged, 0 failed"), "{}", output_text(&output));
 
-    let listing = text(&edgeway(&["collections", "--knowledge-path", kb]));
+    let listing = output_text(&edgeway(&["collections", "--knowledge-path", kb]));
     assert!(listing.contains("manuals") && listing.contains("all-minilm-l6-v2"), "{listing}");
     let hits = query(kb, "manuals", "What should I do when the belt drifts to one side?", 3);
     assert_eq!(hits.len(), 3);
@@ -71,31 +52,35 @@ fn ingest_query_reingest_and_remove() {
     changed.push_str("\n\nSpare parts: order belt splice kits with part number SK-7731 from the parts desk.\n");
     std::fs::write(&txt, changed).unwrap();
     let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(text(&output).contains("0 added, 1 replaced, 3 unchanged"), "{}", text(&output));
+    assert!(output_text(&output).contains("0 added, 1 replaced, 3 unchanged"), "{}", output_text(&output));
     let hits = query(kb, "manuals", "which part number is the belt splice kit?", 1);
     assert!(hits[0]["text"].as_str().unwrap().contains("SK-7731"), "{hits:?}");
 
     // Removing a file takes its chunks out of search.
     let output =
         edgeway(&["ingest", "--remove", txt.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(text(&output).contains("removed"), "{}", text(&output));
+    assert!(output_text(&output).contains("removed"), "{}", output_text(&output));
     let hits = query(kb, "manuals", "which part number is the belt splice kit?", 10);
     assert!(hits.iter().all(|h| !h["source"].as_str().unwrap().ends_with(".txt")), "{hits:?}");
     assert!(hits.iter().all(|h| !h["text"].as_str().unwrap().contains("SK-7731")));
 
     // Clear errors.
     let output = edgeway(&["query", "nope", "x", "--knowledge-path", kb]);
-    assert!(!output.status.success() && text(&output).contains("there is no collection 'nope'"), "{}", text(&output));
+    assert!(
+        !output.status.success() && output_text(&output).contains("there is no collection 'nope'"),
+        "{}",
+        output_text(&output)
+    );
     let bad = dir.join("notes.exe");
     std::fs::write(&bad, "x").unwrap();
     let output = edgeway(&["ingest", bad.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(text(&output).contains("unsupported file type"), "{}", text(&output));
+    assert!(output_text(&output).contains("unsupported file type"), "{}", output_text(&output));
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_killed_ingest_keeps_every_acknowledged_chunk_and_a_usable_index() {
-    let dir = temp_dir("kill");
+    let dir = temp_dir("rag", "kill");
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     let base = std::fs::read_to_string(Path::new(FIXTURES).join("conveyor_guide.txt")).unwrap();
@@ -145,8 +130,8 @@ fn a_killed_ingest_keeps_every_acknowledged_chunk_and_a_usable_index() {
 
     // Running it again finishes the job without duplicating anything.
     let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "notes", "--knowledge-path", &kb_arg]);
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains(&format!("{} unchanged", stored)), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(output_text(&output).contains(&format!("{} unchanged", stored)), "{}", output_text(&output));
     let total: i64 = db.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0)).unwrap();
     assert_eq!(total, 120);
     let _ = std::fs::remove_dir_all(dir);
@@ -154,13 +139,13 @@ fn a_killed_ingest_keeps_every_acknowledged_chunk_and_a_usable_index() {
 
 #[test]
 fn chats_retrieve_from_a_collection_and_cite_their_sources() {
-    let dir = temp_dir("chat");
+    let dir = temp_dir("rag", "chat");
     let docs = dir.join("docs");
     copy_handbook(&docs);
     let kb = dir.join("knowledge.db");
     let kb = kb.to_str().unwrap();
     let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
 
     let server = Server::start(&["--knowledge-path", kb, "--collection", "manuals"]);
     let question = "What should I do when the belt drifts to one side?";

@@ -202,3 +202,25 @@ pub fn read_until(reader: &mut impl Read, needle: &str) -> String {
     }
     String::from_utf8_lossy(&seen).into_owned()
 }
+
+/// Runs `edgeway` with these arguments (warnings only in its log) and waits for it.
+pub fn edgeway(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgeway"))
+        .args(args)
+        .env("EDGEWAY_LOG", "warn")
+        .output()
+        .expect("cannot run edgeway")
+}
+
+/// Everything a finished command printed, stdout then stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeway-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
