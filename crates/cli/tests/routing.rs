@@ -109,7 +109,19 @@ fn cloud_streams_pass_through_token_by_token() {
 #[test]
 fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
     let mut cloud = Server::start(&[]);
-    let gateway = gateway_to(&cloud.url("/v1"), "5");
+    // A long cooldown: the second request must find the cloud still cooling down even on a slow, busy machine.
+    let config = std::env::temp_dir().join(format!("edgeway-routing-cooldown-{}.toml", std::process::id()));
+    std::fs::write(&config, "[routing]\ncooldown_secs = 120\n").unwrap();
+    let gateway = Server::start(&[
+        "--cloud-url",
+        &cloud.url("/v1"),
+        "--cloud-model",
+        "smollm2",
+        "--cloud-timeout",
+        "5",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     cloud.kill();
     let request = chat(HARD, json!({"max_tokens": 8, "temperature": 0}));
     let (status, headers, body) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
