@@ -56,7 +56,8 @@ fn ingest_query_reingest_and_remove() {
     let hits = query(kb, "manuals", "which part number is the belt splice kit?", 1);
     assert!(hits[0]["text"].as_str().unwrap().contains("SK-7731"), "{hits:?}");
 
-    // Removing a file takes its chunks out of search.
+    // Removing a file takes its chunks out of search, even once it is gone from disk.
+    std::fs::remove_file(&txt).unwrap();
     let output =
         edgeway(&["ingest", "--remove", txt.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
     assert!(output_text(&output).contains("removed"), "{}", output_text(&output));

@@ -81,9 +81,18 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), RagError> {
     Ok(())
 }
 
-/// The name a file is stored under: its absolute path, so the same file is recognised from any directory.
+/// The name a file is stored under: its absolute path, so the same file is recognised from any
+/// directory, and still after it was deleted (for `--remove`).
 pub fn source_name(path: &Path) -> String {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| match (path.parent(), path.file_name()) {
+        // A deleted file: resolve its folder (which usually still exists), then add the name.
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            std::fs::canonicalize(parent).map_or_else(|_| path.to_path_buf(), |dir| dir.join(name))
+        }
+        _ => path.to_path_buf(),
+    });
+    absolute.display().to_string()
 }
 
 /// Ingests one file into the collection behind `index`.
