@@ -227,6 +227,9 @@ pub struct ServeSettings {
     pub scorer: ScorerSetting,
     /// The embedding model (a catalog name or a path), unless embeddings are off.
     pub embedding_model: Option<String>,
+    /// Whether the embedding model was asked for (flag or file) rather than the default: a
+    /// default that cannot be loaded (offline, first run) is skipped with a warning instead.
+    pub embedding_required: bool,
     /// Retrieval settings.
     pub rag: edgeway_server::rag::RagSettings,
     /// The knowledge base file, if not the default.
@@ -258,6 +261,7 @@ impl ServeSettings {
             engine,
             cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
             scorer: merge_scorer(args, &file.routing)?,
+            embedding_required: args.embedding_model.is_some() || file.embeddings.model.is_some(),
             rag: {
                 let defaults = edgeway_server::rag::RagSettings::default();
                 let settings = edgeway_server::rag::RagSettings {

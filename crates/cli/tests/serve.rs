@@ -313,3 +313,26 @@ fn embeddings_over_http_match_the_reference_model() {
     let (status, body) = off.post("/v1/embeddings", &json!({ "input": "x" }));
     assert_eq!(status, 501, "{body}");
 }
+
+/// Offline on a first run, the default embedding model cannot be fetched: the server still
+/// serves chats, and embeddings answer 501 with what to do.
+#[test]
+fn serve_starts_without_the_default_embedding_model() {
+    let empty = std::env::temp_dir().join(format!("edgeway-no-embedder-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let model = common::test_model().display().to_string();
+    let server = Server::start_with(&[
+        "serve".into(),
+        "--model".into(),
+        model,
+        "--no-pull".into(),
+        "--data-dir".into(),
+        empty.display().to_string(),
+    ])
+    .expect("serve must start without an embedding model");
+    let (status, _) = server.post("/v1/chat/completions", &chat("Hi", json!({"max_tokens": 2})));
+    assert_eq!(status, 200);
+    let (status, body) = server.post("/v1/embeddings", &json!({ "input": "x" }));
+    assert_eq!(status, 501, "{body}");
+    let _ = std::fs::remove_dir_all(empty);
+}

@@ -54,6 +54,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
     let embedding_model = settings.embedding_model.clone();
+    let embedding_required = settings.embedding_required;
     let rag_settings = settings.rag.clone();
     let (knowledge_db, index_dir) =
         super::knowledge::knowledge_paths(cache.data_dir(), settings.knowledge_path.as_deref());
@@ -84,6 +85,12 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
                 }
                 state.set_retriever(Arc::new(retriever), rag_settings);
                 state.set_embedder(embedder);
+            }
+            Err(error) if !embedding_required => {
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "no embedding model: /v1/embeddings and retrieval are off (run `edgeway model pull all-minilm-l6-v2`)"
+                );
             }
             Err(error) => {
                 let _ = stop_tx.send(());
