@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,18 @@ fn copy_handbook(to: &Path) {
     }
 }
 
+/// A scratch folder with the handbook ingested into the collection `manuals`:
+/// (scratch folder, docs folder, knowledge base path, the ingest's output).
+fn handbook_in_manuals(test: &str) -> (PathBuf, PathBuf, String, std::process::Output) {
+    let dir = temp_dir("rag", test);
+    let docs = dir.join("docs");
+    copy_handbook(&docs);
+    let kb = dir.join("knowledge.db").display().to_string();
+    let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", &kb]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    (dir, docs, kb, output)
+}
+
 fn query(kb: &str, collection: &str, question: &str, k: usize) -> Vec<Value> {
     let output = edgeway(&["query", collection, question, "-k", &k.to_string(), "--json", "--knowledge-path", kb]);
     assert!(output.status.success(), "{}", output_text(&output));
@@ -29,14 +41,8 @@ fn query(kb: &str, collection: &str, question: &str, k: usize) -> Vec<Value> {
 
 #[test]
 fn ingest_query_reingest_and_remove() {
-    let dir = temp_dir("rag", "flow");
-    let docs = dir.join("docs");
-    copy_handbook(&docs);
-    let kb = dir.join("knowledge.db");
-    let kb = kb.to_str().unwrap();
-
-    let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(output.status.success(), "{}", output_text(&output));
+    let (dir, docs, kb, output) = handbook_in_manuals("flow");
+    let kb = kb.as_str();
     assert!(output_text(&output).contains("4 added, 0 replaced, 0 unchanged, 0 failed"), "{}", output_text(&output));
 
     let listing = output_text(&edgeway(&["collections", "--knowledge-path", kb]));
@@ -140,13 +146,8 @@ fn a_killed_ingest_keeps_every_acknowledged_chunk_and_a_usable_index() {
 
 #[test]
 fn chats_retrieve_from_a_collection_and_cite_their_sources() {
-    let dir = temp_dir("rag", "chat");
-    let docs = dir.join("docs");
-    copy_handbook(&docs);
-    let kb = dir.join("knowledge.db");
-    let kb = kb.to_str().unwrap();
-    let output = edgeway(&["ingest", docs.to_str().unwrap(), "--collection", "manuals", "--knowledge-path", kb]);
-    assert!(output.status.success(), "{}", output_text(&output));
+    let (dir, _, kb, _) = handbook_in_manuals("chat");
+    let kb = kb.as_str();
 
     let server = Server::start(&["--knowledge-path", kb, "--collection", "manuals"]);
     let question = "What should I do when the belt drifts to one side?";
