@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use edgeway_core::hash::fnv1a;
 use edgeway_store::EvalRecord;
 
 /// One side's answer to an item.
@@ -79,11 +80,7 @@ pub fn pair_up(edge: &[EvalRecord], cloud: &[EvalRecord]) -> Vec<Pair> {
 /// the same side, on every machine.
 pub fn split(pairs: Vec<Pair>, calibration_share: f64) -> (Vec<Pair>, Vec<Pair>) {
     let cut = (calibration_share.clamp(0.0, 1.0) * 10_000.0) as u64;
-    pairs.into_iter().partition(|pair| fnv1a(&format!("{}/{}", pair.dataset, pair.item_id)) % 10_000 < cut)
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    pairs.into_iter().partition(|pair| fnv1a(format!("{}/{}", pair.dataset, pair.item_id).as_bytes()) % 10_000 < cut)
 }
 
 #[cfg(test)]

@@ -197,9 +197,7 @@ impl crate::embed::EmbeddingBackend for FakeEmbedder {
                 let mut vector = vec![0f32; self.info.dims];
                 for word in text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
                     tokens += 1;
-                    let hash = word
-                        .bytes()
-                        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+                    let hash = crate::hash::fnv1a(word.as_bytes());
                     vector[(hash % self.info.dims as u64) as usize] += 1.0;
                 }
                 let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);

@@ -18,6 +18,7 @@ pub mod embed;
 pub mod event;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod hash;
 pub mod request;
 pub mod retrieve;
 pub mod text;

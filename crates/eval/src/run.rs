@@ -4,7 +4,7 @@
 //! evaluation measures exactly what production would answer (template,
 //! sampling, fallbacks and all) and scores it as production would.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use edgeway_core::{
     Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, Prompt, RouteHints, RouteTarget,
@@ -68,7 +68,7 @@ pub async fn answer(
     target: RouteTarget,
 ) -> Result<Answered, RunError> {
     let started = Instant::now();
-    let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ts_ms = edgeway_store::record::now_ms();
     let request = request(item, target);
     let question = match &request.prompt {
         Prompt::Chat(messages) => messages[0].content.clone(),
@@ -159,15 +159,10 @@ pub async fn answer(
 /// hash of their id, so the sample is the same on every machine and run.
 pub fn sample(mut items: Vec<EvalItem>, limit: Option<usize>) -> Vec<EvalItem> {
     if let Some(limit) = limit.filter(|&limit| limit < items.len()) {
-        items.sort_by_key(|item| fnv1a(&format!("{}/{}", item.dataset, item.id)));
+        items.sort_by_key(|item| edgeway_core::hash::fnv1a(format!("{}/{}", item.dataset, item.id).as_bytes()));
         items.truncate(limit);
     }
     items
-}
-
-/// FNV-1a: a stable hash (std's hasher may change between Rust versions).
-pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use edgeway_core::hash::fnv1a;
 use edgeway_core::Prompt;
 use serde::{Deserialize, Serialize};
 
@@ -95,10 +96,6 @@ pub fn featurize(text: &str, buckets: u32) -> Features {
     let transparent = TransparentScorer.score(&Prompt::Text(text.to_owned()));
     features.extend(transparent.features.iter().enumerate().map(|(i, (_, value))| (buckets + i, *value)));
     features
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn sigmoid(x: f32) -> f32 {

@@ -33,10 +33,9 @@ impl KnowledgeRetriever {
         // Embed before taking any lock: it is the slow part.
         let vector = self.embedder.embed(&[query.to_owned()])?.vectors.into_iter().next().unwrap_or_default();
         let kb = self.kb.lock().map_err(|_| RagError::Poisoned)?;
-        let collection = kb.collection(name)?.ok_or_else(|| RagError::NoCollection {
-            name: name.to_owned(),
-            known: kb.collections().unwrap_or_default().into_iter().map(|(c, _, _)| c.name).collect(),
-        })?;
+        let collection = kb
+            .collection(name)?
+            .ok_or_else(|| RagError::NoCollection { name: name.to_owned(), known: kb.collection_names() })?;
         let model = &self.embedder.embedding_info().id;
         if &collection.embedding_model != model {
             return Err(RagError::ModelMismatch {
@@ -84,11 +83,6 @@ impl Retriever for KnowledgeRetriever {
     }
 
     fn collections(&self) -> Vec<String> {
-        self.kb
-            .lock()
-            .ok()
-            .and_then(|kb| kb.collections().ok())
-            .map(|all| all.into_iter().map(|(c, _, _)| c.name).collect())
-            .unwrap_or_default()
+        self.kb.lock().map(|kb| kb.collection_names()).unwrap_or_default()
     }
 }

@@ -37,8 +37,7 @@ impl Recorder {
     /// Starts watching a request to `endpoint` with this prompt.
     pub fn new(log: Option<&LogSettings>, metrics: Arc<Metrics>, endpoint: &str, prompt: &Prompt) -> Self {
         let store_text = log.is_some_and(|l| l.store_text);
-        let ts_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let ts_ms = edgeway_store::record::now_ms();
         let prompt_text = store_text.then(|| match prompt {
             Prompt::Text(text) => text.clone(),
             Prompt::Chat(messages) => {

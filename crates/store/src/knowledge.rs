@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::schema::prepare_with;
+use crate::record::now_ms;
+use crate::writer::open_with;
 use crate::StoreError;
 
 const MIGRATIONS: &[&str] = &[
@@ -143,10 +144,6 @@ pub struct KnowledgeBase {
     path: PathBuf,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Vectors are stored as little-endian `f32`s.
 fn to_blob(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -161,15 +158,9 @@ impl KnowledgeBase {
     /// Opens (creating and migrating if needed) the knowledge base at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let shown = path.display().to_string();
-        let sqlite = |source| StoreError::Sqlite { path: shown.clone(), source };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        }
-        let mut conn = Connection::open(&path).map_err(sqlite)?;
-        prepare_with(&mut conn, &shown, MIGRATIONS)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        let conn = open_with(&path, MIGRATIONS)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(|source| StoreError::Sqlite { path: path.display().to_string(), source })?;
         Ok(Self { conn, path })
     }
 
@@ -231,6 +222,11 @@ impl KnowledgeBase {
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.error())?;
         Ok(rows)
+    }
+
+    /// The names of every collection (empty if they cannot be read), for error messages.
+    pub fn collection_names(&self) -> Vec<String> {
+        self.collections().unwrap_or_default().into_iter().map(|(collection, _, _)| collection.name).collect()
     }
 
     /// The collection called `name`, created for `embedding_model` if missing.

@@ -46,3 +46,8 @@ pub struct QueryRecord {
     /// The answer, unless text storage is off.
     pub answer_text: Option<String>,
 }
+
+/// Now, in milliseconds since the Unix epoch: the log's timestamps (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// Migrations in order; index `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the query log.
     "CREATE TABLE queries (
         id INTEGER PRIMARY KEY,
@@ -66,11 +66,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// Sets the pragmas and brings the query log's schema up to date.
-pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
-    prepare_with(conn, path, MIGRATIONS)
-}
 
 /// Sets the pragmas and applies `migrations` (index `i` upgrades version `i` to `i + 1`).
 pub fn prepare_with(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result<(), StoreError> {

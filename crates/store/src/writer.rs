@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 
 use crate::record::QueryRecord;
-use crate::schema::prepare;
+use crate::schema::{prepare_with, MIGRATIONS};
 use crate::StoreError;
 
 /// Most records committed in one transaction.
@@ -28,8 +28,13 @@ pub struct QueryLog {
     writer: Option<JoinHandle<()>>,
 }
 
-/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+/// Opens (creating if needed) the query log at `path` and brings its schema up to date.
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    open_with(path, MIGRATIONS)
+}
+
+/// Opens (creating the file and its folder if needed) a database and applies `migrations`.
+pub(crate) fn open_with(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
     let shown = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|error| StoreError::Sqlite {
@@ -38,7 +43,7 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         })?;
     }
     let mut conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: shown.clone(), source })?;
-    prepare(&mut conn, &shown)?;
+    prepare_with(&mut conn, &shown, migrations)?;
     Ok(conn)
 }
 

@@ -135,8 +135,7 @@ pub fn query(data_dir: &Path, args: &QueryArgs) -> anyhow::Result<()> {
     anyhow::ensure!(db.is_file(), "no knowledge base at {}; add documents with `edgeway ingest`", db.display());
     let kb = KnowledgeBase::open(&db)?;
     let collection = kb.collection(&args.collection)?.with_context(|| {
-        let names: Vec<String> = kb.collections().unwrap_or_default().into_iter().map(|(c, _, _)| c.name).collect();
-        format!("there is no collection '{}'; collections: {}", args.collection, names.join(", "))
+        format!("there is no collection '{}'; collections: {}", args.collection, kb.collection_names().join(", "))
     })?;
     let embedder = open_embedder(data_dir, &args.knowledge, Some(&collection.embedding_model))?;
     let index = CollectionIndex::open(&kb, &collection, &dir)?;

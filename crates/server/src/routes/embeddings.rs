@@ -127,7 +127,6 @@ fn log(
     result: &Result<EmbeddingOutput, edgeway_core::BackendError>,
 ) {
     let Some(settings) = state.log() else { return };
-    let ts_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let (status, error, tokens) = match result {
         Ok(output) => ("ok".to_owned(), None, output.prompt_tokens),
         Err(error) => {
@@ -136,7 +135,7 @@ fn log(
         }
     };
     settings.log.record(QueryRecord {
-        ts_ms,
+        ts_ms: edgeway_store::record::now_ms(),
         endpoint: "embeddings".into(),
         route: "edge".into(),
         reason: Some(format!("{inputs} inputs")),

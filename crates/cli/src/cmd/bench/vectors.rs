@@ -85,9 +85,7 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let ingest_seconds = started.elapsed().as_secs_f64();
-    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after ingest");
     index.save()?;
-    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after save");
     let index_bytes = std::fs::metadata(work.join("index").join("bench.usearch")).map_or(0, |m| m.len());
     let db_bytes = std::fs::metadata(work.join("knowledge.db")).map_or(0, |m| m.len());
 
@@ -98,7 +96,6 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
             exact_search(vectors.iter().map(|(k, v)| (*k, v.as_slice())), q, 10).into_iter().map(|h| h.key).collect()
         })
         .collect();
-    tracing::debug!(peak_rss_mib = peak_rss_mib(), "after exact search");
     let mut rows = Vec::new();
     println!(
         "{} chunks of {} words ({} dims); {} queries (SQuAD questions); 1 search thread",
@@ -127,7 +124,7 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
         rows.push(json!({"expansion_search": expansion, "recall_at_10": recall, "p50_ms": p(0.5), "p99_ms": p(0.99), "mean_ms": mean}));
     }
     index.vectors().set_expansion_search(DEFAULT_EXPANSION_SEARCH);
-    let rss = peak_rss_mib();
+    let rss = super::peak_rss(std::process::id()).map_or(0.0, |bytes| bytes as f64 / 1048576.0);
     println!(
         "ingest: {:.0} chunks/s end to end ({:.0} chunks/s embedding alone, {} threads); index file {:.1} MiB, \
          knowledge base {:.1} MiB, index in memory {:.1} MiB, peak RSS {rss:.0} MiB",
@@ -188,17 +185,4 @@ fn tempdir(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
-}
-
-/// Peak resident memory of this process, from /proc (0 elsewhere).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
