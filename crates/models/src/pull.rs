@@ -214,7 +214,8 @@ fn largest_entry<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> O
         .map(|(index, _)| index)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
