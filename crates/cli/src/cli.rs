@@ -51,6 +51,90 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Convert a Hugging Face model folder (safetensors, config.json, tokenizer.json) to GGUF.
     Convert(ConvertArgs),
+    /// Measure quantizations of one model side by side: size, load time, memory, speed, energy, accuracy.
+    Compare(Box<CompareArgs>),
+}
+
+/// `edgeway compare` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "Each variant is measured in its own process, one after another, so load time and peak \
+memory are its own. Generative models: tokens/s and joules per token for prompt and generation, perplexity on \
+a fixed text (SQuAD's Wikipedia passages), accuracy on graded sets. Embedding models: tokens/s and joules per \
+token, cosine similarity of their vectors to the baseline's, recall@5 on SQuAD and BoolQ retrieval. The \
+baseline is the variant with the most bits per weight unless --baseline names one.\n\n\
+Example: edgeway quantize smollm2-135m /tmp/q4_0.gguf --type q4_0 && edgeway compare smollm2-135m /tmp/q4_0.gguf")]
+pub struct CompareArgs {
+    /// The variants: GGUF files or catalog names, all of one model (all generative or all embedding models).
+    #[arg(required = true, num_args = 1..)]
+    pub models: Vec<String>,
+
+    /// The variant the others are compared with [default: the most bits per weight].
+    #[arg(long)]
+    pub baseline: Option<String>,
+
+    /// Threads for every measurement.
+    #[arg(short, long, default_value_t = 2)]
+    pub threads: u32,
+
+    /// Graded sets for generative models, comma-separated (arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, gsm8k, boolq).
+    #[arg(long, value_delimiter = ',', default_value = "arc-easy,mmlu,gsm8k")]
+    pub sets: Vec<String>,
+
+    /// Items per graded set (a fixed sample, the same for every variant).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+
+    /// Tokens of the fixed text to score for perplexity.
+    #[arg(long, default_value_t = 8192)]
+    pub ppl_tokens: usize,
+
+    /// Perplexity window in tokens (the second half of each is scored).
+    #[arg(long, default_value_t = 512)]
+    pub ppl_window: u32,
+
+    /// Prompt length for the prompt-speed measurement, in tokens.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: u32,
+
+    /// Tokens to generate for the generation-speed measurement.
+    #[arg(long, default_value_t = 64)]
+    pub gen_tokens: u32,
+
+    /// Speed measurements per variant (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: u32,
+
+    /// Questions per retrieval set for embedding models.
+    #[arg(long, default_value_t = 500)]
+    pub questions: usize,
+
+    /// Power of one busy core for the CPU-time energy model, when RAPL is not readable.
+    #[arg(long, default_value_t = 10.0)]
+    pub watts_per_core: f64,
+
+    /// What to print: a terminal table, Markdown, or JSON.
+    #[arg(long, default_value = "table", value_parser = ["table", "markdown", "json"])]
+    pub format: String,
+
+    /// Also write the Markdown report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Draw accuracy against size and against energy per token into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Fail instead of downloading a missing catalog model or the evaluation sets.
+    #[arg(long)]
+    pub no_pull: bool,
+
+    /// Internal: measure the one variant given and write the results to this file.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub worker_out: Option<PathBuf>,
 }
 
 /// `edgeway quantize` flags.
@@ -88,6 +172,10 @@ pub struct ConvertArgs {
     /// Precision of the weight matrices: f32 or f16 (norms and biases stay f32).
     #[arg(long = "type", value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
     pub kind: String,
+
+    /// Overwrite OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where the knowledge base is and which embedding model reads it.

@@ -36,3 +36,15 @@ impl PullBar {
         self.bar.finish_and_clear();
     }
 }
+
+/// A counting bar for `len` items, labelled `prefix`, with rate and time left.
+pub fn bar(len: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_owned());
+    bar
+}

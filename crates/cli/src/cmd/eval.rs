@@ -9,7 +9,6 @@ use edgeway_eval::dataset::{self, EvalItem, EVAL_PACKAGE};
 use edgeway_eval::run::{answer, sample, RunError};
 use edgeway_models::{ModelCache, WheelPart};
 use edgeway_store::EvalLog;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::serve::{build_gateway, load, QUERY_LOG_FILE};
 use crate::cli::{EvalArgs, ServeArgs};
@@ -115,9 +114,9 @@ fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalIte
 }
 
 /// The unpacked evaluation package under `data_dir`, fetched if needed (for benchmarks).
-pub(crate) fn package_root_for(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn package_root_for(data_dir: &std::path::Path, no_pull: bool) -> anyhow::Result<PathBuf> {
     let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
-    package_root(&ModelCache::new(data_dir), &package, false)
+    package_root(&ModelCache::new(data_dir), &package, no_pull)
 }
 
 fn package_root(cache: &ModelCache, package: &WheelPart, no_pull: bool) -> anyhow::Result<PathBuf> {
@@ -141,13 +140,7 @@ async fn answer_all(
     todo: &[(&EvalItem, RouteTarget)],
     log: &mut EvalLog,
 ) -> anyhow::Result<()> {
-    let bar = ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("evaluating");
+    let bar = crate::progress::bar(todo.len() as u64, "evaluating");
     let mut failures: BTreeMap<&'static str, u32> = BTreeMap::new();
     let mut skipped = 0u64;
     for (item, target) in todo {

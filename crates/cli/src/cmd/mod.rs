@@ -2,6 +2,7 @@
 
 mod bench;
 mod calibrate;
+mod compare;
 mod eval;
 mod knowledge;
 mod model;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collections(args) => knowledge::collections(&data_dir(cli.data_dir, None), &args),
         Command::Quantize(args) => quantize::quantize(&data_dir(cli.data_dir, None), &args),
         Command::Convert(args) => quantize::convert(&data_dir(cli.data_dir, None), &args),
+        Command::Compare(args) => compare::run(&data_dir(cli.data_dir, None), &args),
     }
 }
 

@@ -54,6 +54,11 @@ pub fn quantize(data_dir: &Path, args: &QuantizeArgs) -> anyhow::Result<()> {
 }
 
 pub fn convert(data_dir: &Path, args: &ConvertArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.force || !args.output.exists(),
+        "{} already exists; remove it or pass --force",
+        args.output.display()
+    );
     let precision = if args.kind == "f16" { Storage::F16 } else { Storage::F32 };
     let (dir, name) = match edgeway_models::find_embedding(&args.input) {
         Some(model) => {

@@ -20,7 +20,7 @@ use super::{lower_own_priority, start_server};
 use crate::cli::RetrievalBenchArgs;
 
 pub fn run(data_dir: &Path, args: &RetrievalBenchArgs) -> anyhow::Result<()> {
-    let root = super::super::eval::package_root_for(data_dir)?;
+    let root = super::super::eval::package_root_for(data_dir, false)?;
     let squad = edgeway_eval::run::sample(edgeway_eval::dataset::load("squad", &root)?, None);
     let boolq = edgeway_eval::run::sample(edgeway_eval::dataset::load("boolq", &root)?, Some(args.boolq_questions));
     let work = data_dir.join(format!("bench-retrieval-{}", std::process::id()));

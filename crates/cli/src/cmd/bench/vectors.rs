@@ -23,7 +23,7 @@ const WINDOW_WORDS: usize = 40;
 const CHUNKS_PER_DOCUMENT: usize = 64;
 
 pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
-    let root = super::super::eval::package_root_for(data_dir)?;
+    let root = super::super::eval::package_root_for(data_dir, false)?;
     let mut passages: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for set in ["squad", "boolq"] {
