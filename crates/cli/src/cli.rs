@@ -53,6 +53,72 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Measure quantizations of one model side by side: size, load time, memory, speed, energy, accuracy.
     Compare(Box<CompareArgs>),
+    /// Create, list and revoke API keys (stored hashed in the query log's database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `edgeway keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (once: only its hash is kept). Once a key exists, `serve` requires one.
+    Create(KeyCreateArgs),
+    /// List keys with their limits and today's use.
+    List(KeyStoreArgs),
+    /// Revoke a key by id or name; it stops working at once, also on a running server.
+    Revoke(KeyRevokeArgs),
+}
+
+/// Where the keys are kept.
+#[derive(Debug, Args, Clone)]
+pub struct KeyStoreArgs {
+    /// The database (the query log) [default: DATA_DIR/queries.db, the file `serve` logs to].
+    #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+}
+
+/// `edgeway keys create` flags.
+#[derive(Debug, Args)]
+pub struct KeyCreateArgs {
+    /// A name for the key (unique), e.g. the team or device that uses it.
+    pub name: String,
+
+    /// Requests per rolling minute [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+
+    /// Tokens (prompt + completion) per rolling minute [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+
+    /// Tokens per UTC day [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub tpd: Option<u64>,
+
+    /// Models the key may name, comma-separated [default: any].
+    #[arg(long, value_delimiter = ',', value_name = "MODELS")]
+    pub models: Vec<String>,
+
+    /// Sides the key may be answered on: edge, cloud [default: both]. With one, every request goes there.
+    #[arg(long, value_delimiter = ',', value_name = "ROUTES", value_parser = ["edge", "cloud"])]
+    pub routes: Vec<String>,
+
+    /// Refuse requests for log-probabilities with this key (they make model extraction much cheaper).
+    #[arg(long)]
+    pub no_logprobs: bool,
+
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+/// `edgeway keys revoke` flags.
+#[derive(Debug, Args)]
+pub struct KeyRevokeArgs {
+    /// The key's id (`key_…`) or name.
+    pub key: String,
+
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
 }
 
 /// `edgeway compare` flags.
@@ -655,6 +721,14 @@ pub struct ServeArgs {
     /// Do not keep prompt and answer text in the query log (only counts, timings and costs).
     #[arg(long, env = "EDGEWAY_NO_LOG_TEXT")]
     pub no_log_text: bool,
+
+    /// A fixed API key with no limits, as llama-server's --api-key; keys from `edgeway keys create` work beside it.
+    #[arg(long, env = "EDGEWAY_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Allow listening on a non-loopback address with no API key configured (anyone who can reach it can use it).
+    #[arg(long, env = "EDGEWAY_INSECURE")]
+    pub insecure: bool,
 }
 
 #[cfg(test)]

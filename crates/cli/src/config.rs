@@ -234,6 +234,10 @@ pub struct ServeSettings {
     pub rag: edgeway_server::rag::RagSettings,
     /// The knowledge base file, if not the default.
     pub knowledge_path: Option<PathBuf>,
+    /// A fixed API key (`--api-key`).
+    pub api_key: Option<String>,
+    /// Listen on a public address without keys (`--insecure`).
+    pub insecure: bool,
 }
 
 impl ServeSettings {
@@ -283,6 +287,8 @@ impl ServeSettings {
             gateway: merge_routing(args, file.routing)?,
             log_path: args.log_path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
+            api_key: args.api_key.clone().filter(|key| !key.trim().is_empty()),
+            insecure: args.insecure,
         })
     }
 

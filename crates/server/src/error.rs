@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use edgeway_core::BackendError;
+use edgeway_guard::{retry_after_secs, Denied};
 use serde::Serialize;
 
 /// Seconds a client is told to wait when the server is saturated.
@@ -52,6 +53,9 @@ pub enum ApiError {
     /// The backend refused or failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The guard refused: no key, a bad key, not allowed, or over quota.
+    #[error(transparent)]
+    Guard(#[from] Denied),
 }
 
 /// The body of an error response.
@@ -96,6 +100,16 @@ impl ApiError {
                 BackendError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", None),
                 BackendError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
             },
+            ApiError::Guard(denied) => match denied {
+                Denied::MissingKey | Denied::InvalidKey { .. } | Denied::RevokedKey { .. } => {
+                    (StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key"))
+                }
+                Denied::Forbidden { code, .. } => (StatusCode::FORBIDDEN, "permission_error", Some(*code)),
+                Denied::OverLimit { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"))
+                }
+                Denied::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+            },
         }
     }
 
@@ -136,6 +150,17 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(self.body())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if let ApiError::Guard(Denied::OverLimit { over, .. }) = &self {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(over)));
+            let kind = if over.limit == edgeway_guard::Limit::RequestsPerMinute { "requests" } else { "tokens" };
+            if let Ok(name) = header::HeaderName::try_from(format!("x-ratelimit-limit-{kind}")) {
+                headers.insert(name, HeaderValue::from(over.value));
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -10,8 +10,10 @@
 //! - [`wire`]: OpenAI's JSON shapes and their validation into core types.
 //! - [`stream`]: collecting a generation, or streaming it as SSE.
 //! - [`rag`]: retrieval from a local collection in the chat path.
+//! - [`auth`]: the guard in front of every endpoint but `/health` (API keys → [`edgeway_guard::Caller`]).
 //! - [`error`]: the one error type and its status table.
 
+pub mod auth;
 pub mod error;
 pub mod json;
 pub mod metrics;
@@ -53,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/health", get(routes::health::health))
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A panicking handler answers 500 in the API's error shape instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))

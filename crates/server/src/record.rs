@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use edgeway_core::{BackendError, GenerationEvent, Prompt};
+use edgeway_guard::{Caller, Guard};
 use edgeway_store::{QueryLog, QueryRecord};
 
 use crate::error::ApiError;
@@ -31,6 +32,8 @@ pub struct Recorder {
     route: Option<edgeway_core::RouteInfo>,
     answer: String,
     written: bool,
+    /// The guard that counts the caller's tokens, and the caller's key.
+    spend: Option<(Arc<Guard>, String)>,
 }
 
 impl Recorder {
@@ -59,7 +62,17 @@ impl Recorder {
             route: None,
             answer: String::new(),
             written: false,
+            spend: None,
         }
+    }
+
+    /// Tags the row with the caller's key and counts the request's tokens against its quota when it ends.
+    pub fn for_caller(mut self, guard: &Arc<Guard>, caller: &Caller) -> Self {
+        if let Some(key_id) = &caller.key_id {
+            self.record.key_id = Some(key_id.clone());
+            self.spend = Some((guard.clone(), key_id.clone()));
+        }
+        self
     }
 
     /// Notes where the request is answered.
@@ -121,6 +134,9 @@ impl Recorder {
         record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         if self.store_text() {
             record.answer_text = Some(std::mem::take(&mut self.answer));
+        }
+        if let Some((guard, key_id)) = &self.spend {
+            guard.spend(key_id, u64::from(record.prompt_tokens) + u64::from(record.completion_tokens));
         }
         self.metrics.observe(&record);
         if let Some(log) = &self.log {

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use edgeway_core::{Backend, EmbeddingBackend, Retriever};
+use edgeway_guard::Guard;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -26,6 +27,7 @@ struct Inner {
     rag: OnceLock<RagSettings>,
     log: Option<LogSettings>,
     metrics: Arc<Metrics>,
+    guard: OnceLock<Arc<Guard>>,
 }
 
 impl AppState {
@@ -44,8 +46,19 @@ impl AppState {
                 rag: OnceLock::new(),
                 log,
                 metrics: Arc::new(Metrics::new()),
+                guard: OnceLock::new(),
             }),
         }
+    }
+
+    /// Puts `guard` (keys, allow-lists, quotas) in front of every endpoint but `/health`; later calls are ignored.
+    pub fn set_guard(&self, guard: Arc<Guard>) {
+        let _ = self.inner.guard.set(guard);
+    }
+
+    /// The guard; an open one (no keys) unless one was set.
+    pub fn guard(&self) -> &Arc<Guard> {
+        self.inner.guard.get_or_init(|| Arc::new(Guard::new(None, None)))
     }
 
     /// The server's metrics.

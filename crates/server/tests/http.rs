@@ -294,3 +294,83 @@ async fn embeddings_errors_are_clear() {
     let (status, _) = post_json(&state, "/v1/embeddings", json!({ "input": many })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// A server whose key table holds one key with these limits; returns the key.
+fn guarded(backend: FakeBackend, name: &str, limits: edgeway_store::KeyLimits) -> (AppState, String) {
+    let dir = std::env::temp_dir().join(format!("edgeway-http-keys-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(edgeway_store::KeyStore::open(dir.join("q.db")).unwrap());
+    let key = edgeway_guard::key::generate().unwrap();
+    store
+        .insert(&edgeway_store::ApiKeyRecord {
+            id: key.id.clone(),
+            name: name.into(),
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone(),
+            created_ms: 0,
+            revoked_ms: None,
+            limits,
+        })
+        .unwrap();
+    let state = state(backend);
+    state.set_guard(Arc::new(edgeway_guard::Guard::new(Some(store), None)));
+    (state, key.secret)
+}
+
+async fn post_with_key(state: &AppState, key: Option<&str>, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request =
+        Request::builder().method("POST").uri("/v1/chat/completions").header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = app(state.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn keys_are_required_once_one_exists_and_errors_use_openai_shape() {
+    let (state, key) = guarded(FakeBackend::new("fake", REPLY), "alice", edgeway_store::KeyLimits::default());
+    let (status, headers, body) = post_with_key(&state, None, chat(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let (status, _, body) = post_with_key(&state, Some("ew-000"), chat(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"]["message"].as_str().unwrap().contains("invalid API key ew-000"));
+    let (status, _, body) = post_with_key(&state, Some(&key), chat(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Liveness probes need no key.
+    let (status, _, _) = send(&state, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&state, "GET", "/v1/models", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_allow_lists_give_403() {
+    let limits = edgeway_store::KeyLimits {
+        requests_per_min: Some(2),
+        models: vec!["fake".into()],
+        allow_logprobs: false,
+        ..Default::default()
+    };
+    let (state, key) = guarded(FakeBackend::new("fake", REPLY), "bob", limits);
+    let (status, _, body) = post_with_key(&state, Some(&key), chat(json!({"logprobs": true}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("logprobs_not_allowed")));
+    let (status, _, body) = post_with_key(&state, Some(&key), chat(json!({"model": "other"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown model is a 404 before the allow-list: {body}");
+    for _ in 0..2 {
+        let (status, _, body) = post_with_key(&state, Some(&key), chat(json!({}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, headers, body) = post_with_key(&state, Some(&key), chat(json!({}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(headers["x-ratelimit-limit-requests"], "2");
+}

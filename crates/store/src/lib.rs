@@ -10,10 +10,12 @@
 //! - [`record`]: the row type.
 //! - [`writer`]: the background writer the server feeds.
 //! - [`stats`]: the aggregate queries behind `edgeway stats`.
+//! - [`keys`]: API keys (hashed) and the guard's decisions with their evidence.
 //! - [`knowledge`]: the knowledge base for retrieval: collections, documents, chunks and their vectors.
 //! - [`eval`]: graded evaluation answers, for `edgeway eval` and `edgeway calibrate`.
 
 pub mod eval;
+pub mod keys;
 pub mod knowledge;
 pub mod record;
 pub mod schema;
@@ -21,6 +23,7 @@ pub mod stats;
 pub mod writer;
 
 pub use eval::{EvalLog, EvalRecord};
+pub use keys::{ApiKeyRecord, GuardEvent, KeyLimits, KeyStore};
 pub use knowledge::KnowledgeBase;
 pub use record::QueryRecord;
 pub use stats::{RouteStats, Stats};

@@ -62,6 +62,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         energy_j REAL,
         UNIQUE (run, dataset, item_id, route)
     );",
+    // 3: API keys (only their SHA-256 is kept) and the guard's decisions with their evidence.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        revoked_ms INTEGER,
+        requests_per_min INTEGER,
+        tokens_per_min INTEGER,
+        tokens_per_day INTEGER,
+        models TEXT NOT NULL DEFAULT '',
+        routes TEXT NOT NULL DEFAULT '',
+        allow_logprobs INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE guard_events (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        key_id TEXT,
+        detector TEXT NOT NULL,
+        action TEXT NOT NULL,
+        score REAL,
+        evidence TEXT NOT NULL
+    );
+    CREATE INDEX guard_events_key ON guard_events(key_id, ts_ms);
+    CREATE INDEX queries_key ON queries(key_id, ts_ms);",
 ];
 
 /// The schema version this build writes.

@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod compare;
 mod eval;
+mod keys;
 mod knowledge;
 mod model;
 mod quantize;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::quantize(&data_dir(cli.data_dir, None), &args),
         Command::Convert(args) => quantize::convert(&data_dir(cli.data_dir, None), &args),
         Command::Compare(args) => compare::run(&data_dir(cli.data_dir, None), &args),
+        Command::Keys(command) => keys::run(&data_dir(cli.data_dir, None), &command),
     }
 }
 

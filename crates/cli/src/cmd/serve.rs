@@ -30,6 +30,34 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()
     runtime.block_on(serve(settings, ModelCache::new(data_dir), !args.no_pull))
 }
 
+/// The guard over the key table beside the query log; refuses a public address without keys unless `--insecure`.
+fn open_guard(log_path: &std::path::Path, settings: &ServeSettings) -> anyhow::Result<Arc<edgeway_guard::Guard>> {
+    let store = edgeway_store::KeyStore::open(log_path)
+        .with_context(|| format!("cannot open the key table in {}", log_path.display()))?;
+    let guard = edgeway_guard::Guard::new(Some(Arc::new(store)), settings.api_key.as_deref());
+    let keys_required = guard.required()?;
+    if !is_loopback(&settings.host) && !keys_required {
+        anyhow::ensure!(
+            settings.insecure,
+            "refusing to listen on {} without API keys: anyone who can reach this address could use the model. \
+             Create a key (`edgeway keys create NAME`), pass --api-key, listen on 127.0.0.1, \
+             or pass --insecure if this network is trusted",
+            settings.host
+        );
+        tracing::warn!(host = %settings.host, "listening on a public address with no API keys (--insecure)");
+    }
+    if keys_required {
+        tracing::info!("API keys required (Authorization: Bearer KEY)");
+    }
+    Ok(Arc::new(guard))
+}
+
+/// Whether `host` is a loopback address (or `localhost`).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> anyhow::Result<()> {
     let address = format!("{}:{}", settings.host, settings.port);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
@@ -41,8 +69,10 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
     let log = QueryLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
     tracing::info!(path = %log_path.display(), text = settings.log_text, "logging every request");
+    let guard = open_guard(&log_path, &settings)?;
     let state =
         AppState::loading_with_log(model_id.clone(), LogSettings { log: Arc::new(log), store_text: settings.log_text });
+    state.set_guard(guard);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {
@@ -205,4 +235,19 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_addresses() {
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.168.1.10", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }

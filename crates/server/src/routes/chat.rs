@@ -3,7 +3,9 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use edgeway_core::{Completion, TokenLogprob};
+use edgeway_guard::Caller;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -17,10 +19,12 @@ use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
 /// Answers a chat, streamed or whole.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
+    let model_field = body.model.clone();
     let (mut request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
@@ -28,7 +32,8 @@ pub async fn chat_completions(
         Some(collection) => augment(&state, &backend, &mut request, &collection).await?,
         None => Vec::new(),
     };
-    let (mut started, model) = super::begin(&state, backend, &headers, "chat", request).await?;
+    let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
+    let (mut started, model) = super::begin(&state, backend, &headers, "chat", asker, request).await?;
     started.sources = sources;
     let id = response_id("chatcmpl");
     let created = unix_seconds();

@@ -3,7 +3,9 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use edgeway_core::{Completion, TokenLogprob};
+use edgeway_guard::Caller;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -16,13 +18,16 @@ use crate::wire::completion::{CompletionRequest, TextCompletion, TextLogprobs};
 /// Continues a text prompt, streamed or whole.
 pub async fn completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
+    let model_field = body.model.clone();
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let (started, model) = super::begin(&state, backend, &headers, "completions", request).await?;
+    let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
+    let (started, model) = super::begin(&state, backend, &headers, "completions", asker, request).await?;
     let id = response_id("cmpl");
     let created = unix_seconds();
     let prefix = options.echo_prefix.unwrap_or_default();

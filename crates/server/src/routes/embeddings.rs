@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use base64::Engine as _;
 use edgeway_core::EmbeddingOutput;
+use edgeway_guard::{Ask, Caller};
 use edgeway_store::QueryRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -60,6 +62,7 @@ fn inputs(input: &Value) -> Result<Vec<String>, ApiError> {
 /// Answers with one embedding per input.
 pub async fn embeddings(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
@@ -92,10 +95,11 @@ pub async fn embeddings(
     }
     let texts = inputs(&body.input)?;
     let count = texts.len();
+    super::admit(state.guard(), &caller, &Ask { model: body.model.as_deref(), ..Ask::default() })?;
     let result = tokio::task::spawn_blocking(move || embedder.embed(&texts))
         .await
         .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the embedding task failed".into())))?;
-    log(&state, &info.id, count, started, &result);
+    log(&state, &caller, &info.id, count, started, &result);
     let EmbeddingOutput { vectors, prompt_tokens } = result?;
     let data: Vec<Value> = vectors
         .iter()
@@ -121,12 +125,12 @@ pub async fn embeddings(
 /// One query-log row per embeddings request.
 fn log(
     state: &AppState,
+    caller: &Caller,
     model: &str,
     inputs: usize,
     started: Instant,
     result: &Result<EmbeddingOutput, edgeway_core::BackendError>,
 ) {
-    let Some(settings) = state.log() else { return };
     let (status, error, tokens) = match result {
         Ok(output) => ("ok".to_owned(), None, output.prompt_tokens),
         Err(error) => {
@@ -134,9 +138,14 @@ fn log(
             (error.code().to_owned(), Some(error.to_string()), 0)
         }
     };
+    if let Some(key_id) = &caller.key_id {
+        state.guard().spend(key_id, u64::from(tokens));
+    }
+    let Some(settings) = state.log() else { return };
     settings.log.record(QueryRecord {
         ts_ms: edgeway_store::record::now_ms(),
         endpoint: "embeddings".into(),
+        key_id: caller.key_id.clone(),
         route: "edge".into(),
         reason: Some(format!("{inputs} inputs")),
         model: Some(model.to_owned()),

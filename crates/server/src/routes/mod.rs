@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use edgeway_core::{Backend, GenerateRequest, RouteTarget};
+use edgeway_guard::{Ask, Caller, Guard, Permit};
 
 use crate::error::{invalid, ApiError};
 use crate::record::Recorder;
@@ -23,14 +24,24 @@ pub const ROUTE_HEADER: &str = "x-edgeway-route";
 /// Header that names the request's domain for per-domain thresholds.
 pub const DOMAIN_HEADER: &str = "x-edgeway-domain";
 
-/// What the generating endpoints share: pick the backend, read the routing
-/// headers, submit, and wait until the route and first output are known.
-/// Returns the started generation and the model name to report.
+/// Who is asking and for which model, as the generating endpoints hand it to [`begin`].
+pub(crate) struct Asker<'a> {
+    /// The caller, from the auth layer.
+    pub caller: &'a Caller,
+    /// The `model` field.
+    pub model: Option<&'a str>,
+}
+
+/// What the generating endpoints share: read the routing headers, let the
+/// guard check the caller's allow-lists and quota, submit, and wait until the
+/// route and first output are known. Returns the started generation and the
+/// model name to report.
 async fn begin(
     state: &AppState,
     backend: Arc<dyn Backend>,
     headers: &HeaderMap,
     endpoint: &str,
+    asker: Asker<'_>,
     mut request: GenerateRequest,
 ) -> Result<(Started, String), ApiError> {
     if let Some(value) = headers.get(ROUTE_HEADER) {
@@ -43,7 +54,20 @@ async fn begin(
     if let Some(value) = headers.get(DOMAIN_HEADER).and_then(|v| v.to_str().ok()) {
         request.route.domain = Some(value.trim().to_owned());
     }
-    let recorder = Recorder::new(state.log(), state.metrics().clone(), endpoint, &request.prompt);
+    let recorder = Recorder::new(state.log(), state.metrics().clone(), endpoint, &request.prompt)
+        .for_caller(state.guard(), asker.caller);
+    let route = request.route.target.map(RouteTarget::as_str);
+    let ask = Ask { model: asker.model, route, logprobs: request.sampling.logprobs.is_some() };
+    let permit = match admit(state.guard(), asker.caller, &ask) {
+        Ok(permit) => permit,
+        Err(error) => {
+            recorder.refused(&error);
+            return Err(error);
+        }
+    };
+    if let Some(forced) = permit.force_route.as_deref().and_then(RouteTarget::parse) {
+        request.route.target = Some(forced);
+    }
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
@@ -55,4 +79,11 @@ async fn begin(
     let started = start(generation, recorder).await?;
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))
+}
+
+/// The guard's allow-list and quota checks, in that order (a refused request does not count against the quota).
+pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit, ApiError> {
+    let permit = guard.authorize(caller, ask)?;
+    guard.admit(caller)?;
+    Ok(permit)
 }
