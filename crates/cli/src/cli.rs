@@ -729,6 +729,15 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address with no API key configured (anyone who can reach it can use it).
     #[arg(long, env = "EDGEWAY_INSECURE")]
     pub insecure: bool,
+
+    /// What to do with a key whose traffic looks like model extraction: off, flag (log only), slow,
+    /// strip_logprobs or block [default: flag]. Decisions and their evidence go to the guard_events table.
+    #[arg(long, env = "EDGEWAY_EXTRACTION_ACTION", value_name = "ACTION")]
+    pub extraction_action: Option<String>,
+
+    /// Extraction score (0–1) at which a key is suspected [default: 0.45].
+    #[arg(long, env = "EDGEWAY_EXTRACTION_THRESHOLD", value_name = "SCORE")]
+    pub extraction_threshold: Option<f64>,
 }
 
 #[cfg(test)]

@@ -238,6 +238,8 @@ pub struct ServeSettings {
     pub api_key: Option<String>,
     /// Listen on a public address without keys (`--insecure`).
     pub insecure: bool,
+    /// The model-extraction detector's settings.
+    pub extraction: edgeway_guard::extraction::ExtractionConfig,
 }
 
 impl ServeSettings {
@@ -289,6 +291,7 @@ impl ServeSettings {
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
             api_key: args.api_key.clone().filter(|key| !key.trim().is_empty()),
             insecure: args.insecure,
+            extraction: extraction_config(args)?,
         })
     }
 
@@ -410,6 +413,19 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");
         config.cooldown = std::time::Duration::from_secs_f64(seconds);
+    }
+    Ok(config)
+}
+
+/// The extraction detector's settings from the flags.
+fn extraction_config(args: &ServeArgs) -> anyhow::Result<edgeway_guard::extraction::ExtractionConfig> {
+    let mut config = edgeway_guard::extraction::ExtractionConfig::default();
+    if let Some(action) = &args.extraction_action {
+        config.action = action.parse().map_err(|error: String| anyhow::anyhow!("--extraction-action: {error}"))?;
+    }
+    if let Some(threshold) = args.extraction_threshold {
+        anyhow::ensure!((0.0..=1.0).contains(&threshold), "--extraction-threshold must be between 0 and 1");
+        config.threshold = threshold;
     }
     Ok(config)
 }

@@ -18,7 +18,9 @@
 //! # Layout
 //! - [`key`]: making keys and hashing presented ones.
 //! - [`quota`]: the rolling windows.
+//! - [`extraction`]: per-key detection of model-extraction traffic.
 
+pub mod extraction;
 pub mod key;
 pub mod quota;
 
@@ -122,6 +124,8 @@ pub struct Guard {
     static_hash: Option<String>,
     usage: Mutex<HashMap<String, quota::Usage>>,
     clock: fn() -> i64,
+    extraction: Mutex<extraction::ExtractionDetector>,
+    extraction_config: extraction::ExtractionConfig,
 }
 
 impl Guard {
@@ -132,7 +136,58 @@ impl Guard {
             static_hash: static_key.map(key::hash),
             usage: Mutex::new(HashMap::new()),
             clock: edgeway_store::record::now_ms,
+            extraction: Mutex::new(extraction::ExtractionDetector::new()),
+            extraction_config: extraction::ExtractionConfig::default(),
         }
+    }
+
+    /// The same guard with these extraction-detection settings.
+    pub fn with_extraction(mut self, config: extraction::ExtractionConfig) -> Self {
+        self.extraction_config = config;
+        self
+    }
+
+    /// The extraction-detection settings.
+    pub fn extraction_config(&self) -> &extraction::ExtractionConfig {
+        &self.extraction_config
+    }
+
+    /// Feeds one request to the extraction detector and returns the caller's verdict;
+    /// logs the verdict with its evidence when the caller's state changes, and every
+    /// 100th request acted on while it stays suspected.
+    pub fn inspect(
+        &self,
+        caller: &Caller,
+        text: &str,
+        top_logprobs: Option<u8>,
+        max_tokens: Option<u32>,
+    ) -> extraction::Verdict {
+        let key = caller.key_id.as_deref().unwrap_or("anonymous");
+        let shape = extraction::RequestShape { ts_ms: (self.clock)(), text, top_logprobs, max_tokens };
+        let verdict = self.extraction.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).observe(
+            key,
+            &shape,
+            &self.extraction_config,
+        );
+        let periodic = verdict.suspected && verdict.suspected_requests.is_multiple_of(100);
+        if verdict.changed || periodic {
+            let action = if verdict.suspected { verdict.action.as_str() } else { "release" };
+            tracing::warn!(key = %key, name = %caller.name, action, score = verdict.evidence.score, "model-extraction detector");
+            if let Some(store) = &self.store {
+                let event = edgeway_store::GuardEvent {
+                    ts_ms: shape.ts_ms,
+                    key_id: caller.key_id.clone(),
+                    detector: "extraction".into(),
+                    action: action.into(),
+                    score: Some(verdict.evidence.score),
+                    evidence: serde_json::to_string(&verdict.evidence).unwrap_or_default(),
+                };
+                if let Err(error) = store.record_event(&event) {
+                    tracing::warn!(%error, "cannot log the guard's decision");
+                }
+            }
+        }
+        verdict
     }
 
     /// The same guard with another clock (milliseconds since the epoch), for tests.

@@ -374,3 +374,50 @@ async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_allow_lists_
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(headers["x-ratelimit-limit-requests"], "2");
 }
+
+#[tokio::test]
+async fn a_key_that_looks_like_extraction_is_blocked_and_the_decision_is_logged_with_evidence() {
+    let dir = std::env::temp_dir().join(format!("edgeway-http-extraction-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(edgeway_store::KeyStore::open(dir.join("q.db")).unwrap());
+    let key = edgeway_guard::key::generate().unwrap();
+    store
+        .insert(&edgeway_store::ApiKeyRecord {
+            id: key.id.clone(),
+            name: "harvester".into(),
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone(),
+            created_ms: 0,
+            revoked_ms: None,
+            limits: edgeway_store::KeyLimits { allow_logprobs: true, ..Default::default() },
+        })
+        .unwrap();
+    let config = edgeway_guard::extraction::ExtractionConfig {
+        action: edgeway_guard::extraction::ExtractionAction::Block,
+        ..Default::default()
+    };
+    let state = state(FakeBackend::new("fake", REPLY));
+    state.set_guard(Arc::new(edgeway_guard::Guard::new(Some(store.clone()), None).with_extraction(config)));
+    let words = ["valve", "motor", "sensor", "pallet", "camera", "label", "filter", "router", "drone", "kiosk"];
+    let mut blocked_at = None;
+    for i in 0..120 {
+        let prompt = format!("Tell me about the {} {} number {i}", words[i % 10], words[(i / 10) % 10]);
+        let body = json!({"messages": [{"role": "user", "content": prompt}], "logprobs": true, "top_logprobs": 10});
+        let (status, _, reply) = post_with_key(&state, Some(&key.secret), body).await;
+        if status == StatusCode::FORBIDDEN {
+            assert_eq!(reply["error"]["code"], "extraction_suspected", "{reply}");
+            blocked_at = Some(i + 1);
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let blocked_at = blocked_at.expect("never blocked");
+    assert!(blocked_at <= 60, "blocked only at request {blocked_at}");
+    let events = store.events(Some(&key.id), 10).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].detector.as_str(), events[0].action.as_str()), ("extraction", "block"));
+    let evidence: Value = serde_json::from_str(&events[0].evidence).unwrap();
+    assert!(evidence["logprobs"].as_f64().unwrap() > 0.9, "{evidence}");
+    assert!(evidence["score"].as_f64().unwrap() >= 0.45, "{evidence}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,7 +34,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()
 fn open_guard(log_path: &std::path::Path, settings: &ServeSettings) -> anyhow::Result<Arc<edgeway_guard::Guard>> {
     let store = edgeway_store::KeyStore::open(log_path)
         .with_context(|| format!("cannot open the key table in {}", log_path.display()))?;
-    let guard = edgeway_guard::Guard::new(Some(Arc::new(store)), settings.api_key.as_deref());
+    let guard = edgeway_guard::Guard::new(Some(Arc::new(store)), settings.api_key.as_deref())
+        .with_extraction(settings.extraction.clone());
     let keys_required = guard.required()?;
     if !is_loopback(&settings.host) && !keys_required {
         anyhow::ensure!(

@@ -11,8 +11,9 @@ pub mod tokenize;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use edgeway_core::{Backend, GenerateRequest, RouteTarget};
-use edgeway_guard::{Ask, Caller, Guard, Permit};
+use edgeway_core::{Backend, GenerateRequest, Prompt, RouteTarget};
+use edgeway_guard::extraction::ExtractionAction;
+use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
 
 use crate::error::{invalid, ApiError};
 use crate::record::Recorder;
@@ -68,6 +69,10 @@ async fn begin(
     if let Some(forced) = permit.force_route.as_deref().and_then(RouteTarget::parse) {
         request.route.target = Some(forced);
     }
+    if let Err(error) = watch_for_extraction(state.guard(), asker.caller, &mut request).await {
+        recorder.refused(&error);
+        return Err(error);
+    }
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
@@ -86,4 +91,49 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
     let permit = guard.authorize(caller, ask)?;
     guard.admit(caller)?;
     Ok(permit)
+}
+
+/// Shows the request to the model-extraction detector and applies its verdict:
+/// nothing (`flag`), a delay (`slow`), no log-probabilities (`strip_logprobs`) or 403 (`block`).
+async fn watch_for_extraction(
+    guard: &Arc<Guard>,
+    caller: &Caller,
+    request: &mut GenerateRequest,
+) -> Result<(), ApiError> {
+    if guard.extraction_config().action == ExtractionAction::Off {
+        return Ok(());
+    }
+    let text = match &request.prompt {
+        Prompt::Text(text) => text.clone(),
+        Prompt::Chat(messages) => {
+            messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
+        }
+    };
+    let (guard_for_task, caller_for_task) = (guard.clone(), caller.clone());
+    let (top_logprobs, max_tokens) = (request.sampling.logprobs, request.sampling.max_tokens);
+    let verdict =
+        tokio::task::spawn_blocking(move || guard_for_task.inspect(&caller_for_task, &text, top_logprobs, max_tokens))
+            .await
+            .map_err(|_| ApiError::Guard(Denied::Store("the extraction check failed".into())))?;
+    if !verdict.suspected {
+        return Ok(());
+    }
+    match verdict.action {
+        ExtractionAction::Off | ExtractionAction::Flag => {}
+        ExtractionAction::Slow => {
+            tokio::time::sleep(std::time::Duration::from_millis(guard.extraction_config().slow_ms)).await;
+        }
+        ExtractionAction::StripLogprobs => request.sampling.logprobs = None,
+        ExtractionAction::Block => {
+            return Err(ApiError::Guard(Denied::Forbidden {
+                code: "extraction_suspected",
+                message: format!(
+                    "key '{}' is sending traffic that looks like model extraction (score {:.2}); requests are refused \
+                     until it changes. Ask the administrator if this is wrong",
+                    caller.name, verdict.evidence.score
+                ),
+            }))
+        }
+    }
+    Ok(())
 }
