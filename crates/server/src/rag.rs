@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use edgeway_core::{Backend, ChatMessage, GenerateRequest, Passage, Prompt};
+use edgeway_guard::injection::InjectionAction;
+use edgeway_guard::Caller;
 
 use crate::error::{invalid, ApiError};
 use crate::state::AppState;
@@ -43,6 +45,7 @@ pub fn requested_collection(field: Option<&str>, header: Option<&str>, settings:
 pub async fn augment(
     state: &AppState,
     backend: &Arc<dyn Backend>,
+    caller: &Caller,
     request: &mut GenerateRequest,
     collection: &str,
 ) -> Result<Vec<Passage>, ApiError> {
@@ -67,6 +70,7 @@ pub async fn augment(
             other => ApiError::Backend(other),
         })?;
     let passages: Vec<Passage> = passages.into_iter().filter(|p| p.score >= state.rag().min_score).collect();
+    let passages = screen_passages(state, caller, passages).await?;
     let kept = fit(backend.as_ref(), request, passages, state.rag().answer_reserve);
     if !kept.is_empty() {
         if let Prompt::Chat(messages) = &mut request.prompt {
@@ -74,6 +78,27 @@ pub async fn augment(
         }
     }
     Ok(kept)
+}
+
+/// Screens retrieved passages for injected instructions: flagged ones are
+/// logged, and left out when the injection action is `block`.
+async fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) -> Result<Vec<Passage>, ApiError> {
+    let guard = state.guard().clone();
+    if guard.injection_action() == InjectionAction::Off || passages.is_empty() {
+        return Ok(passages);
+    }
+    let caller = caller.clone();
+    tokio::task::spawn_blocking(move || {
+        passages
+            .into_iter()
+            .filter(|passage| {
+                let flagged = guard.screen(&caller, &passage.text, &passage.source).is_some_and(|s| s.flagged);
+                !(flagged && guard.injection_action() == InjectionAction::Block)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the passage screen failed".into())))
 }
 
 /// The passages, best first, that fit in the slot's context next to the prompt and the answer.

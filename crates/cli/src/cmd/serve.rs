@@ -31,11 +31,16 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()
 }
 
 /// The guard over the key table beside the query log; refuses a public address without keys unless `--insecure`.
-fn open_guard(log_path: &std::path::Path, settings: &ServeSettings) -> anyhow::Result<Arc<edgeway_guard::Guard>> {
+fn open_guard(
+    log_path: &std::path::Path,
+    settings: &ServeSettings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<edgeway_guard::Guard>> {
     let store = edgeway_store::KeyStore::open(log_path)
         .with_context(|| format!("cannot open the key table in {}", log_path.display()))?;
     let guard = edgeway_guard::Guard::new(Some(Arc::new(store)), settings.api_key.as_deref())
-        .with_extraction(settings.extraction.clone());
+        .with_extraction(settings.extraction.clone())
+        .with_injection(injection_screen(data_dir)?, settings.injection_action);
     let keys_required = guard.required()?;
     if !is_loopback(&settings.host) && !keys_required {
         anyhow::ensure!(
@@ -51,6 +56,18 @@ fn open_guard(log_path: &std::path::Path, settings: &ServeSettings) -> anyhow::R
         tracing::info!("API keys required (Authorization: Bearer KEY)");
     }
     Ok(Arc::new(guard))
+}
+
+/// The injection screen: rules, plus the classifier `edgeway bench injection` saved, if it did.
+fn injection_screen(data_dir: &std::path::Path) -> anyhow::Result<edgeway_guard::injection::InjectionScreen> {
+    use edgeway_guard::injection::{InjectionScreen, DEFAULT_CLASSIFIER_THRESHOLD};
+    let path = data_dir.join(super::bench::INJECTION_CLASSIFIER_FILE);
+    if !path.is_file() {
+        return Ok(InjectionScreen::rules_only());
+    }
+    let model = edgeway_policy::learned::LearnedModel::load(&path)?;
+    tracing::info!(path = %path.display(), "prompt-injection classifier loaded");
+    Ok(InjectionScreen::with_classifier(model, DEFAULT_CLASSIFIER_THRESHOLD))
 }
 
 /// Whether `host` is a loopback address (or `localhost`).
@@ -70,7 +87,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
     let log = QueryLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
     tracing::info!(path = %log_path.display(), text = settings.log_text, "logging every request");
-    let guard = open_guard(&log_path, &settings)?;
+    let guard = open_guard(&log_path, &settings, cache.data_dir())?;
     let state =
         AppState::loading_with_log(model_id.clone(), LogSettings { log: Arc::new(log), store_text: settings.log_text });
     state.set_guard(guard);

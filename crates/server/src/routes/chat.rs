@@ -29,7 +29,7 @@ pub async fn chat_completions(
     let wants_logprobs = request.sampling.logprobs.is_some();
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
     let sources = match requested_collection(options.collection.as_deref(), header, state.rag()) {
-        Some(collection) => augment(&state, &backend, &mut request, &collection).await?,
+        Some(collection) => augment(&state, &backend, &caller, &mut request, &collection).await?,
         None => Vec::new(),
     };
     let asker = super::Asker { caller: &caller, model: model_field.as_deref() };

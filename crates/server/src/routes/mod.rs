@@ -13,6 +13,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use edgeway_core::{Backend, GenerateRequest, Prompt, RouteTarget};
 use edgeway_guard::extraction::ExtractionAction;
+use edgeway_guard::injection::InjectionAction;
 use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
 
 use crate::error::{invalid, ApiError};
@@ -73,6 +74,10 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
+    if let Err(error) = screen_user_text(state.guard(), asker.caller, &request).await {
+        recorder.refused(&error);
+        return Err(error);
+    }
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
@@ -93,6 +98,39 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
     Ok(permit)
 }
 
+/// The text a user wrote: the last user message of a chat, or the prompt.
+fn user_text(request: &GenerateRequest) -> String {
+    match &request.prompt {
+        Prompt::Text(text) => text.clone(),
+        Prompt::Chat(messages) => {
+            messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
+        }
+    }
+}
+
+/// Screens the user's text for prompt injection; refuses it (403) when the action is `block`.
+async fn screen_user_text(guard: &Arc<Guard>, caller: &Caller, request: &GenerateRequest) -> Result<(), ApiError> {
+    if guard.injection_action() == InjectionAction::Off {
+        return Ok(());
+    }
+    let (guard_for_task, caller_for_task, text) = (guard.clone(), caller.clone(), user_text(request));
+    let screening = tokio::task::spawn_blocking(move || guard_for_task.screen(&caller_for_task, &text, "user"))
+        .await
+        .map_err(|_| ApiError::Guard(Denied::Store("the injection screen failed".into())))?;
+    match screening {
+        Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
+            Err(ApiError::Guard(Denied::Forbidden {
+                code: "prompt_injection",
+                message: format!(
+                    "the message looks like a prompt-injection attempt ({}); it was not sent to the model",
+                    if screening.rules.is_empty() { "classifier".to_owned() } else { screening.rules.join(", ") }
+                ),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Shows the request to the model-extraction detector and applies its verdict:
 /// nothing (`flag`), a delay (`slow`), no log-probabilities (`strip_logprobs`) or 403 (`block`).
 async fn watch_for_extraction(
@@ -103,12 +141,7 @@ async fn watch_for_extraction(
     if guard.extraction_config().action == ExtractionAction::Off {
         return Ok(());
     }
-    let text = match &request.prompt {
-        Prompt::Text(text) => text.clone(),
-        Prompt::Chat(messages) => {
-            messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
-        }
-    };
+    let text = user_text(request);
     let (guard_for_task, caller_for_task) = (guard.clone(), caller.clone());
     let (top_logprobs, max_tokens) = (request.sampling.logprobs, request.sampling.max_tokens);
     let verdict =

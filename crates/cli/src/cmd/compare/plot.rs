@@ -25,7 +25,7 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
         .collect();
     let energy_name =
         if comparison.embedding { "energy per embedded token (mJ)" } else { "energy per generated token (mJ)" };
-    let width = LEFT + PANEL_W * 2.0 + GAP + 30.0;
+    let width = LEFT + PANEL_W * 2.0 + GAP + 90.0;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
