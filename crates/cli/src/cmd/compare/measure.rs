@@ -32,6 +32,9 @@ pub struct Measured {
     pub n_params: u64,
     /// File bits per parameter.
     pub bits_per_weight: f64,
+    /// Parameters per tensor type (`Q8_0`, `Q4_K`…): small models keep their embedding table at 8 bits.
+    #[serde(default)]
+    pub params_by_type: std::collections::BTreeMap<String, u64>,
     /// Time to load the model and create its context.
     pub load_s: f64,
     /// Peak resident memory of the measuring process after the speed and accuracy runs.
@@ -94,6 +97,11 @@ pub fn run_worker(path: &Path, texts: &Texts, args: &CompareArgs, out: &Path) ->
         file_bytes,
         n_params: info.n_params,
         bits_per_weight: info.bits_per_weight(file_bytes),
+        params_by_type: info
+            .params_by_type
+            .iter()
+            .map(|(&kind, &n)| (edgeway_models::gguf_info::tensor_type_name(kind).to_owned(), n))
+            .collect(),
         load_s: 0.0,
         peak_rss_bytes: 0,
         prompt_tps: 0.0,
