@@ -295,8 +295,11 @@ async fn embeddings_errors_are_clear() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-/// A server whose key table holds one key with these limits; returns the key.
-fn guarded(backend: FakeBackend, name: &str, limits: edgeway_store::KeyLimits) -> (AppState, String) {
+/// A fresh key table (in a scratch folder named after `name`) holding one key with these limits.
+fn key_table(
+    name: &str,
+    limits: edgeway_store::KeyLimits,
+) -> (Arc<edgeway_store::KeyStore>, edgeway_guard::key::NewKey) {
     let dir = std::env::temp_dir().join(format!("edgeway-http-keys-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(edgeway_store::KeyStore::open(dir.join("q.db")).unwrap());
@@ -312,6 +315,12 @@ fn guarded(backend: FakeBackend, name: &str, limits: edgeway_store::KeyLimits) -
             limits,
         })
         .unwrap();
+    (store, key)
+}
+
+/// A server whose key table holds one key with these limits; returns the key.
+fn guarded(backend: FakeBackend, name: &str, limits: edgeway_store::KeyLimits) -> (AppState, String) {
+    let (store, key) = key_table(name, limits);
     let state = state(backend);
     state.set_guard(Arc::new(edgeway_guard::Guard::new(Some(store), None)));
     (state, key.secret)
@@ -377,21 +386,8 @@ async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_allow_lists_
 
 #[tokio::test]
 async fn a_key_that_looks_like_extraction_is_blocked_and_the_decision_is_logged_with_evidence() {
-    let dir = std::env::temp_dir().join(format!("edgeway-http-extraction-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(edgeway_store::KeyStore::open(dir.join("q.db")).unwrap());
-    let key = edgeway_guard::key::generate().unwrap();
-    store
-        .insert(&edgeway_store::ApiKeyRecord {
-            id: key.id.clone(),
-            name: "harvester".into(),
-            prefix: key.prefix.clone(),
-            hash: key.hash.clone(),
-            created_ms: 0,
-            revoked_ms: None,
-            limits: edgeway_store::KeyLimits { allow_logprobs: true, ..Default::default() },
-        })
-        .unwrap();
+    let limits = edgeway_store::KeyLimits { allow_logprobs: true, ..Default::default() };
+    let (store, key) = key_table("harvester", limits);
     let config = edgeway_guard::extraction::ExtractionConfig {
         action: edgeway_guard::extraction::ExtractionAction::Block,
         ..Default::default()
@@ -419,7 +415,6 @@ async fn a_key_that_looks_like_extraction_is_blocked_and_the_decision_is_logged_
     let evidence: Value = serde_json::from_str(&events[0].evidence).unwrap();
     assert!(evidence["logprobs"].as_f64().unwrap() > 0.9, "{evidence}");
     assert!(evidence["score"].as_f64().unwrap() >= 0.45, "{evidence}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -190,21 +190,19 @@ impl KeyStore {
 
     /// Tokens (prompt + completion) the query log holds for `key_id` since `since_ms`.
     pub fn tokens_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
-        self.conn()
-            .query_row(
-                "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM queries WHERE key_id = ?1 AND ts_ms >= ?2",
-                params![key_id, since_ms],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|v| v.max(0) as u64)
-            .map_err(self.sqlite())
+        self.sum_since("COALESCE(SUM(prompt_tokens + completion_tokens), 0)", key_id, since_ms)
     }
 
     /// Requests the query log holds for `key_id` since `since_ms`.
     pub fn requests_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
+        self.sum_since("COUNT(*)", key_id, since_ms)
+    }
+
+    /// An aggregate (`aggregate`, a fixed SQL expression) over the key's query-log rows since `since_ms`.
+    fn sum_since(&self, aggregate: &str, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
         self.conn()
             .query_row(
-                "SELECT COUNT(*) FROM queries WHERE key_id = ?1 AND ts_ms >= ?2",
+                &format!("SELECT {aggregate} FROM queries WHERE key_id = ?1 AND ts_ms >= ?2"),
                 params![key_id, since_ms],
                 |row| row.get::<_, i64>(0),
             )
