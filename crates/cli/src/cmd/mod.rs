@@ -8,6 +8,7 @@ mod keys;
 mod knowledge;
 mod model;
 mod quantize;
+mod redteam;
 mod serve;
 mod stats;
 
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert(args) => quantize::convert(&data_dir(cli.data_dir, None), &args),
         Command::Compare(args) => compare::run(&data_dir(cli.data_dir, None), &args),
         Command::Keys(command) => keys::run(&data_dir(cli.data_dir, None), &command),
+        Command::Redteam(args) => redteam::run(&data_dir(cli.data_dir, None), &args),
     }
 }
 

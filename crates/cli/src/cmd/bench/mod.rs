@@ -36,9 +36,9 @@ pub fn run(data_dir: &Path, command: &BenchCommand) -> anyhow::Result<()> {
 }
 
 /// A `edgeway serve` child process, killed on drop.
-pub(super) struct ServeProcess {
-    pub(super) child: Child,
-    pub(super) port: u16,
+pub(crate) struct ServeProcess {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for ServeProcess {
@@ -48,7 +48,7 @@ impl Drop for ServeProcess {
     }
 }
 
-pub(super) fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Result<ServeProcess> {
+pub(crate) fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow::Result<ServeProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(std::env::current_exe()?)
         .arg("serve")
