@@ -27,6 +27,7 @@ pub mod key;
 pub mod quota;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use edgeway_store::{KeyLimits, KeyStore};
@@ -130,6 +131,12 @@ pub struct Guard {
     extraction_config: extraction::ExtractionConfig,
     injection: injection::InjectionScreen,
     injection_action: injection::InjectionAction,
+    /// Set once a key has been seen in the table: keys are revoked, never deleted, so it stays set.
+    keys_exist: AtomicBool,
+    /// When the table was last found empty (ms), so an open server checks at most once a second.
+    checked_empty_at: AtomicI64,
+    /// Decisions on their way to the table, written by a background thread off the request path.
+    events: Mutex<Option<std::sync::mpsc::Sender<edgeway_store::GuardEvent>>>,
 }
 
 impl Guard {
@@ -144,6 +151,33 @@ impl Guard {
             extraction_config: extraction::ExtractionConfig::default(),
             injection: injection::InjectionScreen::rules_only(),
             injection_action: injection::InjectionAction::Flag,
+            keys_exist: AtomicBool::new(false),
+            checked_empty_at: AtomicI64::new(i64::MIN),
+            events: Mutex::new(None),
+        }
+    }
+
+    /// Queues a decision for the table; a background thread writes it, so no request waits on the disk.
+    fn log_event(&self, store: &Arc<KeyStore>, event: edgeway_store::GuardEvent) {
+        let mut sender = self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if sender.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<edgeway_store::GuardEvent>();
+            let store = store.clone();
+            let spawned = std::thread::Builder::new().name("edgeway-guard-log".into()).spawn(move || {
+                for event in rx {
+                    if let Err(error) = store.record_event(&event) {
+                        tracing::warn!(%error, "cannot log the guard's decision");
+                    }
+                }
+            });
+            if spawned.is_err() {
+                tracing::warn!("cannot start the guard's log thread; decisions are only in the log output");
+                return;
+            }
+            *sender = Some(tx);
+        }
+        if let Some(tx) = sender.as_ref() {
+            let _ = tx.send(event);
         }
     }
 
@@ -182,9 +216,7 @@ impl Guard {
                     score: screening.classifier.map(f64::from),
                     evidence: evidence.to_string(),
                 };
-                if let Err(error) = store.record_event(&event) {
-                    tracing::warn!(%error, "cannot log the guard's decision");
-                }
+                self.log_event(store, event);
             }
         }
         Some(screening)
@@ -231,9 +263,7 @@ impl Guard {
                     score: Some(verdict.evidence.score),
                     evidence: serde_json::to_string(&verdict.evidence).unwrap_or_default(),
                 };
-                if let Err(error) = store.record_event(&event) {
-                    tracing::warn!(%error, "cannot log the guard's decision");
-                }
+                self.log_event(store, event);
             }
         }
         verdict
@@ -247,13 +277,22 @@ impl Guard {
 
     /// Whether requests need a key: `--api-key` is set, or a key was ever created.
     pub fn required(&self) -> Result<bool, Denied> {
-        if self.static_hash.is_some() {
+        if self.static_hash.is_some() || self.keys_exist.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        match &self.store {
-            Some(store) => store.any_keys().map_err(|error| Denied::Store(error.to_string())),
-            None => Ok(false),
+        let Some(store) = &self.store else { return Ok(false) };
+        // An open server looks for a newly created key at most once a second (the CLI may add one any time).
+        let now = (self.clock)();
+        if now.saturating_sub(self.checked_empty_at.load(Ordering::Relaxed)) < 1000 {
+            return Ok(false);
         }
+        let exist = store.any_keys().map_err(|error| Denied::Store(error.to_string()))?;
+        if exist {
+            self.keys_exist.store(true, Ordering::Relaxed);
+        } else {
+            self.checked_empty_at.store(now, Ordering::Relaxed);
+        }
+        Ok(exist)
     }
 
     /// Who is calling, from the key they sent (`None`: no key sent).

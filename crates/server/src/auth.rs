@@ -30,11 +30,17 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         return next.run(request).await;
     }
     let guard = state.guard().clone();
-    let presented = presented_key(request.headers()).map(str::to_owned);
-    // A key lookup is one indexed SQLite read; off the async threads all the same.
-    let caller = tokio::task::spawn_blocking(move || guard.authenticate(presented.as_deref()))
-        .await
-        .unwrap_or_else(|_| Err(edgeway_guard::Denied::Store("the key check failed".into())));
+    // An open server (no keys) answers from memory; a key lookup is an SQLite read, off the async threads.
+    let caller = match guard.required() {
+        Ok(false) => Ok(Caller::anonymous()),
+        Err(error) => Err(error),
+        Ok(true) => {
+            let presented = presented_key(request.headers()).map(str::to_owned);
+            tokio::task::spawn_blocking(move || guard.authenticate(presented.as_deref()))
+                .await
+                .unwrap_or_else(|_| Err(edgeway_guard::Denied::Store("the key check failed".into())))
+        }
+    };
     match caller {
         Ok(caller) => {
             request.extensions_mut().insert::<Caller>(caller);

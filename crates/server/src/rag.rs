@@ -70,7 +70,7 @@ pub async fn augment(
             other => ApiError::Backend(other),
         })?;
     let passages: Vec<Passage> = passages.into_iter().filter(|p| p.score >= state.rag().min_score).collect();
-    let passages = screen_passages(state, caller, passages).await?;
+    let passages = screen_passages(state, caller, passages);
     let kept = fit(backend.as_ref(), request, passages, state.rag().answer_reserve);
     if !kept.is_empty() {
         if let Prompt::Chat(messages) = &mut request.prompt {
@@ -82,23 +82,18 @@ pub async fn augment(
 
 /// Screens retrieved passages for injected instructions: flagged ones are
 /// logged, and left out when the injection action is `block`.
-async fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) -> Result<Vec<Passage>, ApiError> {
-    let guard = state.guard().clone();
-    if guard.injection_action() == InjectionAction::Off || passages.is_empty() {
-        return Ok(passages);
+fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) -> Vec<Passage> {
+    let guard = state.guard();
+    if guard.injection_action() == InjectionAction::Off {
+        return passages;
     }
-    let caller = caller.clone();
-    tokio::task::spawn_blocking(move || {
-        passages
-            .into_iter()
-            .filter(|passage| {
-                let flagged = guard.screen(&caller, &passage.text, &passage.source).is_some_and(|s| s.flagged);
-                !(flagged && guard.injection_action() == InjectionAction::Block)
-            })
-            .collect()
-    })
-    .await
-    .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the passage screen failed".into())))
+    passages
+        .into_iter()
+        .filter(|passage| {
+            let flagged = guard.screen(caller, &passage.text, &passage.source).is_some_and(|s| s.flagged);
+            !(flagged && guard.injection_action() == InjectionAction::Block)
+        })
+        .collect()
 }
 
 /// The passages, best first, that fit in the slot's context next to the prompt and the answer.

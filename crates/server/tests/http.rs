@@ -409,7 +409,15 @@ async fn a_key_that_looks_like_extraction_is_blocked_and_the_decision_is_logged_
     }
     let blocked_at = blocked_at.expect("never blocked");
     assert!(blocked_at <= 60, "blocked only at request {blocked_at}");
-    let events = store.events(Some(&key.id), 10).unwrap();
+    // Decisions are written by a background thread.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = store.events(Some(&key.id), 10).unwrap();
+        if !events.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!((events[0].detector.as_str(), events[0].action.as_str()), ("extraction", "block"));
     let evidence: Value = serde_json::from_str(&events[0].evidence).unwrap();

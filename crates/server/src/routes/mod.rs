@@ -74,7 +74,7 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
-    if let Err(error) = screen_user_text(state.guard(), asker.caller, &request).await {
+    if let Err(error) = screen_user_text(state.guard(), asker.caller, &request) {
         recorder.refused(&error);
         return Err(error);
     }
@@ -109,15 +109,13 @@ fn user_text(request: &GenerateRequest) -> String {
 }
 
 /// Screens the user's text for prompt injection; refuses it (403) when the action is `block`.
-async fn screen_user_text(guard: &Arc<Guard>, caller: &Caller, request: &GenerateRequest) -> Result<(), ApiError> {
+/// Rules and a linear model over the text: microseconds, so it runs inline (decisions are logged by a
+/// background thread).
+fn screen_user_text(guard: &Guard, caller: &Caller, request: &GenerateRequest) -> Result<(), ApiError> {
     if guard.injection_action() == InjectionAction::Off {
         return Ok(());
     }
-    let (guard_for_task, caller_for_task, text) = (guard.clone(), caller.clone(), user_text(request));
-    let screening = tokio::task::spawn_blocking(move || guard_for_task.screen(&caller_for_task, &text, "user"))
-        .await
-        .map_err(|_| ApiError::Guard(Denied::Store("the injection screen failed".into())))?;
-    match screening {
+    match guard.screen(caller, &user_text(request), "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
             Err(ApiError::Guard(Denied::Forbidden {
                 code: "prompt_injection",
@@ -141,13 +139,8 @@ async fn watch_for_extraction(
     if guard.extraction_config().action == ExtractionAction::Off {
         return Ok(());
     }
-    let text = user_text(request);
-    let (guard_for_task, caller_for_task) = (guard.clone(), caller.clone());
-    let (top_logprobs, max_tokens) = (request.sampling.logprobs, request.sampling.max_tokens);
-    let verdict =
-        tokio::task::spawn_blocking(move || guard_for_task.inspect(&caller_for_task, &text, top_logprobs, max_tokens))
-            .await
-            .map_err(|_| ApiError::Guard(Denied::Store("the extraction check failed".into())))?;
+    // A few counters per request: inline (decisions are logged by a background thread).
+    let verdict = guard.inspect(caller, &user_text(request), request.sampling.logprobs, request.sampling.max_tokens);
     if !verdict.suspected {
         return Ok(());
     }
