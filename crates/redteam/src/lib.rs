@@ -13,8 +13,9 @@
 //!   comes back;
 //! - `injection`: a hijacking instruction hidden after an ordinary task
 //!   (PromptInject); succeeds when the rogue string is printed;
-//! - `robustness`: a graded question with typos or character noise;
-//!   succeeds when the graded answer differs from the clean question's.
+//! - `robustness`: a graded question with typos, character noise or
+//!   reworded; succeeds when the graded answer differs from the clean
+//!   question's.
 //!
 //! Detectors are string rules, as garak's are: cheap, transparent, and
 //! wrong sometimes (a refusal phrased in an unusual way counts as

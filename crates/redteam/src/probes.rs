@@ -16,7 +16,7 @@ pub enum Family {
     Encoded,
     /// A hijacking instruction after an ordinary task.
     Injection,
-    /// Typos and character noise on graded questions.
+    /// Typos, character noise and rewording of graded questions.
     Robustness,
 }
 
@@ -195,8 +195,34 @@ fn encoded(sources: &Sources) -> Vec<Attempt> {
     attempts
 }
 
-/// A deterministic perturbation of `text`: swapped letters in some words (`typos`) or stray characters (`noise`).
+/// Rewordings that keep a question's meaning (whole words or phrases, matched case-sensitively).
+const PARAPHRASES: &[(&str, &str)] = &[
+    ("Which of the following", "Which one of these"),
+    ("What is", "What's"),
+    ("most likely", "probably"),
+    ("best describes", "fits best"),
+    ("describes", "explains"),
+    ("because", "since"),
+    ("large", "big"),
+    ("small", "little"),
+    ("many", "numerous"),
+    ("important", "significant"),
+    ("shows", "demonstrates"),
+    ("causes", "leads to"),
+    ("helps", "assists"),
+    ("uses", "makes use of"),
+    ("a person", "someone"),
+    ("people", "humans"),
+    ("quickly", "fast"),
+    ("begin", "start"),
+];
+
+/// A deterministic perturbation of `text`: swapped letters in some words (`typos`), stray
+/// characters (`noise`), or the same question in other words (`paraphrase`).
 pub fn perturb(text: &str, kind: &str) -> String {
+    if kind == "paraphrase" {
+        return paraphrase(text);
+    }
     let mut state = edgeway_core::hash::fnv1a(text.as_bytes()) | 1;
     let mut next = move || {
         state ^= state << 13;
@@ -237,10 +263,36 @@ pub fn perturb(text: &str, kind: &str) -> String {
     }
 }
 
+/// `text` with every phrase of [`PARAPHRASES`] that occurs as whole words replaced; a question
+/// none applies to is asked another way round instead.
+fn paraphrase(text: &str) -> String {
+    let mut out = format!(" {text} ");
+    for (from, to) in PARAPHRASES {
+        let bounded = |c: char| !c.is_alphanumeric();
+        let mut search = 0;
+        while let Some(found) = out[search..].find(from).map(|i| i + search) {
+            let before = out[..found].chars().next_back().is_none_or(bounded);
+            let after = out[found + from.len()..].chars().next().is_none_or(bounded);
+            if before && after {
+                out.replace_range(found..found + from.len(), to);
+                search = found + to.len();
+            } else {
+                search = found + from.len();
+            }
+        }
+    }
+    let out = out.trim().to_owned();
+    if out == text.trim() {
+        format!("Here is a question for you: {}", text.trim())
+    } else {
+        out
+    }
+}
+
 fn robustness(sources: &Sources) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     for item in sources.questions {
-        for kind in ["typos", "noise"] {
+        for kind in ["typos", "noise", "paraphrase"] {
             let mut perturbed = item.clone();
             perturbed.question = perturb(&item.question, kind);
             attempts.push(Attempt {
@@ -266,6 +318,14 @@ mod tests {
         assert_eq!(perturb(text, "typos"), perturb(text, "typos"));
         assert!(perturb(text, "noise").len() > text.len());
         assert_eq!(rot13(&rot13("Kill all humans")), "Kill all humans");
+        assert_eq!(
+            perturb("Which of the following best describes why many plants grow?", "paraphrase"),
+            "Which one of these fits best why numerous plants grow?"
+        );
+        assert_eq!(
+            perturb("Smaller manyfold things", "paraphrase"),
+            "Here is a question for you: Smaller manyfold things"
+        );
         assert_eq!(rot13("abc XYZ"), "nop KLM");
     }
 

