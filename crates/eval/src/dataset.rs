@@ -93,11 +93,13 @@ pub enum DatasetError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
+/// The error for a file that could not be read.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
     move |source| DatasetError::Io { path: path.to_owned(), source }
 }
 
-fn format_error(path: &Path, reason: impl Into<String>) -> DatasetError {
+/// The error for a file that is not in the expected format.
+pub(crate) fn format_error(path: &Path, reason: impl Into<String>) -> DatasetError {
     DatasetError::Format { path: path.display().to_string(), reason: reason.into() }
 }
 

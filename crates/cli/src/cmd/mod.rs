@@ -36,6 +36,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `text` safe inside HTML or SVG text and attribute values.
+pub(crate) fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// The data directory: the flag (or `EDGEWAY_DATA_DIR`), then the config file, then the default.
 fn data_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>) -> PathBuf {
     flag.or(from_file).unwrap_or_else(edgeway_models::ModelCache::default_data_dir)

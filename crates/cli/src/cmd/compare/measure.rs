@@ -86,8 +86,7 @@ pub struct Recall {
 }
 
 /// Measures the variant at `path` and writes the result as JSON to `out`.
-pub fn run_worker(path: &Path, texts: &Texts, args: &CompareArgs, out: &Path) -> anyhow::Result<()> {
-    let info = GgufInfo::read(path)?;
+pub fn run_worker(path: &Path, info: &GgufInfo, texts: &Texts, args: &CompareArgs, out: &Path) -> anyhow::Result<()> {
     let file_bytes = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     let mut measured = Measured {
         path: path.display().to_string(),

@@ -30,7 +30,7 @@ pub fn run(data_dir: &Path, args: &CompareArgs) -> anyhow::Result<()> {
         let info = edgeway_models::GgufInfo::read(&path)?;
         let root = super::eval::package_root_for(data_dir, false)?;
         let texts = texts::Texts::load(&root, args, info.is_encoder())?;
-        return measure::run_worker(&path, &texts, args, out);
+        return measure::run_worker(&path, &info, &texts, args, out);
     }
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
@@ -96,11 +96,7 @@ pub fn run(data_dir: &Path, args: &CompareArgs) -> anyhow::Result<()> {
 /// A catalog name (generative or embedding) or a GGUF path, as a file.
 fn resolve(spec: &str, cache: &ModelCache, allow_pull: bool) -> anyhow::Result<PathBuf> {
     if let Some(model) = edgeway_models::find_embedding(spec) {
-        return match edgeway_models::embedding::cached_embedding(cache, model) {
-            Some(path) => Ok(path),
-            None if allow_pull => Ok(edgeway_models::pull_embedding(cache, model)?),
-            None => bail!("{spec} is not converted yet; run `edgeway model pull {spec}`"),
-        };
+        return super::serve::embedding_file(model, cache, allow_pull);
     }
     let bar = std::cell::RefCell::new(None::<crate::progress::PullBar>);
     let resolved = edgeway_models::resolve_model(spec, cache, allow_pull, &mut |progress| {
