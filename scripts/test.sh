@@ -19,6 +19,10 @@ fi
 .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
+# garak, the red-team scanner, in its own virtualenv (it needs openai 2.x):
+# the packages its OpenAI-compatible generator and text probes import, pinned.
+scripts/garak-venv.sh .venv-garak
+export EDGEWAY_TEST_GARAK="$PWD/.venv-garak/bin/python"
 cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint

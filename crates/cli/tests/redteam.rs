@@ -35,27 +35,36 @@ fn redteam_reports_attack_success_per_family_for_a_model_and_a_defended_endpoint
     assert_eq!(target["attempts"].as_array().unwrap().len(), 9);
 
     // The same injection attacks through edgeway with the screen blocking: refused, so none succeed.
-    let server = Server::start(&["--injection-action", "block", "--no-embeddings"]);
+    let server = Server::start(&["--injection-action", "block", "--no-embeddings", "--api-key", "ew-redteam-key"]);
     let json = dir.join("defended.json");
     let url = server.url("/v1");
-    let output = edgeway(&[
-        "redteam",
-        "--target",
-        &url,
-        "--families",
-        "injection",
-        "--per-family",
-        "3",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let redteam = |key: &str| {
+        edgeway(&[
+            "redteam",
+            "--target",
+            &url,
+            "--api-key",
+            key,
+            "--families",
+            "injection",
+            "--per-family",
+            "3",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+    };
+    // A wrong key is an error, not "every attack refused".
+    let output = redteam("ew-wrong-key");
+    let text = output_text(&output);
+    assert!(!output.status.success() && text.contains("--api-key"), "{text}");
+    let output = redteam("ew-redteam-key");
     let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let figures = &report["targets"][0]["families"]["injection"];
     assert_eq!(figures["successes"], 0, "{figures}");
     let attempts = report["targets"][0]["attempts"].as_array().unwrap();
-    assert!(attempts.iter().all(|a| a["refused_status"] == 403), "{attempts:?}");
+    assert!(attempts.iter().all(|a| a["refused_status"] == 400), "{attempts:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

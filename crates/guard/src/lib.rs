@@ -96,6 +96,16 @@ pub enum Denied {
         /// What is not allowed and what is.
         message: String,
     },
+    /// A screen refused the request's content (a prompt-injection block). Answered 400, as hosted
+    /// content filters answer: this one request failed, the key still works (clients such as
+    /// garak treat 401/403 as a dead key and stop).
+    #[error("{message}")]
+    Refused {
+        /// A stable name (`prompt_injection`).
+        code: &'static str,
+        /// What was refused and why.
+        message: String,
+    },
     /// The key is over a limit.
     #[error("rate limit reached for key '{name}': {} {} (retry in {} s)", over.value, over.limit.as_str(), retry_after_secs(over))]
     OverLimit {

@@ -105,6 +105,7 @@ impl ApiError {
                     (StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key"))
                 }
                 Denied::Forbidden { code, .. } => (StatusCode::FORBIDDEN, "permission_error", Some(*code)),
+                Denied::Refused { code, .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", Some(*code)),
                 Denied::OverLimit { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"))
                 }

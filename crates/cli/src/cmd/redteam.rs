@@ -5,7 +5,7 @@
 //! A model target is served by a child `edgeway serve` with the injection
 //! screen and the extraction detector off, so the model itself is attacked; a URL target is
 //! attacked as it is, defences included: a request the endpoint refuses (a
-//! 403 from edgeway's injection screen, say) counts as a failed attack.
+//! 400 from edgeway's injection screen, say) counts as a failed attack.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -159,6 +159,12 @@ fn ask(client: &reqwest::blocking::Client, base: &str, prompt: &str, args: &Redt
     let response = request.send().with_context(|| format!("cannot reach {base}"))?;
     let status = response.status();
     let value: Value = response.json().unwrap_or(Value::Null);
+    // A wrong or missing key would otherwise read as "every attack refused": 0 % success.
+    anyhow::ensure!(
+        status.as_u16() != 401,
+        "{base} refused the API key ({}); pass the right one with --api-key",
+        value["error"]["message"].as_str().unwrap_or("401")
+    );
     if status.is_client_error() && status.as_u16() != 429 {
         // The endpoint's defences refused the attack (or the request was bad: say which).
         return Ok(Reply::Refused(status.as_u16(), value["error"]["message"].as_str().unwrap_or_default().to_owned()));

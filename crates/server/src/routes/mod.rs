@@ -102,7 +102,7 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
     Ok(permit)
 }
 
-/// Screens the user's text for prompt injection; refuses it (403) when the action is `block`.
+/// Screens the user's text for prompt injection; refuses it (400) when the action is `block`.
 /// Rules and a linear model over the text: microseconds, so it runs inline (decisions are logged by a
 /// background thread).
 fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(), ApiError> {
@@ -111,7 +111,7 @@ fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(
     }
     match guard.screen(caller, user_text, "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
-            Err(ApiError::Guard(Denied::Forbidden {
+            Err(ApiError::Guard(Denied::Refused {
                 code: "prompt_injection",
                 message: format!(
                     "the message looks like a prompt-injection attempt ({}); it was not sent to the model",
