@@ -86,8 +86,15 @@ fn easy_stays_at_the_edge_and_hard_goes_to_the_cloud() {
     );
 
     let (_, models) = gateway.get("/v1/models");
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
-    assert_eq!(ids, ["smollm2", "auto", "cloud"]);
+    // Chat models first (the edge model, the router, its tiers), then the embedding model if loaded.
+    let chat_ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["meta"]["kind"] != "embedding")
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(chat_ids, ["smollm2", "auto", "cloud"]);
 }
 
 #[test]

@@ -11,6 +11,8 @@ pub struct EmbeddingInfo {
     pub dims: usize,
     /// Longest input in tokens; longer inputs are truncated.
     pub max_tokens: usize,
+    /// Size of the model file in bytes (`/v1/models` reports it).
+    pub size_bytes: u64,
 }
 
 /// Vectors for a batch of inputs.

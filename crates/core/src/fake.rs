@@ -180,7 +180,7 @@ pub struct FakeEmbedder {
 impl FakeEmbedder {
     /// A fake serving `model_id` with vectors of `dims`.
     pub fn new(model_id: &str, dims: usize) -> Self {
-        Self { info: crate::embed::EmbeddingInfo { id: model_id.to_owned(), dims, max_tokens: 256 } }
+        Self { info: crate::embed::EmbeddingInfo { id: model_id.to_owned(), dims, max_tokens: 256, size_bytes: 0 } }
     }
 }
 

@@ -69,7 +69,8 @@ impl Embedder {
             .recv()
             .map_err(|_| EngineError::Config("the embedding thread stopped while starting".into()))?
             .map_err(|reason| EngineError::Context { n_ctx: CONTEXT_TOKENS, reason })?;
-        let info = EmbeddingInfo { id: id.to_owned(), dims, max_tokens };
+        let size_bytes = std::fs::metadata(path).map_or(0, |meta| meta.len());
+        let info = EmbeddingInfo { id: id.to_owned(), dims, max_tokens, size_bytes };
         Ok(Self { info, model, jobs: Some(jobs), worker: Some(worker) })
     }
 

@@ -60,9 +60,11 @@ impl Sampler {
     }
 
     fn choose(&mut self, raw: &[f32]) -> usize {
-        let needs_adjusting = !self.banned.is_empty()
-            || (!self.counts.is_empty() && (self.frequency_penalty != 0.0 || self.presence_penalty != 0.0));
-        let logits = if needs_adjusting {
+        // Penalties change logits, so they need a copy of the vocabulary's logits (bans are
+        // applied to it too). Bans alone (`ignore_eos`) are a handful of tokens: they are
+        // skipped when choosing instead, so that greedy decoding stays one pass with no copy.
+        let penalized = !self.counts.is_empty() && (self.frequency_penalty != 0.0 || self.presence_penalty != 0.0);
+        let logits = if penalized {
             self.adjusted.clear();
             self.adjusted.extend_from_slice(raw);
             for (&token, &count) in &self.counts {
@@ -80,9 +82,25 @@ impl Sampler {
             raw
         };
         if self.temperature <= 0.0 {
-            return argmax(logits);
+            let best = argmax(logits);
+            if penalized || !self.banned.contains(&best) {
+                return best; // (a penalized copy has its bans masked already)
+            }
+            // The model's favourite is banned (rare): mask the bans in a copy.
+            self.adjusted.clear();
+            self.adjusted.extend_from_slice(raw);
+            for &token in &self.banned {
+                if let Some(logit) = self.adjusted.get_mut(token) {
+                    *logit = f32::NEG_INFINITY;
+                }
+            }
+            return argmax(&self.adjusted);
         }
-        top_k_into(logits, self.top_k, &mut self.candidates);
+        // Room for the banned tokens among the best, then drop them: still exactly top-k.
+        top_k_into(logits, self.top_k + self.banned.len(), &mut self.candidates);
+        let banned = &self.banned;
+        self.candidates.retain(|c| !banned.contains(&c.0));
+        self.candidates.truncate(self.top_k);
         // Softmax over the survivors at this temperature (candidates are sorted, best first).
         let best = self.candidates.first().map_or(0.0, |c| c.1);
         let mut total = 0.0;
@@ -259,6 +277,27 @@ mod tests {
             prop_assert!(token > 0 && token < logits.len());
             let better = logits.iter().enumerate().skip(1).filter(|(_, &l)| l > logits[token]).count();
             prop_assert!(better < DEFAULT_TOP_K);
+        }
+
+        /// Skipping banned tokens while choosing picks what choosing from masked logits picks.
+        #[test]
+        fn skipping_bans_equals_masking_them(
+            logits in proptest::collection::vec(-8f32..8.0, 2..300),
+            banned in proptest::collection::vec(0usize..300, 1..4),
+            temperature in 0f32..2.0,
+            seed in any::<u32>(),
+        ) {
+            let banned: Vec<usize> = banned.into_iter().filter(|&t| t < logits.len()).collect();
+            let mut masked = logits.clone();
+            for &token in &banned {
+                masked[token] = f32::NEG_INFINITY;
+            }
+            prop_assume!(masked.iter().any(|l| l.is_finite()));
+            let mut skipping = Sampler::new(&params(temperature, 0.9, seed), banned);
+            let mut reference = Sampler::new(&params(temperature, 0.9, seed), vec![]);
+            for _ in 0..5 {
+                prop_assert_eq!(skipping.sample(&logits), reference.sample(&masked));
+            }
         }
 
         #[test]

@@ -257,6 +257,12 @@ async fn embeddings_have_openai_shape_in_floats_and_base64() {
     assert!((vector.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-5);
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 
+    // /v1/models lists the embedding model too, marked as one.
+    let (_, _, models) = send(&state, "GET", "/v1/models", None).await;
+    let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+    let listed = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "minilm").expect("listed");
+    assert_eq!((listed["meta"]["kind"].as_str(), listed["meta"]["dims"].as_u64()), (Some("embedding"), Some(8)));
+
     let (status, body) =
         post_json(&state, "/v1/embeddings", json!({"input": "red apple", "encoding_format": "base64"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -9,7 +9,8 @@
 //!   the time between the first and the last token, as seen by the client;
 //! - prefix reuse: time to first token of a request sharing a
 //!   `--prefix-tokens` prefix with the previous one, against a cold one;
-//! - peak RSS of the serving process (VmHWM), against the model file's size.
+//! - peak RSS of the serving process (VmHWM), against the size of the model files it
+//!   loaded (the chat model, and the embedding model `serve` loads when it is cached).
 //!
 //! llama-bench runs `-p`/`-n` with the same sizes and threads; the ratio is
 //! edgeway ÷ llama-bench. The two are interleaved (one llama-bench run per
@@ -72,6 +73,7 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     let server = start_server(&model.path, args.threads, &args.serve_args)?;
+    let embedding_bytes = embedding_model_bytes(server.port)?;
     lower_own_priority();
     let mut prompts = PromptMaker::new(server.port);
     // The machine's speed drifts; one llama-bench run next to each edgeway run,
@@ -87,13 +89,26 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let peak_rss_bytes = peak_rss(server.child.id()).unwrap_or(0);
     drop(server);
 
-    let report = Report { model: model.id.clone(), model_bytes, threads: args.threads, rounds, peak_rss_bytes };
+    let report =
+        Report { model: model.id.clone(), model_bytes, embedding_bytes, threads: args.threads, rounds, peak_rss_bytes };
     println!("{}", report.markdown(args));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Size of the embedding model the server loaded next to the chat model (0 if none), from `/v1/models`.
+fn embedding_model_bytes(port: u16) -> anyhow::Result<u64> {
+    let models: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/v1/models"))?.json()?;
+    Ok(models["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["meta"]["kind"] == "embedding")
+        .filter_map(|m| m["meta"]["size"].as_u64())
+        .sum())
 }
 
 /// One llama-bench run, in tokens/s.
@@ -271,6 +286,8 @@ fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyh
 struct Report {
     model: String,
     model_bytes: u64,
+    /// The embedding model `serve` loads by default (its weights are resident too).
+    embedding_bytes: u64,
     threads: u32,
     rounds: Vec<(Option<Anchor>, Round)>,
     peak_rss_bytes: u64,
@@ -333,11 +350,21 @@ impl Report {
             "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
             warm / cold
         );
+        let files = self.model_bytes + self.embedding_bytes;
+        let which = if self.embedding_bytes > 0 {
+            format!(
+                "model files ({:.0} MiB + embedding model {:.0} MiB)",
+                mib(self.model_bytes),
+                mib(self.embedding_bytes)
+            )
+        } else {
+            "model file".to_owned()
+        };
         out += &format!(
-            "| peak RSS while serving / model file | {:.0} MiB / {:.0} MiB | | +{:.0} MiB |\n",
+            "| peak RSS while serving / {which} | {:.0} MiB / {:.0} MiB | | +{:.0} MiB |\n",
             mib(self.peak_rss_bytes),
-            mib(self.model_bytes),
-            mib(self.peak_rss_bytes.saturating_sub(self.model_bytes))
+            mib(files),
+            mib(self.peak_rss_bytes.saturating_sub(files))
         );
         out
     }
@@ -359,6 +386,7 @@ impl Report {
         json!({
             "model": self.model,
             "model_bytes": self.model_bytes,
+            "embedding_bytes": self.embedding_bytes,
             "threads": self.threads,
             "peak_rss_bytes": self.peak_rss_bytes,
             "prompt_ratio": self.ratio(|r| r.prompt_tps, |a| a.prompt_tps),
