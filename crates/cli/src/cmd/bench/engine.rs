@@ -120,6 +120,8 @@ struct Anchor {
 /// One round of edgeway measurements.
 struct Round {
     prompt_tps: f64,
+    /// The prompt rate from the server's own `timings` (tokens it processed ÷ time to the first token).
+    server_prompt_tps: f64,
     prompt_tokens: u64,
     gen_tps: f64,
     server_gen_tps: f64,
@@ -166,6 +168,8 @@ struct StreamTiming {
     completion_tokens: u64,
     /// Generation rate the server itself measured (its `timings`), without HTTP.
     server_gen_tps: f64,
+    /// Prompt rate the server itself measured (its `timings`), without HTTP.
+    server_prompt_tps: f64,
 }
 
 fn stream_completion(port: u16, prompt: &str, max_tokens: u32) -> anyhow::Result<StreamTiming> {
@@ -205,6 +209,7 @@ fn stream_completion(port: u16, prompt: &str, max_tokens: u32) -> anyhow::Result
         prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
         server_gen_tps: timings["predicted_per_second"].as_f64().unwrap_or(0.0),
+        server_prompt_tps: timings["prompt_per_second"].as_f64().unwrap_or(0.0),
     })
 }
 
@@ -274,6 +279,7 @@ fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyh
     let warm = stream_completion(port, &format!("{prefix}\nQuestion: who reviews the parts?"), 1)?;
     Ok(Round {
         prompt_tps: prompt.prompt_tokens as f64 / prompt.ttft.as_secs_f64(),
+        server_prompt_tps: prompt.server_prompt_tps,
         prompt_tokens: prompt.prompt_tokens,
         gen_tps: generation.completion_tokens.saturating_sub(1) as f64 / generation.generation.as_secs_f64(),
         server_gen_tps: generation.server_gen_tps,
@@ -303,11 +309,26 @@ impl Report {
         (!values.is_empty()).then(|| median(values))
     }
 
+    /// edgeway ÷ llama-bench within each round.
+    fn round_ratios(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> Vec<f64> {
+        self.rounds.iter().filter_map(|(a, r)| a.as_ref().map(|a| ours(r) / anchor(a))).collect()
+    }
+
     /// Median over rounds of edgeway ÷ llama-bench within the round.
     fn ratio(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> Option<f64> {
-        let values: Vec<f64> =
-            self.rounds.iter().filter_map(|(a, r)| a.as_ref().map(|a| ours(r) / anchor(a))).collect();
+        let values = self.round_ratios(ours, anchor);
         (!values.is_empty()).then(|| median(values))
+    }
+
+    /// The median ratio and, since this machine's speed drifts, the lowest and highest round's.
+    fn ratio_cell(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> String {
+        let values = self.round_ratios(ours, anchor);
+        let Some(median_ratio) = self.ratio(ours, anchor) else {
+            return "–".to_owned();
+        };
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{median_ratio:.2}× ({low:.2}–{high:.2})")
     }
 
     fn markdown(&self, args: &BenchArgs) -> String {
@@ -324,27 +345,33 @@ impl Report {
             self.threads,
             self.rounds.len()
         );
-        out += "| measure | edgeway (HTTP) | llama-bench | ratio |\n|---|---|---|---|\n";
+        out += "| measure | edgeway (HTTP) | llama-bench | ratio (lowest–highest round) |\n|---|---|---|---|\n";
         out += &format!(
             "| prompt tok/s (pp{}; edgeway {} tokens) | {:.1} | {} | {} |\n",
             args.prompt_tokens,
             prompt_tokens,
             self.ours(|r| r.prompt_tps),
             shown(self.anchor(|a| a.prompt_tps), ""),
-            shown(self.ratio(|r| r.prompt_tps, |a| a.prompt_tps), "×"),
+            self.ratio_cell(|r| r.prompt_tps, |a| a.prompt_tps),
+        );
+        out += &format!(
+            "| prompt tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
+            self.ours(|r| r.server_prompt_tps),
+            shown(self.anchor(|a| a.prompt_tps), ""),
+            self.ratio_cell(|r| r.server_prompt_tps, |a| a.prompt_tps),
         );
         out += &format!(
             "| generation tok/s (tg{}) | {:.1} | {} | {} |\n",
             args.gen_tokens,
             self.ours(|r| r.gen_tps),
             shown(self.anchor(|a| a.gen_tps), ""),
-            shown(self.ratio(|r| r.gen_tps, |a| a.gen_tps), "×"),
+            self.ratio_cell(|r| r.gen_tps, |a| a.gen_tps),
         );
         out += &format!(
             "| generation tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
             self.ours(|r| r.server_gen_tps),
             shown(self.anchor(|a| a.gen_tps), ""),
-            shown(self.ratio(|r| r.server_gen_tps, |a| a.gen_tps), "×"),
+            self.ratio_cell(|r| r.server_gen_tps, |a| a.gen_tps),
         );
         out += &format!(
             "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
@@ -377,7 +404,7 @@ impl Report {
                 json!({
                     "llama_bench": anchor.as_ref().map(|a| json!({"prompt_tps": a.prompt_tps, "gen_tps": a.gen_tps})),
                     "edgeway": {
-                        "prompt_tps": r.prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps,
+                        "prompt_tps": r.prompt_tps, "server_prompt_tps": r.server_prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps,
                         "ttft_cold_ms": r.ttft_cold_ms, "ttft_warm_ms": r.ttft_warm_ms, "prefix_tokens": r.prefix_tokens,
                     },
                 })
