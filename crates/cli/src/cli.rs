@@ -691,7 +691,8 @@ pub struct ServeArgs {
     #[arg(short = 'b', long, env = "EDGEWAY_BATCH_SIZE")]
     pub batch_size: Option<u32>,
 
-    /// Physical micro-batch size [default: 512].
+    /// Physical micro-batch size: tokens computed at once; smaller uses less memory
+    /// [default: 256, or --batch-size if smaller].
     #[arg(long, env = "EDGEWAY_UBATCH_SIZE")]
     pub ubatch_size: Option<u32>,
 

@@ -323,6 +323,10 @@ impl ServeSettings {
                 *field = value;
             }
         }
+        if self.engine.ubatch_size.is_none() {
+            // The default micro-batch never exceeds a smaller --batch-size (as in llama.cpp).
+            config.ubatch_size = config.ubatch_size.min(config.batch_size);
+        }
         if let Some(watts) = self.engine.watts_per_core {
             config.watts_per_core = watts;
         }

@@ -302,8 +302,17 @@ fn embeddings_over_http_match_the_reference_model() {
     let items = fixture["items"].as_array().unwrap();
     let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
     let server = Server::start(&[]);
+    // Listed from the start, loaded by the first request that needs it.
+    let embedding_loaded = || {
+        let (_, models) = server.get("/v1/models");
+        let entry = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "all-minilm-l6-v2").cloned();
+        entry.expect("the embedding model is listed")["meta"]["loaded"].as_bool()
+    };
+    assert_eq!(embedding_loaded(), Some(false), "loaded before any request");
     let (status, body) = server.post("/v1/embeddings", &json!({ "input": texts, "model": "all-minilm-l6-v2" }));
     assert_eq!(status, 200, "{body}");
+    assert_eq!(embedding_loaded(), Some(true));
+    assert!(server.stderr().contains("embedding model loaded on first use"));
     for (item, got) in items.iter().zip(body["data"].as_array().unwrap()) {
         let reference: Vec<f64> = item["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         let got: Vec<f64> = got["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
@@ -313,6 +322,17 @@ fn embeddings_over_http_match_the_reference_model() {
     let off = Server::start(&["--no-embeddings"]);
     let (status, body) = off.post("/v1/embeddings", &json!({ "input": "x" }));
     assert_eq!(status, 501, "{body}");
+}
+
+/// A generative model given as the embedding model is refused at start, not at the first request.
+#[test]
+fn a_chat_model_as_embedding_model_is_refused_at_start() {
+    let model = common::test_model().display().to_string();
+    let error =
+        Server::start_with(&["serve".into(), "--model".into(), model.clone(), "--embedding-model".into(), model])
+            .err()
+            .expect("serve must refuse a chat model as its embedding model");
+    assert!(error.contains("is not an embedding model") && error.contains("llama"), "{error}");
 }
 
 /// Offline on a first run, the default embedding model cannot be fetched: the server still

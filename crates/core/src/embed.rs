@@ -34,6 +34,11 @@ pub trait EmbeddingBackend: Send + Sync + 'static {
     /// Embeds `inputs`, one unit-length vector each.
     fn embed(&self, inputs: &[String]) -> Result<EmbeddingOutput, BackendError>;
 
+    /// Whether the weights are in memory (a lazily loaded model says false until its first use).
+    fn is_loaded(&self) -> bool {
+        true
+    }
+
     /// Tokens `text` takes in this model (special tokens included), for chunk budgets.
     /// The default guesses from words; real models count exactly.
     fn count_tokens(&self, text: &str) -> usize {

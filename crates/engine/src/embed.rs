@@ -33,6 +33,65 @@ struct Job {
     reply: mpsc::Sender<Result<Vec<Vec<f32>>, String>>,
 }
 
+/// The longest input served: what was asked, within the model's training context and one batch.
+pub fn input_limit(requested: usize, n_ctx_train: u32) -> usize {
+    requested.min(n_ctx_train as usize).min(BATCH_TOKENS as usize).max(2)
+}
+
+/// An embedding model loaded on its first use (`serve`): a server that only chats never holds
+/// its weights and context (87 MiB for all-MiniLM-L6-v2 at F32). The file's header is checked
+/// up front, so a missing or foreign file still fails at start; a load that fails later answers
+/// every embedding request with the reason.
+pub struct LazyEmbedder {
+    path: std::path::PathBuf,
+    threads: u32,
+    info: EmbeddingInfo,
+    loaded: std::sync::OnceLock<Result<Embedder, String>>,
+}
+
+impl LazyEmbedder {
+    /// Checks the file and describes it with `info` (from its metadata); loads nothing yet.
+    pub fn new(path: &std::path::Path, info: EmbeddingInfo, threads: u32) -> Result<Self, EngineError> {
+        check_gguf_header(path)?;
+        Ok(Self { path: path.to_owned(), threads, info, loaded: std::sync::OnceLock::new() })
+    }
+
+    fn embedder(&self) -> Result<&Embedder, BackendError> {
+        let loaded = self.loaded.get_or_init(|| {
+            let started = std::time::Instant::now();
+            let loaded = Embedder::load(&self.path, &self.info.id, self.threads, self.info.max_tokens)
+                .map_err(|error| error.to_string());
+            match &loaded {
+                Ok(_) => tracing::info!(model = %self.info.id, ms = started.elapsed().as_millis() as u64, "embedding model loaded on first use"),
+                Err(error) => tracing::error!(model = %self.info.id, %error, "the embedding model failed to load"),
+            }
+            loaded
+        });
+        loaded
+            .as_ref()
+            .map_err(|error| BackendError::Unavailable(format!("the embedding model could not be loaded: {error}")))
+    }
+}
+
+impl EmbeddingBackend for LazyEmbedder {
+    fn embedding_info(&self) -> &EmbeddingInfo {
+        &self.info
+    }
+
+    fn is_loaded(&self) -> bool {
+        self.loaded.get().is_some_and(Result::is_ok)
+    }
+
+    fn embed(&self, inputs: &[String]) -> Result<EmbeddingOutput, BackendError> {
+        self.embedder()?.embed(inputs)
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        // Unloadable: a byte count never undercounts tokens, so chunk budgets stay safe.
+        self.embedder().map_or(text.len(), |embedder| EmbeddingBackend::count_tokens(embedder, text))
+    }
+}
+
 /// A loaded embedding model and its worker thread.
 pub struct Embedder {
     info: EmbeddingInfo,
@@ -55,7 +114,7 @@ impl Embedder {
         })?;
         let model = Arc::new(model);
         let dims = usize::try_from(model.n_embd()).unwrap_or(0);
-        let max_tokens = max_tokens.min(model.n_ctx_train() as usize).min(BATCH_TOKENS as usize).max(2);
+        let max_tokens = input_limit(max_tokens, model.n_ctx_train());
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let worker = {

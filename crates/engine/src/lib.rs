@@ -46,7 +46,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use tokio::sync::mpsc;
 
 pub use config::EngineConfig;
-pub use embed::Embedder;
+pub use embed::{Embedder, LazyEmbedder};
 pub use gguf_check::GgufCheckError;
 use model::LoadedModel;
 use worker::Job;

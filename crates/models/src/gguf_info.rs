@@ -54,6 +54,10 @@ pub struct GgufInfo {
     pub n_params: u64,
     /// Parameters per ggml tensor type.
     pub params_by_type: BTreeMap<u32, u64>,
+    /// `ARCH.embedding_length`: the hidden size, which is an encoder's vector length.
+    pub embedding_length: Option<u32>,
+    /// `ARCH.context_length`: the longest input the model was trained on.
+    pub context_length: Option<u32>,
 }
 
 impl GgufInfo {
@@ -289,6 +293,8 @@ fn parse<R: Read>(reader: R, len: u64) -> Result<GgufInfo, ParseError> {
             ("general.architecture", Value::Str(text)) => info.architecture = Some(text),
             ("general.name", Value::Str(text)) => info.name = Some(text),
             ("general.file_type", Value::U32(number)) => info.file_type = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".embedding_length") => info.embedding_length = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".context_length") => info.context_length = Some(number),
             _ => {}
         }
     }
@@ -323,6 +329,8 @@ mod tests {
             ("general.architecture", WriteValue::Str("bert".into())),
             ("general.name", WriteValue::Str("tiny".into())),
             ("general.file_type", WriteValue::U32(1)),
+            ("bert.embedding_length", WriteValue::U32(384)),
+            ("bert.context_length", WriteValue::U32(512)),
             ("tokenizer.ggml.tokens", WriteValue::StrArray(vec!["[PAD]".into(), "a".into()])),
         ]
         .map(|(key, value)| (key.to_owned(), value));
@@ -340,6 +348,7 @@ mod tests {
         let info = GgufInfo::parse_bytes(&small_file()).unwrap();
         assert_eq!(info.architecture.as_deref(), Some("bert"));
         assert_eq!(info.name.as_deref(), Some("tiny"));
+        assert_eq!((info.embedding_length, info.context_length), (Some(384), Some(512)));
         assert_eq!(info.precision(), "F16");
         assert!(info.is_encoder());
         assert_eq!((info.tensor_count, info.n_params), (2, 12));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use edgeway_core::Backend;
+use edgeway_core::{Backend, EmbeddingBackend};
 use edgeway_engine::LlamaEngine;
 use edgeway_gateway::Gateway;
 use edgeway_models::{resolve_model, ModelCache};
@@ -109,7 +109,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     // One thread: a second OpenMP team in the process makes libgomp throttle every team's
     // spin-waiting (more managed threads than cores), which halved generation speed when measured.
     // Query embeddings are short; bulk embedding (`edgeway ingest`) runs in its own process.
-    let embed_threads = Some(1);
+    let embed_threads = 1;
     let embed_cache = cache.clone();
     let loaded = tokio::task::spawn_blocking(move || load(&settings, &cache, allow_pull, model_id)).await;
     let engine = match loaded.context("the model loader panicked").and_then(|result| result) {
@@ -121,10 +121,11 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
         }
     };
     if let Some(spec) = embedding_model {
-        let loaded = tokio::task::spawn_blocking(move || load_embedder(&spec, &embed_cache, allow_pull, embed_threads));
+        let loaded = tokio::task::spawn_blocking(move || lazy_embedder(&spec, &embed_cache, allow_pull, embed_threads));
         match loaded.await.context("the embedding loader panicked").and_then(|result| result) {
             Ok(embedder) => {
-                tracing::info!(model = %embedder.info().id, dims = embedder.info().dims, "embedding model loaded");
+                let info = embedder.embedding_info();
+                tracing::info!(model = %info.id, dims = info.dims, "embedding model ready; its weights load with the first request that needs them");
                 let retriever =
                     edgeway_rag::retrieve::KnowledgeRetriever::open(&knowledge_db, index_dir, embedder.clone())
                         .with_context(|| format!("cannot open the knowledge base {}", knowledge_db.display()))?;
@@ -205,7 +206,42 @@ pub(crate) fn load_embedder(
     threads: Option<u32>,
 ) -> anyhow::Result<Arc<edgeway_engine::Embedder>> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
-    let (path, id, max_tokens) = match edgeway_models::find_embedding(spec) {
+    let (path, id, max_tokens) = resolve_embedding(spec, cache, allow_pull)?;
+    Ok(Arc::new(edgeway_engine::Embedder::load(&path, &id, threads, max_tokens)?))
+}
+
+/// Resolves an embedding model as `load_embedder` does and checks it is an encoder, but loads it
+/// on its first use (`serve`: a server that only chats never holds its weights).
+fn lazy_embedder(
+    spec: &str,
+    cache: &ModelCache,
+    allow_pull: bool,
+    threads: u32,
+) -> anyhow::Result<Arc<edgeway_engine::LazyEmbedder>> {
+    let (path, id, max_tokens) = resolve_embedding(spec, cache, allow_pull)?;
+    let gguf = edgeway_models::gguf_info::GgufInfo::read(&path)?;
+    if !gguf.is_encoder() {
+        anyhow::bail!(
+            "{} is not an embedding model (its architecture is {}); give a sentence-embedding encoder such as {}",
+            path.display(),
+            gguf.architecture.as_deref().unwrap_or("unknown"),
+            edgeway_models::DEFAULT_EMBEDDING_MODEL
+        );
+    }
+    let dims = gguf.embedding_length.context("the embedding model's metadata has no embedding_length")?;
+    let info = edgeway_core::EmbeddingInfo {
+        id,
+        dims: dims as usize,
+        max_tokens: edgeway_engine::embed::input_limit(max_tokens, gguf.context_length.unwrap_or(u32::MAX)),
+        size_bytes: std::fs::metadata(&path).map_or(0, |meta| meta.len()),
+    };
+    Ok(Arc::new(edgeway_engine::LazyEmbedder::new(&path, info, threads)?))
+}
+
+/// An embedding model's file, served name and input limit: a catalog name (converted on first
+/// use when pulling is allowed) or a .gguf path.
+fn resolve_embedding(spec: &str, cache: &ModelCache, allow_pull: bool) -> anyhow::Result<(PathBuf, String, usize)> {
+    Ok(match edgeway_models::find_embedding(spec) {
         Some(model) => (embedding_file(model, cache, allow_pull)?, model.name.to_owned(), model.max_tokens),
         None if spec.ends_with(".gguf") || std::path::Path::new(spec).is_file() => {
             (PathBuf::from(spec), edgeway_models::resolve::served_id(spec), 512)
@@ -214,8 +250,7 @@ pub(crate) fn load_embedder(
             "unknown embedding model '{spec}'; known: {}, or a .gguf path",
             edgeway_models::EMBEDDING_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
         ),
-    };
-    Ok(Arc::new(edgeway_engine::Embedder::load(&path, &id, threads, max_tokens)?))
+    })
 }
 
 /// The converted GGUF of a catalog embedding model, converted now if it is not yet and pulling is allowed.

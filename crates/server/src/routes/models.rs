@@ -38,6 +38,8 @@ struct EmbeddingMeta {
     dims: usize,
     max_tokens: usize,
     size: u64,
+    /// Whether its weights are in memory yet (`serve` loads it on first use).
+    loaded: bool,
 }
 
 #[derive(Serialize)]
@@ -86,6 +88,7 @@ pub async fn list_models(State(state): State<AppState>) -> Json<serde_json::Valu
                 dims: info.dims,
                 max_tokens: info.max_tokens,
                 size: info.size_bytes,
+                loaded: embedder.is_loaded(),
             })),
         });
     }

@@ -10,7 +10,7 @@
 //! - prefix reuse: time to first token of a request sharing a
 //!   `--prefix-tokens` prefix with the previous one, against a cold one;
 //! - peak RSS of the serving process (VmHWM), against the size of the model files it
-//!   loaded (the chat model, and the embedding model `serve` loads when it is cached).
+//!   loaded (the chat model, and the embedding model if anything loaded it).
 //!
 //! llama-bench runs `-p`/`-n` with the same sizes and threads; the ratio is
 //! edgeway ÷ llama-bench. The two are interleaved (one llama-bench run per
@@ -73,7 +73,6 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     let server = start_server(&model.path, args.threads, &args.serve_args)?;
-    let embedding_bytes = embedding_model_bytes(server.port)?;
     lower_own_priority();
     let mut prompts = PromptMaker::new(server.port);
     // The machine's speed drifts; one llama-bench run next to each edgeway run,
@@ -87,6 +86,7 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         rounds.push((anchor, ours));
     }
     let peak_rss_bytes = peak_rss(server.child.id()).unwrap_or(0);
+    let embedding_bytes = loaded_embedding_model_bytes(server.port)?;
     drop(server);
 
     let report =
@@ -99,14 +99,15 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Size of the embedding model the server loaded next to the chat model (0 if none), from `/v1/models`.
-fn embedding_model_bytes(port: u16) -> anyhow::Result<u64> {
+/// Size of the embedding model in the server's memory next to the chat model (0 if none, or
+/// if nothing needed it yet: `serve` loads it on first use), from `/v1/models`.
+fn loaded_embedding_model_bytes(port: u16) -> anyhow::Result<u64> {
     let models: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/v1/models"))?.json()?;
     Ok(models["data"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|m| m["meta"]["kind"] == "embedding")
+        .filter(|m| m["meta"]["kind"] == "embedding" && m["meta"]["loaded"] == true)
         .filter_map(|m| m["meta"]["size"].as_u64())
         .sum())
 }
@@ -292,7 +293,7 @@ fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyh
 struct Report {
     model: String,
     model_bytes: u64,
-    /// The embedding model `serve` loads by default (its weights are resident too).
+    /// The embedding model, when something loaded it (its weights are resident too).
     embedding_bytes: u64,
     threads: u32,
     rounds: Vec<(Option<Anchor>, Round)>,
