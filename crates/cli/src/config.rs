@@ -189,6 +189,7 @@ pub struct EngineSection {
     pub ubatch_size: Option<u32>,
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
+    pub mmap: Option<bool>,
     pub watts_per_core: Option<f64>,
 }
 
@@ -259,6 +260,7 @@ impl ServeSettings {
             ubatch_size: args.ubatch_size.or(file_engine.ubatch_size),
             queue_size: args.queue_size.or(file_engine.queue_size),
             swa_full: args.swa_full.or(file_engine.swa_full),
+            mmap: args.mmap.or(file_engine.mmap),
             watts_per_core: args.watts_per_core.or(file_engine.watts_per_core),
         };
         Ok(Self {
@@ -332,6 +334,9 @@ impl ServeSettings {
         }
         if let Some(swa_full) = self.engine.swa_full {
             config.swa_full = swa_full;
+        }
+        if let Some(mmap) = self.engine.mmap {
+            config.mmap = mmap;
         }
         config
     }
@@ -458,6 +463,20 @@ mod tests {
         assert_eq!(settings.model, "smollm2-135m");
         let engine = settings.engine_config("m.gguf".into(), "m".into());
         assert_eq!((engine.parallel, engine.ctx_size, engine.batch_size), (3, 2048, 512));
+    }
+
+    #[test]
+    fn mmap_comes_from_the_flag_or_the_file_else_from_the_kernel() {
+        let default = ServeSettings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        let engine = default.engine_config("m.gguf".into(), "m".into());
+        assert_eq!(engine.mmap, !edgeway_engine::hugepages::available());
+        let file: FileConfig = toml::from_str("[engine]\nmmap = true\n").unwrap();
+        let from_file = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        assert!(from_file.engine_config("m.gguf".into(), "m".into()).mmap);
+        let file: FileConfig = toml::from_str("[engine]\nmmap = true\n").unwrap();
+        let args = ServeArgs { mmap: Some(false), ..ServeArgs::default() };
+        let from_flag = ServeSettings::merge(&args, file).unwrap();
+        assert!(!from_flag.engine_config("m.gguf".into(), "m".into()).mmap);
     }
 
     #[test]

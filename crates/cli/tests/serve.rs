@@ -357,3 +357,21 @@ fn serve_starts_without_the_default_embedding_model() {
     assert_eq!(status, 501, "{body}");
     let _ = std::fs::remove_dir_all(empty);
 }
+
+#[test]
+fn mapped_and_huge_page_weights_give_the_same_answer() {
+    let ask = |server: &Server| {
+        let (status, body) = server
+            .post("/v1/chat/completions", &chat("Name three colours.", json!({"temperature": 0, "max_tokens": 24})));
+        assert_eq!(status, 200, "{body}");
+        body["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
+    };
+    let read_in = Server::start(&["--mmap", "false", "--no-embeddings"]);
+    let mapped = Server::start(&["--mmap", "true", "--no-embeddings"]);
+    assert_eq!(ask(&read_in), ask(&mapped));
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if thp.contains("[madvise]") || thp.contains("[always]") {
+        assert!(read_in.stderr().contains("model weights on 2 MiB pages"), "{}", read_in.stderr());
+    }
+    assert!(!mapped.stderr().contains("2 MiB pages"), "{}", mapped.stderr());
+}

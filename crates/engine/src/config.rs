@@ -33,6 +33,11 @@ pub struct EngineConfig {
     /// saves memory (37 MiB on Gemma 3 270M at 4096 tokens) but lets a cached
     /// prefix be reused only while the previous answer stayed within the window.
     pub swa_full: bool,
+    /// Map the model file (`--mmap`) instead of reading the weights into memory on
+    /// 2 MiB pages. Reading is the default where the kernel offers huge pages:
+    /// generation is 2.5 % faster (see [`crate::hugepages`]); mapping shares
+    /// the file's page cache with other processes.
+    pub mmap: bool,
     /// Power of one busy core, for the CPU-time energy model when RAPL is not readable (`--watts-per-core`).
     pub watts_per_core: f64,
 }
@@ -52,6 +57,7 @@ impl EngineConfig {
             ubatch_size: 256,
             queue_size: 32,
             swa_full: false,
+            mmap: !crate::hugepages::available(),
             watts_per_core: 10.0,
         }
     }

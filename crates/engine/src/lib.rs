@@ -25,11 +25,13 @@
 //! - [`perplexity`]: perplexity on a fixed text, as `llama-perplexity` measures it.
 //! - [`quantize`]: llama.cpp's quantizer, writing atomically.
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
+//! - [`hugepages`]: the weights on 2 MiB pages, for faster generation.
 
 pub mod config;
 pub mod embed;
 pub mod energy;
 pub mod gguf_check;
+pub mod hugepages;
 pub mod logprobs;
 mod model;
 pub mod perplexity;

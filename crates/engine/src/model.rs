@@ -11,6 +11,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::config::EngineConfig;
 use crate::gguf_check::check_gguf_header;
+use crate::hugepages::Advice;
 use crate::EngineError;
 
 /// The template llama-server falls back to when a model ships none it can render.
@@ -30,11 +31,16 @@ impl LoadedModel {
     /// Checks the file, loads it with llama.cpp and picks its chat template.
     pub fn load(backend: &LlamaBackend, config: &EngineConfig) -> Result<Self, EngineError> {
         check_gguf_header(&config.model_path)?;
-        let params = LlamaModelParams::default();
+        let params = LlamaModelParams::default().with_use_mmap(config.mmap);
+        let advice = (!config.mmap).then(Advice::before_load);
         let model = LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(|error| EngineError::Load {
             path: config.model_path.display().to_string(),
             reason: format!("{error}; the file may be corrupt or use an architecture this llama.cpp does not know (see the log above)"),
         })?;
+        if let Some(advice) = advice {
+            let huge = advice.apply();
+            tracing::info!(mib = huge >> 20, "model weights on 2 MiB pages");
+        }
         let template = pick_template(&model);
         let n_swa = sliding_window(&model);
         let vocab = model.vocab();

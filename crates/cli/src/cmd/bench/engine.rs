@@ -15,6 +15,12 @@
 //! llama-bench runs `-p`/`-n` with the same sizes and threads; the ratio is
 //! edgeway ÷ llama-bench. The two are interleaved (one llama-bench run per
 //! round) because a shared machine drifts in speed over minutes.
+//!
+//! edgeway reads the weights into memory on 2 MiB pages where the kernel
+//! offers them (`edgeway_engine::hugepages`); llama-bench maps the file by
+//! default. So that the gain is not mistaken for anything else, each round
+//! also runs llama-bench with its weights in memory on huge pages too
+//! (`-lm none` with glibc's `malloc.hugetlb` tunable), a second anchor.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -80,10 +86,13 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let mut rounds = Vec::new();
     for round in 0..args.repetitions {
         eprintln!("bench: round {}/{}", round + 1, args.repetitions);
-        let anchor =
-            args.llama_bench.as_deref().map(|binary| run_llama_bench(binary, &model.path, args)).transpose()?;
+        let run_anchor = |huge_pages| {
+            args.llama_bench.as_deref().map(|binary| run_llama_bench(binary, &model.path, args, huge_pages)).transpose()
+        };
+        let anchor = run_anchor(false)?;
+        let anchor_huge_pages = if edgeway_engine::hugepages::available() { run_anchor(true)? } else { None };
         let ours = measure_round(server.port, &mut prompts, args)?;
-        rounds.push((anchor, ours));
+        rounds.push(Measured { anchor, anchor_huge_pages, ours });
     }
     let peak_rss_bytes = peak_rss(server.child.id()).unwrap_or(0);
     let embedding_bytes = loaded_embedding_model_bytes(server.port)?;
@@ -118,6 +127,13 @@ struct Anchor {
     gen_tps: f64,
 }
 
+/// One round: llama-bench as it comes, llama-bench with its weights on huge pages, edgeway.
+struct Measured {
+    anchor: Option<Anchor>,
+    anchor_huge_pages: Option<Anchor>,
+    ours: Round,
+}
+
 /// One round of edgeway measurements.
 struct Round {
     prompt_tps: f64,
@@ -131,8 +147,14 @@ struct Round {
     prefix_tokens: u64,
 }
 
-fn run_llama_bench(binary: &Path, model: &Path, args: &BenchArgs) -> anyhow::Result<Anchor> {
-    let output = Command::new(binary)
+/// One llama-bench run; `huge_pages`: weights read into memory on 2 MiB pages, as edgeway does.
+fn run_llama_bench(binary: &Path, model: &Path, args: &BenchArgs, huge_pages: bool) -> anyhow::Result<Anchor> {
+    let mut command = Command::new(binary);
+    if huge_pages {
+        // glibc then advises huge pages for its large allocations, the weights among them.
+        command.args(["-lm", "none"]).env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+    }
+    let output = command
         .arg("-m")
         .arg(model)
         .args(["-t", &args.threads.to_string()])
@@ -296,35 +318,46 @@ struct Report {
     /// The embedding model, when something loaded it (its weights are resident too).
     embedding_bytes: u64,
     threads: u32,
-    rounds: Vec<(Option<Anchor>, Round)>,
+    rounds: Vec<Measured>,
     peak_rss_bytes: u64,
+}
+
+/// Which llama-bench run a ratio is against.
+type AnchorOf = fn(&Measured) -> Option<&Anchor>;
+
+fn default_anchor(m: &Measured) -> Option<&Anchor> {
+    m.anchor.as_ref()
+}
+
+fn huge_pages_anchor(m: &Measured) -> Option<&Anchor> {
+    m.anchor_huge_pages.as_ref()
 }
 
 impl Report {
     fn ours(&self, field: fn(&Round) -> f64) -> f64 {
-        median(self.rounds.iter().map(|(_, r)| field(r)).collect())
+        median(self.rounds.iter().map(|m| field(&m.ours)).collect())
     }
 
-    fn anchor(&self, field: fn(&Anchor) -> f64) -> Option<f64> {
-        let values: Vec<f64> = self.rounds.iter().filter_map(|(a, _)| a.as_ref().map(field)).collect();
+    fn anchor(&self, which: AnchorOf, field: fn(&Anchor) -> f64) -> Option<f64> {
+        let values: Vec<f64> = self.rounds.iter().filter_map(|m| which(m).map(field)).collect();
         (!values.is_empty()).then(|| median(values))
     }
 
     /// edgeway ÷ llama-bench within each round.
-    fn round_ratios(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> Vec<f64> {
-        self.rounds.iter().filter_map(|(a, r)| a.as_ref().map(|a| ours(r) / anchor(a))).collect()
+    fn round_ratios(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> Vec<f64> {
+        self.rounds.iter().filter_map(|m| which(m).map(|a| ours(&m.ours) / anchor(a))).collect()
     }
 
     /// Median over rounds of edgeway ÷ llama-bench within the round.
-    fn ratio(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> Option<f64> {
-        let values = self.round_ratios(ours, anchor);
+    fn ratio(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> Option<f64> {
+        let values = self.round_ratios(ours, which, anchor);
         (!values.is_empty()).then(|| median(values))
     }
 
     /// The median ratio and, since this machine's speed drifts, the lowest and highest round's.
-    fn ratio_cell(&self, ours: fn(&Round) -> f64, anchor: fn(&Anchor) -> f64) -> String {
-        let values = self.round_ratios(ours, anchor);
-        let Some(median_ratio) = self.ratio(ours, anchor) else {
+    fn ratio_cell(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> String {
+        let values = self.round_ratios(ours, which, anchor);
+        let Some(median_ratio) = self.ratio(ours, which, anchor) else {
             return "–".to_owned();
         };
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -335,9 +368,9 @@ impl Report {
     fn markdown(&self, args: &BenchArgs) -> String {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let shown = |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.2}{unit}"));
-        let prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prompt_tokens);
+        let prompt_tokens = self.rounds.first().map_or(0, |m| m.ours.prompt_tokens);
         let prefix_tokens = args.prefix_tokens;
-        let prefix_prompt_tokens = self.rounds.first().map_or(0, |(_, r)| r.prefix_tokens);
+        let prefix_prompt_tokens = self.rounds.first().map_or(0, |m| m.ours.prefix_tokens);
         let (cold, warm) = (self.ours(|r| r.ttft_cold_ms), self.ours(|r| r.ttft_warm_ms));
         let mut out = format!(
             "### {} ({:.1} MiB), {} threads, median of {} interleaved rounds\n\n",
@@ -352,27 +385,35 @@ impl Report {
             args.prompt_tokens,
             prompt_tokens,
             self.ours(|r| r.prompt_tps),
-            shown(self.anchor(|a| a.prompt_tps), ""),
-            self.ratio_cell(|r| r.prompt_tps, |a| a.prompt_tps),
+            shown(self.anchor(default_anchor, |a| a.prompt_tps), ""),
+            self.ratio_cell(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
         );
         out += &format!(
             "| prompt tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
             self.ours(|r| r.server_prompt_tps),
-            shown(self.anchor(|a| a.prompt_tps), ""),
-            self.ratio_cell(|r| r.server_prompt_tps, |a| a.prompt_tps),
+            shown(self.anchor(default_anchor, |a| a.prompt_tps), ""),
+            self.ratio_cell(|r| r.server_prompt_tps, default_anchor, |a| a.prompt_tps),
         );
         out += &format!(
             "| generation tok/s (tg{}) | {:.1} | {} | {} |\n",
             args.gen_tokens,
             self.ours(|r| r.gen_tps),
-            shown(self.anchor(|a| a.gen_tps), ""),
-            self.ratio_cell(|r| r.gen_tps, |a| a.gen_tps),
+            shown(self.anchor(default_anchor, |a| a.gen_tps), ""),
+            self.ratio_cell(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
         );
+        if self.anchor(huge_pages_anchor, |a| a.gen_tps).is_some() {
+            out += &format!(
+                "| generation tok/s vs llama-bench with its weights on 2 MiB pages too | {:.1} | {} | {} |\n",
+                self.ours(|r| r.gen_tps),
+                shown(self.anchor(huge_pages_anchor, |a| a.gen_tps), ""),
+                self.ratio_cell(|r| r.gen_tps, huge_pages_anchor, |a| a.gen_tps),
+            );
+        }
         out += &format!(
             "| generation tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
             self.ours(|r| r.server_gen_tps),
-            shown(self.anchor(|a| a.gen_tps), ""),
-            self.ratio_cell(|r| r.server_gen_tps, |a| a.gen_tps),
+            shown(self.anchor(default_anchor, |a| a.gen_tps), ""),
+            self.ratio_cell(|r| r.server_gen_tps, default_anchor, |a| a.gen_tps),
         );
         out += &format!(
             "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
@@ -401,9 +442,12 @@ impl Report {
         let rounds: Vec<Value> = self
             .rounds
             .iter()
-            .map(|(anchor, r)| {
+            .map(|m| {
+                let r = &m.ours;
+                let anchor_json = |a: &Anchor| json!({"prompt_tps": a.prompt_tps, "gen_tps": a.gen_tps});
                 json!({
-                    "llama_bench": anchor.as_ref().map(|a| json!({"prompt_tps": a.prompt_tps, "gen_tps": a.gen_tps})),
+                    "llama_bench": m.anchor.as_ref().map(anchor_json),
+                    "llama_bench_huge_pages": m.anchor_huge_pages.as_ref().map(anchor_json),
                     "edgeway": {
                         "prompt_tps": r.prompt_tps, "server_prompt_tps": r.server_prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps,
                         "ttft_cold_ms": r.ttft_cold_ms, "ttft_warm_ms": r.ttft_warm_ms, "prefix_tokens": r.prefix_tokens,
@@ -417,8 +461,9 @@ impl Report {
             "embedding_bytes": self.embedding_bytes,
             "threads": self.threads,
             "peak_rss_bytes": self.peak_rss_bytes,
-            "prompt_ratio": self.ratio(|r| r.prompt_tps, |a| a.prompt_tps),
-            "gen_ratio": self.ratio(|r| r.gen_tps, |a| a.gen_tps),
+            "prompt_ratio": self.ratio(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
+            "gen_ratio": self.ratio(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
+            "gen_ratio_vs_huge_pages": self.ratio(|r| r.gen_tps, huge_pages_anchor, |a| a.gen_tps),
             "rounds": rounds,
         })
     }
