@@ -233,6 +233,8 @@ fn every_request_is_logged_with_route_cost_and_status() {
     assert!(route("edge").energy_j > 0.0, "edge answers are charged their energy");
     assert_eq!(route("cloud").energy_j, 0.0, "the cloud's energy is not ours to know");
     assert!(route("edge").mean_ttft_ms > 0.0);
+    // A non-streamed edge answer reaches the server in one piece; its first token still came earlier.
+    assert!(route("edge").mean_ttft_ms < route("edge").mean_latency_ms, "{:?}", route("edge"));
 
     let metrics = common::client().get(gateway.url("/metrics")).send().unwrap().text().unwrap();
     assert!(metrics.contains("edgeway_requests_total{route=\"cloud\""), "{metrics}");

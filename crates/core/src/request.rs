@@ -115,7 +115,8 @@ pub struct RouteHints {
     pub target: Option<RouteTarget>,
     /// The domain, when the client names it (the `x-edgeway-domain` header).
     pub domain: Option<String>,
-    /// The client streams: confidence escalation can only wait for the first tokens.
+    /// The client streams: confidence escalation can only wait for the first tokens, and
+    /// the local engine sends each token as it comes (else the answer in one piece).
     pub stream: bool,
 }
 
@@ -126,6 +127,6 @@ pub struct GenerateRequest {
     pub prompt: Prompt,
     /// How to sample.
     pub sampling: SamplingParams,
-    /// Routing wishes; single backends ignore them.
+    /// Routing wishes (single backends ignore them) and whether the client streams.
     pub route: RouteHints,
 }

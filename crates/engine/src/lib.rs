@@ -174,7 +174,8 @@ impl Backend for LlamaEngine {
             return Err(BackendError::PromptTooLong { n_prompt, n_ctx: self.info.n_ctx_slot });
         }
         let (events, receiver) = mpsc::unbounded_channel();
-        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now() };
+        let stream = request.route.stream;
+        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now(), stream };
         self.queue.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {
                 BackendError::QueueFull { slots: self.info.parallel, queued: self.queue.max_capacity() as u32 }

@@ -44,6 +44,10 @@ pub struct Job {
     pub sampling: SamplingParams,
     pub events: EventSender,
     pub enqueued_at: Instant,
+    /// The client reads tokens as they come. When it does not, the answer is sent in one
+    /// piece at the end: waking the HTTP runtime for every token takes CPU from the
+    /// decoding threads on a 2-core box (measured 0–1.5 % faster, near this machine's noise).
+    pub stream: bool,
 }
 
 /// A request occupying a slot.
@@ -67,6 +71,9 @@ struct Task {
     energy_j: f64,
     admitted_at: Instant,
     first_token_at: Option<Instant>,
+    /// Text and logprobs held back for a client that does not stream.
+    unsent_text: String,
+    unsent_logprobs: Vec<TokenLogprob>,
 }
 
 /// One llama.cpp sequence and what its KV cache holds.
@@ -243,6 +250,8 @@ impl Scheduler<'_> {
             energy_j: 0.0,
             admitted_at: Instant::now(),
             first_token_at: None,
+            unsent_text: String::new(),
+            unsent_logprobs: Vec::new(),
             job,
         };
         tracing::debug!(seq = slot.seq_id, n_prompt, n_reused, "request admitted");
@@ -364,7 +373,10 @@ impl Scheduler<'_> {
             None => Vec::new(),
         };
         let pushed = task.assembler.push(&bytes);
-        if (!pushed.text.is_empty() || !logprobs.is_empty())
+        if !task.job.stream {
+            task.unsent_text.push_str(&pushed.text);
+            task.unsent_logprobs.extend(logprobs);
+        } else if (!pushed.text.is_empty() || !logprobs.is_empty())
             && task.job.events.send(Ok(GenerationEvent::Delta { text: pushed.text, logprobs })).is_err()
         {
             slot.task = None;
@@ -399,9 +411,11 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64, energy_source: &'sta
         return;
     };
     slot.last_used = step;
-    let tail = task.assembler.finish();
-    if !tail.is_empty() {
-        let _ = task.job.events.send(Ok(GenerationEvent::Delta { text: tail, logprobs: Vec::new() }));
+    let mut tail = std::mem::take(&mut task.unsent_text);
+    tail.push_str(&task.assembler.finish());
+    let logprobs = std::mem::take(&mut task.unsent_logprobs);
+    if !tail.is_empty() || !logprobs.is_empty() {
+        let _ = task.job.events.send(Ok(GenerationEvent::Delta { text: tail, logprobs }));
     }
     let finished_at = Instant::now();
     let first_token_at = task.first_token_at.unwrap_or(finished_at);

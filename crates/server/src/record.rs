@@ -99,6 +99,13 @@ impl Recorder {
                 }
             }
             Ok(GenerationEvent::Finished(completion)) => {
+                // An answer that arrived in one piece (not streamed) reached this point all at
+                // once; its first token came when the engine's generating time began.
+                let generating_ms = completion.timings.predicted_ms;
+                if generating_ms > 0.0 {
+                    let engine_ttft = (self.started.elapsed().as_secs_f64() * 1000.0 - generating_ms).max(0.0);
+                    self.record.ttft_ms = Some(self.record.ttft_ms.map_or(engine_ttft, |seen| seen.min(engine_ttft)));
+                }
                 let usage = completion.usage;
                 self.record.prompt_tokens = usage.prompt_tokens;
                 self.record.completion_tokens = usage.completion_tokens;
