@@ -369,8 +369,7 @@ fn mapped_and_huge_page_weights_give_the_same_answer() {
     let read_in = Server::start(&["--mmap", "false", "--no-embeddings"]);
     let mapped = Server::start(&["--mmap", "true", "--no-embeddings"]);
     assert_eq!(ask(&read_in), ask(&mapped));
-    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
-    if thp.contains("[madvise]") || thp.contains("[always]") {
+    if edgeway_engine::hugepages::available() {
         assert!(read_in.stderr().contains("model weights on 2 MiB pages"), "{}", read_in.stderr());
     }
     assert!(!mapped.stderr().contains("2 MiB pages"), "{}", mapped.stderr());

@@ -117,15 +117,12 @@ fn advise(range: Range<usize>) -> usize {
     let hinted = unsafe { libc::madvise(address, length, libc::MADV_HUGEPAGE) } == 0;
     // SAFETY: as above.
     let collapsed = unsafe { libc::madvise(address, length, libc::MADV_COLLAPSE) } == 0;
-    if !collapsed {
-        let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, hinted, length, "the kernel did not move this range to huge pages now");
-    }
     if collapsed {
-        length
-    } else {
-        0
+        return length;
     }
+    let error = std::io::Error::last_os_error();
+    tracing::debug!(%error, hinted, length, "the kernel did not move this range to huge pages now");
+    0
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -357,17 +357,22 @@ impl Report {
     /// The median ratio and, since this machine's speed drifts, the lowest and highest round's.
     fn ratio_cell(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> String {
         let values = self.round_ratios(ours, which, anchor);
-        let Some(median_ratio) = self.ratio(ours, which, anchor) else {
+        if values.is_empty() {
             return "–".to_owned();
-        };
+        }
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
         let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        format!("{median_ratio:.2}× ({low:.2}–{high:.2})")
+        format!("{:.2}× ({low:.2}–{high:.2})", median(values))
+    }
+
+    /// One table row: edgeway's median, the anchor's, and their ratio.
+    fn ratio_row(&self, label: &str, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> String {
+        let anchor_median = self.anchor(which, anchor).map_or("–".to_owned(), |v| format!("{v:.2}"));
+        format!("| {label} | {:.1} | {anchor_median} | {} |\n", self.ours(ours), self.ratio_cell(ours, which, anchor))
     }
 
     fn markdown(&self, args: &BenchArgs) -> String {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-        let shown = |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.2}{unit}"));
         let prompt_tokens = self.rounds.first().map_or(0, |m| m.ours.prompt_tokens);
         let prefix_tokens = args.prefix_tokens;
         let prefix_prompt_tokens = self.rounds.first().map_or(0, |m| m.ours.prefix_tokens);
@@ -380,40 +385,37 @@ impl Report {
             self.rounds.len()
         );
         out += "| measure | edgeway (HTTP) | llama-bench | ratio (lowest–highest round) |\n|---|---|---|---|\n";
-        out += &format!(
-            "| prompt tok/s (pp{}; edgeway {} tokens) | {:.1} | {} | {} |\n",
-            args.prompt_tokens,
-            prompt_tokens,
-            self.ours(|r| r.prompt_tps),
-            shown(self.anchor(default_anchor, |a| a.prompt_tps), ""),
-            self.ratio_cell(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
+        out += &self.ratio_row(
+            &format!("prompt tok/s (pp{}; edgeway {prompt_tokens} tokens)", args.prompt_tokens),
+            |r| r.prompt_tps,
+            default_anchor,
+            |a| a.prompt_tps,
         );
-        out += &format!(
-            "| prompt tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
-            self.ours(|r| r.server_prompt_tps),
-            shown(self.anchor(default_anchor, |a| a.prompt_tps), ""),
-            self.ratio_cell(|r| r.server_prompt_tps, default_anchor, |a| a.prompt_tps),
+        out += &self.ratio_row(
+            "prompt tok/s measured inside the server (no HTTP)",
+            |r| r.server_prompt_tps,
+            default_anchor,
+            |a| a.prompt_tps,
         );
-        out += &format!(
-            "| generation tok/s (tg{}) | {:.1} | {} | {} |\n",
-            args.gen_tokens,
-            self.ours(|r| r.gen_tps),
-            shown(self.anchor(default_anchor, |a| a.gen_tps), ""),
-            self.ratio_cell(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
+        out += &self.ratio_row(
+            &format!("generation tok/s (tg{})", args.gen_tokens),
+            |r| r.gen_tps,
+            default_anchor,
+            |a| a.gen_tps,
         );
         if self.anchor(huge_pages_anchor, |a| a.gen_tps).is_some() {
-            out += &format!(
-                "| generation tok/s vs llama-bench with its weights on 2 MiB pages too | {:.1} | {} | {} |\n",
-                self.ours(|r| r.gen_tps),
-                shown(self.anchor(huge_pages_anchor, |a| a.gen_tps), ""),
-                self.ratio_cell(|r| r.gen_tps, huge_pages_anchor, |a| a.gen_tps),
+            out += &self.ratio_row(
+                "generation tok/s vs llama-bench with its weights on 2 MiB pages too",
+                |r| r.gen_tps,
+                huge_pages_anchor,
+                |a| a.gen_tps,
             );
         }
-        out += &format!(
-            "| generation tok/s measured inside the server (no HTTP) | {:.1} | {} | {} |\n",
-            self.ours(|r| r.server_gen_tps),
-            shown(self.anchor(default_anchor, |a| a.gen_tps), ""),
-            self.ratio_cell(|r| r.server_gen_tps, default_anchor, |a| a.gen_tps),
+        out += &self.ratio_row(
+            "generation tok/s measured inside the server (no HTTP)",
+            |r| r.server_gen_tps,
+            default_anchor,
+            |a| a.gen_tps,
         );
         out += &format!(
             "| TTFT, {prefix_tokens}-token prefix shared with the previous request ({prefix_prompt_tokens}-token prompts): warm / cold | {warm:.1} ms / {cold:.1} ms | | {:.3}× |\n",
