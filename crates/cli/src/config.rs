@@ -190,6 +190,7 @@ pub struct EngineSection {
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
     pub mmap: Option<bool>,
+    pub stream_interval_ms: Option<u64>,
     pub watts_per_core: Option<f64>,
 }
 
@@ -261,6 +262,7 @@ impl ServeSettings {
             queue_size: args.queue_size.or(file_engine.queue_size),
             swa_full: args.swa_full.or(file_engine.swa_full),
             mmap: args.mmap.or(file_engine.mmap),
+            stream_interval_ms: args.stream_interval_ms.or(file_engine.stream_interval_ms),
             watts_per_core: args.watts_per_core.or(file_engine.watts_per_core),
         };
         Ok(Self {
@@ -337,6 +339,9 @@ impl ServeSettings {
         }
         if let Some(mmap) = self.engine.mmap {
             config.mmap = mmap;
+        }
+        if let Some(ms) = self.engine.stream_interval_ms {
+            config.stream_interval = std::time::Duration::from_millis(ms);
         }
         config
     }
@@ -477,6 +482,18 @@ mod tests {
         let args = ServeArgs { mmap: Some(false), ..ServeArgs::default() };
         let from_flag = ServeSettings::merge(&args, file).unwrap();
         assert!(!from_flag.engine_config("m.gguf".into(), "m".into()).mmap);
+    }
+
+    #[test]
+    fn stream_interval_comes_from_the_flag_or_the_file_else_is_one_frame() {
+        let default = ServeSettings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        let interval = |settings: &ServeSettings| settings.engine_config("m.gguf".into(), "m".into()).stream_interval;
+        assert_eq!(interval(&default), std::time::Duration::from_millis(16));
+        let file: FileConfig = toml::from_str("[engine]\nstream_interval_ms = 0\n").unwrap();
+        assert_eq!(interval(&ServeSettings::merge(&ServeArgs::default(), file).unwrap()), std::time::Duration::ZERO);
+        let file: FileConfig = toml::from_str("[engine]\nstream_interval_ms = 0\n").unwrap();
+        let args = ServeArgs { stream_interval_ms: Some(40), ..ServeArgs::default() };
+        assert_eq!(interval(&ServeSettings::merge(&args, file).unwrap()), std::time::Duration::from_millis(40));
     }
 
     #[test]

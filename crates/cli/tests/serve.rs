@@ -261,7 +261,8 @@ fn a_corrupt_model_file_is_a_clear_startup_error() {
 
 #[test]
 fn parallel_requests_generate_together() {
-    let server = Server::start(&["--parallel", "2"]);
+    // One chunk per token, so each stream's progress is visible token by token.
+    let server = Server::start(&["--parallel", "2", "--stream-interval-ms", "0"]);
     let request = chat(
         "Write a short poem about rivers.",
         json!({"max_tokens": 48, "stream": true, "temperature": 0, "ignore_eos": true}),
@@ -373,4 +374,53 @@ fn mapped_and_huge_page_weights_give_the_same_answer() {
         assert!(read_in.stderr().contains("model weights on 2 MiB pages"), "{}", read_in.stderr());
     }
     assert!(!mapped.stderr().contains("2 MiB pages"), "{}", mapped.stderr());
+}
+
+/// Streamed text leaves the engine at most once per `--stream-interval-ms`; the first
+/// token never waits, and the chunks carry every token and its logprobs whatever the pacing.
+#[test]
+fn streamed_tokens_are_paced_into_chunks() {
+    let request = chat(
+        "Name three colours.",
+        json!({"temperature": 0, "max_tokens": 24, "ignore_eos": true, "logprobs": true, "stream": true,
+               "stream_options": {"include_usage": true}}),
+    );
+    // (chunks with content, logprob entries, text, completion tokens) of one stream.
+    let stream = |server: &Server| {
+        let events = server.stream("/v1/chat/completions", &request);
+        let chunks: Vec<Value> =
+            events.iter().filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+        let with_content =
+            chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()));
+        let entries: usize =
+            chunks.iter().filter_map(|c| c["choices"][0]["logprobs"]["content"].as_array()).map(Vec::len).sum();
+        let completion_tokens = chunks.iter().find_map(|c| c["usage"]["completion_tokens"].as_u64()).unwrap();
+        (with_content.count(), entries, chat_stream_text(&events), completion_tokens as usize)
+    };
+    let every_token = Server::start(&["--stream-interval-ms", "0", "--no-embeddings"]);
+    let (chunks, entries, per_token_text, tokens) = stream(&every_token);
+    assert_eq!(tokens, 24);
+    assert_eq!((chunks, entries), (24, 24), "one chunk per token");
+    drop(every_token);
+
+    // An interval longer than the answer: the first token goes at once, the rest at the end.
+    let held = Server::start(&["--stream-interval-ms", "600000", "--no-embeddings"]);
+    let (chunks, entries, held_text, tokens) = stream(&held);
+    assert_eq!((chunks, entries, tokens), (2, 24, 24), "first token, then the rest");
+    assert_eq!(held_text, per_token_text);
+
+    // Held text goes out before a step that reads another request's prompt, which may take long.
+    let long = chat("Tell a long story.", json!({"max_tokens": 400, "ignore_eos": true, "stream": true}));
+    let response = common::client().post(held.url("/v1/chat/completions")).json(&long).send().unwrap();
+    let has_text = |line: &String| {
+        let chunk: Value =
+            line.strip_prefix("data: ").and_then(|data| serde_json::from_str(data).ok()).unwrap_or_default();
+        chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|text| !text.is_empty())
+    };
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(response)).map_while(Result::ok);
+    let mut content_chunks = usize::from(lines.by_ref().any(|line| has_text(&line)));
+    let (status, _) = held.post("/v1/completions", &json!({"prompt": "Another question", "max_tokens": 2}));
+    assert_eq!(status, 200);
+    content_chunks += lines.filter(has_text).count();
+    assert!(content_chunks >= 3, "first token, the text held when the second prompt came, the rest: {content_chunks}");
 }

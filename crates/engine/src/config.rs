@@ -1,6 +1,7 @@
 //! What an engine is built from.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::EngineError;
 
@@ -38,6 +39,9 @@ pub struct EngineConfig {
     /// generation is 2.5 % faster (see [`crate::hugepages`]); mapping shares
     /// the file's page cache with other processes.
     pub mmap: bool,
+    /// Least time between two chunks of a streamed answer (`--stream-interval-ms`); see
+    /// [`crate::pacing`]. Zero sends every token on its own.
+    pub stream_interval: Duration,
     /// Power of one busy core, for the CPU-time energy model when RAPL is not readable (`--watts-per-core`).
     pub watts_per_core: f64,
 }
@@ -58,6 +62,7 @@ impl EngineConfig {
             queue_size: 32,
             swa_full: false,
             mmap: !crate::hugepages::available(),
+            stream_interval: Duration::from_millis(16),
             watts_per_core: 10.0,
         }
     }

@@ -34,6 +34,7 @@ pub mod gguf_check;
 pub mod hugepages;
 pub mod logprobs;
 mod model;
+mod pacing;
 pub mod perplexity;
 pub mod quantize;
 pub mod sampling;

@@ -6,7 +6,10 @@
 //!   `/v1/completions` with `max_tokens: 1`; tokens/s = prompt tokens ÷ time to
 //!   first token, measured by the client, HTTP included;
 //! - generation: `--gen-tokens` tokens (`ignore_eos`) streamed; tokens/s over
-//!   the time between the first and the last token, as seen by the client;
+//!   the time between the first and the last token, as seen by the client. The
+//!   server sends tokens in chunks at most every 16 ms (its default
+//!   `--stream-interval-ms`); a second server started with `--stream-interval-ms 0`
+//!   gives the rate with one chunk per token, as llama-server streams;
 //! - prefix reuse: time to first token of a request sharing a
 //!   `--prefix-tokens` prefix with the previous one, against a cold one;
 //! - peak RSS of the serving process (VmHWM), against the size of the model files it
@@ -79,6 +82,13 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     let server = start_server(&model.path, args.threads, &args.serve_args)?;
+    let per_token_server = if args.serve_args.iter().any(|arg| arg.starts_with("--stream-interval-ms")) {
+        None
+    } else {
+        let mut serve_args = args.serve_args.clone();
+        serve_args.extend(["--stream-interval-ms".to_owned(), "0".to_owned(), "--no-embeddings".to_owned()]);
+        Some(start_server(&model.path, args.threads, &serve_args)?)
+    };
     lower_own_priority();
     let mut prompts = PromptMaker::new(server.port);
     // The machine's speed drifts; one llama-bench run next to each edgeway run,
@@ -91,12 +101,17 @@ pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         };
         let anchor = run_anchor(false)?;
         let anchor_huge_pages = if edgeway_engine::hugepages::available() { run_anchor(true)? } else { None };
-        let ours = measure_round(server.port, &mut prompts, args)?;
+        let mut ours = measure_round(server.port, &mut prompts, args)?;
+        if let Some(per_token) = &per_token_server {
+            let generation = stream_completion(per_token.port, &prompts.make(16)?, args.gen_tokens)?;
+            ours.gen_tps_per_token = Some(generation.tokens_per_second());
+        }
         rounds.push(Measured { anchor, anchor_huge_pages, ours });
     }
     let peak_rss_bytes = peak_rss(server.child.id()).unwrap_or(0);
     let embedding_bytes = loaded_embedding_model_bytes(server.port)?;
     drop(server);
+    drop(per_token_server);
 
     let report =
         Report { model: model.id.clone(), model_bytes, embedding_bytes, threads: args.threads, rounds, peak_rss_bytes };
@@ -142,6 +157,8 @@ struct Round {
     prompt_tokens: u64,
     gen_tps: f64,
     server_gen_tps: f64,
+    /// Generation with one chunk per token (`--stream-interval-ms 0`), when measured.
+    gen_tps_per_token: Option<f64>,
     ttft_cold_ms: f64,
     ttft_warm_ms: f64,
     prefix_tokens: u64,
@@ -193,6 +210,13 @@ struct StreamTiming {
     server_gen_tps: f64,
     /// Prompt rate the server itself measured (its `timings`), without HTTP.
     server_prompt_tps: f64,
+}
+
+impl StreamTiming {
+    /// Generation rate: the tokens after the first over the time from the first to the last.
+    fn tokens_per_second(&self) -> f64 {
+        self.completion_tokens.saturating_sub(1) as f64 / self.generation.as_secs_f64()
+    }
 }
 
 fn stream_completion(port: u16, prompt: &str, max_tokens: u32) -> anyhow::Result<StreamTiming> {
@@ -304,8 +328,9 @@ fn measure_round(port: u16, prompts: &mut PromptMaker, args: &BenchArgs) -> anyh
         prompt_tps: prompt.prompt_tokens as f64 / prompt.ttft.as_secs_f64(),
         server_prompt_tps: prompt.server_prompt_tps,
         prompt_tokens: prompt.prompt_tokens,
-        gen_tps: generation.completion_tokens.saturating_sub(1) as f64 / generation.generation.as_secs_f64(),
+        gen_tps: generation.tokens_per_second(),
         server_gen_tps: generation.server_gen_tps,
+        gen_tps_per_token: None,
         ttft_cold_ms: cold.ttft.as_secs_f64() * 1000.0,
         ttft_warm_ms: warm.ttft.as_secs_f64() * 1000.0,
         prefix_tokens: cold.prompt_tokens,
@@ -371,6 +396,11 @@ impl Report {
         format!("| {label} | {:.1} | {anchor_median} | {} |\n", self.ours(ours), self.ratio_cell(ours, which, anchor))
     }
 
+    /// Whether every round also measured generation with one chunk per token.
+    fn measured_per_token(&self) -> bool {
+        self.rounds.iter().all(|m| m.ours.gen_tps_per_token.is_some())
+    }
+
     fn markdown(&self, args: &BenchArgs) -> String {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let prompt_tokens = self.rounds.first().map_or(0, |m| m.ours.prompt_tokens);
@@ -408,6 +438,14 @@ impl Report {
                 "generation tok/s vs llama-bench with its weights on 2 MiB pages too",
                 |r| r.gen_tps,
                 huge_pages_anchor,
+                |a| a.gen_tps,
+            );
+        }
+        if self.measured_per_token() {
+            out += &self.ratio_row(
+                "generation tok/s, one chunk per token (`--stream-interval-ms 0`)",
+                |r| r.gen_tps_per_token.unwrap_or(0.0),
+                default_anchor,
                 |a| a.gen_tps,
             );
         }
@@ -451,7 +489,7 @@ impl Report {
                     "llama_bench": m.anchor.as_ref().map(anchor_json),
                     "llama_bench_huge_pages": m.anchor_huge_pages.as_ref().map(anchor_json),
                     "edgeway": {
-                        "prompt_tps": r.prompt_tps, "server_prompt_tps": r.server_prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps,
+                        "prompt_tps": r.prompt_tps, "server_prompt_tps": r.server_prompt_tps, "prompt_tokens": r.prompt_tokens, "gen_tps": r.gen_tps, "server_gen_tps": r.server_gen_tps, "gen_tps_per_token": r.gen_tps_per_token,
                         "ttft_cold_ms": r.ttft_cold_ms, "ttft_warm_ms": r.ttft_warm_ms, "prefix_tokens": r.prefix_tokens,
                     },
                 })
@@ -466,6 +504,9 @@ impl Report {
             "prompt_ratio": self.ratio(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
             "gen_ratio": self.ratio(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
             "gen_ratio_vs_huge_pages": self.ratio(|r| r.gen_tps, huge_pages_anchor, |a| a.gen_tps),
+            "gen_ratio_per_token_chunks": self
+                .measured_per_token()
+                .then(|| self.ratio(|r| r.gen_tps_per_token.unwrap_or(0.0), default_anchor, |a| a.gen_tps)),
             "rounds": rounds,
         })
     }
