@@ -34,7 +34,10 @@ use anyhow::{bail, Context};
 use edgeway_models::{resolve_model, ModelCache};
 use serde_json::{json, Value};
 
-use super::{lower_own_priority, median, peak_rss, raw_http, start_server};
+use super::{lower_own_priority, median, median_interval, peak_rss, raw_http, start_server};
+
+/// Confidence asked of the interval around each median ratio.
+const CONFIDENCE: f64 = 0.95;
 use crate::cli::EngineBenchArgs as BenchArgs;
 
 /// Words to start prompts with, so no two prompts share a first token and no cache is reused.
@@ -379,15 +382,22 @@ impl Report {
         (!values.is_empty()).then(|| median(values))
     }
 
-    /// The median ratio and, since this machine's speed drifts, the lowest and highest round's.
+    /// The median ratio, the interval that holds it with 95 % confidence and, since this
+    /// machine's speed drifts, the lowest and highest round's.
     fn ratio_cell(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> String {
         let values = self.round_ratios(ours, which, anchor);
-        if values.is_empty() {
+        let Some((ci_low, ci_high, _)) = median_interval(values.clone(), CONFIDENCE) else {
             return "–".to_owned();
-        }
+        };
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
         let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        format!("{:.2}× ({low:.2}–{high:.2})", median(values))
+        format!("{:.2}× [{ci_low:.2}–{ci_high:.2}] ({low:.2}–{high:.2})", median(values))
+    }
+
+    /// The confidence interval of a median ratio, for the JSON report.
+    fn ratio_interval(&self, ours: fn(&Round) -> f64, which: AnchorOf, anchor: fn(&Anchor) -> f64) -> Value {
+        median_interval(self.round_ratios(ours, which, anchor), CONFIDENCE)
+            .map_or(Value::Null, |(low, high, coverage)| json!({"low": low, "high": high, "coverage": coverage}))
     }
 
     /// One table row: edgeway's median, the anchor's, and their ratio.
@@ -414,7 +424,7 @@ impl Report {
             self.threads,
             self.rounds.len()
         );
-        out += "| measure | edgeway (HTTP) | llama-bench | ratio (lowest–highest round) |\n|---|---|---|---|\n";
+        out += "| measure | edgeway (HTTP) | llama-bench | ratio [95 % interval of the median] (lowest–highest round) |\n|---|---|---|---|\n";
         out += &self.ratio_row(
             &format!("prompt tok/s (pp{}; edgeway {prompt_tokens} tokens)", args.prompt_tokens),
             |r| r.prompt_tps,
@@ -475,6 +485,12 @@ impl Report {
             mib(files),
             mib(self.peak_rss_bytes.saturating_sub(files))
         );
+        let coverage = median_interval(vec![0.0; self.rounds.len()], CONFIDENCE).map_or(0.0, |(_, _, c)| c);
+        out += &format!(
+            "\n[…]: holds the median ratio with {:.1} % confidence over {} rounds (distribution-free, from order statistics).\n",
+            coverage * 100.0,
+            self.rounds.len()
+        );
         out
     }
 
@@ -503,6 +519,8 @@ impl Report {
             "peak_rss_bytes": self.peak_rss_bytes,
             "prompt_ratio": self.ratio(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
             "gen_ratio": self.ratio(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
+            "gen_ratio_interval": self.ratio_interval(|r| r.gen_tps, default_anchor, |a| a.gen_tps),
+            "prompt_ratio_interval": self.ratio_interval(|r| r.prompt_tps, default_anchor, |a| a.prompt_tps),
             "gen_ratio_vs_huge_pages": self.ratio(|r| r.gen_tps, huge_pages_anchor, |a| a.gen_tps),
             "gen_ratio_per_token_chunks": self
                 .measured_per_token()
