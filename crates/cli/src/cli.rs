@@ -714,7 +714,7 @@ pub struct ServeArgs {
     /// Least milliseconds between two chunks of a streamed answer from the local model: tokens
     /// made faster than this go out together (a first token always goes at once). Each chunk
     /// wakes the HTTP threads, which take a core from decoding; 0 sends every token in its own
-    /// chunk, 3.5 % slower on a 2-core box [default: 16, one frame at 60 Hz].
+    /// chunk, up to 3.5 % slower on a 2-core box [default: 16, one frame at 60 Hz].
     #[arg(long, env = "EDGEWAY_STREAM_INTERVAL_MS", value_name = "MS")]
     pub stream_interval_ms: Option<u64>,
 
