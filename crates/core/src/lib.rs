@@ -29,5 +29,5 @@ pub use event::{
     token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob,
     Usage,
 };
-pub use request::{ChatMessage, GenerateRequest, Prompt, RouteHints, RouteTarget, SamplingParams};
+pub use request::{ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams};
 pub use retrieve::{Passage, Retriever};

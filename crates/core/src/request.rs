@@ -59,6 +59,38 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// Never end at an end-of-generation token (llama-server's `ignore_eos`; for benchmarks).
     pub ignore_eos: bool,
+    /// The shape the answer must have (structured output); `None` is free text.
+    pub format: Option<OutputFormat>,
+}
+
+/// A shape the answer must have, enforced at the edge by grammar-constrained sampling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Any JSON object (`response_format: {"type": "json_object"}`).
+    JsonObject,
+    /// JSON that a JSON Schema accepts (`response_format: {"type": "json_schema"}` or
+    /// llama-server's `json_schema` field).
+    JsonSchema {
+        /// The schema's name, when the client gave one (OpenAI requires it; it is only a label).
+        name: Option<String>,
+        /// The schema, as JSON text (checked to be a valid schema by the HTTP layer).
+        schema: String,
+        /// OpenAI's `strict` flag, passed on to a cloud upstream.
+        strict: bool,
+    },
+    /// A GBNF grammar (llama-server's `grammar` field); only the local engine can enforce it.
+    Grammar(String),
+}
+
+impl OutputFormat {
+    /// `json_object`, `json_schema` or `grammar`, as logs and metrics spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutputFormat::JsonObject => "json_object",
+            OutputFormat::JsonSchema { .. } => "json_schema",
+            OutputFormat::Grammar(_) => "grammar",
+        }
+    }
 }
 
 impl Default for SamplingParams {
@@ -74,6 +106,7 @@ impl Default for SamplingParams {
             frequency_penalty: 0.0,
             presence_penalty: 0.0,
             ignore_eos: false,
+            format: None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod embed;
 pub mod energy;
 pub mod gguf_check;
+pub mod grammar;
 pub mod hugepages;
 pub mod logprobs;
 mod model;
@@ -51,6 +52,7 @@ use tokio::sync::mpsc;
 pub use config::EngineConfig;
 pub use embed::{Embedder, LazyEmbedder};
 pub use gguf_check::GgufCheckError;
+use grammar::Constraint;
 use model::LoadedModel;
 use worker::Job;
 
@@ -174,9 +176,12 @@ impl Backend for LlamaEngine {
         if n_prompt >= self.info.n_ctx_slot {
             return Err(BackendError::PromptTooLong { n_prompt, n_ctx: self.info.n_ctx_slot });
         }
+        // A format that cannot be enforced is refused here, before the request queues.
+        let constraint =
+            request.sampling.format.as_ref().map(|format| Constraint::new(&self.model.model, format)).transpose()?;
         let (events, receiver) = mpsc::unbounded_channel();
         let stream = request.route.stream;
-        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now(), stream };
+        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now(), stream, constraint };
         self.queue.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {
                 BackendError::QueueFull { slots: self.info.parallel, queued: self.queue.max_capacity() as u32 }

@@ -54,12 +54,19 @@ impl Sampler {
 
     /// Chooses the next token and remembers it for the penalties.
     pub fn sample(&mut self, logits: &[f32]) -> usize {
-        let token = self.choose(logits);
-        *self.counts.entry(token).or_insert(0) += 1;
+        let token = self.pick(logits);
+        self.record(token);
         token
     }
 
-    fn choose(&mut self, raw: &[f32]) -> usize {
+    /// Remembers a generated token for the penalties (what [`Sampler::sample`] does after picking).
+    pub fn record(&mut self, token: usize) {
+        *self.counts.entry(token).or_insert(0) += 1;
+    }
+
+    /// Chooses the next token without remembering it: a constrained sampler may refuse it and
+    /// pick again from masked logits.
+    pub fn pick(&mut self, raw: &[f32]) -> usize {
         // Penalties change logits, so they need a copy of the vocabulary's logits (bans are
         // applied to it too). Bans alone (`ignore_eos`) are a handful of tokens: they are
         // skipped when choosing instead, so that greedy decoding stays one pass with no copy.

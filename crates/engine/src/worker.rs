@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
 use crate::energy::{EnergyMeter, PowerWindow};
+use crate::grammar::Constraint;
 use crate::logprobs::token_logprobs;
 use crate::model::LoadedModel;
 use crate::pacing::Pacer;
@@ -48,6 +49,8 @@ pub struct Job {
     /// The client reads tokens as they come; when it does not, the answer is sent in one
     /// piece at the end (see [`crate::pacing`]).
     pub stream: bool,
+    /// The grammar the answer must follow (structured output), compiled at admission.
+    pub constraint: Option<Constraint>,
 }
 
 /// A request occupying a slot.
@@ -388,7 +391,23 @@ impl Scheduler<'_> {
             return;
         };
         let logits = ctx.get_logits_ith(logits_index);
-        let token = LlamaToken(task.sampler.sample(logits) as i32);
+        let token = match task.job.constraint.as_mut() {
+            None => task.sampler.sample(logits),
+            Some(constraint) => {
+                let is_end = |token: usize| model.is_end_of_generation(LlamaToken(token as i32));
+                match constraint.sample(&mut task.sampler, logits, is_end) {
+                    Ok(token) => token,
+                    Err(reason) => {
+                        let _ =
+                            task.job.events.send(Err(BackendError::Internal(format!("structured output: {reason}"))));
+                        slot.task = None;
+                        slot.last_used = step;
+                        return;
+                    }
+                }
+            }
+        };
+        let token = LlamaToken(token as i32);
         let now = Instant::now();
         task.first_token_at.get_or_insert(now);
         task.n_generated += 1;

@@ -128,6 +128,8 @@ pub async fn answer(
         error: None,
         prompt_text: Some(question.clone()),
         answer_text: Some(text.clone()),
+        format: None,
+        format_verdict: None,
     };
     let result = EvalRecord {
         run: run.to_owned(),

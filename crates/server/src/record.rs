@@ -86,6 +86,12 @@ impl Recorder {
         self.route = Some(route.clone());
     }
 
+    /// Notes the structured-output format asked for and whether the answer had it.
+    pub fn observe_format(&mut self, kind: &str, verdict: &edgeway_structured::Verdict) {
+        self.record.format = Some(kind.to_owned());
+        self.record.format_verdict = Some(verdict.as_str().to_owned());
+    }
+
     /// Notes an event on its way to the client.
     pub fn observe(&mut self, event: &Result<GenerationEvent, BackendError>) {
         match event {

@@ -11,7 +11,8 @@ use std::convert::Infallible;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, RouteInfo, TokenLogprob};
+use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, OutputFormat, RouteInfo, TokenLogprob};
+use edgeway_structured::{FormatCheck, Verdict};
 use futures::Stream;
 use serde_json::Value;
 
@@ -26,6 +27,8 @@ pub struct Collected {
     pub logprobs: Vec<TokenLogprob>,
     /// How it ended.
     pub completion: Completion,
+    /// The structured-output check's result (`x_edgeway.format`), when a format was asked for.
+    pub format: Option<Value>,
 }
 
 /// A generation whose route is settled and whose first output is known.
@@ -42,15 +45,56 @@ pub struct Started {
     pub sources: Vec<edgeway_core::Passage>,
     first: Option<GenerationEvent>,
     recorder: Recorder,
+    /// The structured-output check, when the request asked for a format.
+    format: Option<FormatWatch>,
+}
+
+/// Follows the answer of a structured request and checks it when it ends.
+struct FormatWatch {
+    kind: &'static str,
+    check: FormatCheck,
+    answer: String,
+    verdict: Option<Verdict>,
 }
 
 impl Started {
+    /// Checks the answer against `format` when it ends: the verdict goes into the
+    /// response's `x_edgeway.format` and the query log.
+    pub fn watch_format(&mut self, format: &OutputFormat) -> Result<(), ApiError> {
+        let check =
+            FormatCheck::new(format).map_err(|error| crate::error::invalid("response_format", error.to_string()))?;
+        self.format = Some(FormatWatch { kind: format.kind(), check, answer: String::new(), verdict: None });
+        Ok(())
+    }
+
+    /// The format check's result, for `x_edgeway.format`, once the answer has ended.
+    pub fn format_json(&self) -> Option<Value> {
+        let watch = self.format.as_ref()?;
+        let verdict = watch.verdict.as_ref()?;
+        let mut json = serde_json::json!({ "type": watch.kind, "valid": verdict.is_ok(), "verdict": verdict.as_str() });
+        if let Verdict::Invalid(reason) = verdict {
+            json["error"] = Value::String(reason.clone());
+        }
+        Some(json)
+    }
+
     /// The next event, the held first one included; the recorder sees each.
     async fn next_event(&mut self) -> Option<Result<GenerationEvent, BackendError>> {
         let event = match self.first.take() {
             Some(event) => Some(Ok(event)),
             None => self.generation.next_event().await,
         };
+        if let (Some(watch), Some(Ok(event))) = (self.format.as_mut(), event.as_ref()) {
+            match event {
+                GenerationEvent::Delta { text, .. } => watch.answer.push_str(text),
+                GenerationEvent::Finished(completion) => {
+                    let verdict = watch.check.check(&watch.answer, completion.finish_reason);
+                    self.recorder.observe_format(watch.kind, &verdict);
+                    watch.verdict = Some(verdict);
+                }
+                GenerationEvent::Routed(_) => {}
+            }
+        }
         if let Some(event) = event.as_ref() {
             self.recorder.observe(event);
         }
@@ -73,7 +117,14 @@ pub async fn start(mut generation: Generation, mut recorder: Recorder) -> Result
                 route = Some(info);
             }
             Some(Ok(event)) => {
-                return Ok(Started { generation, route, sources: Vec::new(), first: Some(event), recorder })
+                return Ok(Started {
+                    generation,
+                    route,
+                    sources: Vec::new(),
+                    first: Some(event),
+                    recorder,
+                    format: None,
+                })
             }
             Some(Err(error)) => {
                 let error = ApiError::from(error);
@@ -99,7 +150,10 @@ pub async fn collect(mut started: Started) -> Result<Collected, ApiError> {
                 text.push_str(&piece);
                 logprobs.extend(entries);
             }
-            GenerationEvent::Finished(completion) => return Ok(Collected { text, logprobs, completion }),
+            GenerationEvent::Finished(completion) => {
+                let format = started.format_json();
+                return Ok(Collected { text, logprobs, completion, format });
+            }
             GenerationEvent::Routed(_) => {}
         }
     }
@@ -130,6 +184,15 @@ pub fn accounting_headers(route: Option<&RouteInfo>, completion: &Completion) ->
             headers.insert("x-edgeway-energy-j", value);
         }
         headers.insert("x-edgeway-energy-source", HeaderValue::from_static(energy.source));
+    }
+    headers
+}
+
+/// The `x-edgeway-format` header: `valid`, `invalid`, `truncated` or `unchecked`.
+pub fn format_header(format: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = format.get("verdict").and_then(Value::as_str).and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert("x-edgeway-format", value);
     }
     headers
 }
@@ -213,6 +276,9 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                         let mut extra = accounting_json(state.generation.route.as_ref(), &completion);
                         if !state.generation.sources.is_empty() {
                             extra["sources"] = crate::rag::sources_json(&state.generation.sources);
+                        }
+                        if let Some(format) = state.generation.format_json() {
+                            extra["format"] = format;
                         }
                         last.insert("x_edgeway".into(), extra);
                     }

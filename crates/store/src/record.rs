@@ -45,6 +45,10 @@ pub struct QueryRecord {
     pub prompt_text: Option<String>,
     /// The answer, unless text storage is off.
     pub answer_text: Option<String>,
+    /// The structured-output format asked for (`json_object`, `json_schema`, `grammar`), if any.
+    pub format: Option<String>,
+    /// Whether the answer had that format: `valid`, `invalid`, `truncated` or `unchecked`.
+    pub format_verdict: Option<String>,
 }
 
 /// Now, in milliseconds since the Unix epoch: the log's timestamps (0 if the clock is before 1970).

@@ -88,6 +88,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX guard_events_key ON guard_events(key_id, ts_ms);
     CREATE INDEX queries_key ON queries(key_id, ts_ms);",
+    // 4: structured output: the format asked for and whether the answer had it.
+    "ALTER TABLE queries ADD COLUMN format TEXT;
+    ALTER TABLE queries ADD COLUMN format_verdict TEXT;",
 ];
 
 /// The schema version this build writes.

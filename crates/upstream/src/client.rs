@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use edgeway_core::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
-use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generation, ModelInfo, Prompt};
+use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generation, ModelInfo, OutputFormat, Prompt};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -253,6 +253,10 @@ impl UpstreamCall {
         if sampling.presence_penalty != 0.0 {
             fields.insert("presence_penalty".into(), json!(sampling.presence_penalty));
         }
+        if let Some(format) = &sampling.format {
+            let (name, value) = format_field(format);
+            fields.insert(name.into(), value);
+        }
         match &self.request.prompt {
             Prompt::Chat(messages) => {
                 let messages: Vec<Value> =
@@ -272,6 +276,24 @@ impl UpstreamCall {
                 ("/completions", body)
             }
         }
+    }
+}
+
+/// The structured-output field for the upstream: OpenAI's `response_format` for JSON,
+/// llama-server's `grammar` for a raw grammar (an upstream that does not know it may
+/// ignore it; the answer is checked either way).
+fn format_field(format: &OutputFormat) -> (&'static str, Value) {
+    match format {
+        OutputFormat::JsonObject => ("response_format", json!({"type": "json_object"})),
+        OutputFormat::JsonSchema { name, schema, strict } => {
+            let schema: Value = serde_json::from_str(schema).unwrap_or(Value::Null);
+            let name = name.as_deref().unwrap_or("response");
+            (
+                "response_format",
+                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}),
+            )
+        }
+        OutputFormat::Grammar(grammar) => ("grammar", json!(grammar)),
     }
 }
 

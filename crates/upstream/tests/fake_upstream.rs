@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use edgeway_core::{Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, Prompt, SamplingParams};
+use edgeway_core::{
+    Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, OutputFormat, Prompt, SamplingParams,
+};
 use edgeway_upstream::{CloudBackend, UpstreamConfig};
 
 /// Serves `app` on a loopback port and returns the base URL.
@@ -105,6 +107,35 @@ async fn a_stream_cut_after_some_text_is_an_internal_error() {
     let (text, result) = run(base, Duration::from_secs(5)).await;
     assert_eq!(text, "Hel");
     assert!(matches!(result, Err(BackendError::Internal(m)) if m.contains("before the answer ended")));
+}
+
+#[tokio::test]
+async fn a_requested_format_reaches_the_upstream_as_response_format() {
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen_tx.clone();
+            async move {
+                let _ = seen.send(body);
+                sse(GOOD_STREAM)
+            }
+        }),
+    );
+    let backend = CloudBackend::new(UpstreamConfig::new("cloud", serve(app).await, "big-model")).unwrap();
+    let schema = r#"{"type":"object","properties":{"ok":{"type":"boolean"}}}"#;
+    let mut asked = request();
+    asked.sampling.format =
+        Some(OutputFormat::JsonSchema { name: Some("check".into()), schema: schema.into(), strict: true });
+    let mut generation = backend.submit(asked).unwrap();
+    while generation.next_event().await.is_some() {}
+    let body = seen_rx.recv().await.unwrap();
+    assert_eq!(
+        body["response_format"],
+        serde_json::json!({"type": "json_schema", "json_schema": {
+            "name": "check", "strict": true, "schema": serde_json::from_str::<serde_json::Value>(schema).unwrap()
+        }})
+    );
 }
 
 #[test]

@@ -5,8 +5,18 @@ Exits non-zero with a message on the first mismatch.
 """
 
 import sys
+from typing import Literal
 
 import openai
+import pydantic
+
+
+class Inspection(pydantic.BaseModel):
+    """What an inspection box wants back: the client turns it into a strict JSON schema."""
+
+    defect: bool
+    kind: Literal["scratch", "crack", "stain", "none"]
+    severity: int
 
 
 def main() -> None:
@@ -70,6 +80,15 @@ def main() -> None:
     floats = client.embeddings.create(model="all-minilm-l6-v2", input="a red apple", encoding_format="float")
     assert abs(dot(floats.data[0].embedding, vectors[0]) - 1.0) < 1e-4
     assert embedded.usage.prompt_tokens > 0
+
+    # Structured output: the client sends the model's JSON schema and parses the answer into it.
+    parsed = client.chat.completions.parse(
+        model=model, temperature=0, max_tokens=120, response_format=Inspection,
+        messages=[{"role": "user", "content": "The camera shows a long scratch on the panel. Report it."}],
+    )
+    report = parsed.choices[0].message.parsed
+    assert isinstance(report, Inspection), f"parse() gave {parsed.choices[0].message.content!r}"
+    assert report.kind in ("scratch", "crack", "stain", "none")
 
     print("openai client: all checks passed")
 

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::rag::{augment, requested_collection, sources_json, COLLECTION_HEADER};
 use crate::state::AppState;
-use crate::stream::{accounting_headers, collect, route_headers, sse_response, ChunkShape};
+use crate::stream::{accounting_headers, collect, format_header, route_headers, sse_response, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
 use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
 
@@ -48,11 +48,19 @@ pub async fn chat_completions(
     route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
     let mut body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
+    let mut extension = serde_json::Map::new();
     if !sources.is_empty() {
         if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
             route.insert("x-edgeway-sources", value);
         }
-        body.x_edgeway = Some(serde_json::json!({ "sources": sources_json(&sources) }));
+        extension.insert("sources".into(), sources_json(&sources));
+    }
+    if let Some(format) = collected.format {
+        route.extend(format_header(&format));
+        extension.insert("format".into(), format);
+    }
+    if !extension.is_empty() {
+        body.x_edgeway = Some(Value::Object(extension));
     }
     Ok((route, axum::Json(body)).into_response())
 }

@@ -82,6 +82,7 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
+    let format = request.sampling.format.clone();
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
@@ -90,7 +91,10 @@ async fn begin(
             return Err(error);
         }
     };
-    let started = start(generation, recorder).await?;
+    let mut started = start(generation, recorder).await?;
+    if let Some(format) = &format {
+        started.watch_format(format)?;
+    }
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))
 }

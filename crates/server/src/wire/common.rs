@@ -2,7 +2,9 @@
 
 use edgeway_core::{Completion, SamplingParams, TokenLogprob, TopLogprob};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::format::FormatFields;
 use crate::error::{invalid, ApiError};
 
 /// Most stop sequences one request may carry.
@@ -40,6 +42,12 @@ pub struct SamplingFields {
     pub n: Option<u32>,
     /// llama-server's extension: keep generating past end-of-generation tokens.
     pub ignore_eos: Option<bool>,
+    /// OpenAI's structured output: `{"type": "json_object" | "json_schema" | "text", ...}`.
+    pub response_format: Option<Value>,
+    /// llama-server's extension: a JSON Schema the answer must follow.
+    pub json_schema: Option<Value>,
+    /// llama-server's extension: a GBNF grammar the answer must follow.
+    pub grammar: Option<String>,
 }
 
 impl SamplingFields {
@@ -75,6 +83,19 @@ impl SamplingFields {
         // Seeds are 32-bit in llama.cpp; larger values are folded rather than refused,
         // since clients often send 64-bit random seeds.
         let seed = self.seed.map(|s| (s as u64 ^ ((s as u64) >> 32)) as u32);
+        let format = FormatFields {
+            response_format: self.response_format,
+            json_schema: self.json_schema,
+            grammar: self.grammar,
+        }
+        .validate()?;
+        let ignore_eos = self.ignore_eos.unwrap_or(false);
+        if ignore_eos && format.is_some() {
+            return Err(invalid(
+                "ignore_eos",
+                "ignore_eos cannot be combined with a response format: a finished JSON answer must end",
+            ));
+        }
         Ok(SamplingParams {
             temperature,
             top_p,
@@ -82,7 +103,8 @@ impl SamplingFields {
             stop,
             frequency_penalty: penalty("frequency_penalty", self.frequency_penalty)?,
             presence_penalty: penalty("presence_penalty", self.presence_penalty)?,
-            ignore_eos: self.ignore_eos.unwrap_or(false),
+            ignore_eos,
+            format,
             ..defaults
         })
     }

@@ -89,6 +89,9 @@ pub struct TextCompletion {
     pub usage: Option<UsageBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<TimingsBody>,
+    /// edgeway's extension: the structured-output check, when a format was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_edgeway: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +152,7 @@ impl TextCompletion {
             }],
             usage: completion.map(UsageBody::from),
             timings: completion.map(TimingsBody::from),
+            x_edgeway: None,
         }
     }
 }

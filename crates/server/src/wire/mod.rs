@@ -6,3 +6,4 @@
 pub mod chat;
 pub mod common;
 pub mod completion;
+pub mod format;

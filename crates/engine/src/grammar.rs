@@ -1,0 +1,126 @@
+//! Grammar-constrained sampling: the answer can only take the shape its
+//! request asked for.
+//!
+//! A requested [`OutputFormat`] becomes a GBNF grammar (a JSON Schema through
+//! llama.cpp's own converter, the one llama-server uses), and llama.cpp's
+//! grammar sampler says which tokens may come next. Asking it about the whole
+//! vocabulary every token is the expensive part (49k to 262k candidates), so
+//! [`Constraint::sample`] first picks freely and asks the grammar about that
+//! one token; only when the grammar refuses it are all tokens checked, the
+//! refused ones masked, and the pick made again from what is left. Rejecting
+//! and re-drawing from the masked distribution gives each allowed token the
+//! probability the masked distribution gives it (up to top-k/top-p cut-offs),
+//! and the same token as masking first for greedy decoding.
+//!
+//! Everything fails closed, at admission: a schema the converter cannot turn
+//! into a grammar, or a grammar that does not parse, is the client's error
+//! (400), never an answer in unconstrained text.
+
+use edgeway_core::{BackendError, OutputFormat};
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::sampling::Sampler;
+
+/// The grammar's start rule, as llama.cpp's converter names it.
+const ROOT: &str = "root";
+
+/// The GBNF grammar text that enforces `format`.
+pub fn grammar_text(format: &OutputFormat) -> Result<String, BackendError> {
+    let schema = match format {
+        OutputFormat::Grammar(grammar) => return Ok(grammar.clone()),
+        OutputFormat::JsonObject => r#"{"type": "object"}"#,
+        OutputFormat::JsonSchema { schema, .. } => schema.as_str(),
+    };
+    llama_cpp_2::json_schema_to_grammar(schema).map_err(|error| {
+        BackendError::InvalidRequest(format!(
+            "the JSON schema cannot be turned into a grammar for constrained sampling ({error}); \
+             simplify it (remote $ref and some keywords are not supported)"
+        ))
+    })
+}
+
+/// One request's grammar state and the buffers to apply it.
+pub struct Constraint {
+    grammar: LlamaSampler,
+    /// The whole vocabulary as candidates, for the masking pass.
+    all: LlamaTokenDataArray,
+    /// The logits with the refused tokens at minus infinity.
+    masked: Vec<f32>,
+}
+
+impl std::fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Constraint").finish_non_exhaustive()
+    }
+}
+
+impl Constraint {
+    /// Compiles `format` for `model`'s vocabulary; an error names what is wrong with it.
+    pub fn new(model: &LlamaModel, format: &OutputFormat) -> Result<Self, BackendError> {
+        let text = grammar_text(format)?;
+        let grammar = LlamaSampler::grammar(model, &text, ROOT).map_err(|error| {
+            let what = match format {
+                OutputFormat::Grammar(_) => "the grammar does not parse as GBNF with a 'root' rule",
+                _ => "the grammar made from the JSON schema does not parse",
+            };
+            BackendError::InvalidRequest(format!("{what} ({error}); see llama.cpp's log for the line"))
+        })?;
+        Ok(Self { grammar, all: LlamaTokenDataArray::new(Vec::new(), false), masked: Vec::new() })
+    }
+
+    /// Picks the next token with `sampler` among those the grammar allows, and advances the
+    /// grammar past it (end-of-generation tokens end the answer and are not fed to it).
+    /// An error means the grammar allows no token at all.
+    pub fn sample(
+        &mut self,
+        sampler: &mut Sampler,
+        logits: &[f32],
+        is_end: impl Fn(usize) -> bool,
+    ) -> Result<usize, String> {
+        let first = sampler.pick(logits);
+        let token = if self.allows(first) { first } else { self.pick_masked(sampler, logits)? };
+        sampler.record(token);
+        if !is_end(token) {
+            self.grammar
+                .try_accept(LlamaToken(token as i32))
+                .map_err(|error| format!("the grammar refused token {token} it had allowed: {error}"))?;
+        }
+        Ok(token)
+    }
+
+    /// Whether the grammar allows `token` next.
+    fn allows(&mut self, token: usize) -> bool {
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(LlamaToken(token as i32), 0.0, 0.0)], false);
+        one.apply_sampler(&mut self.grammar);
+        one.data.first().is_some_and(|data| data.logit().is_finite())
+    }
+
+    /// Masks every token the grammar refuses and picks again.
+    fn pick_masked(&mut self, sampler: &mut Sampler, logits: &[f32]) -> Result<usize, String> {
+        self.all.data.clear();
+        self.all.data.extend(
+            logits.iter().enumerate().map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
+        );
+        self.all.selected = None;
+        self.all.sorted = false;
+        self.all.apply_sampler(&mut self.grammar);
+        self.masked.clear();
+        self.masked.resize(logits.len(), f32::NEG_INFINITY);
+        let mut any = false;
+        for data in &self.all.data {
+            let id = data.id().0 as usize;
+            if data.logit().is_finite() && id < self.masked.len() {
+                self.masked[id] = logits[id];
+                any = true;
+            }
+        }
+        if !any {
+            return Err("the grammar allows no token here".into());
+        }
+        Ok(sampler.pick(&self.masked))
+    }
+}
