@@ -817,6 +817,11 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_POWER_BUDGET_ACTION", value_name = "ACTION")]
     pub power_budget_action: Option<String>,
 
+    /// Where requests for structured output (response_format) go: `auto` (scored like the rest),
+    /// `edge` (its grammar guarantees the shape) or `cloud` [default: auto]. A raw `grammar` always goes to the edge.
+    #[arg(long, env = "EDGEWAY_STRUCTURED_ROUTE", value_name = "ROUTE")]
+    pub structured_route: Option<String>,
+
     /// The query log, an SQLite file [default: DATA_DIR/queries.db].
     #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
     pub log_path: Option<PathBuf>,

@@ -116,6 +116,8 @@ pub struct RoutingSection {
     pub power_budget_action: Option<String>,
     /// Extra attempts at a failing cloud before the edge steps in [default: 1].
     pub cloud_retries: Option<u32>,
+    /// Where structured-output requests go: `auto` (scored, default), `edge` or `cloud`.
+    pub structured: Option<String>,
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
@@ -432,6 +434,10 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     if let Some(retries) = file.cloud_retries {
         config.cloud_retries = retries;
     }
+    if let Some(text) = args.structured_route.clone().or(file.structured) {
+        config.structured = edgeway_policy::StructuredRoute::parse(&text)
+            .with_context(|| format!("the structured-output route must be 'auto', 'edge' or 'cloud', got '{text}'"))?;
+    }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");
         config.cooldown = std::time::Duration::from_secs_f64(seconds);
@@ -515,6 +521,24 @@ mod tests {
         assert!(ServeSettings::merge(&ServeArgs::default(), no_model).is_err());
         let bad: FileConfig = toml::from_str("[routing]\nthreshold = 3.0\n").unwrap();
         assert!(ServeSettings::merge(&ServeArgs::default(), bad).is_err());
+    }
+
+    #[test]
+    fn the_structured_route_comes_from_the_flag_or_the_file() {
+        let route = |args: &ServeArgs, toml_text: &str| {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            ServeSettings::merge(args, file).map(|settings| settings.gateway.structured)
+        };
+        let none = ServeArgs::default();
+        assert_eq!(route(&none, "").unwrap(), edgeway_policy::StructuredRoute::Auto);
+        assert_eq!(
+            route(&none, "[routing]\nstructured = \"cloud\"\n").unwrap(),
+            edgeway_policy::StructuredRoute::Cloud
+        );
+        let flag = ServeArgs { structured_route: Some("edge".into()), ..ServeArgs::default() };
+        assert_eq!(route(&flag, "[routing]\nstructured = \"cloud\"\n").unwrap(), edgeway_policy::StructuredRoute::Edge);
+        let error = route(&none, "[routing]\nstructured = \"sometimes\"\n").err().unwrap();
+        assert!(format!("{error:#}").contains("'auto', 'edge' or 'cloud'"), "{error:#}");
     }
 
     #[test]

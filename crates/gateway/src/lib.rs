@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgeway_core::{
-    Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, Prompt, RouteInfo,
-    RouteTarget,
+    Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, OutputFormat, Prompt,
+    RouteInfo, RouteTarget,
 };
-use edgeway_policy::{decide, ComplexityScorer, DomainRules, RouteReason, Thresholds};
+use edgeway_policy::{decide, ComplexityScorer, DomainRules, RouteReason, StructuredRoute, Thresholds};
 use tokio::sync::mpsc;
 
 /// The name that lets the router choose.
@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     pub cloud_retries: u32,
     /// Wait before the first retry; it doubles for each one after.
     pub retry_backoff: Duration,
+    /// Where requests for structured output go (a raw grammar always goes to the edge).
+    pub structured: StructuredRoute,
 }
 
 /// A ceiling on the edge's rolling power draw.
@@ -87,6 +89,7 @@ impl Default for GatewayConfig {
             power_budget: None,
             cloud_retries: 1,
             retry_backoff: Duration::from_millis(100),
+            structured: StructuredRoute::Auto,
         }
     }
 }
@@ -133,7 +136,14 @@ impl Gateway {
                 return Some((RouteTarget::Edge, RouteReason::ForcedByModel));
             }
         }
-        request.route.target.map(|target| (target, RouteReason::ForcedByHeader))
+        if let Some(target) = request.route.target {
+            return Some((target, RouteReason::ForcedByHeader));
+        }
+        match &request.sampling.format {
+            Some(OutputFormat::Grammar(_)) => Some((RouteTarget::Edge, RouteReason::GrammarNeedsEdge)),
+            Some(_) => self.config.structured.target().map(|target| (target, RouteReason::StructuredOutput)),
+            None => None,
+        }
     }
 }
 
@@ -536,6 +546,27 @@ mod tests {
         assert_eq!((route.target, route.model.as_str(), text.as_str()), (RouteTarget::Cloud, "cloud", "cloud says hi"));
         assert!(route.score.unwrap() >= 0.35);
         assert_eq!(gateway.model_ids(), ["auto", "edge-model", "cloud"]);
+    }
+
+    #[tokio::test]
+    async fn structured_requests_follow_their_policy_and_grammars_stay_at_the_edge() {
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
+        let config = GatewayConfig { structured: StructuredRoute::Cloud, ..GatewayConfig::default() };
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let mut easy_json = request("Hi there", RouteHints::default());
+        easy_json.sampling.format = Some(OutputFormat::JsonObject);
+        let (route, _) = route_of(&gateway, easy_json).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "structured_output"));
+        let mut hard_grammar = request(HARD, RouteHints::default());
+        hard_grammar.sampling.format = Some(OutputFormat::Grammar("root ::= \"a\"".into()));
+        let (route, _) = route_of(&gateway, hard_grammar).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "grammar_needs_edge"));
+        // A header still wins over the policy.
+        let mut forced = request("Hi there", RouteHints { target: Some(RouteTarget::Edge), ..RouteHints::default() });
+        forced.sampling.format = Some(OutputFormat::JsonObject);
+        let (route, _) = route_of(&gateway, forced).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "forced_by_header"));
     }
 
     #[tokio::test]

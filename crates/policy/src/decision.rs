@@ -18,6 +18,10 @@ pub enum RouteReason {
     ScoreAtOrAboveThreshold,
     /// No cloud is configured or it is cooling down after failures: the edge answers.
     CloudUnavailable,
+    /// The request asks for structured output and the configuration sends such requests to one side.
+    StructuredOutput,
+    /// The request carries a raw grammar, which only the local engine can enforce.
+    GrammarNeedsEdge,
 }
 
 impl RouteReason {
@@ -29,6 +33,41 @@ impl RouteReason {
             RouteReason::ScoreBelowThreshold => "score_below_threshold",
             RouteReason::ScoreAtOrAboveThreshold => "score_at_or_above_threshold",
             RouteReason::CloudUnavailable => "cloud_unavailable",
+            RouteReason::StructuredOutput => "structured_output",
+            RouteReason::GrammarNeedsEdge => "grammar_needs_edge",
+        }
+    }
+}
+
+/// Where requests that ask for structured output (a JSON object or schema) go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StructuredRoute {
+    /// Scored like any other request.
+    #[default]
+    Auto,
+    /// Always the edge: its grammar guarantees the shape, whatever the model's skill.
+    Edge,
+    /// Always the cloud (falling back to the edge when it is down), for models that fill schemas badly.
+    Cloud,
+}
+
+impl StructuredRoute {
+    /// Parses `auto`, `edge` or `cloud`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(StructuredRoute::Auto),
+            "edge" | "local" => Some(StructuredRoute::Edge),
+            "cloud" | "remote" => Some(StructuredRoute::Cloud),
+            _ => None,
+        }
+    }
+
+    /// The side this policy sends a structured request to, if it overrides scoring.
+    pub fn target(self) -> Option<Target> {
+        match self {
+            StructuredRoute::Auto => None,
+            StructuredRoute::Edge => Some(Target::Edge),
+            StructuredRoute::Cloud => Some(Target::Cloud),
         }
     }
 }
@@ -111,6 +150,18 @@ mod tests {
         assert_eq!(decide(0.45, "code", &t, None, true).reason, RouteReason::ScoreAtOrAboveThreshold);
         assert_eq!(decide(0.55, "customer-service", &t, None, true).target, Target::Edge);
         assert_eq!(decide(0.5, "unknown-domain", &t, None, true).threshold, 0.5);
+    }
+
+    #[test]
+    fn structured_route_parses_and_overrides_only_when_set() {
+        assert_eq!(StructuredRoute::parse(" Cloud "), Some(StructuredRoute::Cloud));
+        assert_eq!(StructuredRoute::parse("edge"), Some(StructuredRoute::Edge));
+        assert_eq!(StructuredRoute::parse("auto").and_then(StructuredRoute::target), None);
+        assert_eq!(StructuredRoute::parse("sometimes"), None);
+        let t = Thresholds::uniform(0.5);
+        let to_cloud = StructuredRoute::Cloud.target().map(|target| (target, RouteReason::StructuredOutput));
+        assert_eq!(decide(0.1, "general", &t, to_cloud, true).target, Target::Cloud);
+        assert_eq!(decide(0.1, "general", &t, to_cloud, false).reason, RouteReason::CloudUnavailable);
     }
 
     #[test]
