@@ -46,6 +46,8 @@ pub fn grammar_text(format: &OutputFormat) -> Result<String, BackendError> {
 /// One request's grammar state and the buffers to apply it.
 pub struct Constraint {
     grammar: LlamaSampler,
+    /// One candidate, for asking about the picked token (reused: no allocation per token).
+    one: LlamaTokenDataArray,
     /// The whole vocabulary as candidates, for the masking pass.
     all: LlamaTokenDataArray,
     /// The logits with the refused tokens at minus infinity.
@@ -69,7 +71,12 @@ impl Constraint {
             };
             BackendError::InvalidRequest(format!("{what} ({error}); see llama.cpp's log for the line"))
         })?;
-        Ok(Self { grammar, all: LlamaTokenDataArray::new(Vec::new(), false), masked: Vec::new() })
+        Ok(Self {
+            grammar,
+            one: LlamaTokenDataArray::new(Vec::with_capacity(1), false),
+            all: LlamaTokenDataArray::new(Vec::new(), false),
+            masked: Vec::new(),
+        })
     }
 
     /// Picks the next token with `sampler` among those the grammar allows, and advances the
@@ -94,9 +101,12 @@ impl Constraint {
 
     /// Whether the grammar allows `token` next.
     fn allows(&mut self, token: usize) -> bool {
-        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(LlamaToken(token as i32), 0.0, 0.0)], false);
-        one.apply_sampler(&mut self.grammar);
-        one.data.first().is_some_and(|data| data.logit().is_finite())
+        self.one.data.clear();
+        self.one.data.push(LlamaTokenData::new(LlamaToken(token as i32), 0.0, 0.0));
+        self.one.selected = None;
+        self.one.sorted = false;
+        self.one.apply_sampler(&mut self.grammar);
+        self.one.data.first().is_some_and(|data| data.logit().is_finite())
     }
 
     /// Masks every token the grammar refuses and picks again.
