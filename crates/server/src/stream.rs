@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, OutputFormat, RouteInfo, TokenLogprob};
+use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, RouteInfo, TokenLogprob};
 use edgeway_structured::{FormatCheck, Verdict};
 use futures::Stream;
 use serde_json::Value;
@@ -51,27 +51,24 @@ pub struct Started {
 
 /// Follows the answer of a structured request and checks it when it ends.
 struct FormatWatch {
-    kind: &'static str,
     check: FormatCheck,
     answer: String,
     verdict: Option<Verdict>,
 }
 
 impl Started {
-    /// Checks the answer against `format` when it ends: the verdict goes into the
+    /// Checks the answer with `check` when it ends: the verdict goes into the
     /// response's `x_edgeway.format` and the query log.
-    pub fn watch_format(&mut self, format: &OutputFormat) -> Result<(), ApiError> {
-        let check =
-            FormatCheck::new(format).map_err(|error| crate::error::invalid("response_format", error.to_string()))?;
-        self.format = Some(FormatWatch { kind: format.kind(), check, answer: String::new(), verdict: None });
-        Ok(())
+    pub fn watch_format(&mut self, check: FormatCheck) {
+        self.format = Some(FormatWatch { check, answer: String::new(), verdict: None });
     }
 
     /// The format check's result, for `x_edgeway.format`, once the answer has ended.
     pub fn format_json(&self) -> Option<Value> {
         let watch = self.format.as_ref()?;
         let verdict = watch.verdict.as_ref()?;
-        let mut json = serde_json::json!({ "type": watch.kind, "valid": verdict.is_ok(), "verdict": verdict.as_str() });
+        let mut json =
+            serde_json::json!({ "type": watch.check.kind(), "valid": verdict.is_ok(), "verdict": verdict.as_str() });
         if let Verdict::Invalid(reason) = verdict {
             json["error"] = Value::String(reason.clone());
         }
@@ -89,7 +86,7 @@ impl Started {
                 GenerationEvent::Delta { text, .. } => watch.answer.push_str(text),
                 GenerationEvent::Finished(completion) => {
                     let verdict = watch.check.check(&watch.answer, completion.finish_reason);
-                    self.recorder.observe_format(watch.kind, &verdict);
+                    self.recorder.observe_format(watch.check.kind(), &verdict);
                     watch.verdict = Some(verdict);
                 }
                 GenerationEvent::Routed(_) => {}

@@ -57,6 +57,7 @@ impl Verdict {
 
 /// A compiled check for one requested format.
 pub struct FormatCheck {
+    kind: &'static str,
     rule: Rule,
 }
 
@@ -73,7 +74,7 @@ impl std::fmt::Debug for FormatCheck {
             Rule::Schema(_) => "json_schema",
             Rule::Unchecked => "unchecked",
         };
-        f.debug_struct("FormatCheck").field("rule", &rule).finish()
+        f.debug_struct("FormatCheck").field("kind", &self.kind).field("rule", &rule).finish()
     }
 }
 
@@ -92,7 +93,12 @@ impl FormatCheck {
                 Rule::Schema(Box::new(validator))
             }
         };
-        Ok(Self { rule })
+        Ok(Self { kind: format.kind(), rule })
+    }
+
+    /// The kind of format checked (`json_object`, `json_schema`, `grammar`), as logs spell it.
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// Checks a finished answer that ended for `finish`.

@@ -33,7 +33,8 @@ pub async fn chat_completions(
         None => Vec::new(),
     };
     let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
-    let (mut started, model) = super::begin(&state, backend, &headers, "chat", asker, request).await?;
+    let (mut started, model) =
+        super::begin(&state, backend, &headers, "chat", asker, request, options.format_check).await?;
     started.sources = sources;
     let id = response_id("chatcmpl");
     let created = unix_seconds();

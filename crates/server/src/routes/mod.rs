@@ -16,6 +16,8 @@ use edgeway_guard::extraction::ExtractionAction;
 use edgeway_guard::injection::InjectionAction;
 use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
 
+use edgeway_structured::FormatCheck;
+
 use crate::error::{invalid, ApiError};
 use crate::record::Recorder;
 use crate::state::AppState;
@@ -45,6 +47,7 @@ async fn begin(
     endpoint: &str,
     asker: Asker<'_>,
     mut request: GenerateRequest,
+    format_check: Option<FormatCheck>,
 ) -> Result<(Started, String), ApiError> {
     if let Some(value) = headers.get(ROUTE_HEADER) {
         let text = value.to_str().unwrap_or_default();
@@ -82,7 +85,6 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
-    let format = request.sampling.format.clone();
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {
@@ -92,8 +94,8 @@ async fn begin(
         }
     };
     let mut started = start(generation, recorder).await?;
-    if let Some(format) = &format {
-        started.watch_format(format)?;
+    if let Some(check) = format_check {
+        started.watch_format(check);
     }
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))

@@ -1,6 +1,7 @@
 //! `/v1/chat/completions` request and response shapes.
 
 use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob};
+use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -90,6 +91,8 @@ pub struct ChatOptions {
     pub include_usage: bool,
     /// The collection the body names for retrieval, if any.
     pub collection: Option<String>,
+    /// The check the answer gets when a format is asked for (compiled once, at validation).
+    pub format_check: Option<FormatCheck>,
 }
 
 impl ChatRequest {
@@ -99,7 +102,7 @@ impl ChatRequest {
             return Err(invalid("messages", "messages must hold at least one message"));
         }
         let messages = self.messages.into_iter().map(WireMessage::into_core).collect::<Result<Vec<_>, _>>()?;
-        let mut sampling = self.sampling.validate()?;
+        let (mut sampling, format_check) = self.sampling.validate()?;
         sampling.max_tokens = match validate_max_tokens("max_completion_tokens", self.max_completion_tokens)? {
             Some(n) => Some(n),
             None => validate_max_tokens("max_tokens", self.max_tokens)?,
@@ -113,6 +116,7 @@ impl ChatRequest {
             stream: self.stream,
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             collection: self.collection,
+            format_check,
         };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route }, options))

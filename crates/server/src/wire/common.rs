@@ -4,6 +4,8 @@ use edgeway_core::{Completion, SamplingParams, TokenLogprob, TopLogprob};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use edgeway_structured::FormatCheck;
+
 use super::format::FormatFields;
 use crate::error::{invalid, ApiError};
 
@@ -51,8 +53,9 @@ pub struct SamplingFields {
 }
 
 impl SamplingFields {
-    /// Checks ranges and builds core sampling parameters (without token limits or logprobs).
-    pub fn validate(self) -> Result<SamplingParams, ApiError> {
+    /// Checks ranges and builds core sampling parameters (without token limits or logprobs),
+    /// and the compiled check of the answer when a format is asked for.
+    pub fn validate(self) -> Result<(SamplingParams, Option<FormatCheck>), ApiError> {
         let defaults = SamplingParams::default();
         let temperature = self.temperature.unwrap_or(defaults.temperature);
         if !(0.0..=2.0).contains(&temperature) {
@@ -83,12 +86,13 @@ impl SamplingFields {
         // Seeds are 32-bit in llama.cpp; larger values are folded rather than refused,
         // since clients often send 64-bit random seeds.
         let seed = self.seed.map(|s| (s as u64 ^ ((s as u64) >> 32)) as u32);
-        let format = FormatFields {
+        let (format, check) = FormatFields {
             response_format: self.response_format,
             json_schema: self.json_schema,
             grammar: self.grammar,
         }
-        .validate()?;
+        .validate()?
+        .unzip();
         let ignore_eos = self.ignore_eos.unwrap_or(false);
         if ignore_eos && format.is_some() {
             return Err(invalid(
@@ -96,7 +100,7 @@ impl SamplingFields {
                 "ignore_eos cannot be combined with a response format: a finished JSON answer must end",
             ));
         }
-        Ok(SamplingParams {
+        let params = SamplingParams {
             temperature,
             top_p,
             seed,
@@ -106,7 +110,8 @@ impl SamplingFields {
             ignore_eos,
             format,
             ..defaults
-        })
+        };
+        Ok((params, check))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use edgeway_core::{Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob};
+use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -46,6 +47,8 @@ pub struct CompletionOptions {
     pub include_usage: bool,
     /// Text to put before the answer (`echo`).
     pub echo_prefix: Option<String>,
+    /// The check the answer gets when a format is asked for (compiled once, at validation).
+    pub format_check: Option<FormatCheck>,
 }
 
 impl CompletionRequest {
@@ -64,13 +67,14 @@ impl CompletionRequest {
         if self.suffix.is_some() {
             return Err(invalid("suffix", "suffix (fill-in-the-middle) is not supported"));
         }
-        let mut sampling = self.sampling.validate()?;
+        let (mut sampling, format_check) = self.sampling.validate()?;
         sampling.max_tokens = Some(validate_max_tokens("max_tokens", self.max_tokens)?.unwrap_or(DEFAULT_MAX_TOKENS));
         sampling.logprobs = self.logprobs.map(|n| validate_top_logprobs("logprobs", n)).transpose()?;
         let options = CompletionOptions {
             stream: self.stream,
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             echo_prefix: self.echo.then(|| prompt.clone()),
+            format_check,
         };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route }, options))

@@ -26,8 +26,9 @@ pub struct FormatFields {
 }
 
 impl FormatFields {
-    /// The requested format (`None` for free text), with its schema checked.
-    pub fn validate(self) -> Result<Option<OutputFormat>, ApiError> {
+    /// The requested format (`None` for free text) and the compiled check its answer will
+    /// get: a schema is compiled once, here, and one that does not compile is refused.
+    pub fn validate(self) -> Result<Option<Checked>, ApiError> {
         let given = [self.response_format.is_some(), self.json_schema.is_some(), self.grammar.is_some()];
         if given.iter().filter(|&&set| set).count() > 1 {
             return Err(invalid(
@@ -45,7 +46,7 @@ impl FormatFields {
                 if grammar.len() > MAX_FORMAT_BYTES {
                     return Err(invalid("grammar", format!("grammar is longer than {MAX_FORMAT_BYTES} bytes")));
                 }
-                Some(OutputFormat::Grammar(grammar))
+                Some(checked("grammar", OutputFormat::Grammar(grammar))?)
             }
             _ => None,
         };
@@ -57,7 +58,7 @@ impl FormatFields {
 /// `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`. llama-server's
 /// shorter forms, a `schema` directly beside `type` (with `json_object` or `json_schema`),
 /// are accepted too.
-fn response_format(value: Value) -> Result<Option<OutputFormat>, ApiError> {
+fn response_format(value: Value) -> Result<Option<Checked>, ApiError> {
     const PARAM: &str = "response_format";
     let Value::Object(mut fields) = value else {
         return Err(invalid(PARAM, "response_format must be an object such as {\"type\": \"json_object\"}".to_owned()));
@@ -75,7 +76,7 @@ fn response_format(value: Value) -> Result<Option<OutputFormat>, ApiError> {
         "text" => Ok(None),
         "json_object" => match fields.remove("schema") {
             Some(schema) => Ok(Some(schema_format(PARAM, None, schema, false)?)),
-            None => Ok(Some(OutputFormat::JsonObject)),
+            None => Ok(Some(checked(PARAM, OutputFormat::JsonObject)?)),
         },
         "json_schema" => {
             let (name, schema, strict) = match fields.remove("json_schema") {
@@ -110,20 +111,22 @@ fn response_format(value: Value) -> Result<Option<OutputFormat>, ApiError> {
     }
 }
 
+/// A format and the compiled check of its answers.
+pub type Checked = (OutputFormat, FormatCheck);
+
+/// Compiles the check for `format`; a schema that does not compile is refused, naming `param`.
+fn checked(param: &'static str, format: OutputFormat) -> Result<Checked, ApiError> {
+    let check = FormatCheck::new(&format).map_err(|error| invalid(param, error.to_string()))?;
+    Ok((format, check))
+}
+
 /// A JSON-Schema format, once the schema compiles.
-fn schema_format(
-    param: &'static str,
-    name: Option<String>,
-    schema: Value,
-    strict: bool,
-) -> Result<OutputFormat, ApiError> {
+fn schema_format(param: &'static str, name: Option<String>, schema: Value, strict: bool) -> Result<Checked, ApiError> {
     let text = schema.to_string();
     if text.len() > MAX_FORMAT_BYTES {
         return Err(invalid(param, format!("the schema is longer than {MAX_FORMAT_BYTES} bytes")));
     }
-    let format = OutputFormat::JsonSchema { name, schema: text, strict };
-    FormatCheck::new(&format).map_err(|error| invalid(param, error.to_string()))?;
-    Ok(format)
+    checked(param, OutputFormat::JsonSchema { name, schema: text, strict })
 }
 
 #[cfg(test)]
@@ -131,8 +134,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The format `fields` ask for, without its compiled check.
+    fn format_of(fields: FormatFields) -> Result<Option<OutputFormat>, ApiError> {
+        fields.validate().map(|checked| checked.map(|(format, _)| format))
+    }
+
     fn from_response_format(value: Value) -> Result<Option<OutputFormat>, ApiError> {
-        FormatFields { response_format: Some(value), ..FormatFields::default() }.validate()
+        format_of(FormatFields { response_format: Some(value), ..FormatFields::default() })
     }
 
     #[test]
@@ -154,11 +162,11 @@ mod tests {
     fn llama_server_shapes() {
         let schema = json!({"type": "object"});
         let fields = FormatFields { json_schema: Some(schema.clone()), ..FormatFields::default() };
-        assert!(matches!(fields.validate().unwrap(), Some(OutputFormat::JsonSchema { .. })));
+        assert!(matches!(format_of(fields).unwrap(), Some(OutputFormat::JsonSchema { .. })));
         let short = from_response_format(json!({"type": "json_object", "schema": schema})).unwrap();
         assert!(matches!(short, Some(OutputFormat::JsonSchema { .. })));
         let fields = FormatFields { grammar: Some("root ::= \"yes\" | \"no\"".into()), ..FormatFields::default() };
-        assert!(matches!(fields.validate().unwrap(), Some(OutputFormat::Grammar(_))));
+        assert!(matches!(format_of(fields).unwrap(), Some(OutputFormat::Grammar(_))));
     }
 
     #[test]
@@ -178,8 +186,8 @@ mod tests {
             grammar: Some("root ::= \"a\"".into()),
             ..FormatFields::default()
         };
-        assert!(message(both.validate()).contains("at most one"));
+        assert!(message(format_of(both)).contains("at most one"));
         let empty = FormatFields { grammar: Some("  ".into()), ..FormatFields::default() };
-        assert!(message(empty.validate()).contains("empty"));
+        assert!(message(format_of(empty)).contains("empty"));
     }
 }
