@@ -822,6 +822,11 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_STRUCTURED_ROUTE", value_name = "ROUTE")]
     pub structured_route: Option<String>,
 
+    /// Where requests that offer tools go: `auto` (scored like the rest), `edge` (calls are
+    /// constrained by the functions' schemas) or `cloud` (for edge models that pick tools badly) [default: auto].
+    #[arg(long, env = "EDGEWAY_TOOLS_ROUTE", value_name = "ROUTE")]
+    pub tools_route: Option<String>,
+
     /// The query log, an SQLite file [default: DATA_DIR/queries.db].
     #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
     pub log_path: Option<PathBuf>,

@@ -118,6 +118,8 @@ pub struct RoutingSection {
     pub cloud_retries: Option<u32>,
     /// Where structured-output requests go: `auto` (scored, default), `edge` or `cloud`.
     pub structured: Option<String>,
+    /// Where requests that offer tools go: `auto` (scored, default), `edge` or `cloud`.
+    pub tools: Option<String>,
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
@@ -438,6 +440,10 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
         config.structured = edgeway_policy::StructuredRoute::parse(&text)
             .with_context(|| format!("the structured-output route must be 'auto', 'edge' or 'cloud', got '{text}'"))?;
     }
+    if let Some(text) = args.tools_route.clone().or(file.tools) {
+        config.tools = edgeway_policy::StructuredRoute::parse(&text)
+            .with_context(|| format!("the tools route must be 'auto', 'edge' or 'cloud', got '{text}'"))?;
+    }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");
         config.cooldown = std::time::Duration::from_secs_f64(seconds);
@@ -539,6 +545,13 @@ mod tests {
         assert_eq!(route(&flag, "[routing]\nstructured = \"cloud\"\n").unwrap(), edgeway_policy::StructuredRoute::Edge);
         let error = route(&none, "[routing]\nstructured = \"sometimes\"\n").err().unwrap();
         assert!(format!("{error:#}").contains("'auto', 'edge' or 'cloud'"), "{error:#}");
+        let tools = |args: &ServeArgs, toml_text: &str| {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            ServeSettings::merge(args, file).map(|settings| settings.gateway.tools)
+        };
+        assert_eq!(tools(&none, "[routing]\ntools = \"cloud\"\n").unwrap(), edgeway_policy::StructuredRoute::Cloud);
+        let flag = ServeArgs { tools_route: Some("edge".into()), ..ServeArgs::default() };
+        assert_eq!(tools(&flag, "[routing]\ntools = \"cloud\"\n").unwrap(), edgeway_policy::StructuredRoute::Edge);
     }
 
     #[test]

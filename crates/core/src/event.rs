@@ -7,6 +7,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` was reached or the context filled up.
     Length,
+    /// The answer ended with function calls for the client to run.
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -15,6 +17,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -152,6 +155,22 @@ pub enum GenerationEvent {
         /// One entry per token behind this delta (empty unless logprobs were requested).
         logprobs: Vec<TokenLogprob>,
     },
+    /// A function call, or a piece of one (a cloud streams arguments in pieces).
+    ToolCall(ToolCallDelta),
     /// The last event of a successful generation.
     Finished(Completion),
+}
+
+/// A function call as it streams: the first piece of a call carries its id
+/// and name, later pieces with the same `index` append to its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    /// Which call of the answer this belongs to (0, 1, … in order).
+    pub index: u32,
+    /// The call's id (first piece only).
+    pub id: Option<String>,
+    /// The function's name (first piece only).
+    pub name: Option<String>,
+    /// More of the arguments' JSON text.
+    pub arguments: String,
 }

@@ -26,8 +26,11 @@ pub mod text;
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
 pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
 pub use event::{
-    token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, TopLogprob,
-    Usage,
+    token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, ToolCallDelta,
+    TopLogprob, Usage,
 };
-pub use request::{ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams};
+pub use request::{
+    ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams, ToolCall, ToolChoice,
+    ToolSpec, ToolUse,
+};
 pub use retrieve::{Passage, Retriever};

@@ -1,19 +1,88 @@
 //! What a client asks a backend for, after the HTTP layer has validated it.
 
 /// One message of a chat conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChatMessage {
-    /// `system`, `user`, `assistant` or another role the model's template knows.
+    /// `system`, `user`, `assistant`, `tool` or another role the model's template knows.
     pub role: String,
     /// The message text.
     pub content: String,
+    /// The calls an assistant message made (the history of a tool conversation).
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     /// A message with the given role and text.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self { role: role.into(), content: content.into(), ..Self::default() }
     }
+}
+
+/// A function the model may call (OpenAI's `tools[].function`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    /// The function's name, as the model must write it.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: Option<String>,
+    /// A JSON Schema of its arguments object, as JSON text (checked by the HTTP layer).
+    pub parameters: String,
+    /// OpenAI's `strict` flag, passed on to a cloud upstream.
+    pub strict: bool,
+}
+
+/// Whether and which tool the model must call (OpenAI's `tool_choice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides: text, or calls.
+    #[default]
+    Auto,
+    /// No calls: the tools are not shown to the model.
+    None,
+    /// At least one call, of any tool.
+    Required,
+    /// A call of this function.
+    Function(String),
+}
+
+/// The tools of a request and how they may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUse {
+    /// The functions on offer (at least one).
+    pub tools: Vec<ToolSpec>,
+    /// Whether a call is optional, forbidden or required.
+    pub choice: ToolChoice,
+    /// Several calls in one answer are allowed (`parallel_tool_calls`, default true).
+    pub parallel: bool,
+}
+
+impl ToolUse {
+    /// The tools the model may call under `choice`: all of them, none, or the named one.
+    pub fn callable(&self) -> impl Iterator<Item = &ToolSpec> {
+        self.tools.iter().filter(move |tool| match &self.choice {
+            ToolChoice::None => false,
+            ToolChoice::Function(name) => &tool.name == name,
+            ToolChoice::Auto | ToolChoice::Required => true,
+        })
+    }
+
+    /// Whether the answer must be calls, not text.
+    pub fn call_required(&self) -> bool {
+        matches!(self.choice, ToolChoice::Required | ToolChoice::Function(_))
+    }
+}
+
+/// One function call the model made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The call's id, which the `tool` message answering it repeats.
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// Its arguments, as JSON text.
+    pub arguments: String,
 }
 
 /// The input to generate from.
@@ -162,4 +231,6 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Routing wishes (single backends ignore them) and whether the client streams.
     pub route: RouteHints,
+    /// Functions the model may call (chat only); `None` when the request offers none.
+    pub tools: Option<ToolUse>,
 }

@@ -16,7 +16,8 @@
 //! into a grammar, or a grammar that does not parse, is the client's error
 //! (400), never an answer in unconstrained text.
 
-use edgeway_core::{BackendError, OutputFormat};
+use edgeway_core::{BackendError, OutputFormat, ToolUse};
+use edgeway_structured::tools::{call_schema, CLOSE_TAG, OPEN_TAG};
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
@@ -35,12 +36,48 @@ pub fn grammar_text(format: &OutputFormat) -> Result<String, BackendError> {
         OutputFormat::JsonObject => r#"{"type": "object"}"#,
         OutputFormat::JsonSchema { schema, .. } => schema.as_str(),
     };
+    schema_grammar(schema, "the JSON schema")
+}
+
+/// llama.cpp's grammar for a JSON Schema; `what` names the schema in the error.
+fn schema_grammar(schema: &str, what: &str) -> Result<String, BackendError> {
     llama_cpp_2::json_schema_to_grammar(schema).map_err(|error| {
         BackendError::InvalidRequest(format!(
-            "the JSON schema cannot be turned into a grammar for constrained sampling ({error}); \
+            "{what} cannot be turned into a grammar for constrained sampling ({error}); \
              simplify it (remote $ref and some keywords are not supported)"
         ))
     })
+}
+
+/// The grammar of an answer made of tool calls, each a tagged JSON call object
+/// whose arguments follow its function's schema:
+///
+/// ```text
+/// <tool_call>
+/// {"name": "get_weather", "arguments": {"city": "Oslo"}}
+/// </tool_call>
+/// ```
+///
+/// One call, or several separated by newlines when `parallel`. `None` when no tool may be called.
+pub fn tool_grammar(tools: &ToolUse) -> Result<Option<String>, BackendError> {
+    let callable: Vec<_> = tools.callable().collect();
+    if callable.is_empty() {
+        return Ok(None);
+    }
+    let schema = call_schema(callable).to_string();
+    let call = schema_grammar(&schema, "a tool's parameters schema")?;
+    // The converter's start rule becomes the call rule; ours wraps it in tags.
+    let mut text: String = call
+        .lines()
+        .map(|line| match line.strip_prefix(&format!("{ROOT} ::=")) {
+            Some(rest) => format!("tool-call-json ::={rest}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let block = format!(r#""{OPEN_TAG}\n" tool-call-json "\n{CLOSE_TAG}""#);
+    let repeat = if tools.parallel { format!(r#" ("\n" {block})*"#) } else { String::new() };
+    text.push_str(&format!("{ROOT} ::= {block}{repeat}\n"));
+    Ok(Some(text))
 }
 
 /// One request's grammar state and the buffers to apply it.
@@ -71,12 +108,35 @@ impl Constraint {
             };
             BackendError::InvalidRequest(format!("{what} ({error}); see llama.cpp's log for the line"))
         })?;
-        Ok(Self {
+        Ok(Self::with(grammar))
+    }
+
+    /// The constraint of an answer that may (`auto`) or must (`required`, a named
+    /// function) call `tools`: a required call is constrained from the first token;
+    /// an optional one only once the model opens a call tag (a lazy grammar), so
+    /// free text stays free. `None` when no tool may be called.
+    pub fn for_tools(model: &LlamaModel, tools: &ToolUse) -> Result<Option<Self>, BackendError> {
+        let Some(text) = tool_grammar(tools)? else { return Ok(None) };
+        let grammar = if tools.call_required() {
+            LlamaSampler::grammar(model, &text, ROOT)
+        } else {
+            LlamaSampler::grammar_lazy(model, &text, ROOT, [OPEN_TAG], &[])
+        };
+        let grammar = grammar.map_err(|error| {
+            BackendError::InvalidRequest(format!(
+                "the grammar made from the tools' parameter schemas does not parse ({error}); simplify the schemas"
+            ))
+        })?;
+        Ok(Some(Self::with(grammar)))
+    }
+
+    fn with(grammar: LlamaSampler) -> Self {
+        Self {
             grammar,
             one: LlamaTokenDataArray::new(Vec::with_capacity(1), false),
             all: LlamaTokenDataArray::new(Vec::new(), false),
             masked: Vec::new(),
-        })
+        }
     }
 
     /// Picks the next token with `sampler` among those the grammar allows, and advances the

@@ -39,6 +39,8 @@ mod pacing;
 pub mod perplexity;
 pub mod quantize;
 pub mod sampling;
+mod template;
+mod tool_calls;
 mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -54,6 +56,7 @@ pub use embed::{Embedder, LazyEmbedder};
 pub use gguf_check::GgufCheckError;
 use grammar::Constraint;
 use model::LoadedModel;
+use tool_calls::ToolCallSplitter;
 use worker::Job;
 
 /// Why an engine could not start.
@@ -164,11 +167,12 @@ impl Backend for LlamaEngine {
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
-        Ok(self.model.prompt_tokens(prompt)?.into_iter().map(|token| token.0 as u32).collect())
+        Ok(self.model.prompt_tokens(prompt, None)?.into_iter().map(|token| token.0 as u32).collect())
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
-        let tokens = self.model.prompt_tokens(&request.prompt)?;
+        let tools = request.tools.as_ref();
+        let tokens = self.model.prompt_tokens(&request.prompt, tools)?;
         let n_prompt = tokens.len() as u32;
         if n_prompt == 0 {
             return Err(BackendError::InvalidRequest("the prompt is empty after tokenization".into()));
@@ -176,12 +180,27 @@ impl Backend for LlamaEngine {
         if n_prompt >= self.info.n_ctx_slot {
             return Err(BackendError::PromptTooLong { n_prompt, n_ctx: self.info.n_ctx_slot });
         }
-        // A format that cannot be enforced is refused here, before the request queues.
-        let constraint =
-            request.sampling.format.as_ref().map(|format| Constraint::new(&self.model.model, format)).transpose()?;
+        // A format or tool schema that cannot be enforced is refused here, before the request queues.
+        // Callable tools take the grammar; a format asked for beside them is checked afterwards.
+        let tool_constraint = tools.map(|tools| Constraint::for_tools(&self.model.model, tools)).transpose()?.flatten();
+        let constraint = match tool_constraint {
+            Some(constraint) => Some(constraint),
+            None => {
+                request.sampling.format.as_ref().map(|format| Constraint::new(&self.model.model, format)).transpose()?
+            }
+        };
+        let tool_calls = tools.and_then(ToolCallSplitter::new);
         let (events, receiver) = mpsc::unbounded_channel();
         let stream = request.route.stream;
-        let job = Job { tokens, sampling: request.sampling, events, enqueued_at: Instant::now(), stream, constraint };
+        let job = Job {
+            tokens,
+            sampling: request.sampling,
+            events,
+            enqueued_at: Instant::now(),
+            stream,
+            constraint,
+            tool_calls,
+        };
         self.queue.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {
                 BackendError::QueueFull { slots: self.info.parallel, queued: self.queue.max_capacity() as u32 }

@@ -3,7 +3,7 @@
 //! Tokenizing and templating run on the caller's thread (llama.cpp's
 //! vocabulary is read-only once loaded), so the worker thread only decodes.
 
-use edgeway_core::{BackendError, ChatMessage, Prompt, SamplingParams};
+use edgeway_core::{BackendError, ChatMessage, Prompt, SamplingParams, ToolChoice, ToolUse};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -12,6 +12,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::config::EngineConfig;
 use crate::gguf_check::check_gguf_header;
 use crate::hugepages::Advice;
+use crate::template::{generic_messages, JinjaTemplate};
 use crate::EngineError;
 
 /// The template llama-server falls back to when a model ships none it can render.
@@ -21,6 +22,8 @@ const FALLBACK_TEMPLATE: &str = "chatml";
 pub struct LoadedModel {
     pub model: LlamaModel,
     template: LlamaChatTemplate,
+    /// The model's Jinja template, when it renders tools (else tools take the generic form).
+    tool_template: Option<JinjaTemplate>,
     /// Sliding-window size of SWA layers, 0 when the model has none.
     pub n_swa: u32,
     /// Every end-of-generation token, banned when a request sets `ignore_eos`.
@@ -42,16 +45,21 @@ impl LoadedModel {
             tracing::info!(mib = huge >> 20, "model weights on 2 MiB pages");
         }
         let template = pick_template(&model);
+        let tool_template = jinja_template(&model);
         let n_swa = sliding_window(&model);
         let vocab = model.vocab();
         let end_of_generation_tokens = vocab.tokens().filter(|&token| vocab.is_eog(token)).collect();
-        Ok(Self { model, template, n_swa, end_of_generation_tokens })
+        Ok(Self { model, template, tool_template, n_swa, end_of_generation_tokens })
     }
 
-    /// Tokens of the prompt, after the chat template for chats.
-    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, BackendError> {
+    /// Tokens of the prompt, after the chat template for chats (with `tools` offered).
+    pub fn prompt_tokens(&self, prompt: &Prompt, tools: Option<&ToolUse>) -> Result<Vec<LlamaToken>, BackendError> {
         let text = match prompt {
             Prompt::Text(text) => text.clone(),
+            Prompt::Chat(messages) if uses_tools(messages, tools) => match &self.tool_template {
+                Some(template) => template.render(messages, tools)?,
+                None => self.render_chat(&generic_messages(messages, tools))?,
+            },
             Prompt::Chat(messages) => self.render_chat(messages)?,
         };
         // add_special adds BOS only for models that want one; parse_special lets
@@ -100,6 +108,21 @@ impl LoadedModel {
     pub fn size_bytes(&self) -> u64 {
         self.model.size()
     }
+}
+
+/// Whether a chat needs tool-aware rendering: tools on offer, or calls and results in its history.
+fn uses_tools(messages: &[ChatMessage], tools: Option<&ToolUse>) -> bool {
+    tools.is_some_and(|tools| tools.choice != ToolChoice::None)
+        || messages.iter().any(|m| !m.tool_calls.is_empty() || m.role == "tool")
+}
+
+/// The model's Jinja template, compiled for tool conversations when it renders tools.
+fn jinja_template(model: &LlamaModel) -> Option<JinjaTemplate> {
+    let source = model.chat_template(None).ok()?;
+    let source = source.to_str().ok()?;
+    let vocab = model.vocab();
+    let piece = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
+    JinjaTemplate::for_tools(source, piece(vocab.bos()), piece(vocab.eos()))
 }
 
 /// The model's own chat template when llama.cpp can render it, else ChatML.

@@ -20,7 +20,7 @@ use edgeway_core::event::{
     Completion, EnergyUse, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage,
 };
 use edgeway_core::text::TextAssembler;
-use edgeway_core::{BackendError, SamplingParams};
+use edgeway_core::{BackendError, SamplingParams, ToolCallDelta};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -35,6 +35,7 @@ use crate::logprobs::token_logprobs;
 use crate::model::LoadedModel;
 use crate::pacing::Pacer;
 use crate::sampling::Sampler;
+use crate::tool_calls::ToolCallSplitter;
 use crate::EngineError;
 
 /// Where a job's events go.
@@ -49,8 +50,10 @@ pub struct Job {
     /// The client reads tokens as they come; when it does not, the answer is sent in one
     /// piece at the end (see [`crate::pacing`]).
     pub stream: bool,
-    /// The grammar the answer must follow (structured output), compiled at admission.
+    /// The grammar the answer must follow (structured output, tool calls), compiled at admission.
     pub constraint: Option<Constraint>,
+    /// Reads tool calls out of the text, when the request lets the model call tools.
+    pub tool_calls: Option<ToolCallSplitter>,
 }
 
 /// A request occupying a slot.
@@ -77,19 +80,56 @@ struct Task {
     /// Text and logprobs not sent yet, and when they go.
     unsent_text: String,
     unsent_logprobs: Vec<TokenLogprob>,
+    unsent_calls: Vec<ToolCallDelta>,
     pacer: Pacer,
 }
 
 impl Task {
-    /// Sends the held text, if any. False when the client has gone.
+    /// Adds generated text to what goes out next, through the tool-call splitter when the
+    /// request offers tools.
+    fn take_output(&mut self, text: &str, logprobs: Vec<TokenLogprob>) {
+        self.unsent_logprobs.extend(logprobs);
+        let Some(splitter) = self.job.tool_calls.as_mut() else {
+            self.unsent_text.push_str(text);
+            return;
+        };
+        let events = splitter.push(text);
+        self.hold(events);
+    }
+
+    /// What the tool-call splitter still held, once the answer has ended.
+    fn take_final_output(&mut self) {
+        if let Some(events) = self.job.tool_calls.as_mut().map(ToolCallSplitter::finish) {
+            self.hold(events);
+        }
+    }
+
+    fn hold(&mut self, events: Vec<GenerationEvent>) {
+        for event in events {
+            match event {
+                GenerationEvent::Delta { text, .. } => self.unsent_text.push_str(&text),
+                GenerationEvent::ToolCall(call) => self.unsent_calls.push(call),
+                GenerationEvent::Routed(_) | GenerationEvent::Finished(_) => {}
+            }
+        }
+    }
+
+    /// Sends the held text and calls, if any. False when the client has gone.
     fn send_unsent(&mut self, now: Instant) -> bool {
-        if self.unsent_text.is_empty() && self.unsent_logprobs.is_empty() {
+        if self.unsent_text.is_empty() && self.unsent_logprobs.is_empty() && self.unsent_calls.is_empty() {
             return true;
         }
         self.pacer.sent(now);
         let text = std::mem::take(&mut self.unsent_text);
         let logprobs = std::mem::take(&mut self.unsent_logprobs);
-        self.job.events.send(Ok(GenerationEvent::Delta { text, logprobs })).is_ok()
+        if (!text.is_empty() || !logprobs.is_empty())
+            && self.job.events.send(Ok(GenerationEvent::Delta { text, logprobs })).is_err()
+        {
+            return false;
+        }
+        std::mem::take(&mut self.unsent_calls)
+            .into_iter()
+            .all(|call| self.job.events.send(Ok(GenerationEvent::ToolCall(call))).is_ok())
     }
 }
 
@@ -272,6 +312,7 @@ impl Scheduler<'_> {
             first_token_at: None,
             unsent_text: String::new(),
             unsent_logprobs: Vec::new(),
+            unsent_calls: Vec::new(),
             pacer: if job.stream { Pacer::streaming(self.stream_interval) } else { Pacer::whole() },
             job,
         };
@@ -422,14 +463,15 @@ impl Scheduler<'_> {
             None => Vec::new(),
         };
         let pushed = task.assembler.push(&bytes);
-        task.unsent_text.push_str(&pushed.text);
-        task.unsent_logprobs.extend(logprobs);
+        task.take_output(&pushed.text, logprobs);
+        // A small model may repeat a call forever; the first repeat ends the answer.
+        let repeated = task.job.tool_calls.as_ref().is_some_and(ToolCallSplitter::repeated);
         if task.pacer.due(now) && !task.send_unsent(now) {
             slot.task = None;
             slot.last_used = step;
             return;
         }
-        if pushed.stopped {
+        if pushed.stopped || repeated {
             finish(slot, FinishReason::Stop, step, energy_source);
         } else if task.n_generated >= task.max_tokens {
             finish(slot, FinishReason::Length, step, energy_source);
@@ -458,8 +500,12 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64, energy_source: &'sta
     };
     slot.last_used = step;
     let finished_at = Instant::now();
-    task.unsent_text.push_str(&task.assembler.finish());
+    let tail = task.assembler.finish();
+    task.take_output(&tail, Vec::new());
+    task.take_final_output();
     let _ = task.send_unsent(finished_at);
+    let called = task.job.tool_calls.as_ref().is_some_and(ToolCallSplitter::called);
+    let reason = if called && reason == FinishReason::Stop { FinishReason::ToolCalls } else { reason };
     let first_token_at = task.first_token_at.unwrap_or(finished_at);
     let completion = Completion {
         energy: Some(EnergyUse { joules: task.energy_j, source: energy_source }),

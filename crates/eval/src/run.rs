@@ -57,6 +57,7 @@ pub fn request(item: &EvalItem, target: RouteTarget) -> GenerateRequest {
             ..SamplingParams::default()
         },
         route: RouteHints { model: None, target: Some(target), domain: item.domain.clone(), stream: false },
+        tools: None,
     }
 }
 
@@ -89,6 +90,8 @@ pub async fn answer(
                 text.push_str(&delta);
                 logprobs.extend(entries.iter().map(|entry| f64::from(entry.chosen.logprob)));
             }
+            // Eval requests offer no tools.
+            Some(Ok(GenerationEvent::ToolCall(_))) => {}
             Some(Ok(GenerationEvent::Finished(completion))) => break completion,
             Some(Err(error)) => return Err(error.into()),
             None => return Err(RunError::Incomplete),

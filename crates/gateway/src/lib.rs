@@ -44,6 +44,8 @@ pub struct GatewayConfig {
     pub retry_backoff: Duration,
     /// Where requests for structured output go (a raw grammar always goes to the edge).
     pub structured: StructuredRoute,
+    /// Where requests that offer callable tools go.
+    pub tools: StructuredRoute,
 }
 
 /// A ceiling on the edge's rolling power draw.
@@ -90,6 +92,7 @@ impl Default for GatewayConfig {
             cloud_retries: 1,
             retry_backoff: Duration::from_millis(100),
             structured: StructuredRoute::Auto,
+            tools: StructuredRoute::Auto,
         }
     }
 }
@@ -138,6 +141,10 @@ impl Gateway {
         }
         if let Some(target) = request.route.target {
             return Some((target, RouteReason::ForcedByHeader));
+        }
+        let callable = request.tools.as_ref().is_some_and(|tools| tools.callable().next().is_some());
+        if let (true, Some(target)) = (callable, self.config.tools.target()) {
+            return Some((target, RouteReason::ToolUse));
         }
         match &request.sampling.format {
             Some(OutputFormat::Grammar(_)) => Some((RouteTarget::Edge, RouteReason::GrammarNeedsEdge)),
@@ -334,6 +341,7 @@ impl Gateway {
                             logprobs: if wants_logprobs { entries } else { Vec::new() },
                         });
                     }
+                    Some(Ok(event @ GenerationEvent::ToolCall(_))) => held.push(event),
                     Some(Ok(event @ GenerationEvent::Finished(_))) => {
                         held.push(event);
                         finished = true;
@@ -513,6 +521,7 @@ mod tests {
             prompt: Prompt::Chat(vec![ChatMessage::new("user", text)]),
             sampling: SamplingParams::default(),
             route,
+            tools: None,
         }
     }
 
@@ -527,6 +536,7 @@ mod tests {
             match event.unwrap() {
                 GenerationEvent::Routed(info) => route = Some(info),
                 GenerationEvent::Delta { text: piece, .. } => text.push_str(&piece),
+                GenerationEvent::ToolCall(_) => {}
                 GenerationEvent::Finished(_) => break,
             }
         }
@@ -567,6 +577,33 @@ mod tests {
         forced.sampling.format = Some(OutputFormat::JsonObject);
         let (route, _) = route_of(&gateway, forced).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "forced_by_header"));
+    }
+
+    #[tokio::test]
+    async fn tool_requests_follow_their_policy() {
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
+        let config = GatewayConfig { tools: StructuredRoute::Cloud, ..GatewayConfig::default() };
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let tools = |choice| edgeway_core::ToolUse {
+            tools: vec![edgeway_core::ToolSpec {
+                name: "f".into(),
+                description: None,
+                parameters: "{}".into(),
+                strict: false,
+            }],
+            choice,
+            parallel: true,
+        };
+        let mut with_tools = request("Hi there", RouteHints::default());
+        with_tools.tools = Some(tools(edgeway_core::ToolChoice::Auto));
+        let (route, _) = route_of(&gateway, with_tools).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "tool_use"));
+        // Tools the model may not call do not count.
+        let mut tools_off = request("Hi there", RouteHints::default());
+        tools_off.tools = Some(tools(edgeway_core::ToolChoice::None));
+        let (route, _) = route_of(&gateway, tools_off).await;
+        assert_eq!(route.target, RouteTarget::Edge);
     }
 
     #[tokio::test]
@@ -624,6 +661,7 @@ mod tests {
                     assert!(logprobs.is_empty(), "the client did not ask for logprobs");
                     text.push_str(&piece);
                 }
+                GenerationEvent::ToolCall(_) => {}
                 GenerationEvent::Finished(_) => break,
             }
         }

@@ -22,6 +22,8 @@ pub enum RouteReason {
     StructuredOutput,
     /// The request carries a raw grammar, which only the local engine can enforce.
     GrammarNeedsEdge,
+    /// The request offers tools and the configuration sends such requests to one side.
+    ToolUse,
 }
 
 impl RouteReason {
@@ -35,11 +37,12 @@ impl RouteReason {
             RouteReason::CloudUnavailable => "cloud_unavailable",
             RouteReason::StructuredOutput => "structured_output",
             RouteReason::GrammarNeedsEdge => "grammar_needs_edge",
+            RouteReason::ToolUse => "tool_use",
         }
     }
 }
 
-/// Where requests that ask for structured output (a JSON object or schema) go.
+/// Where requests that ask for structured output (a JSON object or schema), or that offer tools, go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StructuredRoute {
     /// Scored like any other request.

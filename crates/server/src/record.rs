@@ -104,6 +104,18 @@ impl Recorder {
                     self.answer.push_str(text);
                 }
             }
+            Ok(GenerationEvent::ToolCall(call)) => {
+                if self.record.ttft_ms.is_none() {
+                    self.record.ttft_ms = Some(self.started.elapsed().as_secs_f64() * 1000.0);
+                }
+                if self.store_text() {
+                    // Calls are logged as the model's Hermes-style text would show them.
+                    if let Some(name) = &call.name {
+                        self.answer.push_str(&format!("<tool_call>{name} "));
+                    }
+                    self.answer.push_str(&call.arguments);
+                }
+            }
             Ok(GenerationEvent::Finished(completion)) => {
                 // An answer that arrived in one piece (not streamed) reached this point all at
                 // once; its first token came when the engine's generating time began.

@@ -11,18 +11,24 @@ use std::convert::Infallible;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use edgeway_core::{BackendError, Completion, Generation, GenerationEvent, RouteInfo, TokenLogprob};
+use edgeway_core::{
+    BackendError, Completion, Generation, GenerationEvent, RouteInfo, TokenLogprob, ToolCall, ToolCallDelta,
+};
+use edgeway_structured::tools::ToolsCheck;
 use edgeway_structured::{FormatCheck, Verdict};
 use futures::Stream;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::record::Recorder;
+use crate::wire::tools::CallAssembler;
 
 /// A generation run to its end.
 pub struct Collected {
-    /// The whole answer.
+    /// The whole answer's text.
     pub text: String,
+    /// The function calls it made.
+    pub tool_calls: Vec<ToolCall>,
     /// One entry per generated token, when asked for.
     pub logprobs: Vec<TokenLogprob>,
     /// How it ended.
@@ -49,26 +55,46 @@ pub struct Started {
     format: Option<FormatWatch>,
 }
 
-/// Follows the answer of a structured request and checks it when it ends.
+/// Follows the answer of a structured request (a format, tools or both) and checks it when it ends.
+#[derive(Default)]
 struct FormatWatch {
-    check: FormatCheck,
+    format: Option<FormatCheck>,
+    tools: Option<ToolsCheck>,
     answer: String,
-    verdict: Option<Verdict>,
+    calls: CallAssembler,
+    /// What was checked (`json_schema`, `tools`…) and the verdict, once the answer has ended.
+    verdict: Option<(&'static str, Verdict)>,
+}
+
+impl FormatWatch {
+    /// An answer with calls is checked against the tools; one in text against the format, if any.
+    fn judge(&self, completion: &Completion) -> Option<(&'static str, Verdict)> {
+        let calls = self.calls.calls();
+        match (&self.format, &self.tools) {
+            (Some(format), _) if calls.is_empty() => {
+                Some((format.kind(), format.check(&self.answer, completion.finish_reason)))
+            }
+            (_, Some(tools)) => Some(("tools", tools.check(calls, completion.finish_reason))),
+            (None, None) => None,
+            (Some(format), None) => Some((format.kind(), format.check(&self.answer, completion.finish_reason))),
+        }
+    }
 }
 
 impl Started {
-    /// Checks the answer with `check` when it ends: the verdict goes into the
-    /// response's `x_edgeway.format` and the query log.
-    pub fn watch_format(&mut self, check: FormatCheck) {
-        self.format = Some(FormatWatch { check, answer: String::new(), verdict: None });
+    /// Checks the answer when it ends, the text with `format` and any calls with `tools`:
+    /// the verdict goes into the response's `x_edgeway.format` and the query log.
+    pub fn watch_format(&mut self, format: Option<FormatCheck>, tools: Option<ToolsCheck>) {
+        if format.is_some() || tools.is_some() {
+            self.format = Some(FormatWatch { format, tools, ..FormatWatch::default() });
+        }
     }
 
     /// The format check's result, for `x_edgeway.format`, once the answer has ended.
     pub fn format_json(&self) -> Option<Value> {
         let watch = self.format.as_ref()?;
-        let verdict = watch.verdict.as_ref()?;
-        let mut json =
-            serde_json::json!({ "type": watch.check.kind(), "valid": verdict.is_ok(), "verdict": verdict.as_str() });
+        let (kind, verdict) = watch.verdict.as_ref()?;
+        let mut json = serde_json::json!({ "type": kind, "valid": verdict.is_ok(), "verdict": verdict.as_str() });
         if let Verdict::Invalid(reason) = verdict {
             json["error"] = Value::String(reason.clone());
         }
@@ -84,10 +110,12 @@ impl Started {
         if let (Some(watch), Some(Ok(event))) = (self.format.as_mut(), event.as_ref()) {
             match event {
                 GenerationEvent::Delta { text, .. } => watch.answer.push_str(text),
+                GenerationEvent::ToolCall(delta) => watch.calls.push(delta),
                 GenerationEvent::Finished(completion) => {
-                    let verdict = watch.check.check(&watch.answer, completion.finish_reason);
-                    self.recorder.observe_format(watch.check.kind(), &verdict);
-                    watch.verdict = Some(verdict);
+                    if let Some((kind, verdict)) = watch.judge(completion) {
+                        self.recorder.observe_format(kind, &verdict);
+                        watch.verdict = Some((kind, verdict));
+                    }
                 }
                 GenerationEvent::Routed(_) => {}
             }
@@ -141,15 +169,17 @@ pub async fn start(mut generation: Generation, mut recorder: Recorder) -> Result
 pub async fn collect(mut started: Started) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut logprobs = Vec::new();
+    let mut calls = CallAssembler::default();
     while let Some(event) = started.next_event().await {
         match event? {
             GenerationEvent::Delta { text: piece, logprobs: entries } => {
                 text.push_str(&piece);
                 logprobs.extend(entries);
             }
+            GenerationEvent::ToolCall(delta) => calls.push(&delta),
             GenerationEvent::Finished(completion) => {
                 let format = started.format_json();
-                return Ok(Collected { text, logprobs, completion, format });
+                return Ok(Collected { text, tool_calls: calls.into_calls(), logprobs, completion, format });
             }
             GenerationEvent::Routed(_) => {}
         }
@@ -224,6 +254,11 @@ pub trait ChunkShape: Send + 'static {
     fn opening(&mut self) -> Vec<Value>;
     /// A chunk for new text.
     fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value;
+    /// A chunk for a function call or a piece of one; `None` where the endpoint has no tools.
+    fn tool_call(&mut self, call: ToolCallDelta) -> Option<Value> {
+        let _ = call;
+        None
+    }
     /// Chunks that close the stream: the finish reason, then usage if asked for.
     fn closing(&mut self, completion: &Completion) -> Vec<Value>;
 }
@@ -263,6 +298,11 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                 Some(Ok(GenerationEvent::Delta { text, logprobs })) => {
                     if !text.is_empty() || !logprobs.is_empty() {
                         let chunk = state.shape.delta(text, &logprobs);
+                        state.pending.push_back(json_event(chunk));
+                    }
+                }
+                Some(Ok(GenerationEvent::ToolCall(call))) => {
+                    if let Some(chunk) = state.shape.tool_call(call) {
                         state.pending.push_back(json_event(chunk));
                     }
                 }

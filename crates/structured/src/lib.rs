@@ -11,6 +11,8 @@
 //! The same check refuses a schema that is not a valid JSON Schema before any
 //! work is done, so a bad schema is a 400 and never unconstrained text.
 
+pub mod tools;
+
 use edgeway_core::{FinishReason, OutputFormat};
 use serde_json::Value;
 
@@ -105,7 +107,7 @@ impl FormatCheck {
     pub fn check(&self, answer: &str, finish: FinishReason) -> Verdict {
         let incomplete = |reason: String| match finish {
             FinishReason::Length => Verdict::Truncated,
-            FinishReason::Stop => Verdict::Invalid(reason),
+            FinishReason::Stop | FinishReason::ToolCalls => Verdict::Invalid(reason),
         };
         let value = match &self.rule {
             Rule::Unchecked => return Verdict::Unchecked,

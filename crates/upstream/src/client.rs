@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use edgeway_core::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
-use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generation, ModelInfo, OutputFormat, Prompt};
+use edgeway_core::{
+    Backend, BackendError, BackendLoad, ChatMessage, GenerateRequest, Generation, ModelInfo, OutputFormat, Prompt,
+    ToolCallDelta, ToolChoice, ToolUse,
+};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -189,8 +192,16 @@ impl UpstreamCall {
         let Some(choice) = chunk["choices"].get(0) else { return Ok(true) };
         match choice["finish_reason"].as_str() {
             Some("length") => state.finish_reason = Some(FinishReason::Length),
+            Some("tool_calls") => state.finish_reason = Some(FinishReason::ToolCalls),
             Some(_) => state.finish_reason = Some(FinishReason::Stop),
             None => {}
+        }
+        for delta in tool_call_deltas(&choice["delta"]["tool_calls"]) {
+            state.content_chunks += 1;
+            state.first_token_at.get_or_insert_with(Instant::now);
+            if self.events.send(Ok(GenerationEvent::ToolCall(delta))).is_err() {
+                return Ok(false);
+            }
         }
         let text = choice["delta"]["content"].as_str().or_else(|| choice["text"].as_str()).unwrap_or_default();
         let logprobs = parse_logprobs(&choice["logprobs"]);
@@ -259,9 +270,11 @@ impl UpstreamCall {
         }
         match &self.request.prompt {
             Prompt::Chat(messages) => {
-                let messages: Vec<Value> =
-                    messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
+                let messages: Vec<Value> = messages.iter().map(message_json).collect();
                 fields.insert("messages".into(), Value::Array(messages));
+                if let Some(tools) = &self.request.tools {
+                    insert_tools(fields, tools);
+                }
                 if let Some(top) = sampling.logprobs {
                     fields.insert("logprobs".into(), json!(true));
                     fields.insert("top_logprobs".into(), json!(top));
@@ -295,6 +308,73 @@ fn format_field(format: &OutputFormat) -> (&'static str, Value) {
         }
         OutputFormat::Grammar(grammar) => ("grammar", json!(grammar)),
     }
+}
+
+/// A message as OpenAI's API takes it, with the calls and call ids of a tool conversation.
+fn message_json(message: &ChatMessage) -> Value {
+    let mut value = json!({"role": message.role, "content": message.content});
+    if !message.tool_calls.is_empty() {
+        let calls: Vec<Value> = message
+            .tool_calls
+            .iter()
+            .map(|call| json!({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}))
+            .collect();
+        value["tool_calls"] = Value::Array(calls);
+        if message.content.is_empty() {
+            value["content"] = Value::Null;
+        }
+    }
+    if let Some(id) = &message.tool_call_id {
+        value["tool_call_id"] = json!(id);
+    }
+    value
+}
+
+/// `tools`, `tool_choice` and `parallel_tool_calls`, passed through as the client sent them.
+fn insert_tools(fields: &mut serde_json::Map<String, Value>, tools: &ToolUse) {
+    let specs: Vec<Value> = tools
+        .tools
+        .iter()
+        .map(|tool| {
+            let parameters: Value =
+                serde_json::from_str(&tool.parameters).unwrap_or_else(|_| json!({"type": "object"}));
+            let mut function = json!({"name": tool.name, "parameters": parameters});
+            if let Some(description) = &tool.description {
+                function["description"] = json!(description);
+            }
+            if tool.strict {
+                function["strict"] = json!(true);
+            }
+            json!({"type": "function", "function": function})
+        })
+        .collect();
+    fields.insert("tools".into(), Value::Array(specs));
+    let choice = match &tools.choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+    };
+    fields.insert("tool_choice".into(), choice);
+    if !tools.parallel {
+        fields.insert("parallel_tool_calls".into(), json!(false));
+    }
+}
+
+/// The pieces of `delta.tool_calls` (a call's first piece has its id and name).
+fn tool_call_deltas(value: &Value) -> Vec<ToolCallDelta> {
+    let Some(items) = value.as_array() else { return Vec::new() };
+    items
+        .iter()
+        .enumerate()
+        .map(|(position, item)| ToolCallDelta {
+            index: item["index"].as_u64().map_or(position as u32, |i| i as u32),
+            id: item["id"].as_str().map(str::to_owned),
+            name: item["function"]["name"].as_str().map(str::to_owned),
+            arguments: item["function"]["arguments"].as_str().unwrap_or_default().to_owned(),
+        })
+        .filter(|delta| delta.id.is_some() || delta.name.is_some() || !delta.arguments.is_empty())
+        .collect()
 }
 
 /// Chat-style `logprobs.content` entries (the legacy shape is not passed through).

@@ -10,7 +10,8 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use edgeway_core::{
-    Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, OutputFormat, Prompt, SamplingParams,
+    Backend, BackendError, ChatMessage, FinishReason, GenerateRequest, GenerationEvent, OutputFormat, Prompt,
+    SamplingParams, ToolCall, ToolChoice, ToolSpec, ToolUse,
 };
 use edgeway_upstream::{CloudBackend, UpstreamConfig};
 
@@ -31,6 +32,7 @@ fn request() -> GenerateRequest {
         prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]),
         sampling: SamplingParams::default(),
         route: Default::default(),
+        tools: None,
     }
 }
 
@@ -45,7 +47,7 @@ async fn run(base_url: String, timeout: Duration) -> (String, Result<edgeway_cor
         match event {
             Ok(GenerationEvent::Delta { text: piece, .. }) => text.push_str(&piece),
             Ok(GenerationEvent::Finished(completion)) => return (text, Ok(completion)),
-            Ok(GenerationEvent::Routed(_)) => {}
+            Ok(GenerationEvent::Routed(_) | GenerationEvent::ToolCall(_)) => {}
             Err(error) => return (text, Err(error)),
         }
     }
@@ -136,6 +138,79 @@ async fn a_requested_format_reaches_the_upstream_as_response_format() {
             "name": "check", "strict": true, "schema": serde_json::from_str::<serde_json::Value>(schema).unwrap()
         }})
     );
+}
+
+/// A cloud that streams two parallel calls, their arguments in pieces, as OpenAI does.
+const TOOL_STREAM: &str = concat!(
+    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\": \"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Oslo\\\"}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"{}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[tokio::test]
+async fn tools_pass_through_and_streamed_calls_come_back_by_index() {
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen_tx.clone();
+            async move {
+                let _ = seen.send(body);
+                sse(TOOL_STREAM)
+            }
+        }),
+    );
+    let backend = CloudBackend::new(UpstreamConfig::new("cloud", serve(app).await, "big-model")).unwrap();
+    let mut asked = request();
+    asked.tools = Some(ToolUse {
+        tools: vec![ToolSpec {
+            name: "get_weather".into(),
+            description: Some("Weather".into()),
+            parameters: r#"{"type":"object","properties":{"city":{"type":"string"}}}"#.into(),
+            strict: false,
+        }],
+        choice: ToolChoice::Function("get_weather".into()),
+        parallel: false,
+    });
+    if let Prompt::Chat(messages) = &mut asked.prompt {
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            tool_calls: vec![ToolCall { id: "call_0".into(), name: "get_weather".into(), arguments: "{}".into() }],
+            ..ChatMessage::default()
+        });
+        messages.push(ChatMessage {
+            role: "tool".into(),
+            content: "sunny".into(),
+            tool_call_id: Some("call_0".into()),
+            ..ChatMessage::default()
+        });
+    }
+    let mut generation = backend.submit(asked).unwrap();
+    let mut deltas = Vec::new();
+    let mut finish = None;
+    while let Some(event) = generation.next_event().await {
+        match event.unwrap() {
+            GenerationEvent::ToolCall(delta) => deltas.push(delta),
+            GenerationEvent::Finished(completion) => finish = Some(completion.finish_reason),
+            _ => {}
+        }
+    }
+    assert_eq!(finish, Some(FinishReason::ToolCalls));
+    assert_eq!(deltas.iter().map(|d| d.index).collect::<Vec<_>>(), vec![0, 0, 0, 1]);
+    assert_eq!(deltas[0].id.as_deref(), Some("call_a"));
+    let arguments: String = deltas.iter().filter(|d| d.index == 0).map(|d| d.arguments.as_str()).collect();
+    assert_eq!(arguments, r#"{"city": "Oslo"}"#);
+    let body = seen_rx.recv().await.unwrap();
+    assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["tool_choice"], serde_json::json!({"type": "function", "function": {"name": "get_weather"}}));
+    assert_eq!(body["parallel_tool_calls"], false);
+    let history = body["messages"].as_array().unwrap();
+    assert_eq!(history[1]["tool_calls"][0]["id"], "call_0");
+    assert_eq!(history[1]["content"], serde_json::Value::Null);
+    assert_eq!(history[2]["tool_call_id"], "call_0");
 }
 
 #[test]

@@ -4,6 +4,7 @@ Usage: python openai_client.py BASE_URL MODEL
 Exits non-zero with a message on the first mismatch.
 """
 
+import json
 import sys
 from typing import Literal
 
@@ -90,7 +91,61 @@ def main() -> None:
     assert isinstance(report, Inspection), f"parse() gave {parsed.choices[0].message.content!r}"
     assert report.kind in ("scratch", "crack", "stain", "none")
 
+    check_tools(client, model)
+
     print("openai client: all checks passed")
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+                       "required": ["city", "unit"]},
+    }},
+    {"type": "function", "function": {
+        "name": "get_time", "description": "Local time in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }},
+]
+
+
+def check_tools(client, model: str) -> None:
+    """A two-tool conversation round trip, and streamed parallel calls with distinct indices."""
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(
+        model=model, messages=messages, tools=TOOLS, tool_choice="required", temperature=0, max_tokens=80)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    calls = choice.message.tool_calls
+    assert calls and calls[0].type == "function" and calls[0].function.name in ("get_weather", "get_time"), calls
+    json.loads(calls[0].function.arguments)
+    # The assistant message goes back as the SDK returned it, then one result per call.
+    messages.append(choice.message.model_dump(exclude_none=True))
+    for call in calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temperature": 21})})
+    messages.append({"role": "user", "content": "And what time is it in Tokyo?"})
+    second = client.chat.completions.create(
+        model=model, messages=messages, tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_time"}}, temperature=0, max_tokens=80)
+    assert second.choices[0].message.tool_calls[0].function.name == "get_time", second
+    # Once the results are in, the model may answer in text.
+    third = client.chat.completions.create(model=model, messages=messages, tools=TOOLS, temperature=0, max_tokens=30)
+    assert third.choices[0].message.content is not None or third.choices[0].message.tool_calls, third
+
+    # Streamed parallel calls: the SDK's stream helper joins the pieces by index.
+    with client.chat.completions.stream(
+        model=model, tools=TOOLS, tool_choice="required", temperature=0, max_tokens=120,
+        messages=[{"role": "user", "content": "Get the weather for Paris, Rome and Oslo."}],
+    ) as stream:
+        indices = [call.index for event in stream if event.type == "chunk"
+                   for call in (event.chunk.choices[0].delta.tool_calls or [] if event.chunk.choices else [])]
+        final = stream.get_final_completion()
+    streamed = final.choices[0].message.tool_calls
+    assert len(streamed) >= 2, f"expected parallel calls, got {streamed}"
+    assert indices == list(range(len(streamed))), indices
+    assert len({call.id for call in streamed}) == len(streamed)
+    for call in streamed:
+        json.loads(call.function.arguments)
 
 
 if __name__ == "__main__":

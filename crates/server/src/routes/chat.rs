@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use edgeway_core::{Completion, TokenLogprob};
+use edgeway_core::{Completion, TokenLogprob, ToolCallDelta};
 use edgeway_guard::Caller;
 use serde_json::Value;
 
@@ -33,8 +33,8 @@ pub async fn chat_completions(
         None => Vec::new(),
     };
     let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
-    let (mut started, model) =
-        super::begin(&state, backend, &headers, "chat", asker, request, options.format_check).await?;
+    let checks = super::Checks { format: options.format_check, tools: options.tools_check };
+    let (mut started, model) = super::begin(&state, backend, &headers, "chat", asker, request, checks).await?;
     started.sources = sources;
     let id = response_id("chatcmpl");
     let created = unix_seconds();
@@ -48,7 +48,8 @@ pub async fn chat_completions(
     let collected = collect(started).await?;
     route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
-    let mut body = ChatCompletion::new(id, created, model, collected.text, logprobs, &collected.completion);
+    let mut body =
+        ChatCompletion::new(id, created, model, collected.text, collected.tool_calls, logprobs, &collected.completion);
     let mut extension = serde_json::Map::new();
     if !sources.is_empty() {
         if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
@@ -92,18 +93,28 @@ impl ChatShape {
 
 impl ChunkShape for ChatShape {
     fn opening(&mut self) -> Vec<Value> {
-        let delta = Delta { role: Some("assistant"), content: Some(String::new()) };
+        let delta = Delta { role: Some("assistant"), content: Some(String::new()), tool_calls: None };
         vec![self.chunk(Some(ChunkChoice { index: 0, delta, logprobs: None, finish_reason: None }), None)]
     }
 
     fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value {
         let choice = ChunkChoice {
             index: 0,
-            delta: Delta { role: None, content: Some(text) },
+            delta: Delta { role: None, content: Some(text), tool_calls: None },
             logprobs: ChatLogprobs::from_entries(self.wants_logprobs, logprobs),
             finish_reason: None,
         };
         self.chunk(Some(choice), None)
+    }
+
+    fn tool_call(&mut self, call: ToolCallDelta) -> Option<Value> {
+        let choice = ChunkChoice {
+            index: 0,
+            delta: Delta { role: None, content: None, tool_calls: Some(vec![call.into()]) },
+            logprobs: None,
+            finish_reason: None,
+        };
+        Some(self.chunk(Some(choice), None))
     }
 
     fn closing(&mut self, completion: &Completion) -> Vec<Value> {

@@ -27,8 +27,16 @@ pub async fn completions(
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
     let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
-    let (started, model) =
-        super::begin(&state, backend, &headers, "completions", asker, request, options.format_check).await?;
+    let (started, model) = super::begin(
+        &state,
+        backend,
+        &headers,
+        "completions",
+        asker,
+        request,
+        super::Checks { format: options.format_check, tools: None },
+    )
+    .await?;
     let id = response_id("cmpl");
     let created = unix_seconds();
     let prefix = options.echo_prefix.unwrap_or_default();

@@ -16,6 +16,7 @@ use edgeway_guard::extraction::ExtractionAction;
 use edgeway_guard::injection::InjectionAction;
 use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
 
+use edgeway_structured::tools::ToolsCheck;
 use edgeway_structured::FormatCheck;
 
 use crate::error::{invalid, ApiError};
@@ -36,6 +37,15 @@ pub(crate) struct Asker<'a> {
     pub model: Option<&'a str>,
 }
 
+/// The checks a finished answer gets (compiled at validation), as the endpoints hand them to [`begin`].
+#[derive(Default)]
+pub(crate) struct Checks {
+    /// The requested output format's.
+    pub format: Option<FormatCheck>,
+    /// The offered tools'.
+    pub tools: Option<ToolsCheck>,
+}
+
 /// What the generating endpoints share: read the routing headers, let the
 /// guard check the caller's allow-lists and quota, submit, and wait until the
 /// route and first output are known. Returns the started generation and the
@@ -47,7 +57,7 @@ async fn begin(
     endpoint: &str,
     asker: Asker<'_>,
     mut request: GenerateRequest,
-    format_check: Option<FormatCheck>,
+    checks: Checks,
 ) -> Result<(Started, String), ApiError> {
     if let Some(value) = headers.get(ROUTE_HEADER) {
         let text = value.to_str().unwrap_or_default();
@@ -94,9 +104,7 @@ async fn begin(
         }
     };
     let mut started = start(generation, recorder).await?;
-    if let Some(check) = format_check {
-        started.watch_format(check);
-    }
+    started.watch_format(checks.format, checks.tools);
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))
 }

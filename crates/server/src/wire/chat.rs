@@ -1,12 +1,14 @@
 //! `/v1/chat/completions` request and response shapes.
 
-use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob};
+use edgeway_core::{ChatMessage, Completion, GenerateRequest, Prompt, RouteHints, TokenLogprob, ToolCall};
+use edgeway_structured::tools::ToolsCheck;
 use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
     validate_max_tokens, validate_top_logprobs, ChatTokenLogprob, SamplingFields, StreamOptions, TimingsBody, UsageBody,
 };
+use super::tools::{validate_tools, ChunkToolCall, ResponseToolCall, WireTool, WireToolCall};
 use crate::error::{invalid, ApiError};
 
 /// A chat completion request as sent.
@@ -23,6 +25,11 @@ pub struct ChatRequest {
     #[serde(default)]
     pub logprobs: bool,
     pub top_logprobs: Option<i64>,
+    /// Functions the model may call.
+    pub tools: Option<Vec<WireTool>>,
+    /// `auto`, `none`, `required` or `{"type": "function", "function": {"name": ...}}`.
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
     /// edgeway's extension: retrieve from this local collection (`none`: not even the default).
     pub collection: Option<String>,
     #[serde(flatten)]
@@ -34,6 +41,10 @@ pub struct ChatRequest {
 pub struct WireMessage {
     pub role: String,
     pub content: Option<MessageContent>,
+    /// The calls an assistant message made.
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    /// For a `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 /// Message content: a string, or a list of typed parts.
@@ -80,7 +91,20 @@ impl WireMessage {
                 text
             }
         };
-        Ok(ChatMessage { role, content })
+        let tool_calls = match self.tool_calls {
+            Some(_) if role != "assistant" => {
+                return Err(invalid(
+                    "messages",
+                    format!("a '{role}' message cannot carry tool_calls; only assistant messages do"),
+                ))
+            }
+            Some(calls) => calls.into_iter().map(WireToolCall::into_core).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        if role == "tool" && self.tool_call_id.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid("messages", "a 'tool' message needs the tool_call_id of the call it answers"));
+        }
+        Ok(ChatMessage { role, content, tool_calls, tool_call_id: self.tool_call_id })
     }
 }
 
@@ -93,6 +117,8 @@ pub struct ChatOptions {
     pub collection: Option<String>,
     /// The check the answer gets when a format is asked for (compiled once, at validation).
     pub format_check: Option<FormatCheck>,
+    /// The check the answer's tool calls get, when tools are offered.
+    pub tools_check: Option<ToolsCheck>,
 }
 
 impl ChatRequest {
@@ -112,14 +138,16 @@ impl ChatRequest {
             (false, None) => None,
             (true, n) => Some(validate_top_logprobs("top_logprobs", n.unwrap_or(0))?),
         };
+        let (tools, tools_check) = validate_tools(self.tools, self.tool_choice, self.parallel_tool_calls)?.unzip();
         let options = ChatOptions {
             stream: self.stream,
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),
             collection: self.collection,
             format_check,
+            tools_check,
         };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
-        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route }, options))
+        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools }, options))
     }
 }
 
@@ -149,7 +177,10 @@ pub struct ChatChoice {
 #[derive(Debug, Serialize)]
 pub struct AssistantMessage {
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the answer is only tool calls, as OpenAI sends it.
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ResponseToolCall>,
 }
 
 /// `logprobs` of a chat choice.
@@ -172,9 +203,12 @@ impl ChatCompletion {
         created: u64,
         model: String,
         text: String,
+        tool_calls: Vec<ToolCall>,
         logprobs: Option<ChatLogprobs>,
         completion: &Completion,
     ) -> Self {
+        let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+        let tool_calls = tool_calls.into_iter().map(ResponseToolCall::from).collect();
         Self {
             id,
             object: "chat.completion",
@@ -182,7 +216,7 @@ impl ChatCompletion {
             model,
             choices: vec![ChatChoice {
                 index: 0,
-                message: AssistantMessage { role: "assistant", content: text },
+                message: AssistantMessage { role: "assistant", content, tool_calls },
                 logprobs,
                 finish_reason: completion.finish_reason.as_str(),
             }],
@@ -222,4 +256,6 @@ pub struct Delta {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ChunkToolCall>>,
 }

@@ -77,7 +77,7 @@ impl CompletionRequest {
             format_check,
         };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
-        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route }, options))
+        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route, tools: None }, options))
     }
 }
 

@@ -7,3 +7,4 @@ pub mod chat;
 pub mod common;
 pub mod completion;
 pub mod format;
+pub mod tools;

@@ -220,6 +220,7 @@ async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> anyh
             ..SamplingParams::default()
         },
         route: RouteHints::default(),
+        tools: None,
     };
     let mut generation = engine.submit(request)?;
     loop {
