@@ -79,8 +79,9 @@ def main() -> None:
     )
     inspection = Inspection.model_validate_json(report.message.content)
     assert inspection.kind in ("scratch", "crack", "stain", "none")
-    as_json = client.generate(model=model, prompt="Describe Paris in JSON.", format="json",
-                              options={"temperature": 0, "num_predict": 80})
+    as_json = client.generate(model=model, prompt="Give the capital of France as a JSON object with the key city.",
+                              format="json", options={"temperature": 0, "num_predict": 100})
+    assert as_json.done_reason == "stop", f"cut short: {as_json.response!r}"
     assert isinstance(json.loads(as_json.response), dict), as_json.response
 
     embedded = client.embed(model=embedding_model, input=["a red apple", "a green apple", "tax law"])
