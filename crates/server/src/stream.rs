@@ -1,5 +1,5 @@
 //! From a backend's [`Generation`] to a response body: collected whole, or as
-//! server-sent events.
+//! server-sent events (newline-delimited JSON on the Ollama routes: [`ndjson_response`]).
 //!
 //! Both endpoints share this code through [`ChunkShape`], which says how
 //! their chunks look; the order of events and the `[DONE]` marker live here
@@ -8,7 +8,8 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use edgeway_core::{
@@ -310,14 +311,7 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     let mut closing = state.shape.closing(&completion);
                     // Headers are long gone by now: a stream's cost and energy ride on its last chunk.
                     if let Some(Value::Object(last)) = closing.last_mut() {
-                        let mut extra = accounting_json(state.generation.route.as_ref(), &completion);
-                        if !state.generation.sources.is_empty() {
-                            extra["sources"] = crate::rag::sources_json(&state.generation.sources);
-                        }
-                        if let Some(format) = state.generation.format_json() {
-                            extra["format"] = format;
-                        }
-                        last.insert("x_edgeway".into(), extra);
+                        last.insert("x_edgeway".into(), extension_json(&state.generation, &completion));
                     }
                     state.pending.extend(closing.into_iter().map(json_event));
                     state.pending.push_back(Event::default().data("[DONE]"));
@@ -335,4 +329,75 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
             }
         }
     })
+}
+
+/// Streams a generation as newline-delimited JSON (`application/x-ndjson`), Ollama's framing:
+/// one object a line, the shape's closing objects last (edgeway's `x_edgeway` accounting on the
+/// very last), and an error after the start as a last line `{"error": "..."}`.
+///
+/// Dropping the response body (the client went away) drops the [`Generation`], as with SSE.
+pub fn ndjson_response(started: Started, mut shape: impl ChunkShape) -> Response {
+    let mut headers = route_headers(started.route.as_ref());
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    let pending = shape.opening().into();
+    let state = NdjsonState { generation: started, shape, pending, done: false };
+    (headers, Body::from_stream(ndjson_lines(state))).into_response()
+}
+
+struct NdjsonState<S> {
+    generation: Started,
+    shape: S,
+    pending: VecDeque<Value>,
+    done: bool,
+}
+
+fn ndjson_lines<S: ChunkShape>(state: NdjsonState<S>) -> impl Stream<Item = Result<String, Infallible>> {
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(value) = state.pending.pop_front() {
+                return Some((Ok(format!("{value}\n")), state));
+            }
+            if state.done {
+                return None;
+            }
+            match state.generation.next_event().await {
+                Some(Ok(GenerationEvent::Delta { text, logprobs })) => {
+                    if !text.is_empty() || !logprobs.is_empty() {
+                        let line = state.shape.delta(text, &logprobs);
+                        state.pending.push_back(line);
+                    }
+                }
+                Some(Ok(GenerationEvent::ToolCall(call))) => state.pending.extend(state.shape.tool_call(call)),
+                Some(Ok(GenerationEvent::Finished(completion))) => {
+                    let mut closing = state.shape.closing(&completion);
+                    if let Some(Value::Object(last)) = closing.last_mut() {
+                        last.insert("x_edgeway".into(), extension_json(&state.generation, &completion));
+                    }
+                    state.pending.extend(closing);
+                    state.done = true;
+                }
+                Some(Ok(GenerationEvent::Routed(_))) => {}
+                Some(Err(error)) => {
+                    state.pending.push_back(ApiError::from(error).ollama_body());
+                    state.done = true;
+                }
+                None => {
+                    state.pending.push_back(ended_early().ollama_body());
+                    state.done = true;
+                }
+            }
+        }
+    })
+}
+
+/// What edgeway adds to a stream's last object: cost and energy, sources, the format check.
+fn extension_json(started: &Started, completion: &Completion) -> Value {
+    let mut extra = accounting_json(started.route.as_ref(), completion);
+    if !started.sources.is_empty() {
+        extra["sources"] = crate::rag::sources_json(&started.sources);
+    }
+    if let Some(format) = started.format_json() {
+        extra["format"] = format;
+    }
+    extra
 }

@@ -1,12 +1,13 @@
 //! `POST /v1/embeddings`: OpenAI's embeddings endpoint over the local embedding model.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::Extension;
 use axum::Json;
 use base64::Engine as _;
-use edgeway_core::EmbeddingOutput;
+use edgeway_core::{EmbeddingBackend, EmbeddingOutput};
 use edgeway_guard::{Ask, Caller};
 use edgeway_store::QueryRecord;
 use serde::Deserialize;
@@ -36,7 +37,7 @@ pub struct EmbeddingsRequest {
 }
 
 /// The texts of `input`.
-fn inputs(input: &Value) -> Result<Vec<String>, ApiError> {
+pub(crate) fn inputs(input: &Value) -> Result<Vec<String>, ApiError> {
     let texts = match input {
         Value::String(text) => vec![text.clone()],
         Value::Array(items) if items.iter().all(Value::is_string) => {
@@ -59,20 +60,45 @@ fn inputs(input: &Value) -> Result<Vec<String>, ApiError> {
     Ok(texts)
 }
 
+/// The embedding model, or the 501 that says how to start the server with one.
+pub(crate) fn embedder(state: &AppState) -> Result<Arc<dyn EmbeddingBackend>, ApiError> {
+    state.embedder().cloned().ok_or_else(|| {
+        ApiError::NotSupported(
+            "this server has no embedding model loaded; start it with --embedding-model all-minilm-l6-v2 \
+             (and without --no-embeddings)"
+                .into(),
+        )
+    })
+}
+
+/// Embeds `texts` for `caller`: the guard's checks (`model` as the request named it), the model
+/// on a blocking thread, and one query-log row under `endpoint`.
+pub(crate) async fn embed_texts(
+    state: &AppState,
+    caller: &Caller,
+    endpoint: &str,
+    model: Option<&str>,
+    embedder: Arc<dyn EmbeddingBackend>,
+    texts: Vec<String>,
+) -> Result<EmbeddingOutput, ApiError> {
+    let started = Instant::now();
+    let id = embedder.embedding_info().id.clone();
+    let count = texts.len();
+    super::admit(state.guard(), caller, &Ask { model, ..Ask::default() })?;
+    let result = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+        .await
+        .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the embedding task failed".into())))?;
+    log(state, caller, endpoint, &id, count, started, &result);
+    result.map_err(ApiError::from)
+}
+
 /// Answers with one embedding per input.
 pub async fn embeddings(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let started = Instant::now();
-    let embedder = state.embedder().cloned().ok_or_else(|| {
-        ApiError::NotSupported(
-            "this server has no embedding model loaded; start it with --embedding-model all-minilm-l6-v2 \
-             (and without --no-embeddings)"
-                .into(),
-        )
-    })?;
+    let embedder = embedder(&state)?;
     let info = embedder.embedding_info().clone();
     if let Some(model) = body.model.as_deref().filter(|m| !m.eq_ignore_ascii_case(&info.id)) {
         return Err(ApiError::UnknownModel { requested: model.to_owned(), available: info.id.clone() });
@@ -94,13 +120,8 @@ pub async fn embeddings(
         ));
     }
     let texts = inputs(&body.input)?;
-    let count = texts.len();
-    super::admit(state.guard(), &caller, &Ask { model: body.model.as_deref(), ..Ask::default() })?;
-    let result = tokio::task::spawn_blocking(move || embedder.embed(&texts))
-        .await
-        .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the embedding task failed".into())))?;
-    log(&state, &caller, &info.id, count, started, &result);
-    let EmbeddingOutput { vectors, prompt_tokens } = result?;
+    let EmbeddingOutput { vectors, prompt_tokens } =
+        embed_texts(&state, &caller, "embeddings", body.model.as_deref(), embedder, texts).await?;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()
@@ -126,6 +147,7 @@ pub async fn embeddings(
 fn log(
     state: &AppState,
     caller: &Caller,
+    endpoint: &str,
     model: &str,
     inputs: usize,
     started: Instant,
@@ -144,7 +166,7 @@ fn log(
     let Some(settings) = state.log() else { return };
     settings.log.record(QueryRecord {
         ts_ms: edgeway_store::record::now_ms(),
-        endpoint: "embeddings".into(),
+        endpoint: endpoint.into(),
         key_id: caller.key_id.clone(),
         route: "edge".into(),
         reason: Some(format!("{inputs} inputs")),

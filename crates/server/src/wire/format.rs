@@ -1,5 +1,5 @@
 //! Structured-output fields as clients send them: OpenAI's `response_format`,
-//! and llama-server's `json_schema` and `grammar`.
+//! llama-server's `json_schema` and `grammar`, and Ollama's `format` ([`ollama_format`]).
 //!
 //! Every schema is compiled here, so a schema that is not a valid JSON Schema
 //! is a 400 that names the problem before any work is done (the engine then
@@ -108,6 +108,18 @@ fn response_format(value: Value) -> Result<Option<Checked>, ApiError> {
             PARAM,
             format!("response_format.type '{other}' is not supported; use 'text', 'json_object' or 'json_schema'"),
         )),
+    }
+}
+
+/// Ollama's `format`: `"json"` (any JSON object) or a JSON Schema object; `""` and `null` ask for free text.
+pub fn ollama_format(value: Value) -> Result<Option<Checked>, ApiError> {
+    const PARAM: &str = "format";
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) if text.is_empty() => Ok(None),
+        Value::String(text) if text == "json" => Ok(Some(checked(PARAM, OutputFormat::JsonObject)?)),
+        Value::Object(_) => Ok(Some(schema_format(PARAM, None, value, false)?)),
+        other => Err(invalid(PARAM, format!("format must be \"json\" or a JSON schema object, got {other}"))),
     }
 }
 

@@ -1,4 +1,4 @@
-//! OpenAI's JSON shapes, and their conversion to and from core types.
+//! The APIs' JSON shapes (OpenAI's, and Ollama's in [`ollama`]), and their conversion to and from core types.
 //!
 //! These types are the serialization boundary: nothing outside this module
 //! derives `Serialize`/`Deserialize` for the API, and core types never do.
@@ -7,4 +7,5 @@ pub mod chat;
 pub mod common;
 pub mod completion;
 pub mod format;
+pub mod ollama;
 pub mod tools;

@@ -1,0 +1,144 @@
+//! `POST /api/chat` and `POST /api/generate`: Ollama's generating endpoints, streamed as
+//! newline-delimited JSON unless `"stream": false`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use edgeway_core::{Completion, TokenLogprob};
+use edgeway_guard::Caller;
+use serde_json::{Map, Value};
+
+use super::OllamaJson;
+use crate::error::ApiError;
+use crate::rag::{augment, requested_collection, sources_json, COLLECTION_HEADER};
+use crate::state::AppState;
+use crate::stream::{accounting_headers, collect, format_header, ndjson_response, route_headers, ChunkShape, Started};
+use crate::wire::ollama::base_name;
+use crate::wire::ollama::reply::{Reply, ReplyKind};
+use crate::wire::ollama::request::{required_model, ChatBody, GenerateBody, Intent, Job};
+
+/// Answers a chat. Retrieval applies as on `/v1/chat/completions` (the `x-edgeway-collection`
+/// header, or the server's default collection).
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    OllamaJson(body): OllamaJson<ChatBody>,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let model = required_model(body.model.as_deref())?.to_owned();
+    let backend = state.backend_for(Some(base_name(&model)))?;
+    let Job { mut request, format_check, stream } = match body.validate()? {
+        Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Chat, &model)).into_response()),
+        Intent::Generate(job) => *job,
+    };
+    let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
+    let sources = match requested_collection(None, header, state.rag()) {
+        Some(collection) => augment(&state, &backend, &caller, &mut request, &collection).await?,
+        None => Vec::new(),
+    };
+    let wants_logprobs = request.sampling.logprobs.is_some();
+    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)) };
+    let (mut started, _) = super::super::begin(
+        &state,
+        backend,
+        &headers,
+        "ollama_chat",
+        asker,
+        request,
+        super::super::Checks { format: format_check, tools: None },
+    )
+    .await?;
+    started.sources = sources;
+    let shape = OllamaShape { kind: ReplyKind::Chat, model, arrived, wants_logprobs };
+    respond(started, shape, stream).await
+}
+
+/// Continues a prompt: as a user message in the model's chat template, or as it is with `raw`.
+pub async fn generate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    OllamaJson(body): OllamaJson<GenerateBody>,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let model = required_model(body.model.as_deref())?.to_owned();
+    let backend = state.backend_for(Some(base_name(&model)))?;
+    let Job { request, format_check, stream } = match body.validate()? {
+        Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Generate, &model)).into_response()),
+        Intent::Generate(job) => *job,
+    };
+    let wants_logprobs = request.sampling.logprobs.is_some();
+    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)) };
+    let (started, _) = super::super::begin(
+        &state,
+        backend,
+        &headers,
+        "ollama_generate",
+        asker,
+        request,
+        super::super::Checks { format: format_check, tools: None },
+    )
+    .await?;
+    let shape = OllamaShape { kind: ReplyKind::Generate, model, arrived, wants_logprobs };
+    respond(started, shape, stream).await
+}
+
+/// Streams the generation as NDJSON, or waits for it and answers with one object.
+async fn respond(mut started: Started, shape: OllamaShape, stream: bool) -> Result<Response, ApiError> {
+    if stream {
+        return Ok(ndjson_response(started, shape));
+    }
+    let mut headers = route_headers(started.route.as_ref());
+    let route = started.route.clone();
+    let sources = std::mem::take(&mut started.sources);
+    let collected = collect(started).await?;
+    headers.extend(accounting_headers(route.as_ref(), &collected.completion));
+    let mut reply =
+        Reply::finished(shape.kind, &shape.model, collected.text, &collected.completion, shape.arrived.elapsed())
+            .with_logprobs(shape.wants_logprobs, &collected.logprobs);
+    let mut extension = Map::new();
+    if !sources.is_empty() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
+            headers.insert("x-edgeway-sources", value);
+        }
+        extension.insert("sources".into(), sources_json(&sources));
+    }
+    if let Some(format) = collected.format {
+        headers.extend(format_header(&format));
+        extension.insert("format".into(), format);
+    }
+    if !extension.is_empty() {
+        reply.x_edgeway = Some(Value::Object(extension));
+    }
+    Ok((headers, Json(reply)).into_response())
+}
+
+/// The lines of a streamed Ollama reply: text pieces, then a `done` line with the counters.
+struct OllamaShape {
+    kind: ReplyKind,
+    /// The model's name as the request gave it (Ollama echoes it).
+    model: String,
+    /// When the request arrived, for `total_duration`.
+    arrived: Instant,
+    wants_logprobs: bool,
+}
+
+impl ChunkShape for OllamaShape {
+    fn opening(&mut self) -> Vec<Value> {
+        Vec::new()
+    }
+
+    fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value {
+        let reply = Reply::text(self.kind, &self.model, text).with_logprobs(self.wants_logprobs, logprobs);
+        serde_json::to_value(reply).unwrap_or_default()
+    }
+
+    fn closing(&mut self, completion: &Completion) -> Vec<Value> {
+        let reply = Reply::finished(self.kind, &self.model, String::new(), completion, self.arrived.elapsed());
+        vec![serde_json::to_value(reply).unwrap_or_default()]
+    }
+}
