@@ -25,6 +25,15 @@ export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
 # the packages its OpenAI-compatible generator and text probes import, pinned.
 scripts/garak-venv.sh .venv-garak
 export EDGEWAY_TEST_GARAK="$PWD/.venv-garak/bin/python"
+# The frameworks apps are built on, as client libraries, in their own virtualenv:
+# llama-index's OpenAI LLM needs openai 2.x, the project venv has 3.x.
+if [ ! -x .venv-clients/bin/python ]; then
+  python3 -m venv .venv-clients
+fi
+.venv-clients/bin/python -c "import langchain_openai, llama_index.llms.openai_like, litellm" 2>/dev/null \
+  || .venv-clients/bin/pip install -q --disable-pip-version-check "openai==2.54.0" "langchain-openai==1.8.1" \
+       "llama-index-llms-openai-like==0.8.1" "litellm==1.110.2"
+export EDGEWAY_TEST_CLIENTS_PYTHON="$PWD/.venv-clients/bin/python"
 cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint

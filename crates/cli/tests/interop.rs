@@ -1,7 +1,9 @@
 //! Interoperability: clients this project did not write, against a live server.
 //!
-//! The official `openai` Python package (installed by `scripts/setup.sh`; its
-//! interpreter is `EDGEWAY_TEST_PYTHON`) and `curl`.
+//! The official `openai` Python package (installed by `scripts/test.sh`; its
+//! interpreter is `EDGEWAY_TEST_PYTHON`), langchain-openai, llama-index's
+//! OpenAI-like LLM and litellm (their interpreter is `EDGEWAY_TEST_CLIENTS_PYTHON`),
+//! and `curl`.
 
 mod common;
 
@@ -27,6 +29,28 @@ fn the_openai_python_client_works_unchanged() {
         "openai client failed (is `openai` installed for {python}? scripts/setup.sh installs it):\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"));
+}
+
+#[test]
+fn langchain_llama_index_and_litellm_work_unchanged() {
+    let server = Server::start(&[]);
+    let python = std::env::var("EDGEWAY_TEST_CLIENTS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/framework_clients.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(server.url("/v1"))
+        .arg("smollm2")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "framework clients failed (scripts/test.sh installs them into .venv-clients):\n{stdout}\n{stderr}"
+    );
+    for client in ["langchain-openai: ok", "llama-index-llms-openai-like: ok", "litellm: ok"] {
+        assert!(stdout.contains(client), "{stdout}");
+    }
 }
 
 fn curl(args: &[&str]) -> String {

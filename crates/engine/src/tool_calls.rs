@@ -49,7 +49,12 @@ impl ToolCallSplitter {
     /// The events for more generated text (deltas without logprobs, and calls).
     pub fn push(&mut self, text: &str) -> Vec<GenerationEvent> {
         let pieces = self.parser.push(text);
-        self.events(pieces)
+        let events = self.events(pieces);
+        // A repeat is known once its JSON is whole, before the closing tag.
+        if let Some(call) = self.parser.pending_call() {
+            self.repeated |= self.seen.contains(&(call.name, call.arguments));
+        }
+        events
     }
 
     /// The events for what the parser still held when the answer ended.
@@ -134,6 +139,12 @@ mod tests {
         assert!(!splitter.repeated());
         assert!(splitter.push(call).is_empty());
         assert!(splitter.repeated());
+        // Noticed before the repeat's closing tag.
+        let mut splitter = ToolCallSplitter::new(&tools(ToolChoice::Auto)).expect("callable");
+        splitter.push(call);
+        splitter.push("<tool_call>{\"name\": \"a\", \"arguments\": {}}\n</tool");
+        assert!(splitter.repeated());
+        assert!(splitter.finish().is_empty());
     }
 
     #[test]

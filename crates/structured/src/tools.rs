@@ -81,6 +81,16 @@ impl ToolCallParser {
         self.calls
     }
 
+    /// The call being written, once its JSON is whole but before its closing tag has come
+    /// (so a caller can notice a repeated call a few tokens early).
+    pub fn pending_call(&self) -> Option<ParsedCall> {
+        if self.state != State::InCall {
+            return None;
+        }
+        let body = &self.held[..self.held.len() - partial_suffix(&self.held, CLOSE_TAG)];
+        parse_call(body)
+    }
+
     /// Adds generated text; returns what became final.
     pub fn push(&mut self, text: &str) -> Vec<Piece> {
         self.held.push_str(text);
@@ -385,6 +395,17 @@ mod tests {
         check_every_split(text, &[Piece::Text(text.into())]);
         let text = "{\"name\": \"unknown\", \"arguments\": {}}";
         check_every_split(text, &[Piece::Text(text.into())]);
+    }
+
+    #[test]
+    fn a_whole_call_is_pending_before_its_closing_tag() {
+        let mut parser = ToolCallParser::new(names());
+        parser.push("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}");
+        assert_eq!(parser.pending_call(), None);
+        parser.push("}\n</tool");
+        assert_eq!(parser.pending_call(), Some(ParsedCall { name: "add".into(), arguments: r#"{"a":1}"#.into() }));
+        parser.push("_call>");
+        assert_eq!(parser.pending_call(), None);
     }
 
     #[test]
