@@ -207,3 +207,39 @@ fn a_cut_answer_says_length_and_truncated_and_is_logged() {
     let truncated = (Some("json_schema".to_owned()), Some("truncated".to_owned()));
     assert_eq!(rows, vec![truncated.clone(), truncated, (None, None)]);
 }
+
+#[test]
+fn an_answer_limited_to_choices_reports_how_sure_the_model_was() {
+    let server = Server::start(&[]);
+    let schema = json!({
+        "type": "object",
+        "properties": {"answer": {"enum": ["A", "B", "C", "D"]}},
+        "required": ["answer"],
+        "additionalProperties": false
+    });
+    let question =
+        "Which planet is known as the red planet? A) Venus B) Mars C) Jupiter D) Saturn. Answer with the letter.";
+    let body = chat(question, json!({"response_format": response_format(schema), "temperature": 0, "max_tokens": 20}));
+    let (status, headers, answer) = server.post_with_headers("/v1/chat/completions", &body, &[]);
+    assert_eq!(status, 200, "{answer}");
+    let content: Value =
+        serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap_or_default()).unwrap();
+    let choices = answer["x_edgeway"]["choices"].as_array().unwrap_or_else(|| panic!("no choices: {answer}"));
+    assert_eq!(choices.len(), 1, "{answer}");
+    assert_eq!(choices[0]["path"], "/answer");
+    assert_eq!(choices[0]["value"], content["answer"], "{answer}");
+    let probability = choices[0]["probability"].as_f64().unwrap_or(-1.0);
+    assert!(probability > 0.0 && probability <= 1.0 + 1e-6, "{answer}");
+    let header: f64 = headers["x-edgeway-choice-confidence"].to_str().unwrap().parse().unwrap();
+    assert!((header - probability).abs() < 1e-3, "{header} vs {probability}");
+
+    // Streamed, the choices ride on the last chunk; a schema without enums reports none.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = server.stream("/v1/chat/completions", &streamed);
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(last["x_edgeway"]["choices"][0]["path"], "/answer", "{last}");
+    let plain = chat("Say hi as JSON.", json!({"response_format": {"type": "json_object"}, "max_tokens": 20}));
+    let (_, answer) = server.post("/v1/chat/completions", &plain);
+    assert!(answer["x_edgeway"].get("choices").is_none(), "{answer}");
+}

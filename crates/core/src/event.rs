@@ -88,6 +88,27 @@ pub struct Completion {
     pub timings: Timings,
     /// Energy used on this device, when known (not for cloud answers).
     pub energy: Option<EnergyUse>,
+    /// For an answer constrained to choices (enums in its schema): how sure the model was of
+    /// each value it chose. Empty otherwise, and for cloud answers.
+    pub choices: Vec<ChoiceProbability>,
+}
+
+/// The probability the model gave one constrained choice it made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChoiceProbability {
+    /// Where the value is in the answer, as a JSON Pointer (`/kind`, `/tags/0`; empty for the whole answer).
+    pub path: String,
+    /// The chosen value, as JSON text (`"scratch"`).
+    pub value: String,
+    /// Its probability among the values the schema allowed there, given what came before.
+    pub probability: f32,
+}
+
+impl Completion {
+    /// The least sure of the choices the answer made, if it made any.
+    pub fn least_sure_choice(&self) -> Option<&ChoiceProbability> {
+        self.choices.iter().min_by(|a, b| a.probability.total_cmp(&b.probability))
+    }
 }
 
 /// Where a request ended up and why, sent before any text by routing backends.

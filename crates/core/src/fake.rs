@@ -28,6 +28,8 @@ pub struct FakeBackend {
     in_flight: Arc<AtomicU32>,
     /// Power draw to report, for tests of the power budget.
     power_watts: Option<f64>,
+    /// A constrained choice to report on `Finished`, for tests of choice confidence.
+    choice: Option<crate::event::ChoiceProbability>,
 }
 
 impl FakeBackend {
@@ -50,7 +52,15 @@ impl FakeBackend {
             capacity: u32::MAX,
             in_flight: Arc::new(AtomicU32::new(0)),
             power_watts: None,
+            choice: None,
         }
+    }
+
+    /// Reports that the answer chose `value` with this probability (as an enum answer would).
+    pub fn with_choice(mut self, value: &str, probability: f32) -> Self {
+        self.choice =
+            Some(crate::event::ChoiceProbability { path: String::new(), value: value.to_owned(), probability });
+        self
     }
 
     /// Reports this power draw in `load()`.
@@ -121,6 +131,7 @@ impl Backend for FakeBackend {
         let (tx, rx) = mpsc::unbounded_channel();
         let words: Vec<String> = self.reply.split_inclusive(' ').map(str::to_owned).collect();
         let delay = self.token_delay;
+        let choice = self.choice.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let sampling = request.sampling;
@@ -164,7 +175,13 @@ impl Backend for FakeBackend {
             }
             let usage = Usage { prompt_tokens, completion_tokens: generated, cached_tokens: 0 };
             let timings = Timings { predicted_n: generated, ..Timings::default() };
-            let _ = tx.send(Ok(GenerationEvent::Finished(Completion { finish_reason, usage, timings, energy: None })));
+            let _ = tx.send(Ok(GenerationEvent::Finished(Completion {
+                finish_reason,
+                usage,
+                timings,
+                energy: None,
+                choices: choice.into_iter().collect(),
+            })));
         });
         Ok(Generation::new(prompt_tokens, rx))
     }

@@ -26,8 +26,8 @@ pub mod text;
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
 pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
 pub use event::{
-    token_cost, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings, TokenLogprob, ToolCallDelta,
-    TopLogprob, Usage,
+    token_cost, ChoiceProbability, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings,
+    TokenLogprob, ToolCallDelta, TopLogprob, Usage,
 };
 pub use request::{
     ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams, ToolCall, ToolChoice,

@@ -89,7 +89,17 @@ pub struct Constraint {
     all: LlamaTokenDataArray,
     /// The logits with the refused tokens at minus infinity.
     masked: Vec<f32>,
+    /// Whether each pick's probability under the grammar is measured (answers with choices).
+    probe: bool,
+    /// The last pick's probability among the tokens the grammar allowed, when probed.
+    last_probability: Option<f32>,
+    /// The strongest candidates, for estimating what the grammar allows (reused).
+    top: Vec<(f32, usize)>,
 }
+
+/// How many of the most likely tokens are asked about when a pick's probability
+/// under the grammar is estimated: the allowed mass outside them is negligible.
+const PROBE_CANDIDATES: usize = 32;
 
 impl std::fmt::Debug for Constraint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,7 +146,23 @@ impl Constraint {
             one: LlamaTokenDataArray::new(Vec::with_capacity(1), false),
             all: LlamaTokenDataArray::new(Vec::new(), false),
             masked: Vec::new(),
+            probe: false,
+            last_probability: None,
+            top: Vec::with_capacity(PROBE_CANDIDATES + 1),
         }
+    }
+
+    /// Measures each pick's probability among the tokens the grammar allows (see
+    /// [`Constraint::last_probability`]); for answers whose choices are reported.
+    pub fn with_probe(mut self) -> Self {
+        self.probe = true;
+        self
+    }
+
+    /// The last picked token's probability under the model (temperature 1) renormalized
+    /// over the tokens the grammar allowed there; `None` unless probing.
+    pub fn last_probability(&self) -> Option<f32> {
+        self.last_probability
     }
 
     /// Picks the next token with `sampler` among those the grammar allows, and advances the
@@ -149,7 +175,11 @@ impl Constraint {
         is_end: impl Fn(usize) -> bool,
     ) -> Result<usize, String> {
         let first = sampler.pick(logits);
-        let token = if self.allows(first) { first } else { self.pick_masked(sampler, logits)? };
+        let (token, masked) =
+            if self.allows(first) { (first, false) } else { (self.pick_masked(sampler, logits)?, true) };
+        if self.probe {
+            self.last_probability = Some(self.probability(logits, token, masked));
+        }
         sampler.record(token);
         if !is_end(token) {
             self.grammar
@@ -167,6 +197,44 @@ impl Constraint {
         self.one.sorted = false;
         self.one.apply_sampler(&mut self.grammar);
         self.one.data.first().is_some_and(|data| data.logit().is_finite())
+    }
+
+    /// `token`'s probability among the allowed tokens: exact when the whole vocabulary was
+    /// just masked, else estimated over the strongest candidates the grammar allows.
+    fn probability(&mut self, logits: &[f32], token: usize, masked: bool) -> f32 {
+        let Some(&chosen) = logits.get(token) else { return 0.0 };
+        let mut sum = 0.0f64;
+        if masked {
+            let max = self.masked.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for &logit in self.masked.iter().filter(|l| l.is_finite()) {
+                sum += f64::from(logit - max).exp();
+            }
+            return (f64::from(chosen - max).exp() / sum) as f32;
+        }
+        self.top.clear();
+        self.top.extend(logits.iter().enumerate().map(|(id, &logit)| (logit, id)).take(PROBE_CANDIDATES));
+        self.top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        for (id, &logit) in logits.iter().enumerate().skip(PROBE_CANDIDATES) {
+            if self.top.last().is_some_and(|last| logit > last.0) {
+                let at = self.top.partition_point(|candidate| candidate.0 >= logit);
+                self.top.insert(at, (logit, id));
+                self.top.pop();
+            }
+        }
+        let max = self.top.first().map_or(chosen, |best| best.0).max(chosen);
+        let mut counted_chosen = false;
+        let candidates = std::mem::take(&mut self.top);
+        for &(logit, id) in &candidates {
+            if id == token || self.allows(id) {
+                sum += f64::from(logit - max).exp();
+                counted_chosen |= id == token;
+            }
+        }
+        self.top = candidates;
+        if !counted_chosen {
+            sum += f64::from(chosen - max).exp();
+        }
+        (f64::from(chosen - max).exp() / sum) as f32
     }
 
     /// Masks every token the grammar refuses and picks again.

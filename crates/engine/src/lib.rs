@@ -27,6 +27,7 @@
 //! - [`gguf_check`]: a readable error for files that are not GGUF models.
 //! - [`hugepages`]: the weights on 2 MiB pages, for faster generation.
 
+mod choices;
 pub mod config;
 pub mod embed;
 pub mod energy;
@@ -51,6 +52,7 @@ use edgeway_core::{Backend, BackendError, BackendLoad, GenerateRequest, Generati
 use llama_cpp_2::llama_backend::LlamaBackend;
 use tokio::sync::mpsc;
 
+use choices::ChoiceTrace;
 pub use config::EngineConfig;
 pub use embed::{Embedder, LazyEmbedder};
 pub use gguf_check::GgufCheckError;
@@ -190,6 +192,12 @@ impl Backend for LlamaEngine {
             }
         };
         let tool_calls = tools.and_then(ToolCallSplitter::new);
+        // An answer limited to choices (enums) reports how sure the model was of each.
+        let choices = match (&constraint, tool_calls.is_some()) {
+            (Some(_), false) => request.sampling.format.as_ref().and_then(ChoiceTrace::for_format),
+            _ => None,
+        };
+        let constraint = if choices.is_some() { constraint.map(Constraint::with_probe) } else { constraint };
         let (events, receiver) = mpsc::unbounded_channel();
         let stream = request.route.stream;
         let job = Job {
@@ -200,6 +208,7 @@ impl Backend for LlamaEngine {
             stream,
             constraint,
             tool_calls,
+            choices,
         };
         self.queue.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {

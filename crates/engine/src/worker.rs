@@ -28,6 +28,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use crate::choices::ChoiceTrace;
 use crate::config::EngineConfig;
 use crate::energy::{EnergyMeter, PowerWindow};
 use crate::grammar::Constraint;
@@ -54,6 +55,8 @@ pub struct Job {
     pub constraint: Option<Constraint>,
     /// Reads tool calls out of the text, when the request lets the model call tools.
     pub tool_calls: Option<ToolCallSplitter>,
+    /// Follows the probability of each token, when the answer's schema has choices to report.
+    pub choices: Option<ChoiceTrace>,
 }
 
 /// A request occupying a slot.
@@ -458,6 +461,11 @@ impl Scheduler<'_> {
             return;
         }
         let bytes = model.token_bytes(token);
+        if let (Some(trace), Some(p)) =
+            (task.job.choices.as_mut(), task.job.constraint.as_ref().and_then(Constraint::last_probability))
+        {
+            trace.record(&bytes, p);
+        }
         let logprobs = match task.job.sampling.logprobs {
             Some(top_n) => vec![logprob_entry(model, logits, token, &bytes, top_n)],
             None => Vec::new(),
@@ -509,6 +517,7 @@ fn finish(slot: &mut Slot, reason: FinishReason, step: u64, energy_source: &'sta
     let first_token_at = task.first_token_at.unwrap_or(finished_at);
     let completion = Completion {
         energy: Some(EnergyUse { joules: task.energy_j, source: energy_source }),
+        choices: task.job.choices.as_ref().map(ChoiceTrace::finish).unwrap_or_default(),
         finish_reason: reason,
         usage: Usage {
             prompt_tokens: task.job.tokens.len() as u32,

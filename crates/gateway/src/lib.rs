@@ -349,10 +349,16 @@ impl Gateway {
                     Some(Err(_)) | None => break,
                 }
             }
-            let confidence = if logprobs.is_empty() {
-                f32::NEG_INFINITY
-            } else {
-                logprobs.iter().sum::<f32>() / logprobs.len() as f32
+            // An answer constrained to choices (enums) is judged by its least sure choice, the
+            // probability among exactly the allowed values; anything else by its mean token logprob.
+            let least_sure_choice = held.iter().find_map(|event| match event {
+                GenerationEvent::Finished(completion) => completion.least_sure_choice().map(|c| c.probability.ln()),
+                _ => None,
+            });
+            let confidence = match least_sure_choice {
+                Some(logprob) => logprob,
+                None if logprobs.is_empty() => f32::NEG_INFINITY,
+                None => logprobs.iter().sum::<f32>() / logprobs.len() as f32,
             };
             if confidence >= cascade.min_mean_logprob && !held.is_empty() {
                 let info = route_info(sides.edge.as_ref(), RouteTarget::Edge, "confident_at_edge", &context, None);
@@ -676,6 +682,20 @@ mod tests {
             (route.target, route.reason.as_str(), text.as_str()),
             (RouteTarget::Cloud, "low_edge_confidence", "cloud says hi")
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_choices_is_judged_by_its_least_sure_choice() {
+        // Token logprobs are -0.5 (confident under -1.0); the choice itself is a coin toss.
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "\"B\"").with_choice("\"B\"", 0.3));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let config = GatewayConfig {
+            cascade: Some(CascadeConfig { min_mean_logprob: -1.0, probe_tokens: 2 }),
+            ..GatewayConfig::default()
+        };
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let (route, _) = route_of(&gateway, request("Which letter?", RouteHints::default())).await;
+        assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "low_edge_confidence"));
     }
 
     #[tokio::test]

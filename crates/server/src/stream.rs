@@ -217,12 +217,50 @@ pub fn accounting_headers(route: Option<&RouteInfo>, completion: &Completion) ->
 }
 
 /// The `x-edgeway-format` header: `valid`, `invalid`, `truncated` or `unchecked`.
-pub fn format_header(format: &Value) -> HeaderMap {
+fn format_header(format: &Value) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(value) = format.get("verdict").and_then(Value::as_str).and_then(|v| HeaderValue::from_str(v).ok()) {
         headers.insert("x-edgeway-format", value);
     }
     headers
+}
+
+/// `x_edgeway.choices`: each constrained choice the answer made and the probability the model gave it.
+fn choices_json(completion: &Completion) -> Option<Value> {
+    (!completion.choices.is_empty()).then(|| {
+        completion
+            .choices
+            .iter()
+            .map(|choice| {
+                let value = serde_json::from_str(&choice.value).unwrap_or(Value::Null);
+                serde_json::json!({ "path": choice.path, "value": value, "probability": choice.probability })
+            })
+            .collect()
+    })
+}
+
+/// What edgeway adds to a whole (not streamed) answer: headers for the sources, the format
+/// verdict and the least sure choice, and the `x_edgeway` object (`None` when it would be empty).
+pub fn whole_answer_extension(sources: &[edgeway_core::Passage], collected: &Collected) -> (HeaderMap, Option<Value>) {
+    let mut headers = HeaderMap::new();
+    let mut extension = serde_json::Map::new();
+    if !sources.is_empty() {
+        headers.insert("x-edgeway-sources", HeaderValue::from(sources.len()));
+        extension.insert("sources".into(), crate::rag::sources_json(sources));
+    }
+    if let Some(format) = &collected.format {
+        headers.extend(format_header(format));
+        extension.insert("format".into(), format.clone());
+    }
+    if let Some(choices) = choices_json(&collected.completion) {
+        if let Some(least) = collected.completion.least_sure_choice() {
+            if let Ok(value) = HeaderValue::from_str(&format!("{:.4}", least.probability)) {
+                headers.insert("x-edgeway-choice-confidence", value);
+            }
+        }
+        extension.insert("choices".into(), choices);
+    }
+    (headers, (!extension.is_empty()).then_some(Value::Object(extension)))
 }
 
 /// Response headers that say where a request was answered and why.
@@ -398,6 +436,9 @@ fn extension_json(started: &Started, completion: &Completion) -> Value {
     }
     if let Some(format) = started.format_json() {
         extra["format"] = format;
+    }
+    if let Some(choices) = choices_json(completion) {
+        extra["choices"] = choices;
     }
     extra
 }

@@ -11,6 +11,7 @@
 //! The same check refuses a schema that is not a valid JSON Schema before any
 //! work is done, so a bad schema is a 400 and never unconstrained text.
 
+pub mod choices;
 pub mod tools;
 
 use edgeway_core::{FinishReason, OutputFormat};

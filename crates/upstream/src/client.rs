@@ -226,6 +226,7 @@ impl UpstreamCall {
             finish_reason: state.finish_reason.unwrap_or(FinishReason::Stop),
             usage,
             energy: None,
+            choices: Vec::new(),
             timings: Timings {
                 queued_ms: 0.0,
                 prompt_n: usage.prompt_tokens,

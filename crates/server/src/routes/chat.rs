@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::rag::{augment, requested_collection, sources_json, COLLECTION_HEADER};
+use crate::rag::{augment, requested_collection, COLLECTION_HEADER};
 use crate::state::AppState;
-use crate::stream::{accounting_headers, collect, format_header, route_headers, sse_response, ChunkShape};
+use crate::stream::{accounting_headers, collect, route_headers, sse_response, whole_answer_extension, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
 use crate::wire::common::{response_id, unix_seconds, TimingsBody, UsageBody};
 
@@ -47,23 +47,12 @@ pub async fn chat_completions(
     let sources = std::mem::take(&mut started.sources);
     let collected = collect(started).await?;
     route.extend(accounting_headers(route_info.as_ref(), &collected.completion));
+    let (headers, extension) = whole_answer_extension(&sources, &collected);
+    route.extend(headers);
     let logprobs = ChatLogprobs::from_entries(wants_logprobs, &collected.logprobs);
     let mut body =
         ChatCompletion::new(id, created, model, collected.text, collected.tool_calls, logprobs, &collected.completion);
-    let mut extension = serde_json::Map::new();
-    if !sources.is_empty() {
-        if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
-            route.insert("x-edgeway-sources", value);
-        }
-        extension.insert("sources".into(), sources_json(&sources));
-    }
-    if let Some(format) = collected.format {
-        route.extend(format_header(&format));
-        extension.insert("format".into(), format);
-    }
-    if !extension.is_empty() {
-        body.x_edgeway = Some(Value::Object(extension));
-    }
+    body.x_edgeway = extension;
     Ok((route, axum::Json(body)).into_response())
 }
 

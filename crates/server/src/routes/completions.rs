@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::stream::{accounting_headers, collect, format_header, route_headers, sse_response, ChunkShape};
+use crate::stream::{accounting_headers, collect, route_headers, sse_response, whole_answer_extension, ChunkShape};
 use crate::wire::common::{response_id, unix_seconds};
 use crate::wire::completion::{CompletionRequest, TextCompletion, TextLogprobs};
 
@@ -52,10 +52,9 @@ pub async fn completions(
     let logprobs = TextLogprobs::from_entries(wants_logprobs, &collected.logprobs, prefix.len());
     let text = prefix + &collected.text;
     let mut body = TextCompletion::new(id, created, model, text, logprobs, Some(&collected.completion));
-    if let Some(format) = collected.format {
-        route.extend(format_header(&format));
-        body.x_edgeway = Some(serde_json::json!({ "format": format }));
-    }
+    let (headers, extension) = whole_answer_extension(&[], &collected);
+    route.extend(headers);
+    body.x_edgeway = extension;
     Ok((route, axum::Json(body)).into_response())
 }
 

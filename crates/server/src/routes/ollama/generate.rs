@@ -9,13 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use edgeway_core::{Completion, TokenLogprob};
 use edgeway_guard::Caller;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::OllamaJson;
 use crate::error::ApiError;
-use crate::rag::{augment, requested_collection, sources_json, COLLECTION_HEADER};
+use crate::rag::{augment, requested_collection, COLLECTION_HEADER};
 use crate::state::AppState;
-use crate::stream::{accounting_headers, collect, format_header, ndjson_response, route_headers, ChunkShape, Started};
+use crate::stream::{
+    accounting_headers, collect, ndjson_response, route_headers, whole_answer_extension, ChunkShape, Started,
+};
 use crate::wire::ollama::base_name;
 use crate::wire::ollama::reply::{Reply, ReplyKind};
 use crate::wire::ollama::request::{required_model, ChatBody, GenerateBody, Intent, Job};
@@ -97,23 +99,12 @@ async fn respond(mut started: Started, shape: OllamaShape, stream: bool) -> Resu
     let sources = std::mem::take(&mut started.sources);
     let collected = collect(started).await?;
     headers.extend(accounting_headers(route.as_ref(), &collected.completion));
+    let (extra_headers, extension) = whole_answer_extension(&sources, &collected);
+    headers.extend(extra_headers);
     let mut reply =
         Reply::finished(shape.kind, &shape.model, collected.text, &collected.completion, shape.arrived.elapsed())
             .with_logprobs(shape.wants_logprobs, &collected.logprobs);
-    let mut extension = Map::new();
-    if !sources.is_empty() {
-        if let Ok(value) = axum::http::HeaderValue::from_str(&sources.len().to_string()) {
-            headers.insert("x-edgeway-sources", value);
-        }
-        extension.insert("sources".into(), sources_json(&sources));
-    }
-    if let Some(format) = collected.format {
-        headers.extend(format_header(&format));
-        extension.insert("format".into(), format);
-    }
-    if !extension.is_empty() {
-        reply.x_edgeway = Some(Value::Object(extension));
-    }
+    reply.x_edgeway = extension;
     Ok((headers, Json(reply)).into_response())
 }
 

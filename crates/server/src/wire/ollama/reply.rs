@@ -210,6 +210,7 @@ mod tests {
             usage: Usage { prompt_tokens: 9, completion_tokens: 4, cached_tokens: 0 },
             timings: Timings { queued_ms: 1.5, prompt_n: 9, prompt_ms: 20.0, predicted_n: 4, predicted_ms: 30.25 },
             energy: None,
+            choices: Vec::new(),
         };
         let reply = Reply::finished(ReplyKind::Chat, "m", String::new(), &completion, Duration::from_millis(60));
         let json = serde_json::to_value(reply).unwrap();
