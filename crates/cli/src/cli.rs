@@ -827,6 +827,11 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_TOOLS_ROUTE", value_name = "ROUTE")]
     pub tools_route: Option<String>,
 
+    /// A cloud answer to a structured request (response_format) that does not have the shape:
+    /// `fallback` (the edge answers instead), `error` (502) or `pass` (sent, marked invalid) [default: fallback].
+    #[arg(long, env = "EDGEWAY_INVALID_CLOUD_ANSWER", value_name = "ACTION")]
+    pub invalid_cloud_answer: Option<String>,
+
     /// The query log, an SQLite file [default: DATA_DIR/queries.db].
     #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
     pub log_path: Option<PathBuf>,

@@ -120,6 +120,8 @@ pub struct RoutingSection {
     pub structured: Option<String>,
     /// Where requests that offer tools go: `auto` (scored, default), `edge` or `cloud`.
     pub tools: Option<String>,
+    /// A cloud answer to a structured request in the wrong shape: `fallback` (default), `error` or `pass`.
+    pub invalid_cloud_answer: Option<String>,
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
@@ -443,6 +445,10 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     if let Some(text) = args.tools_route.clone().or(file.tools) {
         config.tools = edgeway_policy::StructuredRoute::parse(&text)
             .with_context(|| format!("the tools route must be 'auto', 'edge' or 'cloud', got '{text}'"))?;
+    }
+    if let Some(text) = args.invalid_cloud_answer.clone().or(file.invalid_cloud_answer) {
+        config.invalid_cloud_answer = edgeway_policy::InvalidCloudAnswer::parse(&text)
+            .with_context(|| format!("invalid_cloud_answer must be 'fallback', 'error' or 'pass', got '{text}'"))?;
     }
     if let Some(seconds) = file.cooldown_secs {
         anyhow::ensure!(seconds >= 0.0 && seconds.is_finite(), "cooldown_secs must be zero or more");

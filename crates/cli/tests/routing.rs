@@ -356,3 +356,73 @@ fn a_cloud_this_project_did_not_write_llama_cpp_python_server() {
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     assert!(!common::chat_stream_text(&events).is_empty());
 }
+
+/// A cloud that ignores `response_format`: a real second process (Python's
+/// http.server) that streams plain prose to every chat request.
+const PROSE_CLOUD: &str = r#"
+import http.server, json, sys
+class Prose(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        chunk = {"choices": [{"index": 0, "delta": {"content": "Sure! The part looks fine."}}]}
+        end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Prose).serve_forever()
+"#;
+
+#[test]
+fn a_cloud_answer_in_the_wrong_shape_falls_back_or_fails_as_configured() {
+    let port = free_port();
+    let _cloud = PythonProcess::start(&["-c", PROSE_CLOUD, &port.to_string()]);
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let schema = json!({"type": "object", "properties": {"defect": {"type": "boolean"}}, "required": ["defect"]});
+    let body = chat(
+        "Inspect panel 7 and report.",
+        json!({"max_tokens": 30, "temperature": 0,
+               "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}}),
+    );
+
+    let fallback = Server::start(&["--cloud-url", &url, "--cloud-model", "prose", "--structured-route", "cloud"]);
+    let (status, headers, answer) = fallback.post_with_headers("/v1/chat/completions", &body, &[]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(header(&headers, "x-edgeway-route"), "edge", "{headers:?}");
+    assert_eq!(header(&headers, "x-edgeway-route-reason"), "fallback_cloud_invalid", "{headers:?}");
+    assert!(header(&headers, "x-edgeway-fallback").contains("wrong shape"), "{headers:?}");
+    assert_eq!(answer["x_edgeway"]["format"]["verdict"], "valid", "{answer}");
+
+    let strict = Server::start(&[
+        "--cloud-url",
+        &url,
+        "--cloud-model",
+        "prose",
+        "--structured-route",
+        "cloud",
+        "--invalid-cloud-answer",
+        "error",
+    ]);
+    let (status, answer) = strict.post("/v1/chat/completions", &body);
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "upstream_answer_invalid", "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("not JSON"), "{answer}");
+
+    let passing = Server::start(&[
+        "--cloud-url",
+        &url,
+        "--cloud-model",
+        "prose",
+        "--structured-route",
+        "cloud",
+        "--invalid-cloud-answer",
+        "pass",
+    ]);
+    let (status, answer) = passing.post("/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["x_edgeway"]["format"]["verdict"], "invalid", "{answer}");
+}

@@ -44,6 +44,9 @@ pub enum BackendError {
     /// An internal failure while generating.
     #[error("generation failed: {0}")]
     Internal(String),
+    /// The upstream answered, but not in the shape the request asked for (and no fallback was configured).
+    #[error("{0}")]
+    BadUpstreamAnswer(String),
 }
 
 /// Static facts about the model a backend serves.

@@ -19,8 +19,13 @@ use edgeway_core::{
     Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, OutputFormat, Prompt,
     RouteInfo, RouteTarget,
 };
-use edgeway_policy::{decide, ComplexityScorer, DomainRules, RouteReason, StructuredRoute, Thresholds};
+use edgeway_policy::{
+    decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, RouteReason, StructuredRoute, Thresholds,
+};
 use tokio::sync::mpsc;
+
+mod shape;
+use shape::{hold_answer, shape_check};
 
 /// The name that lets the router choose.
 pub const AUTO: &str = "auto";
@@ -46,6 +51,8 @@ pub struct GatewayConfig {
     pub structured: StructuredRoute,
     /// Where requests that offer callable tools go.
     pub tools: StructuredRoute,
+    /// What happens when the cloud answers a structured request in the wrong shape.
+    pub invalid_cloud_answer: InvalidCloudAnswer,
 }
 
 /// A ceiling on the edge's rolling power draw.
@@ -93,6 +100,7 @@ impl Default for GatewayConfig {
             retry_backoff: Duration::from_millis(100),
             structured: StructuredRoute::Auto,
             tools: StructuredRoute::Auto,
+            invalid_cloud_answer: InvalidCloudAnswer::Fallback,
         }
     }
 }
@@ -254,6 +262,7 @@ struct Sides {
     cooldown: Duration,
     retries: u32,
     backoff: Duration,
+    invalid_cloud_answer: InvalidCloudAnswer,
 }
 
 type EventSender = mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>;
@@ -267,6 +276,7 @@ impl Gateway {
             cooldown: self.config.cooldown,
             retries: self.config.cloud_retries,
             backoff: self.config.retry_backoff,
+            invalid_cloud_answer: self.config.invalid_cloud_answer,
         }
     }
 
@@ -418,9 +428,40 @@ async fn cloud_then_edge(
                         *guard = None;
                     }
                     let info = route_info(sides.cloud.as_ref(), RouteTarget::Cloud, reason, context, None);
-                    let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                    let _ = events.send(Ok(first));
-                    forward_all(generation, events, false).await;
+                    let Some(check) = shape_check(&request, sides.invalid_cloud_answer) else {
+                        let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                        let _ = events.send(Ok(first));
+                        forward_all(generation, events, false).await;
+                        return;
+                    };
+                    // A structured answer is held until its shape is checked, so a bad one never reaches the client.
+                    let held = match hold_answer(first, &mut generation).await {
+                        Ok(held) => held,
+                        Err(error) => {
+                            let _ = events.send(Err(error));
+                            return;
+                        }
+                    };
+                    match check.judge(&held) {
+                        None => {
+                            let _ = events.send(Ok(GenerationEvent::Routed(info)));
+                            held.into_iter().for_each(|event| drop(events.send(Ok(event))));
+                        }
+                        Some(problem) => {
+                            let problem = format!("cloud '{}' answered in the wrong shape: {problem}", info.model);
+                            tracing::warn!(%problem, action = ?sides.invalid_cloud_answer, "invalid cloud answer");
+                            match sides.invalid_cloud_answer {
+                                // (`pass` has no check, so it never gets here.)
+                                InvalidCloudAnswer::Error | InvalidCloudAnswer::Pass => {
+                                    let _ = events.send(Err(BackendError::BadUpstreamAnswer(problem)));
+                                }
+                                InvalidCloudAnswer::Fallback => {
+                                    edge_instead(sides, request, context, "fallback_cloud_invalid", problem, events)
+                                        .await;
+                                }
+                            }
+                        }
+                    }
                     return;
                 }
                 Err(error) => error,
@@ -444,15 +485,21 @@ async fn cloud_then_edge(
     if let Ok(mut guard) = sides.down_until.lock() {
         *guard = Some(Instant::now() + sides.cooldown);
     }
+    edge_instead(sides, request, context, "fallback_cloud_failed", failure.to_string(), events).await;
+}
+
+/// The edge answers in the cloud's place; `failure` says what went wrong with the cloud.
+async fn edge_instead(
+    sides: &Sides,
+    request: GenerateRequest,
+    context: &RouteContext,
+    reason: &str,
+    failure: String,
+    events: &EventSender,
+) {
     match sides.edge.submit(request) {
         Ok(generation) => {
-            let info = route_info(
-                sides.edge.as_ref(),
-                RouteTarget::Edge,
-                "fallback_cloud_failed",
-                context,
-                Some(failure.to_string()),
-            );
+            let info = route_info(sides.edge.as_ref(), RouteTarget::Edge, reason, context, Some(failure));
             let _ = events.send(Ok(GenerationEvent::Routed(info)));
             forward_all(generation, events, false).await;
         }
@@ -566,7 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn structured_requests_follow_their_policy_and_grammars_stay_at_the_edge() {
-        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "{\"cloud\": \"hi\"}"));
         let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
         let config = GatewayConfig { structured: StructuredRoute::Cloud, ..GatewayConfig::default() };
         let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
@@ -583,6 +630,50 @@ mod tests {
         forced.sampling.format = Some(OutputFormat::JsonObject);
         let (route, _) = route_of(&gateway, forced).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "forced_by_header"));
+    }
+
+    #[tokio::test]
+    async fn a_cloud_answer_in_the_wrong_shape_falls_back_fails_or_passes_as_configured() {
+        let gateway = |action| {
+            let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "Sure! Here it is"));
+            let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "{\"ok\": true}"));
+            let config = GatewayConfig {
+                structured: StructuredRoute::Cloud,
+                invalid_cloud_answer: action,
+                ..GatewayConfig::default()
+            };
+            Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config)
+        };
+        let json_request = || {
+            let mut asked = request("Hi there", RouteHints::default());
+            asked.sampling.format = Some(OutputFormat::JsonObject);
+            asked
+        };
+        let (route, text) = route_of(&gateway(InvalidCloudAnswer::Fallback), json_request()).await;
+        assert_eq!(
+            (route.target, route.reason.as_str(), text.as_str()),
+            (RouteTarget::Edge, "fallback_cloud_invalid", "{\"ok\": true}")
+        );
+        assert!(route.fallback_from.is_some_and(|why| why.contains("not JSON")));
+
+        let mut generation = gateway(InvalidCloudAnswer::Error).submit(json_request()).unwrap();
+        let mut failed = None;
+        while let Some(event) = generation.next_event().await {
+            if let Err(error) = event {
+                failed = Some(error);
+            }
+        }
+        assert!(
+            matches!(failed, Some(BackendError::BadUpstreamAnswer(ref m)) if m.contains("wrong shape")),
+            "{failed:?}"
+        );
+
+        let (route, text) = route_of(&gateway(InvalidCloudAnswer::Pass), json_request()).await;
+        assert_eq!((route.target, text.as_str()), (RouteTarget::Cloud, "Sure! Here it is"));
+        // A valid cloud answer goes out whatever the setting.
+        let (route, _) =
+            route_of(&gateway(InvalidCloudAnswer::Fallback), request("Hi there", RouteHints::default())).await;
+        assert_eq!(route.target, RouteTarget::Edge, "free text is scored, not forced");
     }
 
     #[tokio::test]

@@ -75,6 +75,30 @@ impl StructuredRoute {
     }
 }
 
+/// What happens when the cloud's answer to a structured request does not have the requested shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvalidCloudAnswer {
+    /// The edge answers instead (its grammar guarantees the shape); the client never sees the bad answer.
+    #[default]
+    Fallback,
+    /// The request fails with 502, naming what was wrong.
+    Error,
+    /// The answer goes out as it is, marked invalid in `x_edgeway.format`.
+    Pass,
+}
+
+impl InvalidCloudAnswer {
+    /// Parses `fallback`, `error` or `pass`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "fallback" | "edge" => Some(InvalidCloudAnswer::Fallback),
+            "error" => Some(InvalidCloudAnswer::Error),
+            "pass" => Some(InvalidCloudAnswer::Pass),
+            _ => None,
+        }
+    }
+}
+
 /// Thresholds per domain: a score at or above the threshold goes to the cloud.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {

@@ -17,7 +17,7 @@ pub mod domain;
 pub mod learned;
 pub mod scorer;
 
-pub use decision::{decide, Decision, RouteReason, StructuredRoute, Target, Thresholds};
+pub use decision::{decide, Decision, InvalidCloudAnswer, RouteReason, StructuredRoute, Target, Thresholds};
 pub use domain::{DomainRule, DomainRules};
 pub use learned::{LearnedModel, LearnedScorer};
 pub use scorer::{ComplexityScorer, Score, TransparentScorer};

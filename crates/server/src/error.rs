@@ -100,6 +100,9 @@ impl ApiError {
                 BackendError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
                 BackendError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", None),
                 BackendError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+                BackendError::BadUpstreamAnswer(_) => {
+                    (StatusCode::BAD_GATEWAY, "upstream_error", Some("upstream_answer_invalid"))
+                }
             },
             ApiError::Guard(denied) => match denied {
                 Denied::MissingKey | Denied::InvalidKey { .. } | Denied::RevokedKey { .. } => {
