@@ -426,3 +426,84 @@ fn a_cloud_answer_in_the_wrong_shape_falls_back_or_fails_as_configured() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["x_edgeway"]["format"]["verdict"], "invalid", "{answer}");
 }
+
+/// A cloud that calls tools: a real second process (Python's http.server) that streams
+/// two parallel calls, their arguments in pieces, as OpenAI does, and records what it was sent.
+const TOOL_CLOUD: &str = r#"
+import http.server, json, sys
+class Tools(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        sent = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        with open(sys.argv[2], "a") as seen:
+            seen.write(json.dumps(sent) + "\n")
+        def call(index, id, name, arguments):
+            return {"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [call(0, "call_a", "get_weather", "")]}}]},
+            {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\": "}}]}}]},
+            {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}}]},
+            {"choices": [{"index": 0, "delta": {"tool_calls": [call(1, "call_b", "get_weather", "{\"city\": \"Rome\"}")]}}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        ]
+        body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        body = body.encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Tools).serve_forever()
+"#;
+
+#[test]
+fn tools_pass_through_the_cloud_route_on_both_apis() {
+    let port = free_port();
+    let seen = common::temp_dir("routing", "tool-cloud").join("seen.jsonl");
+    let _cloud = PythonProcess::start(&["-c", TOOL_CLOUD, &port.to_string(), seen.to_str().unwrap()]);
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let gateway = Server::start(&["--cloud-url", &url, "--cloud-model", "tooly", "--tools-route", "cloud"]);
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let history = json!([
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_0", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "cold"}
+    ]);
+    let body = json!({"messages": history, "tools": tools, "tool_choice": "required", "stream": true});
+    let events = gateway.stream("/v1/chat/completions", &body);
+    let pieces: Vec<Value> = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["tool_calls"].as_array().cloned())
+        .flatten()
+        .collect();
+    let indices: Vec<u64> = pieces.iter().filter_map(|p| p["index"].as_u64()).collect();
+    assert_eq!(indices, [0, 0, 0, 1], "{events:?}");
+    let arguments: String =
+        pieces.iter().filter(|p| p["index"] == 0).filter_map(|p| p["function"]["arguments"].as_str()).collect();
+    assert_eq!(arguments, "{\"city\": \"Paris\"}");
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls", "{last}");
+    assert_eq!(last["x_edgeway"]["format"]["verdict"], "valid", "{last}");
+
+    // What the cloud was sent: the tools, the choice and the history with its call and result.
+    let sent: Value = serde_json::from_str(std::fs::read_to_string(&seen).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather", "{sent}");
+    assert_eq!(sent["tool_choice"], "required");
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], "call_0");
+    assert_eq!(sent["messages"][2]["tool_call_id"], "call_0");
+
+    // Ollama's API: whole calls with object arguments.
+    let ollama = json!({"model": "auto", "stream": false, "tools": tools,
+        "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}]});
+    let (status, answer) = gateway.post("/api/chat", &ollama);
+    assert_eq!(status, 200, "{answer}");
+    let calls = answer["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(calls.len(), 2, "{answer}");
+    assert_eq!(calls[0]["function"]["arguments"], json!({"city": "Paris"}));
+    assert_eq!(calls[1]["function"]["index"], 1);
+    assert_eq!(answer["done_reason"], "stop");
+}

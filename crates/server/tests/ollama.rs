@@ -351,7 +351,7 @@ async fn malformed_requests_are_400s_in_ollamas_shape_that_name_the_field() {
         ("/api/generate", generate(json!({"images": ["aGk="]})), "images"),
         ("/api/chat", chat(json!({"think": true})), "does not support thinking"),
         ("/api/generate", generate(json!({"think": "high"})), "does not support thinking"),
-        ("/api/chat", chat(json!({"tools": [{"type": "function"}]})), "tools"),
+        ("/api/chat", chat(json!({"tools": [{"type": "function"}]})), "needs 'function'"),
         ("/api/generate", generate(json!({"raw": true, "system": "x"})), "raw mode"),
         ("/api/generate", generate(json!({"template": "{{ .Prompt }}"})), "template"),
         ("/api/generate", generate(json!({"suffix": "end"})), "insert"),

@@ -84,6 +84,29 @@ def main() -> None:
     assert as_json.done_reason == "stop", f"cut short: {as_json.response!r}"
     assert isinstance(json.loads(as_json.response), dict), as_json.response
 
+    # Tools: Ollama's shape (no tool_choice, calls with object arguments, `tool` results named
+    # by function). A 135M model rarely calls on its own; any call it makes must be well formed.
+    def get_weather(city: str) -> str:
+        """Current weather in a city.
+
+        Args:
+          city: The city's name
+        """
+        return f"sunny in {city}"
+
+    asked = client.chat(model=model, stream=False, tools=[get_weather], options={"temperature": 0, "num_predict": 60},
+                        messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+    for call in asked.message.tool_calls or []:
+        assert call.function.name == "get_weather" and isinstance(call.function.arguments["city"], str), call
+    history = [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny, 21 C", "tool_name": "get_weather"},
+    ]
+    answered = client.chat(model=model, stream=False, tools=[get_weather], messages=history,
+                           options={"temperature": 0, "num_predict": 30})
+    assert answered.done and (answered.message.content or answered.message.tool_calls), answered
+
     embedded = client.embed(model=embedding_model, input=["a red apple", "a green apple", "tax law"])
     vectors = embedded.embeddings
     assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)

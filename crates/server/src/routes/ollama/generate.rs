@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use edgeway_core::{Completion, TokenLogprob};
+use edgeway_core::{Completion, TokenLogprob, ToolCall, ToolCallDelta};
 use edgeway_guard::Caller;
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ pub async fn chat(
     let arrived = Instant::now();
     let model = required_model(body.model.as_deref())?.to_owned();
     let backend = state.backend_for(Some(base_name(&model)))?;
-    let Job { mut request, format_check, stream } = match body.validate()? {
+    let Job { mut request, format_check, tools_check, stream } = match body.validate()? {
         Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Chat, &model)).into_response()),
         Intent::Generate(job) => *job,
     };
@@ -51,11 +51,11 @@ pub async fn chat(
         "ollama_chat",
         asker,
         request,
-        super::super::Checks { format: format_check, tools: None },
+        super::super::Checks { format: format_check, tools: tools_check },
     )
     .await?;
     started.sources = sources;
-    let shape = OllamaShape { kind: ReplyKind::Chat, model, arrived, wants_logprobs };
+    let shape = OllamaShape { kind: ReplyKind::Chat, model, arrived, wants_logprobs, calls: 0 };
     respond(started, shape, stream).await
 }
 
@@ -69,7 +69,7 @@ pub async fn generate(
     let arrived = Instant::now();
     let model = required_model(body.model.as_deref())?.to_owned();
     let backend = state.backend_for(Some(base_name(&model)))?;
-    let Job { request, format_check, stream } = match body.validate()? {
+    let Job { request, format_check, stream, .. } = match body.validate()? {
         Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Generate, &model)).into_response()),
         Intent::Generate(job) => *job,
     };
@@ -85,7 +85,7 @@ pub async fn generate(
         super::super::Checks { format: format_check, tools: None },
     )
     .await?;
-    let shape = OllamaShape { kind: ReplyKind::Generate, model, arrived, wants_logprobs };
+    let shape = OllamaShape { kind: ReplyKind::Generate, model, arrived, wants_logprobs, calls: 0 };
     respond(started, shape, stream).await
 }
 
@@ -103,7 +103,8 @@ async fn respond(mut started: Started, shape: OllamaShape, stream: bool) -> Resu
     headers.extend(extra_headers);
     let mut reply =
         Reply::finished(shape.kind, &shape.model, collected.text, &collected.completion, shape.arrived.elapsed())
-            .with_logprobs(shape.wants_logprobs, &collected.logprobs);
+            .with_logprobs(shape.wants_logprobs, &collected.logprobs)
+            .with_tool_calls(collected.tool_calls);
     reply.x_edgeway = extension;
     Ok((headers, Json(reply)).into_response())
 }
@@ -116,6 +117,8 @@ struct OllamaShape {
     /// When the request arrived, for `total_duration`.
     arrived: Instant,
     wants_logprobs: bool,
+    /// Calls streamed so far.
+    calls: u32,
 }
 
 impl ChunkShape for OllamaShape {
@@ -126,6 +129,22 @@ impl ChunkShape for OllamaShape {
     fn delta(&mut self, text: String, logprobs: &[TokenLogprob]) -> Value {
         let reply = Reply::text(self.kind, &self.model, text).with_logprobs(self.wants_logprobs, logprobs);
         serde_json::to_value(reply).unwrap_or_default()
+    }
+
+    fn tool_call(&mut self, call: ToolCallDelta) -> Option<Value> {
+        // The edge sends each call whole; a cloud's pieces go out as they come.
+        let call = ToolCall {
+            id: call.id.unwrap_or_default(),
+            name: call.name.unwrap_or_default(),
+            arguments: call.arguments,
+        };
+        let index = self.calls;
+        self.calls += 1;
+        let mut reply = Reply::text(self.kind, &self.model, String::new()).with_tool_calls(vec![call]);
+        if let Some(first) = reply.message.as_mut().and_then(|m| m.tool_calls.first_mut()) {
+            first.function.index = Some(index);
+        }
+        serde_json::to_value(reply).ok()
     }
 
     fn closing(&mut self, completion: &Completion) -> Vec<Value> {

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use edgeway_core::{Completion, TokenLogprob};
+use edgeway_core::{Completion, FinishReason, TokenLogprob, ToolCall};
 use serde::Serialize;
 
+use super::request::OllamaToolCall;
 use super::time;
 
 /// Which endpoint a reply answers: they differ only in where the text goes.
@@ -23,6 +24,9 @@ pub struct AssistantMessage {
     pub role: &'static str,
     /// The text (a piece of it, when streamed).
     pub content: String,
+    /// The calls the model made (each whole, in the line it completed on, when streamed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<OllamaToolCall>,
 }
 
 /// One reply object: a streamed line, the last line, or a whole answer.
@@ -58,7 +62,9 @@ impl Reply {
     /// A reply that is not the last: text (a piece of it when streamed).
     pub fn text(kind: ReplyKind, model: &str, text: String) -> Self {
         let (message, response) = match kind {
-            ReplyKind::Chat => (Some(AssistantMessage { role: "assistant", content: text }), None),
+            ReplyKind::Chat => {
+                (Some(AssistantMessage { role: "assistant", content: text, tool_calls: Vec::new() }), None)
+            }
             ReplyKind::Generate => (None, Some(text)),
         };
         Self {
@@ -78,7 +84,11 @@ impl Reply {
     pub fn finished(kind: ReplyKind, model: &str, text: String, completion: &Completion, elapsed: Duration) -> Self {
         Self {
             done: true,
-            done_reason: Some(completion.finish_reason.as_str()),
+            // Ollama ends an answer with calls as `stop`.
+            done_reason: Some(match completion.finish_reason {
+                FinishReason::ToolCalls => "stop",
+                reason => reason.as_str(),
+            }),
             stats: Some(Stats::new(completion, elapsed)),
             ..Self::text(kind, model, text)
         }
@@ -87,6 +97,22 @@ impl Reply {
     /// The answer to Ollama's "load the model" call: the model is loaded already.
     pub fn loaded(kind: ReplyKind, model: &str) -> Self {
         Self { done: true, done_reason: Some("load"), ..Self::text(kind, model, String::new()) }
+    }
+
+    /// Adds the calls the model made (chat replies only).
+    pub fn with_tool_calls(mut self, calls: Vec<ToolCall>) -> Self {
+        if let Some(message) = self.message.as_mut() {
+            message.tool_calls = calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    let mut call = OllamaToolCall::from(call);
+                    call.function.index = Some(i as u32);
+                    call
+                })
+                .collect();
+        }
+        self
     }
 
     /// Adds log-probabilities for these tokens.

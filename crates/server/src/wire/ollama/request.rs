@@ -1,8 +1,9 @@
 //! `POST /api/chat` and `POST /api/generate` as sent, and their validation into a core request.
 
 use edgeway_core::{ChatMessage, GenerateRequest, Prompt, RouteHints};
+use edgeway_structured::tools::ToolsCheck;
 use edgeway_structured::FormatCheck;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::base_name;
@@ -10,6 +11,7 @@ use super::options::Options;
 use crate::error::{invalid, ApiError};
 use crate::wire::common::validate_top_logprobs;
 use crate::wire::format::ollama_format;
+use crate::wire::tools::{validate_tools, WireTool};
 
 /// Roles a chat message may have.
 const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
@@ -30,8 +32,8 @@ pub struct ChatBody {
     pub options: Option<Options>,
     /// Thinking: refused when asked for, since no served model thinks.
     pub think: Option<Value>,
-    /// Tools: not supported on this endpoint yet; refused when given.
-    pub tools: Option<Vec<Value>>,
+    /// Functions the model may call, in OpenAI's shape (Ollama has no `tool_choice`: `auto`).
+    pub tools: Option<Vec<WireTool>>,
     /// Return each generated token's log-probability.
     pub logprobs: Option<bool>,
     /// Alternatives per token with `logprobs` (0 to 20).
@@ -47,8 +49,41 @@ pub struct Message {
     pub content: Option<String>,
     /// Base64 images: refused, no vision model is served here.
     pub images: Option<Vec<Value>>,
-    /// Tool calls of an earlier assistant turn: refused, as tools are.
-    pub tool_calls: Option<Vec<Value>>,
+    /// Tool calls of an earlier assistant turn.
+    pub tool_calls: Option<Vec<OllamaToolCall>>,
+    /// For a `tool` message: the function whose result it is (Ollama's field).
+    pub tool_name: Option<String>,
+    /// For a `tool` message: the call it answers, when the client kept the id.
+    pub tool_call_id: Option<String>,
+}
+
+/// A call in Ollama's shape: `{"function": {"name", "arguments": {...}}}` (arguments an object).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct OllamaToolCall {
+    /// The call's id (newer Ollama versions send one; edgeway does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The function called and its arguments.
+    pub function: OllamaFunction,
+}
+
+/// The function part of an Ollama call.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct OllamaFunction {
+    /// The call's position in the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// The function's name.
+    pub name: String,
+    /// Its arguments, as a JSON object.
+    pub arguments: Value,
+}
+
+impl From<edgeway_core::ToolCall> for OllamaToolCall {
+    fn from(call: edgeway_core::ToolCall) -> Self {
+        let arguments = serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments));
+        Self { id: Some(call.id), function: OllamaFunction { index: None, name: call.name, arguments } }
+    }
 }
 
 /// `POST /api/generate`. `keep_alive` is accepted and ignored, as on [`ChatBody`].
@@ -100,6 +135,8 @@ pub struct Job {
     pub request: GenerateRequest,
     /// The check of the answer when a format is asked for (compiled once, here).
     pub format_check: Option<FormatCheck>,
+    /// The check of the answer's tool calls, when tools are offered.
+    pub tools_check: Option<ToolsCheck>,
     /// Stream NDJSON lines, or answer with one object.
     pub stream: bool,
 }
@@ -148,7 +185,12 @@ fn job(
     sampling.logprobs = logprobs_of(logprobs, top_logprobs)?;
     let stream = stream.unwrap_or(true);
     let route = RouteHints { model: Some(base_name(model).to_owned()), stream, ..RouteHints::default() };
-    Ok(Job { request: GenerateRequest { prompt, sampling, route, tools: None }, format_check, stream })
+    Ok(Job {
+        request: GenerateRequest { prompt, sampling, route, tools: None },
+        format_check,
+        tools_check: None,
+        stream,
+    })
 }
 
 /// `logprobs` and `top_logprobs` as the core takes them.
@@ -164,15 +206,15 @@ impl ChatBody {
     pub fn validate(self) -> Result<Intent, ApiError> {
         let model = required_model(self.model.as_deref())?.to_owned();
         refuse_thinking(&model, self.think.as_ref())?;
-        if self.tools.as_ref().is_some_and(|tools| !tools.is_empty()) {
-            return Err(invalid("tools", format!("\"{model}\" does not support tools on /api/chat")));
-        }
+        // Ollama sends `tools: []` for none.
+        let tools = self.tools.filter(|tools| !tools.is_empty());
+        let (tools, tools_check) = validate_tools(tools, None, None)?.unzip();
         let messages = self.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(Intent::Load);
         }
         let messages = messages.into_iter().map(Message::into_core).collect::<Result<Vec<_>, _>>()?;
-        let job = job(
+        let mut job = job(
             &model,
             Prompt::Chat(messages),
             self.options,
@@ -180,6 +222,8 @@ impl ChatBody {
             (self.logprobs, self.top_logprobs),
             self.stream,
         )?;
+        job.request.tools = tools;
+        job.tools_check = tools_check;
         Ok(Intent::Generate(Box::new(job)))
     }
 }
@@ -190,10 +234,23 @@ impl Message {
             return Err(invalid("messages", format!("unknown role '{}'; use one of {}", self.role, ROLES.join(", "))));
         }
         refuse_images("messages", self.images.as_ref())?;
-        if self.tool_calls.as_ref().is_some_and(|calls| !calls.is_empty()) {
-            return Err(invalid("messages", "tool_calls are not supported on /api/chat"));
-        }
-        Ok(ChatMessage::new(self.role, self.content.unwrap_or_default()))
+        let tool_calls = self
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, call)| edgeway_core::ToolCall {
+                id: call.id.unwrap_or_else(|| format!("call_{i}")),
+                name: call.function.name,
+                arguments: match call.function.arguments {
+                    Value::String(text) => text,
+                    value => value.to_string(),
+                },
+            })
+            .collect();
+        // Ollama names the function a result came from; templates want the call id, when known.
+        let tool_call_id = self.tool_call_id.or(self.tool_name);
+        Ok(ChatMessage { tool_calls, tool_call_id, ..ChatMessage::new(self.role, self.content.unwrap_or_default()) })
     }
 }
 
