@@ -14,40 +14,18 @@ use common::Server;
 #[test]
 fn the_openai_python_client_works_unchanged() {
     let server = Server::start(&[]);
-    let python = std::env::var("EDGEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/openai_client.py");
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(server.url("/v1"))
-        .arg("smollm2")
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "openai client failed (is `openai` installed for {python}? scripts/setup.sh installs it):\n{stdout}\n{stderr}"
-    );
+    let url = server.url("/v1");
+    let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "openai_client.py", &[&url, "smollm2"], "`openai`");
     assert!(stdout.contains("all checks passed"));
 }
 
 #[test]
 fn langchain_llama_index_and_litellm_work_unchanged() {
     let server = Server::start(&[]);
-    let python = std::env::var("EDGEWAY_TEST_CLIENTS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/framework_clients.py");
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(server.url("/v1"))
-        .arg("smollm2")
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "framework clients failed (scripts/test.sh installs them into .venv-clients):\n{stdout}\n{stderr}"
-    );
+    let url = server.url("/v1");
+    let needs = "langchain-openai, llama-index-llms-openai-like, litellm";
+    let stdout =
+        common::run_python_script("EDGEWAY_TEST_CLIENTS_PYTHON", "framework_clients.py", &[&url, "smollm2"], needs);
     for client in ["langchain-openai: ok", "llama-index-llms-openai-like: ok", "litellm: ok"] {
         assert!(stdout.contains(client), "{stdout}");
     }

@@ -11,21 +11,9 @@ use serde_json::{json, Value};
 #[test]
 fn the_ollama_python_client_works_unchanged() {
     let server = Server::start(&["--embedding-model", "all-minilm-l6-v2"]);
-    let python = std::env::var("EDGEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ollama_client.py");
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(server.url(""))
-        .arg("smollm2")
-        .arg("all-minilm-l6-v2")
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "ollama client failed (is `ollama` installed for {python}? scripts/test.sh installs it):\n{stdout}\n{stderr}"
-    );
+    let url = server.url("");
+    let args = [url.as_str(), "smollm2", "all-minilm-l6-v2"];
+    let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "ollama_client.py", &args, "`ollama`");
     assert!(stdout.contains("all checks passed"));
     // Each generating call is in the query log under its Ollama endpoint.
     let endpoints: Vec<String> = {

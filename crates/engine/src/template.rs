@@ -92,62 +92,14 @@ fn raise_exception(message: String) -> Result<minijinja::Value, minijinja::Error
 }
 
 /// `strftime_now(format)` (Llama 3's templates put today's date in the system prompt).
-/// Knows `%d %m %Y %b %B %y %%`, which is what templates use.
-fn strftime_now(format: String) -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let name = MONTHS[(month - 1) as usize];
+fn strftime_now(format: String) -> Result<String, minijinja::Error> {
+    use std::fmt::Write as _;
     let mut out = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('y') => out.push_str(&format!("{:02}", year % 100)),
-            Some('b') => out.push_str(&name[..3]),
-            Some('B') => out.push_str(name),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    // chrono reports a bad format as a formatting error, which `to_string` would turn into a panic.
+    write!(out, "{}", chrono::Utc::now().format(&format)).map_err(|_| {
+        minijinja::Error::new(ErrorKind::InvalidOperation, format!("strftime_now: bad format '{format}'"))
+    })?;
+    Ok(out)
 }
 
 /// `x | tojson` (and `tojson(indent=N)`) as transformers defines it: `json.dumps`
@@ -425,10 +377,9 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_civil() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn strftime_now_formats_today_and_refuses_bad_formats() {
+        assert_eq!(strftime_now("%Y".into()).unwrap(), chrono::Utc::now().format("%Y").to_string());
+        assert!(strftime_now("%Q".into()).is_err());
     }
 
     #[test]

@@ -224,3 +224,24 @@ pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create a scratch directory");
     dir
 }
+
+/// Runs `tests/interop/SCRIPT` with the Python that `interpreter_var` names (set by
+/// `scripts/test.sh`; `python3` when unset) and returns its stdout; a failure shows
+/// both streams and says which packages the script needs.
+#[allow(dead_code)]
+pub fn run_python_script(interpreter_var: &str, script: &str, args: &[&str], needs: &str) -> String {
+    let python = std::env::var(interpreter_var).unwrap_or_else(|_| "python3".into());
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(&python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed (is {needs} installed for {python}? scripts/test.sh installs it):\n{stdout}\n{stderr}"
+    );
+    stdout
+}
