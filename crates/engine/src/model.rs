@@ -122,7 +122,12 @@ fn jinja_template(model: &LlamaModel) -> Option<JinjaTemplate> {
     let source = source.to_str().ok()?;
     let vocab = model.vocab();
     let piece = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
-    JinjaTemplate::for_tools(source, piece(vocab.bos()), piece(vocab.eos()))
+    let template = JinjaTemplate::for_tools(source, piece(vocab.bos()), piece(vocab.eos()));
+    match &template {
+        Some(_) => tracing::info!("tools: the model's own chat template renders them"),
+        None => tracing::info!("tools: the model's chat template knows none; edgeway's tool prompt is used"),
+    }
+    template
 }
 
 /// The model's own chat template when llama.cpp can render it, else ChatML.

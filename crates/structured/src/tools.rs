@@ -50,7 +50,7 @@ pub enum Piece {
 enum State {
     /// Nothing but whitespace so far: the answer may still be a bare JSON call.
     Start,
-    /// The answer began with `{`: held whole until the end, then tried as a bare call.
+    /// The answer began with `{` or a code fence: held whole until the end, then tried as a bare call.
     BareJson,
     /// Between calls, or in text.
     Text,
@@ -102,7 +102,12 @@ impl ToolCallParser {
                     if trimmed.is_empty() {
                         return out;
                     }
-                    self.state = if trimmed.starts_with('{') { State::BareJson } else { State::Text };
+                    // A fence could still become one; wait for its first three characters.
+                    if trimmed.len() < 3 && "```".starts_with(trimmed) {
+                        return out;
+                    }
+                    let bare = trimmed.starts_with('{') || trimmed.starts_with("```");
+                    self.state = if bare { State::BareJson } else { State::Text };
                 }
                 State::BareJson => return out,
                 State::Text => {
@@ -209,8 +214,14 @@ fn call_from_value(value: &Value) -> Option<ParsedCall> {
     Some(ParsedCall { name, arguments: arguments.to_string() })
 }
 
-/// A whole answer that is a call object (or an array of them) of an offered function.
+/// A whole answer that is a call object (or an array of them) of an offered function,
+/// bare or in a Markdown code fence (as Qwen2.5-Coder writes its calls).
 fn parse_bare(text: &str, names: &[String]) -> Option<Vec<ParsedCall>> {
+    let text = text.trim();
+    let text = match text.strip_prefix("```") {
+        Some(fenced) => fenced.split_once('\n')?.1.trim_end().strip_suffix("```")?,
+        None => text,
+    };
     let value: Value = serde_json::from_str(text.trim()).ok()?;
     let calls = match &value {
         Value::Array(items) => items.iter().map(call_from_value).collect::<Option<Vec<_>>>()?,
@@ -387,6 +398,15 @@ mod tests {
             "{\"tool_calls\": [{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {}}]}",
             &[call("add", "{}"), call("get_weather", "{}")],
         );
+    }
+
+    #[test]
+    fn a_call_in_a_code_fence_is_a_call() {
+        let text = "```json\n{\n  \"name\": \"add\",\n  \"arguments\": {\"a\": 1}\n}\n```";
+        check_every_split(text, &[call("add", r#"{"a":1}"#)]);
+        let code = "```python\nprint('hi')\n```";
+        check_every_split(code, &[Piece::Text(code.into())]);
+        check_every_split("``not a fence", &[Piece::Text("``not a fence".into())]);
     }
 
     #[test]
