@@ -6,6 +6,7 @@ pub mod embeddings;
 pub mod health;
 pub mod metrics;
 pub mod models;
+pub mod responses;
 pub mod tokenize;
 
 use std::sync::Arc;

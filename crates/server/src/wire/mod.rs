@@ -7,4 +7,5 @@ pub mod chat;
 pub mod common;
 pub mod completion;
 pub mod format;
+pub mod responses;
 pub mod tools;
