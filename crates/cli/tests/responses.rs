@@ -29,15 +29,19 @@ fn a_required_call_and_a_streamed_answer_over_http() {
     let call = call.unwrap_or_else(|| panic!("no call in {body}"));
     assert_eq!(call["name"], "get_weather");
     assert!(call["call_id"].as_str().is_some_and(|id| !id.is_empty()), "{call}");
-    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or_default()).expect("JSON arguments");
+    let arguments: Value =
+        serde_json::from_str(call["arguments"].as_str().unwrap_or_default()).expect("JSON arguments");
     assert!(arguments["city"].is_string(), "{arguments}");
 
     let request = json!({"input": "Name a color.", "temperature": 0, "max_output_tokens": 8});
     let (_, whole) = server.post("/v1/responses", &request);
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
-    let events: Vec<Value> =
-        server.stream("/v1/responses", &streamed).iter().map(|e| serde_json::from_str(e).expect("JSON event")).collect();
+    let events: Vec<Value> = server
+        .stream("/v1/responses", &streamed)
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("JSON event"))
+        .collect();
     let numbers: Vec<u64> = events.iter().filter_map(|e| e["sequence_number"].as_u64()).collect();
     assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
     let text: String = events
