@@ -158,6 +158,16 @@ def check_agent(base_url: str, model: str) -> None:
     assert "function_call" in kinds and "function_call_output" in kinds, kinds
     print(f"agents: {len(sent)} model calls, tool called with {called}, final output {result.final_output!r}")
 
+    # An agent without tools (the SDK sends `tools: []`).
+    plain = Agent(
+        name="plain", instructions="Answer in a few words.",
+        model=OpenAIResponsesModel(
+            model=model, openai_client=openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)),
+        model_settings=ModelSettings(temperature=0, max_tokens=200),
+    )
+    plain_output = Runner.run_sync(plain, "What is the capital of France?").final_output
+    assert isinstance(plain_output, str) and plain_output.strip(), plain_output
+
     # Streamed, the way the SDK's run_streamed drives the model.
     streamed_calls = len(called)
 

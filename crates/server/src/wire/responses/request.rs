@@ -139,9 +139,16 @@ impl ResponsesRequest {
             None => None,
         };
         let echoed_tools = self.tools.clone().unwrap_or_default();
-        let functions = self.tools.map(|tools| tools.into_iter().map(function_of).collect()).transpose()?;
+        // OpenAI takes an empty list as no tools, and `auto` or `none` with it as no choice
+        // (the Agents SDK sends both for an agent without tools).
+        let offered = self.tools.filter(|tools| !tools.is_empty());
+        let choice = match self.tool_choice {
+            Some(Value::String(choice)) if offered.is_none() && matches!(choice.as_str(), "auto" | "none") => None,
+            choice => choice,
+        };
+        let functions = offered.map(|tools| tools.into_iter().map(function_of).collect()).transpose()?;
         let (tools, tools_check) =
-            validate_functions(functions, self.tool_choice, self.parallel_tool_calls, ToolDialect::Responses)?.unzip();
+            validate_functions(functions, choice, self.parallel_tool_calls, ToolDialect::Responses)?.unzip();
         let settings = Settings {
             instructions: self.instructions,
             max_output_tokens: sampling.max_tokens,
@@ -214,6 +221,18 @@ mod tests {
         assert!(!tools.parallel && tools.tools[0].strict);
         assert_eq!(options.settings.tool_choice, json!({"type": "function", "name": "get_weather"}));
         assert!(!options.settings.store);
+    }
+
+    #[test]
+    fn an_empty_tool_list_is_no_tools() {
+        let (request, options) = request(json!({"input": "x", "tools": [], "tool_choice": "auto"})).unwrap();
+        assert_eq!(request.tools, None);
+        assert_eq!(options.settings.tools, Vec::<Value>::new());
+        let refused =
+            serde_json::from_value::<ResponsesRequest>(json!({"input": "x", "tools": [], "tool_choice": "required"}))
+                .unwrap()
+                .validate();
+        assert!(matches!(refused, Err(ApiError::InvalidField { param: "tool_choice", .. })));
     }
 
     #[test]
