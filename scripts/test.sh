@@ -9,7 +9,7 @@ scripts/setup.sh
 
 # Clients and servers this project did not write, for the interoperability
 # and routing tests, in a project virtualenv: the official `openai` and `ollama` clients,
-# and llama-cpp-python's OpenAI-compatible server (it builds llama.cpp from
+# the OpenAI Agents SDK, and llama-cpp-python's OpenAI-compatible server (it builds llama.cpp from
 # its sdist: a few minutes, once).
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -18,6 +18,9 @@ fi
   || .venv/bin/pip install -q --disable-pip-version-check "openai==3.54.0"
 .venv/bin/python -c "import ollama" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "ollama==0.6.3"
+# The OpenAI Agents SDK, for the Responses API's agent loop (0.24.0 takes openai>=3,<4).
+.venv/bin/python -c "import agents" 2>/dev/null \
+  || .venv/bin/pip install -q --disable-pip-version-check "openai-agents==0.24.0"
 .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"

@@ -2,18 +2,22 @@
 //!
 //! It "generates" a fixed reply one word per token, honouring `max_tokens`,
 //! stop sequences and logprobs, so the HTTP layer's shaping can be tested in
-//! milliseconds. It is never a substitute for the integration suite, which
+//! milliseconds. It can also be scripted to call functions
+//! ([`FakeBackend::with_tool_calls`]), and it keeps the last request it was
+//! given ([`FakeBackend::last_request`]) so tests can see what the HTTP layer built. It is never a substitute for the integration suite, which
 //! runs the real model.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
-use crate::event::{Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, TopLogprob, Usage};
-use crate::request::{GenerateRequest, Prompt};
+use crate::event::{
+    Completion, FinishReason, GenerationEvent, Timings, TokenLogprob, ToolCallDelta, TopLogprob, Usage,
+};
+use crate::request::{GenerateRequest, Prompt, ToolCall};
 use crate::text::TextAssembler;
 
 /// A backend that replies with a canned text.
@@ -30,6 +34,10 @@ pub struct FakeBackend {
     power_watts: Option<f64>,
     /// A constrained choice to report on `Finished`, for tests of choice confidence.
     choice: Option<crate::event::ChoiceProbability>,
+    /// Calls to make after the reply's text, when the request offers tools it may call.
+    tool_calls: Vec<ToolCall>,
+    /// The last request submitted.
+    last_request: Arc<Mutex<Option<GenerateRequest>>>,
 }
 
 impl FakeBackend {
@@ -53,6 +61,8 @@ impl FakeBackend {
             in_flight: Arc::new(AtomicU32::new(0)),
             power_watts: None,
             choice: None,
+            tool_calls: Vec::new(),
+            last_request: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -61,6 +71,21 @@ impl FakeBackend {
         self.choice =
             Some(crate::event::ChoiceProbability { path: String::new(), value: value.to_owned(), probability });
         self
+    }
+
+    /// Scripts function calls: after the reply's text (which may be empty), each call is
+    /// streamed as two [`GenerationEvent::ToolCall`] pieces (its id, name and the first half
+    /// of its arguments, then the rest, as a cloud streams them) and the answer finishes
+    /// with [`FinishReason::ToolCalls`]. Only requests that offer a tool they may call get
+    /// the calls; the others get the text alone, as from a real model.
+    pub fn with_tool_calls(mut self, calls: Vec<ToolCall>) -> Self {
+        self.tool_calls = calls;
+        self
+    }
+
+    /// The last request submitted, as the HTTP layer built it.
+    pub fn last_request(&self) -> Option<GenerateRequest> {
+        self.last_request.lock().ok().and_then(|last| last.clone())
     }
 
     /// Reports this power draw in `load()`.
@@ -128,8 +153,13 @@ impl Backend for FakeBackend {
             return Err(BackendError::QueueFull { slots: self.capacity, queued: 0 });
         }
         let guard = InFlightGuard(self.in_flight.clone());
+        if let Ok(mut last) = self.last_request.lock() {
+            *last = Some(request.clone());
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let words: Vec<String> = self.reply.split_inclusive(' ').map(str::to_owned).collect();
+        let callable = request.tools.as_ref().is_some_and(|tools| tools.callable().next().is_some());
+        let calls = if callable { call_pieces(&self.tool_calls) } else { Vec::new() };
         let delay = self.token_delay;
         let choice = self.choice.clone();
         tokio::spawn(async move {
@@ -173,6 +203,14 @@ impl Backend for FakeBackend {
             if !rest.is_empty() && tx.send(Ok(GenerationEvent::Delta { text: rest, logprobs: Vec::new() })).is_err() {
                 return;
             }
+            if finish_reason == FinishReason::Stop && !calls.is_empty() {
+                finish_reason = FinishReason::ToolCalls;
+                for piece in calls {
+                    if tx.send(Ok(GenerationEvent::ToolCall(piece))).is_err() {
+                        return;
+                    }
+                }
+            }
             let usage = Usage { prompt_tokens, completion_tokens: generated, cached_tokens: 0 };
             let timings = Timings { predicted_n: generated, ..Timings::default() };
             let _ = tx.send(Ok(GenerationEvent::Finished(Completion {
@@ -185,6 +223,26 @@ impl Backend for FakeBackend {
         });
         Ok(Generation::new(prompt_tokens, rx))
     }
+}
+
+/// The scripted calls as streamed pieces: two per call, split in the middle of the arguments.
+fn call_pieces(calls: &[ToolCall]) -> Vec<ToolCallDelta> {
+    let mut pieces = Vec::with_capacity(calls.len() * 2);
+    for (index, call) in (0u32..).zip(calls) {
+        let mut middle = call.arguments.len() / 2;
+        while !call.arguments.is_char_boundary(middle) {
+            middle -= 1;
+        }
+        let (head, tail) = call.arguments.split_at(middle);
+        pieces.push(ToolCallDelta {
+            index,
+            id: Some(call.id.clone()),
+            name: Some(call.name.clone()),
+            arguments: head.to_owned(),
+        });
+        pieces.push(ToolCallDelta { index, id: None, name: None, arguments: tail.to_owned() });
+    }
+    pieces
 }
 
 /// An embedder whose vectors depend only on the words of the input (bag of

@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .route("/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/completions", post(routes::completions::completions))
         .route("/completions", post(routes::completions::completions))
+        .route("/v1/responses", post(routes::responses::responses))
+        .route("/responses", post(routes::responses::responses))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/models", get(routes::models::list_models))

@@ -300,16 +300,43 @@ pub trait ChunkShape: Send + 'static {
     }
     /// Chunks that close the stream: the finish reason, then usage if asked for.
     fn closing(&mut self, completion: &Completion) -> Vec<Value>;
+
+    // What a shape whose events are not one chunk each overrides (the Responses API's
+    // named events); the defaults are the chat and completions streams.
+
+    /// All chunks for new text: by default the one [`ChunkShape::delta`] chunk.
+    fn delta_chunks(&mut self, text: String, logprobs: &[TokenLogprob]) -> Vec<Value> {
+        vec![self.delta(text, logprobs)]
+    }
+    /// All chunks for a call or a piece of one: by default the [`ChunkShape::tool_call`] chunk, if any.
+    fn tool_call_chunks(&mut self, call: ToolCallDelta) -> Vec<Value> {
+        self.tool_call(call).into_iter().collect()
+    }
+    /// Chunks that report an error after the stream began: by default the error body.
+    fn failure(&mut self, error: &ApiError) -> Vec<Value> {
+        vec![error.body()]
+    }
+    /// The SSE event name (`event:` line) of a chunk; `None`, the default, sends `data:` alone.
+    fn event_name<'a>(&self, chunk: &'a Value) -> Option<&'a str> {
+        let _ = chunk;
+        None
+    }
+    /// Whether the stream ends with `data: [DONE]` (the default) after the closing chunks.
+    fn sends_done(&self) -> bool {
+        true
+    }
 }
 
-/// Streams a generation as server-sent events, ending with `data: [DONE]`.
+/// Streams a generation as server-sent events, ending with `data: [DONE]` unless the shape
+/// says otherwise.
 ///
 /// Dropping the response body (the client went away) drops the
 /// [`Generation`], which frees the backend's slot.
 pub fn sse_response(started: Started, shape: impl ChunkShape) -> Response {
     let headers = route_headers(started.route.as_ref());
     let mut state = SseState { generation: started, shape, pending: VecDeque::new(), done: false };
-    state.pending.extend(state.shape.opening().into_iter().map(json_event));
+    let opening = state.shape.opening();
+    state.push(opening);
     (headers, Sse::new(sse_events(state))).into_response()
 }
 
@@ -320,8 +347,17 @@ struct SseState<S> {
     done: bool,
 }
 
-fn json_event(value: Value) -> Event {
-    Event::default().data(value.to_string())
+impl<S: ChunkShape> SseState<S> {
+    /// Queues chunks as events, named as the shape names them.
+    fn push(&mut self, chunks: Vec<Value>) {
+        for chunk in chunks {
+            let event = match self.shape.event_name(&chunk) {
+                Some(name) => Event::default().event(name),
+                None => Event::default(),
+            };
+            self.pending.push_back(event.data(chunk.to_string()));
+        }
+    }
 }
 
 fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -336,14 +372,13 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
             match state.generation.next_event().await {
                 Some(Ok(GenerationEvent::Delta { text, logprobs })) => {
                     if !text.is_empty() || !logprobs.is_empty() {
-                        let chunk = state.shape.delta(text, &logprobs);
-                        state.pending.push_back(json_event(chunk));
+                        let chunks = state.shape.delta_chunks(text, &logprobs);
+                        state.push(chunks);
                     }
                 }
                 Some(Ok(GenerationEvent::ToolCall(call))) => {
-                    if let Some(chunk) = state.shape.tool_call(call) {
-                        state.pending.push_back(json_event(chunk));
-                    }
+                    let chunks = state.shape.tool_call_chunks(call);
+                    state.push(chunks);
                 }
                 Some(Ok(GenerationEvent::Finished(completion))) => {
                     let mut closing = state.shape.closing(&completion);
@@ -351,17 +386,21 @@ fn sse_events<S: ChunkShape>(state: SseState<S>) -> impl Stream<Item = Result<Ev
                     if let Some(Value::Object(last)) = closing.last_mut() {
                         last.insert("x_edgeway".into(), extension_json(&state.generation, &completion));
                     }
-                    state.pending.extend(closing.into_iter().map(json_event));
-                    state.pending.push_back(Event::default().data("[DONE]"));
+                    state.push(closing);
+                    if state.shape.sends_done() {
+                        state.pending.push_back(Event::default().data("[DONE]"));
+                    }
                     state.done = true;
                 }
                 Some(Ok(GenerationEvent::Routed(_))) => {}
                 Some(Err(error)) => {
-                    state.pending.push_back(json_event(ApiError::from(error).body()));
+                    let chunks = state.shape.failure(&ApiError::from(error));
+                    state.push(chunks);
                     state.done = true;
                 }
                 None => {
-                    state.pending.push_back(json_event(ended_early().body()));
+                    let chunks = state.shape.failure(&ended_early());
+                    state.push(chunks);
                     state.done = true;
                 }
             }

@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod models;
 pub mod ollama;
+pub mod responses;
 pub mod tokenize;
 
 use std::sync::Arc;

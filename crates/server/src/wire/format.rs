@@ -123,6 +123,33 @@ pub fn ollama_format(value: Value) -> Result<Option<Checked>, ApiError> {
     }
 }
 
+/// The Responses API's `text.format`: `{"type": "text"}`, `{"type": "json_object"}` or
+/// `{"type": "json_schema", "name", "schema", "strict"}` (flat, where `response_format`
+/// nests the schema under `json_schema`).
+pub fn text_format(value: Value) -> Result<Option<Checked>, ApiError> {
+    const PARAM: &str = "text.format";
+    let Value::Object(mut fields) = value else {
+        return Err(invalid(PARAM, "text.format must be an object such as {\"type\": \"json_object\"}".to_owned()));
+    };
+    match fields.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(checked(PARAM, OutputFormat::JsonObject)?)),
+        Some("json_schema") => {
+            let name = fields.get("name").and_then(Value::as_str).map(str::to_owned);
+            let strict = fields.get("strict").and_then(Value::as_bool).unwrap_or(false);
+            let schema = fields.remove("schema").ok_or_else(|| {
+                invalid(PARAM, "text.format of type json_schema needs schema: the JSON Schema of the answer".to_owned())
+            })?;
+            Ok(Some(schema_format(PARAM, name, schema, strict)?))
+        }
+        Some(other) => Err(invalid(
+            PARAM,
+            format!("text.format.type '{other}' is not supported; use 'text', 'json_object' or 'json_schema'"),
+        )),
+        None => Err(invalid(PARAM, "text.format.type must be 'text', 'json_object' or 'json_schema'".to_owned())),
+    }
+}
+
 /// A format and the compiled check of its answers.
 pub type Checked = (OutputFormat, FormatCheck);
 
@@ -168,6 +195,24 @@ mod tests {
         assert_eq!(name.as_deref(), Some("part"));
         assert!(strict);
         assert!(schema.contains("boolean"));
+    }
+
+    #[test]
+    fn responses_text_format() {
+        let format_of = |value: Value| text_format(value).map(|checked| checked.map(|(format, _)| format));
+        assert_eq!(format_of(json!({"type": "text"})).unwrap(), None);
+        assert_eq!(format_of(json!({"type": "json_object"})).unwrap(), Some(OutputFormat::JsonObject));
+        let format = format_of(json!({"type": "json_schema", "name": "part", "strict": true,
+            "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}))
+        .unwrap()
+        .unwrap();
+        let OutputFormat::JsonSchema { name, strict, .. } = format else { panic!("expected a schema") };
+        assert_eq!((name.as_deref(), strict), (Some("part"), true));
+        assert!(format_of(json!({"type": "json_schema", "name": "x"}))
+            .unwrap_err()
+            .to_string()
+            .contains("needs schema"));
+        assert!(format_of(json!({"type": "xml"})).unwrap_err().to_string().contains("'xml' is not supported"));
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod common;
 pub mod completion;
 pub mod format;
 pub mod ollama;
+pub mod responses;
 pub mod tools;

@@ -66,6 +66,25 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// How a request spells its tools, for the messages that explain a wrong one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolDialect {
+    /// Chat Completions: `{"type": "function", "function": {"name": ...}}`.
+    Chat,
+    /// The Responses API: flat, `{"type": "function", "name": ...}`.
+    Responses,
+}
+
+impl ToolDialect {
+    /// How this dialect names one function in `tool_choice`.
+    fn named_choice(self) -> &'static str {
+        match self {
+            ToolDialect::Chat => "{\"type\": \"function\", \"function\": {\"name\": ...}}",
+            ToolDialect::Responses => "{\"type\": \"function\", \"name\": ...}",
+        }
+    }
+}
+
 /// Validates `tools`, `tool_choice` and `parallel_tool_calls` into the core's [`ToolUse`]
 /// and the check the calls get afterwards; `None` when the request offers no tools.
 pub fn validate_tools(
@@ -73,24 +92,49 @@ pub fn validate_tools(
     choice: Option<Value>,
     parallel: Option<bool>,
 ) -> Result<Option<(ToolUse, ToolsCheck)>, ApiError> {
-    let Some(tools) = tools else {
+    let functions = tools
+        .map(|tools| {
+            tools
+                .into_iter()
+                .map(|tool| {
+                    if tool.kind != "function" {
+                        return Err(unsupported_tool(&tool.kind));
+                    }
+                    tool.function.ok_or_else(|| invalid("tools", "a tool of type 'function' needs 'function'"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    validate_functions(functions, choice, parallel, ToolDialect::Chat)
+}
+
+/// The 400 for a tool that is not a function (a hosted tool such as `web_search`).
+pub fn unsupported_tool(kind: &str) -> ApiError {
+    invalid("tools", format!("tools of type '{kind}' are not supported; use 'function'"))
+}
+
+/// What both dialects share once their tools are unwrapped to functions: the limits,
+/// names and schemas of the functions, the `tool_choice` forms, and the compiled check.
+pub fn validate_functions(
+    functions: Option<Vec<WireFunction>>,
+    choice: Option<Value>,
+    parallel: Option<bool>,
+    dialect: ToolDialect,
+) -> Result<Option<(ToolUse, ToolsCheck)>, ApiError> {
+    let Some(functions) = functions else {
         if choice.as_ref().is_some_and(|c| !c.is_null()) {
             return Err(invalid("tool_choice", "tool_choice needs tools"));
         }
         return Ok(None);
     };
-    if tools.is_empty() {
+    if functions.is_empty() {
         return Err(invalid("tools", "tools must hold at least one tool; leave the field out for none"));
     }
-    if tools.len() > MAX_TOOLS {
-        return Err(invalid("tools", format!("at most {MAX_TOOLS} tools per request, got {}", tools.len())));
+    if functions.len() > MAX_TOOLS {
+        return Err(invalid("tools", format!("at most {MAX_TOOLS} tools per request, got {}", functions.len())));
     }
-    let mut specs: Vec<ToolSpec> = Vec::with_capacity(tools.len());
-    for tool in tools {
-        if tool.kind != "function" {
-            return Err(invalid("tools", format!("tools of type '{}' are not supported; use 'function'", tool.kind)));
-        }
-        let function = tool.function.ok_or_else(|| invalid("tools", "a tool of type 'function' needs 'function'"))?;
+    let mut specs: Vec<ToolSpec> = Vec::with_capacity(functions.len());
+    for function in functions {
         if !valid_name(&function.name) {
             return Err(invalid(
                 "tools",
@@ -120,6 +164,15 @@ pub fn validate_tools(
             strict: function.strict.unwrap_or(false),
         });
     }
+    let choice = tool_choice(choice, &specs, dialect)?;
+    let tools = ToolUse { tools: specs, choice, parallel: parallel.unwrap_or(true) };
+    let check = ToolsCheck::new(&tools)
+        .map_err(|(name, error)| invalid("tools", format!("the parameters of tool '{name}': {error}")))?;
+    Ok(Some((tools, check)))
+}
+
+/// `tool_choice`: `auto`, `none`, `required`, or one of `specs` named in the dialect's form.
+fn tool_choice(choice: Option<Value>, specs: &[ToolSpec], dialect: ToolDialect) -> Result<ToolChoice, ApiError> {
     let choice = match choice {
         None | Some(Value::Null) => ToolChoice::Auto,
         Some(Value::String(text)) => match text.as_str() {
@@ -134,16 +187,22 @@ pub fn validate_tools(
             }
         },
         Some(Value::Object(object)) => {
+            if let Some(kind) = object.get("type").and_then(Value::as_str).filter(|kind| *kind != "function") {
+                return Err(invalid(
+                    "tool_choice",
+                    format!(
+                        "tool_choice of type '{kind}' is not supported; name a function as {}",
+                        dialect.named_choice()
+                    ),
+                ));
+            }
             let name = object
                 .get("function")
                 .and_then(|f| f.get("name"))
                 .or_else(|| object.get("name"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
-                    invalid(
-                        "tool_choice",
-                        "tool_choice names a function as {\"type\": \"function\", \"function\": {\"name\": ...}}",
-                    )
+                    invalid("tool_choice", format!("tool_choice names a function as {}", dialect.named_choice()))
                 })?;
             if !specs.iter().any(|spec| spec.name == name) {
                 return Err(invalid(
@@ -155,10 +214,7 @@ pub fn validate_tools(
         }
         Some(_) => return Err(invalid("tool_choice", "tool_choice must be a string or an object")),
     };
-    let tools = ToolUse { tools: specs, choice, parallel: parallel.unwrap_or(true) };
-    let check = ToolsCheck::new(&tools)
-        .map_err(|(name, error)| invalid("tools", format!("the parameters of tool '{name}': {error}")))?;
-    Ok(Some((tools, check)))
+    Ok(choice)
 }
 
 /// A call in a response message.
