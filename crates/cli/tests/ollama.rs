@@ -16,19 +16,8 @@ fn the_ollama_python_client_works_unchanged() {
     let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "ollama_client.py", &args, "`ollama`");
     assert!(stdout.contains("all checks passed"));
     // Each generating call is in the query log under its Ollama endpoint.
-    let endpoints: Vec<String> = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let conn = rusqlite::Connection::open(&server.query_log).unwrap();
-            let mut statement = conn.prepare("SELECT DISTINCT endpoint FROM queries ORDER BY endpoint").unwrap();
-            let rows: Vec<String> =
-                statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
-            if rows.len() >= 4 || std::time::Instant::now() > deadline {
-                break rows;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
+    let endpoints: Vec<String> =
+        common::logged_rows(&server, "SELECT DISTINCT endpoint FROM queries ORDER BY endpoint", 4, |row| row.get(0));
     assert_eq!(endpoints, ["ollama_chat", "ollama_embed", "ollama_embeddings", "ollama_generate"]);
 }
 

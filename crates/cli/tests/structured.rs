@@ -188,22 +188,10 @@ fn a_cut_answer_says_length_and_truncated_and_is_logged() {
     let (status, _) = server.post("/v1/chat/completions", &chat("Hi", json!({"max_tokens": 4})));
     assert_eq!(status, 200);
     // The query log says which requests were structured and how their answers fared.
-    let rows: Vec<(Option<String>, Option<String>)> = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let conn = rusqlite::Connection::open(&server.query_log).unwrap();
-            let mut statement = conn.prepare("SELECT format, format_verdict FROM queries ORDER BY id").unwrap();
-            let rows: Vec<_> = statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            if rows.len() >= 3 || std::time::Instant::now() > deadline {
-                break rows;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
+    let rows: Vec<(Option<String>, Option<String>)> =
+        common::logged_rows(&server, "SELECT format, format_verdict FROM queries ORDER BY id", 3, |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        });
     let truncated = (Some("json_schema".to_owned()), Some("truncated".to_owned()));
     assert_eq!(rows, vec![truncated.clone(), truncated, (None, None)]);
 }

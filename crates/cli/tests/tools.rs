@@ -199,21 +199,9 @@ fn the_query_log_records_tool_answers() {
         chat("What is the weather in Lima?", json!({"tools": tools(), "tool_choice": "required", "temperature": 0}));
     let (status, answer) = server.post("/v1/chat/completions", &body);
     assert_eq!(status, 200, "{answer}");
-    let rows: Vec<(Option<String>, Option<String>)> = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let conn = rusqlite::Connection::open(&server.query_log).unwrap();
-            let mut statement = conn.prepare("SELECT format, format_verdict FROM queries ORDER BY id").unwrap();
-            let rows: Vec<_> = statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            if !rows.is_empty() || std::time::Instant::now() > deadline {
-                break rows;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
+    let rows: Vec<(Option<String>, Option<String>)> =
+        common::logged_rows(&server, "SELECT format, format_verdict FROM queries ORDER BY id", 1, |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        });
     assert_eq!(rows, vec![(Some("tools".to_owned()), Some("valid".to_owned()))]);
 }

@@ -18,7 +18,7 @@
 use std::io;
 
 use edgeway_core::{BackendError, ChatMessage, ToolUse};
-use edgeway_structured::tools::{CLOSE_TAG, OPEN_TAG};
+use edgeway_structured::tools::{tool_json, CLOSE_TAG, OPEN_TAG};
 use minijinja::{Environment, ErrorKind};
 use serde_json::{json, Value};
 
@@ -152,16 +152,6 @@ impl serde_json::ser::Formatter for PythonFormatter {
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
         writer.write_all(b": ")
     }
-}
-
-/// A tool as OpenAI sends it: `{"type": "function", "function": {...}}`.
-fn tool_json(tool: &edgeway_core::ToolSpec) -> Value {
-    let parameters: Value = serde_json::from_str(&tool.parameters).unwrap_or_else(|_| json!({"type": "object"}));
-    let function = match &tool.description {
-        Some(description) => json!({ "name": tool.name, "description": description, "parameters": parameters }),
-        None => json!({ "name": tool.name, "parameters": parameters }),
-    };
-    json!({ "type": "function", "function": function })
 }
 
 /// A message as Hugging Face templates expect it: arguments as objects, not JSON text.

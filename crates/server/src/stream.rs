@@ -71,14 +71,11 @@ impl FormatWatch {
     /// An answer with calls is checked against the tools; one in text against the format, if any.
     fn judge(&self, completion: &Completion) -> Option<(&'static str, Verdict)> {
         let calls = self.calls.calls();
-        match (&self.format, &self.tools) {
-            (Some(format), _) if calls.is_empty() => {
-                Some((format.kind(), format.check(&self.answer, completion.finish_reason)))
-            }
-            (_, Some(tools)) => Some(("tools", tools.check(calls, completion.finish_reason))),
-            (None, None) => None,
-            (Some(format), None) => Some((format.kind(), format.check(&self.answer, completion.finish_reason))),
+        if let Some(tools) = self.tools.as_ref().filter(|_| !calls.is_empty() || self.format.is_none()) {
+            return Some(("tools", tools.check(calls, completion.finish_reason)));
         }
+        let format = self.format.as_ref()?;
+        Some((format.kind(), format.check(&self.answer, completion.finish_reason)))
     }
 }
 

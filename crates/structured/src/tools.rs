@@ -236,6 +236,17 @@ fn parse_bare(text: &str, names: &[String]) -> Option<Vec<ParsedCall>> {
     known.then_some(calls)
 }
 
+/// A tool as OpenAI's chat API writes it, `{"type": "function", "function": {"name",
+/// "description", "parameters"}}`: what templates render and upstreams are sent.
+pub fn tool_json(tool: &ToolSpec) -> Value {
+    let parameters: Value = serde_json::from_str(&tool.parameters).unwrap_or_else(|_| json!({"type": "object"}));
+    let function = match &tool.description {
+        Some(description) => json!({ "name": tool.name, "description": description, "parameters": parameters }),
+        None => json!({ "name": tool.name, "parameters": parameters }),
+    };
+    json!({ "type": "function", "function": function })
+}
+
 /// The JSON Schema of one call of any of `tools`: `{"name": <one of them>,
 /// "arguments": <its parameters>}`, for constraining what follows an opening tag.
 pub fn call_schema<'a>(tools: impl IntoIterator<Item = &'a ToolSpec>) -> Value {

@@ -13,6 +13,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use edgeway_structured::tools::tool_json;
+
 use crate::config::UpstreamConfig;
 use crate::sse::SseParser;
 
@@ -337,16 +339,11 @@ fn insert_tools(fields: &mut serde_json::Map<String, Value>, tools: &ToolUse) {
         .tools
         .iter()
         .map(|tool| {
-            let parameters: Value =
-                serde_json::from_str(&tool.parameters).unwrap_or_else(|_| json!({"type": "object"}));
-            let mut function = json!({"name": tool.name, "parameters": parameters});
-            if let Some(description) = &tool.description {
-                function["description"] = json!(description);
-            }
+            let mut spec = tool_json(tool);
             if tool.strict {
-                function["strict"] = json!(true);
+                spec["function"]["strict"] = json!(true);
             }
-            json!({"type": "function", "function": function})
+            spec
         })
         .collect();
     fields.insert("tools".into(), Value::Array(specs));

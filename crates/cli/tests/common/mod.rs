@@ -245,3 +245,24 @@ pub fn run_python_script(interpreter_var: &str, script: &str, args: &[&str], nee
     );
     stdout
 }
+
+/// The query log's rows for `sql` (one row mapped by `row`), polled until there are at
+/// least `at_least` of them or 10 s have passed: the log is written by a background thread.
+#[allow(dead_code)]
+pub fn logged_rows<T>(
+    server: &Server,
+    sql: &str,
+    at_least: usize,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let conn = rusqlite::Connection::open(&server.query_log).unwrap();
+        let mut statement = conn.prepare(sql).unwrap();
+        let rows: Vec<T> = statement.query_map([], &row).unwrap().collect::<Result<_, _>>().unwrap();
+        if rows.len() >= at_least || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
