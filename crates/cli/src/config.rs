@@ -13,6 +13,25 @@
 //! queue_size = 32
 //! ```
 //!
+//! Several local models and clouds, on tiers (lower tiers are tried first):
+//!
+//! ```toml
+//! [[models]]
+//! name = "smollm2-135m"      # what clients put in `model` [default: from the file name]
+//! model = "smollm2-135m"     # a catalog name or a .gguf path
+//! tier = 0
+//! [[models]]
+//! name = "qwen2.5-0.5b"
+//! model = "qwen2.5-0.5b"
+//! tier = 1
+//! domains = ["code"]         # the specialist for these domains
+//! keep_alive = "10m"         # Ollama's forms: "5m", seconds, 0, -1 (forever)
+//!
+//! [[cloud]]                  # tried in order, on the tiers after the local ones
+//! base_url = "https://api.example.com/v1"
+//! model = "big"
+//! ```
+//!
 //! Unknown keys are an error, so a typo never silently falls back to a default.
 
 use std::path::{Path, PathBuf};
@@ -35,8 +54,12 @@ pub struct FileConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub engine: EngineSection,
-    /// `[cloud]`: the cloud tier, if any.
-    pub cloud: Option<CloudSection>,
+    /// `[[models]]`: several local models (else the one of `[engine]`).
+    #[serde(default)]
+    pub models: Vec<ModelSection>,
+    /// `[cloud]` (one) or `[[cloud]]` (several, tried in order): the cloud tiers.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub cloud: Vec<CloudSection>,
     #[serde(default)]
     pub routing: RoutingSection,
     #[serde(default)]
@@ -81,8 +104,59 @@ pub struct LogSection {
     pub store_text: Option<bool>,
 }
 
+/// `[[models]]`: one local model of several, with its tier and, optionally, its own engine settings
+/// (each laid over `[engine]`'s and the flags').
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// What clients put in `model` [default: the catalog name, or the file's stem].
+    pub name: Option<String>,
+    /// A catalog name or a .gguf path.
+    pub model: String,
+    /// Lower tiers are tried first [default: 0].
+    pub tier: Option<u32>,
+    /// The domains this model is the specialist for (empty: a generalist).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// How long it stays loaded after its last request: Ollama's forms ("5m", seconds, 0, -1).
+    pub keep_alive: Option<KeepAliveValue>,
+    /// Loaded at start and never unloaded [default: false].
+    pub pinned: Option<bool>,
+    pub threads: Option<u32>,
+    pub threads_batch: Option<u32>,
+    pub ctx_size: Option<u32>,
+    pub parallel: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub ubatch_size: Option<u32>,
+    pub queue_size: Option<u32>,
+    pub swa_full: Option<bool>,
+    pub mmap: Option<bool>,
+}
+
+/// A `keep_alive` as written: a duration string ("5m", "1h30m", "-1") or a number of seconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeepAliveValue {
+    /// Seconds; negative is forever, 0 unloads right after the answer.
+    Seconds(f64),
+    /// A duration string.
+    Text(String),
+}
+
+/// `[cloud]` as one table or `[[cloud]]` as a list, read through `toml::Value` so that a
+/// mistake in either form gets the field-level error rather than "no variant matched".
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<CloudSection>, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::Array(items) => {
+            items.into_iter().map(|item| CloudSection::deserialize(item).map_err(D::Error::custom)).collect()
+        }
+        table => Ok(vec![CloudSection::deserialize(table).map_err(D::Error::custom)?]),
+    }
+}
+
 /// `[cloud]`: an OpenAI-compatible upstream.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSection {
     pub name: Option<String>,
@@ -93,6 +167,8 @@ pub struct CloudSection {
     pub price_input_per_mtok: Option<f64>,
     pub price_output_per_mtok: Option<f64>,
     pub timeout_secs: Option<f64>,
+    /// Its tier [default: the next after the local models and the clouds before it].
+    pub tier: Option<u32>,
 }
 
 /// `[routing]`.
@@ -104,6 +180,10 @@ pub struct RoutingSection {
     /// Per-domain thresholds, e.g. `code = 0.35`.
     #[serde(default)]
     pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// Score thresholds that start a request at a tier above the first, e.g. `1 = 0.3`
+    /// (the first cloud's is `threshold` unless set here).
+    #[serde(default)]
+    pub tier_thresholds: std::collections::BTreeMap<String, f32>,
     /// Seconds a failing cloud is left alone.
     pub cooldown_secs: Option<f64>,
     /// Confidence escalation: escalate edge answers whose first tokens' mean log-probability is below this.
@@ -171,6 +251,9 @@ pub struct DomainSection {
     pub pattern: Option<String>,
     /// This domain's threshold.
     pub threshold: Option<f32>,
+    /// This domain's thresholds per tier, e.g. `{ 1 = 0.2 }`.
+    #[serde(default)]
+    pub tier_thresholds: std::collections::BTreeMap<String, f32>,
 }
 
 /// `[server]`.
@@ -223,7 +306,11 @@ pub struct ServeSettings {
     pub alias: Option<String>,
     /// Engine settings, flags already laid over the file's `[engine]`.
     pub engine: EngineSection,
-    /// The cloud tier, when a base URL is configured.
+    /// The local models: `[[models]]`, else the one of `--model` / `[engine]`, on tier 0 and pinned.
+    pub models: Vec<LocalModel>,
+    /// The clouds, in the order they are tried, each on its tier.
+    pub clouds: Vec<CloudTier>,
+    /// The first cloud, when a base URL is configured (what one-cloud commands such as `eval` use).
     pub cloud: Option<edgeway_upstream::UpstreamConfig>,
     /// How requests are routed.
     pub gateway: edgeway_gateway::GatewayConfig,
@@ -252,6 +339,112 @@ pub struct ServeSettings {
     pub injection_action: edgeway_guard::injection::InjectionAction,
 }
 
+/// One local model, resolved: where it sits and how its engine runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalModel {
+    /// What clients put in `model`, if not derived from the model's name.
+    pub name: Option<String>,
+    /// A catalog name or a .gguf path.
+    pub model: String,
+    /// Its tier.
+    pub tier: u32,
+    /// The domains it is the specialist for (empty: a generalist).
+    pub domains: Vec<String>,
+    /// How long it stays loaded after a request, if not the default.
+    pub keep_alive: Option<KeepAliveValue>,
+    /// Loaded at start and never unloaded.
+    pub pinned: bool,
+    /// Its engine settings: its own over `[engine]`'s and the flags'.
+    pub engine: EngineSection,
+}
+
+/// One cloud and its tier.
+#[derive(Debug, Clone)]
+pub struct CloudTier {
+    /// The upstream.
+    pub config: edgeway_upstream::UpstreamConfig,
+    /// Its tier.
+    pub tier: u32,
+}
+
+/// `[[models]]` entries over the shared engine settings, or the single model of `[engine]`.
+fn merge_models(models: Vec<ModelSection>, engine: &EngineSection, single: &str) -> anyhow::Result<Vec<LocalModel>> {
+    if models.is_empty() {
+        return Ok(vec![LocalModel {
+            name: engine.alias.clone(),
+            model: single.to_owned(),
+            tier: 0,
+            domains: Vec::new(),
+            keep_alive: None,
+            pinned: true,
+            engine: engine.clone(),
+        }]);
+    }
+    anyhow::ensure!(
+        engine.model.is_none() && engine.alias.is_none(),
+        "the config lists its models in [[models]]: drop --model/--alias and `model`/`alias` in [engine] \
+         (a [[models]] entry takes `name` and `model`)"
+    );
+    let mut names = std::collections::HashSet::new();
+    let mut resolved = Vec::new();
+    for section in models {
+        anyhow::ensure!(!section.model.trim().is_empty(), "a [[models]] entry has an empty `model`");
+        let name = section.name.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&section.model));
+        anyhow::ensure!(
+            names.insert(name.to_ascii_lowercase()),
+            "two [[models]] are named \"{name}\"; give each its own `name`"
+        );
+        let own = EngineSection {
+            model: None,
+            alias: None,
+            threads: section.threads.or(engine.threads),
+            threads_batch: section.threads_batch.or(engine.threads_batch),
+            ctx_size: section.ctx_size.or(engine.ctx_size),
+            parallel: section.parallel.or(engine.parallel),
+            batch_size: section.batch_size.or(engine.batch_size),
+            ubatch_size: section.ubatch_size.or(engine.ubatch_size),
+            queue_size: section.queue_size.or(engine.queue_size),
+            swa_full: section.swa_full.or(engine.swa_full),
+            mmap: section.mmap.or(engine.mmap),
+            stream_interval_ms: engine.stream_interval_ms,
+            watts_per_core: engine.watts_per_core,
+        };
+        resolved.push(LocalModel {
+            name: Some(name),
+            model: section.model,
+            tier: section.tier.unwrap_or(0),
+            domains: section.domains,
+            keep_alive: section.keep_alive,
+            pinned: section.pinned.unwrap_or(false),
+            engine: own,
+        });
+    }
+    Ok(resolved)
+}
+
+/// The clouds from `[cloud]`/`[[cloud]]` (flags apply to the first), on the tiers after `above`.
+fn merge_clouds(args: &ServeArgs, sections: Vec<CloudSection>, above: u32) -> anyhow::Result<Vec<CloudTier>> {
+    let mut sections = sections.into_iter();
+    let first = sections.next().unwrap_or_default();
+    let mut clouds = Vec::new();
+    let mut next_tier = above + 1;
+    let mut push = |config: Option<edgeway_upstream::UpstreamConfig>, tier: Option<u32>| {
+        if let Some(config) = config {
+            let tier = tier.unwrap_or(next_tier);
+            next_tier = tier + 1;
+            clouds.push(CloudTier { config, tier });
+        }
+    };
+    let tier = first.tier;
+    push(merge_cloud(args, first)?, tier);
+    for (index, section) in sections.enumerate() {
+        let tier = section.tier;
+        anyhow::ensure!(section.base_url.is_some(), "[[cloud]] entry {} has no base_url", index + 2);
+        push(merge_cloud(&ServeArgs::default(), section)?, tier);
+    }
+    Ok(clouds)
+}
+
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
     pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
@@ -271,13 +464,19 @@ impl ServeSettings {
             stream_interval_ms: args.stream_interval_ms.or(file_engine.stream_interval_ms),
             watts_per_core: args.watts_per_core.or(file_engine.watts_per_core),
         };
+        let single = engine.model.clone().unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into());
+        let models = merge_models(file.models, &engine, &single)?;
+        let top_local = models.iter().map(|m| m.tier).max().unwrap_or(0);
+        let clouds = merge_clouds(args, file.cloud, top_local)?;
         Ok(Self {
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
-            model: engine.model.clone().unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into()),
-            alias: engine.alias.clone(),
+            model: models[0].model.clone(),
+            alias: models[0].name.clone(),
             engine,
-            cloud: merge_cloud(args, file.cloud.unwrap_or_default())?,
+            cloud: clouds.first().map(|cloud| cloud.config.clone()),
+            models,
+            clouds,
             scorer: merge_scorer(args, &file.routing)?,
             embedding_required: args.embedding_model.is_some() || file.embeddings.model.is_some(),
             rag: {
@@ -313,40 +512,47 @@ impl ServeSettings {
         })
     }
 
-    /// The engine configuration for a resolved model file.
+    /// The engine configuration for a resolved model file, with the shared engine settings.
+    pub fn engine_config(&self, model_path: PathBuf, model_id: String) -> edgeway_engine::EngineConfig {
+        self.engine.engine_config(model_path, model_id)
+    }
+}
+
+impl EngineSection {
+    /// The engine configuration for a resolved model file: these settings over the engine's defaults.
     pub fn engine_config(&self, model_path: PathBuf, model_id: String) -> edgeway_engine::EngineConfig {
         let mut config = edgeway_engine::EngineConfig::new(model_path, model_id);
-        if let Some(threads) = self.engine.threads {
+        if let Some(threads) = self.threads {
             config.threads = threads;
             config.threads_batch = threads;
         }
         let overrides = [
-            (self.engine.threads_batch, &mut config.threads_batch),
-            (self.engine.ctx_size, &mut config.ctx_size),
-            (self.engine.parallel, &mut config.parallel),
-            (self.engine.batch_size, &mut config.batch_size),
-            (self.engine.ubatch_size, &mut config.ubatch_size),
-            (self.engine.queue_size, &mut config.queue_size),
+            (self.threads_batch, &mut config.threads_batch),
+            (self.ctx_size, &mut config.ctx_size),
+            (self.parallel, &mut config.parallel),
+            (self.batch_size, &mut config.batch_size),
+            (self.ubatch_size, &mut config.ubatch_size),
+            (self.queue_size, &mut config.queue_size),
         ];
         for (value, field) in overrides {
             if let Some(value) = value {
                 *field = value;
             }
         }
-        if self.engine.ubatch_size.is_none() {
+        if self.ubatch_size.is_none() {
             // The default micro-batch never exceeds a smaller --batch-size (as in llama.cpp).
             config.ubatch_size = config.ubatch_size.min(config.batch_size);
         }
-        if let Some(watts) = self.engine.watts_per_core {
+        if let Some(watts) = self.watts_per_core {
             config.watts_per_core = watts;
         }
-        if let Some(swa_full) = self.engine.swa_full {
+        if let Some(swa_full) = self.swa_full {
             config.swa_full = swa_full;
         }
-        if let Some(mmap) = self.engine.mmap {
+        if let Some(mmap) = self.mmap {
             config.mmap = mmap;
         }
-        if let Some(ms) = self.engine.stream_interval_ms {
+        if let Some(ms) = self.stream_interval_ms {
             config.stream_interval = std::time::Duration::from_millis(ms);
         }
         config
@@ -417,6 +623,23 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     for (domain, threshold) in file.thresholds.into_iter().chain(domain_thresholds) {
         in_range(&domain, threshold)?;
         config.thresholds = config.thresholds.with(&domain, threshold);
+    }
+    let tier_of = |text: &str| -> anyhow::Result<u32> {
+        text.trim()
+            .trim_start_matches("tier")
+            .parse()
+            .map_err(|_| anyhow::anyhow!("a tier threshold's key must be a tier number (`1 = 0.3`), got '{text}'"))
+    };
+    for (tier, threshold) in &file.tier_thresholds {
+        in_range(&format!("of tier {tier}"), *threshold)?;
+        config.tier_thresholds = std::mem::take(&mut config.tier_thresholds).with_default(tier_of(tier)?, *threshold);
+    }
+    for domain in &file.domains {
+        for (tier, threshold) in &domain.tier_thresholds {
+            in_range(&format!("of tier {tier} in {}", domain.name), *threshold)?;
+            config.tier_thresholds =
+                std::mem::take(&mut config.tier_thresholds).with(&domain.name, tier_of(tier)?, *threshold);
+        }
     }
     if let Some(min_mean_logprob) = args.escalate_below.or(file.escalate_below_logprob) {
         anyhow::ensure!(
@@ -578,6 +801,57 @@ mod tests {
         let bad: FileConfig = toml::from_str("[[routing.domains]]\nname = \"x\"\npattern = \"(\"\n").unwrap();
         let error = ServeSettings::merge(&ServeArgs::default(), bad).err().unwrap();
         assert!(format!("{error:#}").contains("invalid pattern for domain 'x'"), "{error:#}");
+    }
+
+    #[test]
+    fn several_models_and_clouds_sit_on_tiers() {
+        let file: FileConfig = toml::from_str(
+            "[engine]\nthreads = 2\nctx_size = 2048\n\
+             [[models]]\nmodel = \"smollm2-135m\"\n\
+             [[models]]\nname = \"coder\"\nmodel = \"qwen2.5-0.5b\"\ntier = 1\ndomains = [\"code\"]\nctx_size = 4096\nkeep_alive = \"10m\"\n\
+             [[cloud]]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"a\"\n\
+             [[cloud]]\nname = \"backup\"\nbase_url = \"http://127.0.0.1:10/v1\"\nmodel = \"b\"\n\
+             [routing.tier_thresholds]\n1 = 0.3\n",
+        )
+        .unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        let models: Vec<_> = settings.models.iter().map(|m| (m.name.as_deref().unwrap(), m.tier, m.pinned)).collect();
+        assert_eq!(models, [("smollm2-135m", 0, false), ("coder", 1, false)]);
+        assert_eq!(settings.models[1].domains, ["code"]);
+        assert_eq!(settings.models[1].keep_alive, Some(KeepAliveValue::Text("10m".into())));
+        assert_eq!((settings.models[0].engine.ctx_size, settings.models[1].engine.ctx_size), (Some(2048), Some(4096)));
+        assert_eq!(settings.models[1].engine.threads, Some(2), "shared settings apply to every model");
+        let clouds: Vec<_> = settings.clouds.iter().map(|c| (c.config.name.as_str(), c.tier)).collect();
+        assert_eq!(clouds, [("cloud", 2), ("backup", 3)]);
+        assert_eq!(settings.gateway.tier_thresholds.of("general", 1), Some(0.3));
+    }
+
+    #[test]
+    fn one_model_is_the_engine_section_pinned_on_tier_zero() {
+        let file: FileConfig = toml::from_str(
+            "[engine]\nmodel = \"x.gguf\"\nalias = \"x\"\n[cloud]\nbase_url = \"http://h/v1\"\nmodel = \"c\"\n",
+        )
+        .unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        assert_eq!(settings.models.len(), 1);
+        assert_eq!(
+            (settings.models[0].model.as_str(), settings.models[0].tier, settings.models[0].pinned),
+            ("x.gguf", 0, true)
+        );
+        assert_eq!(settings.clouds[0].tier, 1);
+
+        let both: FileConfig =
+            toml::from_str("[engine]\nmodel = \"x.gguf\"\n[[models]]\nmodel = \"y.gguf\"\n").unwrap();
+        let error = ServeSettings::merge(&ServeArgs::default(), both).err().unwrap();
+        assert!(format!("{error:#}").contains("[[models]]"), "{error:#}");
+        let twice: FileConfig =
+            toml::from_str("[[models]]\nmodel = \"y.gguf\"\n[[models]]\nmodel = \"y.gguf\"\n").unwrap();
+        let error = ServeSettings::merge(&ServeArgs::default(), twice).err().unwrap();
+        assert!(format!("{error:#}").contains("two [[models]] are named"), "{error:#}");
+        let bad_tier: FileConfig = toml::from_str("[routing.tier_thresholds]\nfirst = 0.3\n").unwrap();
+        assert!(ServeSettings::merge(&ServeArgs::default(), bad_tier).is_err());
+        let typo = toml::from_str::<FileConfig>("[[cloud]]\nbase_url = \"http://h/v1\"\nmodle = \"c\"\n").unwrap_err();
+        assert!(typo.to_string().contains("unknown field `modle`"), "{typo}");
     }
 
     #[test]

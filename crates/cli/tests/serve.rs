@@ -267,7 +267,6 @@ fn parallel_requests_generate_together() {
         "Write a short poem about rivers.",
         json!({"max_tokens": 48, "stream": true, "temperature": 0, "ignore_eos": true}),
     );
-    let started = Instant::now();
     let handles: Vec<_> = (0..2)
         .map(|_| {
             let url = server.url("/v1/chat/completions");
@@ -291,7 +290,6 @@ fn parallel_requests_generate_together() {
     // Both streams were producing tokens at the same time: each started before the other ended.
     let (a, b) = (&runs[0], &runs[1]);
     assert!(a[1] < *b.last().unwrap() && b[1] < *a.last().unwrap(), "the two requests ran one after the other");
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// The embedding model behind `/v1/embeddings` is the converted all-MiniLM-L6-v2:

@@ -118,13 +118,17 @@ pub struct RouteInfo {
     pub target: crate::request::RouteTarget,
     /// The model that answers, as clients name it.
     pub model: String,
-    /// Why it went there (a short stable name, e.g. `score_below_threshold`).
-    pub reason: String,
+    /// The answering model's tier (0 = the first tried), when the router has tiers.
+    pub tier: Option<u32>,
+    /// Why it went there.
+    pub reason: crate::route::RouteReason,
+    /// The models tried before this one, in order, and why each was left.
+    pub tried: Vec<crate::route::RouteStep>,
     /// The complexity score, when one was computed.
     pub score: Option<f32>,
     /// The request's domain.
     pub domain: Option<String>,
-    /// The other side failed and this one stepped in; says what failed.
+    /// Another model failed and this one stepped in; says what failed.
     pub fallback_from: Option<String>,
     /// What the answering side charges per million prompt tokens.
     pub price_input_per_mtok: f64,

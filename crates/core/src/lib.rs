@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`request`]: what a client asks for (prompt, sampling parameters).
 //! - [`event`]: what a backend streams back (text deltas, logprobs, usage).
+//! - [`route`]: why a request was answered where it was, and what was tried first.
 //! - [`backend`]: the [`Backend`] trait every answer source implements, and its error type.
 //! - [`text`]: turning a stream of token bytes into text, honouring stop sequences.
 //! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
@@ -21,6 +22,7 @@ pub mod fake;
 pub mod hash;
 pub mod request;
 pub mod retrieve;
+pub mod route;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
@@ -34,3 +36,4 @@ pub use request::{
     ToolSpec, ToolUse,
 };
 pub use retrieve::{Passage, Retriever};
+pub use route::{RouteReason, RouteStep, StepOutcome};

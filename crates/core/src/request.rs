@@ -215,6 +215,8 @@ pub struct RouteHints {
     pub model: Option<String>,
     /// A forced side (the `x-edgeway-route` header).
     pub target: Option<RouteTarget>,
+    /// A forced tier (`edgeway eval --route tier1`): the domain's model on that tier answers.
+    pub tier: Option<u32>,
     /// The domain, when the client names it (the `x-edgeway-domain` header).
     pub domain: Option<String>,
     /// The client streams: confidence escalation can only wait for the first tokens, and

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use edgeway_core::{
-    Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, Prompt, RouteHints, RouteTarget,
+    Backend, BackendError, ChatMessage, GenerateRequest, GenerationEvent, Prompt, RouteHints, RouteInfo, RouteTarget,
     SamplingParams,
 };
 use edgeway_store::{EvalRecord, QueryRecord};
@@ -21,19 +21,73 @@ pub enum RunError {
     /// The backend refused or failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// The other side answered (a fallback), so the answer says nothing about this one.
-    #[error("asked the {asked} side but the {answered} side answered ({why}); not graded")]
-    WrongSide {
-        /// The side asked for.
-        asked: &'static str,
-        /// The side that answered.
-        answered: &'static str,
+    /// Another model answered (a fallback), so the answer says nothing about the one asked.
+    #[error("asked {asked} but {answered} answered ({why}); not graded")]
+    WrongRoute {
+        /// The route asked for.
+        asked: String,
+        /// The model (and tier) that answered.
+        answered: String,
         /// What failed.
         why: String,
     },
     /// The stream ended without its final event.
     #[error("the backend hung up before finishing")]
     Incomplete,
+}
+
+/// Where an evaluation asks its items: a side, a tier, or one model by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EvalRoute {
+    /// The first local rung (`edge`) or the first cloud (`cloud`) of the item's domain.
+    Side(RouteTarget),
+    /// The item's domain's model on a tier (`tier1`, or `tier:1`).
+    Tier(u32),
+    /// One model, as clients name it.
+    Model(String),
+}
+
+impl EvalRoute {
+    /// Parses `edge`, `cloud`, `tierN` / `tier:N`, or else takes the text as a model name.
+    pub fn parse(text: &str) -> Self {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "edge" | "local" => EvalRoute::Side(RouteTarget::Edge),
+            "cloud" | "remote" => EvalRoute::Side(RouteTarget::Cloud),
+            lower => match lower.strip_prefix("tier").map(|n| n.trim_start_matches(':').parse::<u32>()) {
+                Some(Ok(tier)) => EvalRoute::Tier(tier),
+                _ => EvalRoute::Model(text.to_owned()),
+            },
+        }
+    }
+
+    /// The name the eval log files answers under: `edge`, `cloud`, `tier1` or the model's name.
+    pub fn label(&self) -> String {
+        match self {
+            EvalRoute::Side(target) => target.as_str().to_owned(),
+            EvalRoute::Tier(tier) => format!("tier{tier}"),
+            EvalRoute::Model(model) => model.clone(),
+        }
+    }
+
+    fn hints(&self, domain: Option<String>) -> RouteHints {
+        let mut hints = RouteHints { domain, ..RouteHints::default() };
+        match self {
+            EvalRoute::Side(target) => hints.target = Some(*target),
+            EvalRoute::Tier(tier) => hints.tier = Some(*tier),
+            EvalRoute::Model(model) => hints.model = Some(model.clone()),
+        }
+        hints
+    }
+
+    /// Whether the answer came from where it was asked (not a fallback).
+    fn answered_by(&self, info: &RouteInfo) -> bool {
+        match self {
+            EvalRoute::Side(target) => info.target == *target,
+            EvalRoute::Tier(tier) => info.tier == Some(*tier),
+            EvalRoute::Model(model) => info.model.eq_ignore_ascii_case(model),
+        }
+    }
 }
 
 /// The rows one answered item adds to the log.
@@ -46,7 +100,7 @@ pub struct Answered {
 }
 
 /// The request that asks `item`: greedy, short, with log-probabilities for the confidence signal.
-pub fn request(item: &EvalItem, target: RouteTarget) -> GenerateRequest {
+pub fn request(item: &EvalItem, route: &EvalRoute) -> GenerateRequest {
     GenerateRequest {
         prompt: Prompt::Chat(vec![ChatMessage::new("user", task::prompt(item))]),
         sampling: SamplingParams {
@@ -56,21 +110,21 @@ pub fn request(item: &EvalItem, target: RouteTarget) -> GenerateRequest {
             seed: Some(0),
             ..SamplingParams::default()
         },
-        route: RouteHints { model: None, target: Some(target), domain: item.domain.clone(), stream: false },
+        route: route.hints(item.domain.clone()),
         tools: None,
     }
 }
 
-/// Asks `backend` (a router) to answer `item` on `target`, grades the answer, and builds its log rows.
+/// Asks `backend` (a router) to answer `item` on `route`, grades the answer, and builds its log rows.
 pub async fn answer(
     backend: &dyn Backend,
     run: &str,
     item: &EvalItem,
-    target: RouteTarget,
+    asked: &EvalRoute,
 ) -> Result<Answered, RunError> {
     let started = Instant::now();
     let ts_ms = edgeway_store::record::now_ms();
-    let request = request(item, target);
+    let request = request(item, asked);
     let question = match &request.prompt {
         Prompt::Chat(messages) => messages[0].content.clone(),
         Prompt::Text(text) => text.clone(),
@@ -98,11 +152,12 @@ pub async fn answer(
         }
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Some(info) = route.as_ref().filter(|info| info.target != target) {
-        return Err(RunError::WrongSide {
-            asked: target.as_str(),
-            answered: info.target.as_str(),
-            why: info.fallback_from.clone().unwrap_or_else(|| info.reason.clone()),
+    if let Some(info) = route.as_ref().filter(|info| !asked.answered_by(info)) {
+        let tier = info.tier.map(|tier| format!(" on tier {tier}")).unwrap_or_default();
+        return Err(RunError::WrongRoute {
+            asked: asked.label(),
+            answered: format!("{} ({}{tier})", info.model, info.target.as_str()),
+            why: info.fallback_from.clone().unwrap_or_else(|| info.reason.as_str().to_owned()),
         });
     }
     let usage = completion.usage;
@@ -115,10 +170,12 @@ pub async fn answer(
         endpoint: "eval".into(),
         domain: route.as_ref().and_then(|r| r.domain.clone()),
         score: route.as_ref().and_then(|r| r.score),
-        route: target.as_str().into(),
-        reason: route.as_ref().map(|r| r.reason.clone()),
+        route: route.as_ref().map_or(asked.label(), |r| r.target.as_str().to_owned()),
+        reason: route.as_ref().map(|r| r.reason.as_str().to_owned()),
         model: route.as_ref().map(|r| r.model.clone()),
         fallback_from: None,
+        tier: route.as_ref().and_then(|r| r.tier),
+        tried: route.as_ref().and_then(|r| edgeway_core::route::steps_line(&r.tried)),
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         cached_tokens: usage.cached_tokens,
@@ -139,7 +196,7 @@ pub async fn answer(
         dataset: item.dataset.clone(),
         item_id: item.id.clone(),
         subject: item.subject.clone(),
-        route: target.as_str().into(),
+        route: asked.label(),
         model: query.model.clone(),
         domain: query.domain.clone(),
         score: query.score,
@@ -192,7 +249,7 @@ mod tests {
     #[tokio::test]
     async fn answers_are_graded_and_logged() {
         let backend = FakeBackend::new("fake", "The answer is B");
-        let answered = answer(&backend, "r", &item("1"), RouteTarget::Edge).await.unwrap();
+        let answered = answer(&backend, "r", &item("1"), &EvalRoute::Side(RouteTarget::Edge)).await.unwrap();
         assert!(answered.result.correct);
         assert_eq!(answered.result.extracted.as_deref(), Some("B"));
         assert_eq!(answered.result.reference, "B: sky");
@@ -200,6 +257,19 @@ mod tests {
         assert_eq!(answered.query.endpoint, "eval");
         assert_eq!(answered.query.answer_text.as_deref(), Some("The answer is B"));
         assert!(answered.result.question.contains("B. sky"));
+    }
+
+    #[test]
+    fn routes_parse_sides_tiers_and_model_names() {
+        assert_eq!(EvalRoute::parse("edge"), EvalRoute::Side(RouteTarget::Edge));
+        assert_eq!(EvalRoute::parse("Cloud"), EvalRoute::Side(RouteTarget::Cloud));
+        assert_eq!(EvalRoute::parse("tier1"), EvalRoute::Tier(1));
+        assert_eq!(EvalRoute::parse("tier:2"), EvalRoute::Tier(2));
+        assert_eq!(EvalRoute::parse("qwen2.5-0.5b"), EvalRoute::Model("qwen2.5-0.5b".into()));
+        assert_eq!(EvalRoute::parse("tierless"), EvalRoute::Model("tierless".into()));
+        assert_eq!(EvalRoute::Tier(1).label(), "tier1");
+        assert_eq!(EvalRoute::parse("edge").hints(None).target, Some(RouteTarget::Edge));
+        assert_eq!(EvalRoute::Tier(3).hints(Some("code".into())).tier, Some(3));
     }
 
     #[test]

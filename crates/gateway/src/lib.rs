@@ -1,31 +1,41 @@
-//! The routing [`Backend`]: every request is scored and sent to the edge or
-//! the cloud, and each side covers for the other when it fails.
+//! The routing [`Backend`]: every request is scored, given a domain, and sent
+//! up a ladder of tiers (small local model → larger local model → cloud A →
+//! cloud B), each tier covering for the others when it fails.
 //!
 //! ```text
-//! submit ─ score + domain ─ decide ─┬─ edge ── queue full? ── cloud (if configured)
-//!                                   └─ cloud ─ fails before any text? ── edge (and the cloud cools down)
+//! submit ─ score + domain ─ ladder of the domain ─ decide the first rung ─┐
+//!   ┌─────────────────────────────────────────────────────────────────────┘
+//!   └─ rung ─┬─ answers ────────────────────────────── Routed + the answer
+//!            ├─ low confidence (local, auto-routed) ── the rung above
+//!            ├─ fails or is full before any output ─── the next available rung, up then down
+//!            └─ cloud answers in the wrong shape ───── the local rung below
 //! ```
 //!
-//! The decision itself is `edgeway-policy`'s pure function; this crate adds
-//! what needs time and state: waiting for the cloud's first output before
-//! committing to it, falling back, and the cooldown that keeps a failing
-//! upstream from costing every request a timeout. The first event of every
-//! stream is `Routed`, which says where the answer comes from and why.
+//! The decision itself is `edgeway-policy`'s pure function and the ladder is
+//! [`tiers`]'; this crate adds what needs time and state ([`walk`]): waiting
+//! for a rung's first output before committing to it, probing confidence,
+//! falling back, and the cooldown that keeps a failing cloud from costing
+//! every request a timeout. The first event of every stream is `Routed`,
+//! which says which model and tier answer, why, and what was tried first.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgeway_core::{
     Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, OutputFormat, Prompt,
-    RouteInfo, RouteTarget,
+    RouteInfo, RouteReason, RouteTarget,
 };
 use edgeway_policy::{
-    decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, RouteReason, StructuredRoute, Thresholds,
+    decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, StructuredRoute, Thresholds, TierThresholds,
 };
 use tokio::sync::mpsc;
 
 mod shape;
-use shape::{hold_answer, shape_check};
+pub mod tiers;
+mod walk;
+
+pub use tiers::{Member, Tiers, TiersError};
+use walk::{forward_all, EventSender, RouteContext, Walk, WalkSettings};
 
 /// The name that lets the router choose.
 pub const AUTO: &str = "auto";
@@ -33,41 +43,43 @@ pub const AUTO: &str = "auto";
 /// How the gateway routes.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Score thresholds per domain.
+    /// Score thresholds per domain for the first cloud tier.
     pub thresholds: Thresholds,
+    /// Score thresholds per domain for other tiers (none: they are escalated or fallen back to only).
+    pub tier_thresholds: TierThresholds,
     /// How domains are recognised.
     pub domains: DomainRules,
     /// How long a cloud that failed is left alone before it is tried again.
     pub cooldown: Duration,
-    /// Confidence escalation: answer at the edge first and check, if set.
+    /// Confidence escalation: answer on a local tier first and check, if set.
     pub cascade: Option<CascadeConfig>,
-    /// A ceiling on the edge's power draw, if set.
+    /// A ceiling on the local models' power draw, if set.
     pub power_budget: Option<PowerBudget>,
-    /// Extra attempts at a cloud that fails before any output, before the edge steps in.
+    /// Extra attempts at a cloud that fails before any output, before the next tier steps in.
     pub cloud_retries: u32,
     /// Wait before the first retry; it doubles for each one after.
     pub retry_backoff: Duration,
-    /// Where requests for structured output go (a raw grammar always goes to the edge).
+    /// Where requests for structured output go (a raw grammar always goes to a local model).
     pub structured: StructuredRoute,
     /// Where requests that offer callable tools go.
     pub tools: StructuredRoute,
-    /// What happens when the cloud answers a structured request in the wrong shape.
+    /// What happens when a cloud answers a structured request in the wrong shape.
     pub invalid_cloud_answer: InvalidCloudAnswer,
 }
 
-/// A ceiling on the edge's rolling power draw.
+/// A ceiling on the local models' rolling power draw.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PowerBudget {
-    /// Watts the edge may draw, averaged over the last seconds.
+    /// Watts the local models may draw, averaged over the last seconds.
     pub watts: f64,
-    /// What happens to auto-routed edge work while the draw is at or over the budget.
+    /// What happens to auto-routed local work while the draw is at or over the budget.
     pub action: PowerAction,
 }
 
-/// What to do with edge work while over the power budget.
+/// What to do with local work while over the power budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PowerAction {
-    /// Send it to the cloud (or wait, when there is no cloud).
+    /// Send it to a cloud (or wait, when there is none).
     Cloud,
     /// Hold it until the draw falls below the budget.
     Queue,
@@ -76,9 +88,9 @@ pub enum PowerAction {
 /// Longest a request waits for the power draw to fall before it runs anyway.
 const POWER_WAIT_LIMIT: Duration = Duration::from_secs(30);
 
-/// Confidence escalation: requests routed to the edge by score are answered
-/// there first, and escalated to the cloud when the edge's own confidence in
-/// its first tokens is low, before any of them reaches the client.
+/// Confidence escalation: requests the router starts on a local tier are
+/// answered there first, and moved up one tier when the model's own
+/// confidence in its first tokens is low, before any of them reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CascadeConfig {
     /// Escalate when the mean log-probability of the probed tokens is below this (e.g. -1.0).
@@ -92,6 +104,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             thresholds: Thresholds::defaults(),
+            tier_thresholds: TierThresholds::default(),
             domains: DomainRules::defaults(),
             cooldown: Duration::from_secs(5),
             cascade: None,
@@ -105,203 +118,245 @@ impl Default for GatewayConfig {
     }
 }
 
-/// Edge and (optionally) cloud behind one [`Backend`].
+/// Local models and clouds, on tiers, behind one [`Backend`].
 pub struct Gateway {
-    edge: Arc<dyn Backend>,
-    cloud: Option<Arc<dyn Backend>>,
+    tiers: Tiers,
     scorer: Arc<dyn ComplexityScorer>,
     config: GatewayConfig,
-    /// Until when the cloud is skipped after a failure.
-    cloud_down_until: Arc<Mutex<Option<Instant>>>,
 }
 
-/// What the decision was, for the `Routed` event.
-#[derive(Clone)]
-struct RouteContext {
-    score: f32,
-    domain: String,
+/// Where a request starts and how it may move.
+struct Plan {
+    ladder: Vec<Arc<Member>>,
+    rung: usize,
+    reason: RouteReason,
+    /// A local rung chosen by the client or a policy: never left for another.
+    pinned: bool,
+    /// The router chose the rung: confidence escalation and the power budget apply.
+    auto: bool,
 }
 
 impl Gateway {
-    /// A gateway over `edge` and an optional `cloud`.
+    /// A gateway over one local model and an optional cloud (tiers 0 and 1).
     pub fn new(
         edge: Arc<dyn Backend>,
         cloud: Option<Arc<dyn Backend>>,
         scorer: Arc<dyn ComplexityScorer>,
         config: GatewayConfig,
-    ) -> Self {
-        Self { edge, cloud, scorer, config, cloud_down_until: Arc::new(Mutex::new(None)) }
+    ) -> Result<Self, TiersError> {
+        let mut members = vec![Member::local(edge, 0)];
+        members.extend(cloud.map(|cloud| Member::cloud(cloud, 1)));
+        Ok(Self::with_tiers(Tiers::new(members)?, scorer, config))
     }
 
-    fn cloud_available(&self) -> bool {
-        self.cloud.is_some() && !cooling_down(&self.cloud_down_until)
+    /// A gateway over any number of local models and clouds on tiers.
+    pub fn with_tiers(tiers: Tiers, scorer: Arc<dyn ComplexityScorer>, config: GatewayConfig) -> Self {
+        Self { tiers, scorer, config }
     }
 
-    /// What the client asked for, if anything.
-    fn forced(&self, request: &GenerateRequest) -> Option<(RouteTarget, RouteReason)> {
+    /// The models it routes over, lowest tier first.
+    pub fn tiers(&self) -> &Tiers {
+        &self.tiers
+    }
+
+    fn walk_settings(&self) -> WalkSettings {
+        WalkSettings {
+            cooldown: self.config.cooldown,
+            retries: self.config.cloud_retries,
+            backoff: self.config.retry_backoff,
+            invalid_cloud_answer: self.config.invalid_cloud_answer,
+            cascade: self.config.cascade,
+        }
+    }
+
+    /// The rung the client or a policy asks for, if any, and why.
+    fn forced(&self, request: &GenerateRequest, ladder: &mut Vec<Arc<Member>>) -> Option<(usize, RouteReason)> {
         if let Some(model) = request.route.model.as_deref().filter(|m| !m.eq_ignore_ascii_case(AUTO)) {
-            if self.cloud.as_ref().is_some_and(|cloud| cloud.serves(model)) {
-                return Some((RouteTarget::Cloud, RouteReason::ForcedByModel));
-            }
-            if self.edge.serves(model) {
-                return Some((RouteTarget::Edge, RouteReason::ForcedByModel));
+            if let Some(member) = self.tiers.named(model) {
+                return Some((place(ladder, member.clone()), RouteReason::ForcedByModel));
             }
         }
+        if let Some(tier) = request.route.tier {
+            if let Some(rung) = self.tier_rung(ladder, tier) {
+                return Some((rung, RouteReason::ForcedByTier));
+            }
+        }
+        let first_of = |ladder: &[Arc<Member>], target| ladder.iter().position(|m| m.target == target);
+        let side = |target: RouteTarget, reason| match first_of(ladder, target) {
+            Some(rung) => Some((rung, reason)),
+            // Asked for a cloud where there is none: the first rung, marked as such.
+            None => Some((0, RouteReason::CloudUnavailable)),
+        };
         if let Some(target) = request.route.target {
-            return Some((target, RouteReason::ForcedByHeader));
+            return side(target, RouteReason::ForcedByHeader);
         }
         let callable = request.tools.as_ref().is_some_and(|tools| tools.callable().next().is_some());
         if let (true, Some(target)) = (callable, self.config.tools.target()) {
-            return Some((target, RouteReason::ToolUse));
+            return side(target, RouteReason::ToolUse);
         }
         match &request.sampling.format {
-            Some(OutputFormat::Grammar(_)) => Some((RouteTarget::Edge, RouteReason::GrammarNeedsEdge)),
-            Some(_) => self.config.structured.target().map(|target| (target, RouteReason::StructuredOutput)),
+            Some(OutputFormat::Grammar(_)) => side(RouteTarget::Edge, RouteReason::GrammarNeedsEdge),
+            Some(_) => self.config.structured.target().and_then(|target| side(target, RouteReason::StructuredOutput)),
             None => None,
+        }
+    }
+
+    /// The rung of `tier` for the request's domain, placing the tier's generalist (or first
+    /// member) on the ladder when the domain's ladder skips that tier.
+    fn tier_rung(&self, ladder: &mut Vec<Arc<Member>>, tier: u32) -> Option<usize> {
+        if let Some(rung) = ladder.iter().position(|m| m.tier == tier) {
+            return Some(rung);
+        }
+        let members = self.tiers.members().iter().filter(|m| m.tier == tier);
+        let member = members.clone().find(|m| m.is_generalist()).or_else(|| members.clone().next())?;
+        Some(place(ladder, member.clone()))
+    }
+
+    fn plan(&self, request: &GenerateRequest, context: &RouteContext) -> Plan {
+        let mut ladder = self.tiers.ladder(&context.domain);
+        let forced = self.forced(request, &mut ladder);
+        let rungs: Vec<_> = ladder.iter().map(|member| member.rung()).collect();
+        let decision = decide(
+            context.score,
+            &context.domain,
+            &self.config.thresholds,
+            &self.config.tier_thresholds,
+            &rungs,
+            forced,
+        );
+        let local = ladder[decision.rung].target == RouteTarget::Edge;
+        Plan {
+            rung: decision.rung,
+            reason: decision.reason,
+            pinned: local && forced.is_some_and(|(_, reason)| reason != RouteReason::CloudUnavailable),
+            auto: forced.is_none(),
+            ladder,
         }
     }
 }
 
-fn cooling_down(until: &Mutex<Option<Instant>>) -> bool {
-    until.lock().map(|guard| guard.is_some_and(|t| Instant::now() < t)).unwrap_or(false)
-}
-
-fn route_info(
-    backend: &dyn Backend,
-    target: RouteTarget,
-    reason: &str,
-    context: &RouteContext,
-    fallback_from: Option<String>,
-) -> RouteInfo {
-    let info = backend.model_info();
-    RouteInfo {
-        target,
-        model: info.id.clone(),
-        reason: reason.to_owned(),
-        score: Some(context.score),
-        domain: Some(context.domain.clone()),
-        fallback_from,
-        price_input_per_mtok: info.price_input_per_mtok,
-        price_output_per_mtok: info.price_output_per_mtok,
+/// Puts `member` on `ladder` at its tier (in place of that tier's rung) and returns its index.
+fn place(ladder: &mut Vec<Arc<Member>>, member: Arc<Member>) -> usize {
+    if let Some(index) = ladder.iter().position(|m| Arc::ptr_eq(m, &member)) {
+        return index;
+    }
+    match ladder.iter().position(|m| m.tier >= member.tier) {
+        Some(index) if ladder[index].tier == member.tier => {
+            ladder[index] = member;
+            index
+        }
+        Some(index) => {
+            ladder.insert(index, member);
+            index
+        }
+        None => {
+            ladder.push(member);
+            ladder.len() - 1
+        }
     }
 }
 
 impl Backend for Gateway {
     fn model_info(&self) -> &ModelInfo {
-        self.edge.model_info()
+        self.tiers.primary().backend.model_info()
     }
 
     fn model_ids(&self) -> Vec<String> {
         let mut ids = vec![AUTO.to_owned()];
-        ids.extend(self.edge.model_ids());
-        if let Some(cloud) = &self.cloud {
-            ids.extend(cloud.model_ids());
-        }
+        ids.extend(self.tiers.members().iter().flat_map(|member| member.backend.model_ids()));
         ids
     }
 
     fn load(&self) -> BackendLoad {
-        BackendLoad { cloud_up: self.cloud.as_ref().map(|_| self.cloud_available()), ..self.edge.load() }
+        let mut load = BackendLoad::default();
+        let mut clouds = None;
+        for member in self.tiers.members() {
+            if member.target == RouteTarget::Cloud {
+                clouds = Some(clouds.unwrap_or(false) || member.available());
+                continue;
+            }
+            let local = member.backend.load();
+            load.busy_slots += local.busy_slots;
+            load.queued += local.queued;
+            if let Some(watts) = local.power_watts {
+                load.power_watts = Some(load.power_watts.unwrap_or(0.0) + watts);
+            }
+        }
+        load.cloud_up = clouds;
+        load
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
-        self.edge.tokenize(prompt)
+        self.tiers.primary().backend.tokenize(prompt)
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         let score = self.scorer.score(&request.prompt).value;
         let domain =
             request.route.domain.clone().unwrap_or_else(|| self.config.domains.classify(&request.prompt).to_owned());
-        let forced = self.forced(&request);
-        let decision = decide(score, &domain, &self.config.thresholds, forced, self.cloud_available());
         let context = RouteContext { score, domain };
-        tracing::debug!(score, domain = %context.domain, target = decision.target.as_str(), reason = decision.reason.as_str(), "routed");
+        let plan = self.plan(&request, &context);
+        let member = plan.ladder[plan.rung].clone();
+        tracing::debug!(score, domain = %context.domain, model = member.id(), tier = member.tier, reason = %plan.reason, "routed");
 
-        let auto_edge = decision.target == RouteTarget::Edge && forced.is_none();
-        if let Some(budget) = self.config.power_budget.filter(|_| auto_edge) {
-            if self.edge.load().power_watts.is_some_and(|watts| watts >= budget.watts) {
-                return Ok(self.over_power_budget(budget, request, context));
+        let local = member.target == RouteTarget::Edge;
+        if let Some(budget) = self.config.power_budget.filter(|_| plan.auto && local) {
+            if self.load().power_watts.is_some_and(|watts| watts >= budget.watts) {
+                return Ok(self.over_power_budget(budget, request, context, plan));
             }
         }
-        let cascade = self
-            .config
-            .cascade
-            .filter(|_| decision.reason == RouteReason::ScoreBelowThreshold && self.cloud_available());
-        match (decision.target, &self.cloud, cascade) {
-            (RouteTarget::Cloud, Some(cloud), _) => {
-                Ok(self.via_cloud(cloud.clone(), request, context, decision.reason.as_str()))
-            }
-            (RouteTarget::Edge, Some(cloud), Some(cascade)) => {
-                self.via_cascade(cloud.clone(), request, context, cascade)
-            }
-            _ => match self.edge.submit(request.clone()) {
-                Ok(generation) => {
-                    let info =
-                        route_info(self.edge.as_ref(), RouteTarget::Edge, decision.reason.as_str(), &context, None);
-                    Ok(generation.prepend(GenerationEvent::Routed(info)))
-                }
-                // A full edge sends auto-routed work to the cloud rather than refusing it.
-                Err(error @ BackendError::QueueFull { .. }) if forced.is_none() && self.cloud_available() => {
-                    match &self.cloud {
-                        Some(cloud) => Ok(self.via_cloud(cloud.clone(), request, context, "edge_overloaded")),
-                        None => Err(error),
-                    }
-                }
-                Err(error) => Err(error),
-            },
+        // One local model and nowhere else to go: straight to it, no routing task in between.
+        if local && (plan.pinned || plan.ladder.len() == 1) {
+            let generation = member.backend.submit(request)?;
+            let info = route_info(&member, plan.reason, &context);
+            return Ok(generation.prepend(GenerationEvent::Routed(info)));
         }
+        let walk = Walk {
+            ladder: plan.ladder,
+            context,
+            settings: self.walk_settings(),
+            pinned: plan.pinned,
+            probing: plan.auto && self.config.cascade.is_some(),
+        };
+        Ok(spawn_routed(move |events| walk.run(request, plan.rung, plan.reason, events)))
     }
 }
 
-/// What the background routing tasks need from the gateway.
-#[derive(Clone)]
-struct Sides {
-    edge: Arc<dyn Backend>,
-    cloud: Arc<dyn Backend>,
-    down_until: Arc<Mutex<Option<Instant>>>,
-    cooldown: Duration,
-    retries: u32,
-    backoff: Duration,
-    invalid_cloud_answer: InvalidCloudAnswer,
+/// The `Routed` event of a request answered by the first rung it tried.
+fn route_info(member: &Member, reason: RouteReason, context: &RouteContext) -> RouteInfo {
+    let info = member.backend.model_info();
+    RouteInfo {
+        target: member.target,
+        model: info.id.clone(),
+        tier: Some(member.tier),
+        reason,
+        tried: Vec::new(),
+        score: Some(context.score),
+        domain: Some(context.domain.clone()),
+        fallback_from: None,
+        price_input_per_mtok: info.price_input_per_mtok,
+        price_output_per_mtok: info.price_output_per_mtok,
+    }
 }
-
-type EventSender = mpsc::UnboundedSender<Result<GenerationEvent, BackendError>>;
 
 impl Gateway {
-    fn sides(&self, cloud: Arc<dyn Backend>) -> Sides {
-        Sides {
-            edge: self.edge.clone(),
-            cloud,
-            down_until: self.cloud_down_until.clone(),
-            cooldown: self.config.cooldown,
-            retries: self.config.cloud_retries,
-            backoff: self.config.retry_backoff,
-            invalid_cloud_answer: self.config.invalid_cloud_answer,
-        }
-    }
-
-    /// Tries the cloud; if it fails before any output, the edge answers instead.
-    fn via_cloud(
+    /// Local work while the local models draw more than the budget: to a cloud, or held until the draw falls.
+    fn over_power_budget(
         &self,
-        cloud: Arc<dyn Backend>,
+        budget: PowerBudget,
         request: GenerateRequest,
         context: RouteContext,
-        reason: &str,
+        plan: Plan,
     ) -> Generation {
-        let sides = self.sides(cloud);
-        let reason = reason.to_owned();
-        spawn_routed(move |events| async move { cloud_then_edge(&sides, request, &context, &reason, &events).await })
-    }
-
-    /// Edge work while the edge draws more than its budget: to the cloud, or held until the draw falls.
-    fn over_power_budget(&self, budget: PowerBudget, request: GenerateRequest, context: RouteContext) -> Generation {
-        if let (PowerAction::Cloud, true, Some(cloud)) = (budget.action, self.cloud_available(), &self.cloud) {
-            return self.via_cloud(cloud.clone(), request, context, "power_budget");
+        let walk = Walk { ladder: plan.ladder, context, settings: self.walk_settings(), pinned: false, probing: false };
+        let cloud = walk.ladder.iter().position(|m| m.target == RouteTarget::Cloud && m.available());
+        if let (PowerAction::Cloud, Some(rung)) = (budget.action, cloud) {
+            return spawn_routed(move |events| walk.run(request, rung, RouteReason::PowerBudget, events));
         }
-        let edge = self.edge.clone();
+        let local = walk.ladder[plan.rung].clone();
         spawn_routed(move |events| async move {
             let started = Instant::now();
-            while edge.load().power_watts.is_some_and(|watts| watts >= budget.watts)
+            while local.backend.load().power_watts.is_some_and(|watts| watts >= budget.watts)
                 && started.elapsed() < POWER_WAIT_LIMIT
             {
                 if events.is_closed() {
@@ -309,9 +364,9 @@ impl Gateway {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            match edge.submit(request) {
+            match local.backend.submit(request) {
                 Ok(generation) => {
-                    let info = route_info(edge.as_ref(), RouteTarget::Edge, "power_budget_waited", &context, None);
+                    let info = route_info(&local, RouteReason::PowerBudgetWaited, &walk.context);
                     let _ = events.send(Ok(GenerationEvent::Routed(info)));
                     forward_all(generation, &events, false).await;
                 }
@@ -320,76 +375,6 @@ impl Gateway {
                 }
             }
         })
-    }
-
-    /// Answers at the edge, but checks the first tokens' confidence before
-    /// anything reaches the client, and asks the cloud instead when it is low.
-    fn via_cascade(
-        &self,
-        cloud: Arc<dyn Backend>,
-        request: GenerateRequest,
-        context: RouteContext,
-        cascade: CascadeConfig,
-    ) -> Result<Generation, BackendError> {
-        let wants_logprobs = request.sampling.logprobs.is_some();
-        let probe_tokens = if request.route.stream { cascade.probe_tokens as usize } else { usize::MAX };
-        let mut probing = request.clone();
-        probing.sampling.logprobs.get_or_insert(0);
-        let mut generation = self.edge.submit(probing)?;
-        let sides = self.sides(cloud);
-        Ok(spawn_routed(move |events| async move {
-            let mut held = Vec::new();
-            let mut logprobs = Vec::new();
-            let mut finished = false;
-            while logprobs.len() < probe_tokens && !finished {
-                match generation.next_event().await {
-                    Some(Ok(GenerationEvent::Routed(_))) => {}
-                    Some(Ok(GenerationEvent::Delta { text, logprobs: entries })) => {
-                        logprobs.extend(entries.iter().map(|entry| entry.chosen.logprob));
-                        held.push(GenerationEvent::Delta {
-                            text,
-                            logprobs: if wants_logprobs { entries } else { Vec::new() },
-                        });
-                    }
-                    Some(Ok(event @ GenerationEvent::ToolCall(_))) => held.push(event),
-                    Some(Ok(event @ GenerationEvent::Finished(_))) => {
-                        held.push(event);
-                        finished = true;
-                    }
-                    Some(Err(_)) | None => break,
-                }
-            }
-            // An answer constrained to choices (enums) is judged by its least sure choice, the
-            // probability among exactly the allowed values; anything else by its mean token logprob.
-            let least_sure_choice = held.iter().find_map(|event| match event {
-                GenerationEvent::Finished(completion) => completion.least_sure_choice().map(|c| c.probability.ln()),
-                _ => None,
-            });
-            let confidence = match least_sure_choice {
-                Some(logprob) => logprob,
-                None if logprobs.is_empty() => f32::NEG_INFINITY,
-                None => logprobs.iter().sum::<f32>() / logprobs.len() as f32,
-            };
-            if confidence >= cascade.min_mean_logprob && !held.is_empty() {
-                let info = route_info(sides.edge.as_ref(), RouteTarget::Edge, "confident_at_edge", &context, None);
-                let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                for event in held {
-                    let _ = events.send(Ok(event));
-                }
-                if !finished {
-                    forward_all(generation, &events, !wants_logprobs).await;
-                }
-                return;
-            }
-            // Low confidence: the edge answer is dropped (which cancels it) before the client sees any of it.
-            drop(generation);
-            tracing::debug!(
-                confidence,
-                threshold = cascade.min_mean_logprob,
-                "low edge confidence; escalating to the cloud"
-            );
-            cloud_then_edge(&sides, request, &context, "low_edge_confidence", &events).await;
-        }))
     }
 }
 
@@ -409,137 +394,6 @@ where
         }
     }
     Generation::new(0, receiver)
-}
-
-/// The cloud, and the edge if the cloud fails before any output.
-async fn cloud_then_edge(
-    sides: &Sides,
-    request: GenerateRequest,
-    context: &RouteContext,
-    reason: &str,
-    events: &EventSender,
-) {
-    let mut attempt = 0;
-    let failure = loop {
-        let failure = match sides.cloud.submit(request.clone()) {
-            Ok(mut generation) => match first_output(&mut generation).await {
-                Ok(first) => {
-                    if let Ok(mut guard) = sides.down_until.lock() {
-                        *guard = None;
-                    }
-                    let info = route_info(sides.cloud.as_ref(), RouteTarget::Cloud, reason, context, None);
-                    let Some(check) = shape_check(&request, sides.invalid_cloud_answer) else {
-                        let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                        let _ = events.send(Ok(first));
-                        forward_all(generation, events, false).await;
-                        return;
-                    };
-                    // A structured answer is held until its shape is checked, so a bad one never reaches the client.
-                    let held = match hold_answer(first, &mut generation).await {
-                        Ok(held) => held,
-                        Err(error) => {
-                            let _ = events.send(Err(error));
-                            return;
-                        }
-                    };
-                    match check.judge(&held) {
-                        None => {
-                            let _ = events.send(Ok(GenerationEvent::Routed(info)));
-                            held.into_iter().for_each(|event| drop(events.send(Ok(event))));
-                        }
-                        Some(problem) => {
-                            let problem = format!("cloud '{}' answered in the wrong shape: {problem}", info.model);
-                            tracing::warn!(%problem, action = ?sides.invalid_cloud_answer, "invalid cloud answer");
-                            match sides.invalid_cloud_answer {
-                                // (`pass` has no check, so it never gets here.)
-                                InvalidCloudAnswer::Error | InvalidCloudAnswer::Pass => {
-                                    let _ = events.send(Err(BackendError::BadUpstreamAnswer(problem)));
-                                }
-                                InvalidCloudAnswer::Fallback => {
-                                    edge_instead(sides, request, context, "fallback_cloud_invalid", problem, events)
-                                        .await;
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                Err(error) => error,
-            },
-            Err(error) => error,
-        };
-        // Only an unavailable cloud is worth another try, and only while the client waits.
-        if !matches!(failure, BackendError::Unavailable(_)) || attempt >= sides.retries || events.is_closed() {
-            break failure;
-        }
-        tokio::time::sleep(sides.backoff * 2u32.saturating_pow(attempt)).await;
-        attempt += 1;
-        tracing::debug!(attempt, error = %failure, "retrying the cloud");
-    };
-    // The client's own mistakes are not the cloud's failure: no fallback.
-    if matches!(failure, BackendError::InvalidRequest(_) | BackendError::PromptTooLong { .. }) {
-        let _ = events.send(Err(failure));
-        return;
-    }
-    tracing::warn!(error = %failure, cooldown_s = sides.cooldown.as_secs_f32(), "cloud failed; the edge answers");
-    if let Ok(mut guard) = sides.down_until.lock() {
-        *guard = Some(Instant::now() + sides.cooldown);
-    }
-    edge_instead(sides, request, context, "fallback_cloud_failed", failure.to_string(), events).await;
-}
-
-/// The edge answers in the cloud's place; `failure` says what went wrong with the cloud.
-async fn edge_instead(
-    sides: &Sides,
-    request: GenerateRequest,
-    context: &RouteContext,
-    reason: &str,
-    failure: String,
-    events: &EventSender,
-) {
-    match sides.edge.submit(request) {
-        Ok(generation) => {
-            let info = route_info(sides.edge.as_ref(), RouteTarget::Edge, reason, context, Some(failure));
-            let _ = events.send(Ok(GenerationEvent::Routed(info)));
-            forward_all(generation, events, false).await;
-        }
-        Err(edge_error) => {
-            let _ = events.send(Err(edge_error));
-        }
-    }
-}
-
-/// The first event that is output (text or the end), skipping inner `Routed` events.
-async fn first_output(generation: &mut Generation) -> Result<GenerationEvent, BackendError> {
-    loop {
-        match generation.next_event().await {
-            Some(Ok(GenerationEvent::Routed(_))) => continue,
-            Some(Ok(event)) => return Ok(event),
-            Some(Err(error)) => return Err(error),
-            None => return Err(BackendError::Unavailable("the cloud ended the stream before any output".into())),
-        }
-    }
-}
-
-/// Passes events on until the end, or until the client goes away (which drops
-/// `generation` and cancels it). `strip_logprobs` removes logprobs the client did not ask for.
-async fn forward_all(mut generation: Generation, events: &EventSender, strip_logprobs: bool) {
-    loop {
-        tokio::select! {
-            event = generation.next_event() => match event {
-                Some(mut event) => {
-                    if let (true, Ok(GenerationEvent::Delta { logprobs, .. })) = (strip_logprobs, event.as_mut()) {
-                        logprobs.clear();
-                    }
-                    if events.send(event).is_err() {
-                        return;
-                    }
-                }
-                None => return,
-            },
-            _ = events.closed() => return,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -566,7 +420,7 @@ mod tests {
 
     fn gateway(cloud: Option<Arc<dyn Backend>>) -> Gateway {
         let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
-        Gateway::new(edge, cloud, Arc::new(TransparentScorer), GatewayConfig::default())
+        Gateway::new(edge, cloud, Arc::new(TransparentScorer), GatewayConfig::default()).unwrap()
     }
 
     fn request(text: &str, route: RouteHints) -> GenerateRequest {
@@ -616,7 +470,7 @@ mod tests {
         let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "{\"cloud\": \"hi\"}"));
         let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
         let config = GatewayConfig { structured: StructuredRoute::Cloud, ..GatewayConfig::default() };
-        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config).unwrap();
         let mut easy_json = request("Hi there", RouteHints::default());
         easy_json.sampling.format = Some(OutputFormat::JsonObject);
         let (route, _) = route_of(&gateway, easy_json).await;
@@ -642,7 +496,7 @@ mod tests {
                 invalid_cloud_answer: action,
                 ..GatewayConfig::default()
             };
-            Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config)
+            Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config).unwrap()
         };
         let json_request = || {
             let mut asked = request("Hi there", RouteHints::default());
@@ -681,7 +535,7 @@ mod tests {
         let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
         let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
         let config = GatewayConfig { tools: StructuredRoute::Cloud, ..GatewayConfig::default() };
-        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config).unwrap();
         let tools = |choice| edgeway_core::ToolUse {
             tools: vec![edgeway_core::ToolSpec {
                 name: "f".into(),
@@ -742,7 +596,7 @@ mod tests {
             cascade: Some(CascadeConfig { min_mean_logprob, probe_tokens: 2 }),
             ..GatewayConfig::default()
         };
-        Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config)
+        Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config).unwrap()
     }
 
     #[tokio::test]
@@ -753,7 +607,7 @@ mod tests {
         let mut text = String::new();
         while let Some(event) = generation.next_event().await {
             match event.unwrap() {
-                GenerationEvent::Routed(info) => assert_eq!(info.reason, "confident_at_edge"),
+                GenerationEvent::Routed(info) => assert_eq!(info.reason, RouteReason::ConfidentAtEdge),
                 GenerationEvent::Delta { text: piece, logprobs } => {
                     assert!(logprobs.is_empty(), "the client did not ask for logprobs");
                     text.push_str(&piece);
@@ -784,7 +638,7 @@ mod tests {
             cascade: Some(CascadeConfig { min_mean_logprob: -1.0, probe_tokens: 2 }),
             ..GatewayConfig::default()
         };
-        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config);
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), config).unwrap();
         let (route, _) = route_of(&gateway, request("Which letter?", RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "low_edge_confidence"));
     }
@@ -798,7 +652,8 @@ mod tests {
             ..GatewayConfig::default()
         };
         let gateway =
-            Gateway::new(hot.clone(), Some(cloud.clone()), Arc::new(TransparentScorer), budget(PowerAction::Cloud));
+            Gateway::new(hot.clone(), Some(cloud.clone()), Arc::new(TransparentScorer), budget(PowerAction::Cloud))
+                .unwrap();
         let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "power_budget"));
         // Forcing the edge still works: the budget governs only the router's own choices.
@@ -808,7 +663,7 @@ mod tests {
 
         // Queueing: a cool edge answers at once.
         let cool: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge").with_power_watts(3.0));
-        let gateway = Gateway::new(cool, Some(cloud), Arc::new(TransparentScorer), budget(PowerAction::Queue));
+        let gateway = Gateway::new(cool, Some(cloud), Arc::new(TransparentScorer), budget(PowerAction::Queue)).unwrap();
         let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "score_below_threshold"));
     }
@@ -851,8 +706,100 @@ mod tests {
     async fn a_full_edge_sends_auto_traffic_to_the_cloud() {
         let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge").with_capacity(0));
         let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
-        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), GatewayConfig::default());
+        let gateway = Gateway::new(edge, Some(cloud), Arc::new(TransparentScorer), GatewayConfig::default()).unwrap();
         let (route, _) = route_of(&gateway, request("Hi", RouteHints::default())).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Cloud, "edge_overloaded"));
+    }
+
+    /// small (tier 0) → medium (tier 1) → coder (tier 1, code) → cloud A (tier 2) → cloud B (tier 3).
+    fn tiered(cloud_a: Arc<dyn Backend>, config: GatewayConfig) -> Gateway {
+        let local = |name: &str| -> Arc<dyn Backend> { Arc::new(FakeBackend::new(name, &format!("{name} says hi"))) };
+        let cloud_b: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud-b", "cloud-b says hi"));
+        let tiers = Tiers::new(vec![
+            Member::local(local("small"), 0),
+            Member::local(local("medium"), 1),
+            Member::local(local("coder"), 1).for_domains(vec!["code".into()]),
+            Member::cloud(cloud_a, 2),
+            Member::cloud(cloud_b, 3),
+        ])
+        .unwrap();
+        Gateway::with_tiers(tiers, Arc::new(TransparentScorer), config)
+    }
+
+    fn cloud_a() -> Arc<dyn Backend> {
+        Arc::new(FakeBackend::new("cloud-a", "cloud-a says hi"))
+    }
+
+    #[tokio::test]
+    async fn a_cascade_climbs_every_local_tier_before_the_cloud_and_says_so() {
+        let config = GatewayConfig {
+            cascade: Some(CascadeConfig { min_mean_logprob: -0.1, probe_tokens: 2 }),
+            ..GatewayConfig::default()
+        };
+        let gateway = tiered(cloud_a(), config);
+        let (route, text) = route_of(&gateway, request("Hi there", RouteHints::default())).await;
+        assert_eq!(
+            (route.model.as_str(), route.tier, route.reason, text.as_str()),
+            ("cloud-a", Some(2), RouteReason::LowEdgeConfidence, "cloud-a says hi")
+        );
+        let steps: Vec<String> = route.tried.iter().map(ToString::to_string).collect();
+        assert_eq!(steps, ["small@0: low_confidence (-0.50)", "medium@1: low_confidence (-0.50)"]);
+        // Confident enough: the small model keeps it.
+        let config = GatewayConfig {
+            cascade: Some(CascadeConfig { min_mean_logprob: -1.0, probe_tokens: 2 }),
+            ..GatewayConfig::default()
+        };
+        let (route, _) = route_of(&tiered(cloud_a(), config), request("Hi there", RouteHints::default())).await;
+        assert_eq!((route.model.as_str(), route.reason, route.tried.len()), ("small", RouteReason::ConfidentAtEdge, 0));
+    }
+
+    #[tokio::test]
+    async fn the_domain_picks_the_specialist_and_a_name_picks_any_tier() {
+        let gateway = tiered(cloud_a(), GatewayConfig::default());
+        let code = RouteHints { domain: Some("code".into()), ..RouteHints::default() };
+        let (route, text) = route_of(&gateway, request("Fix this loop", code)).await;
+        assert_eq!((route.model.as_str(), route.tier, text.as_str()), ("coder", Some(1), "coder says hi"));
+        let (route, _) = route_of(&gateway, request("Hi there", RouteHints::default())).await;
+        assert_eq!((route.model.as_str(), route.reason), ("small", RouteReason::ScoreBelowThreshold));
+        let by_name = RouteHints { model: Some("medium".into()), ..RouteHints::default() };
+        let (route, _) = route_of(&gateway, request("Hi there", by_name)).await;
+        assert_eq!((route.model.as_str(), route.reason), ("medium", RouteReason::ForcedByModel));
+        let ids = gateway.model_ids();
+        assert_eq!(ids, ["auto", "small", "medium", "coder", "cloud-a", "cloud-b"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_first_cloud_hands_over_to_the_second() {
+        let info = FakeBackend::new("cloud-a", "").model_info().clone();
+        let gateway = tiered(Arc::new(DownBackend(info)), GatewayConfig::default());
+        let (route, text) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!(
+            (route.model.as_str(), route.reason, text.as_str()),
+            ("cloud-b", RouteReason::FallbackCloudFailed, "cloud-b says hi")
+        );
+        assert_eq!(route.tried.len(), 1);
+        assert!(route.tried[0].to_string().starts_with("cloud-a@2: failed"), "{:?}", route.tried);
+        // While cloud A cools down the score's pick moves straight to cloud B.
+        let (route, _) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.model.as_str(), route.reason), ("cloud-b", RouteReason::CloudUnavailable));
+    }
+
+    #[tokio::test]
+    async fn a_local_model_that_fails_hands_over_to_the_next_tier() {
+        let broken = DownBackend(FakeBackend::new("small", "").model_info().clone());
+        let tiers = Tiers::new(vec![
+            Member::local(Arc::new(broken), 0),
+            Member::local(Arc::new(FakeBackend::new("medium", "medium says hi")), 1),
+        ])
+        .unwrap();
+        let gateway = Gateway::with_tiers(tiers, Arc::new(TransparentScorer), GatewayConfig::default());
+        let (route, text) = route_of(&gateway, request("Hi there", RouteHints::default())).await;
+        assert_eq!(
+            (route.model.as_str(), route.reason, text.as_str()),
+            ("medium", RouteReason::FallbackEdgeFailed, "medium says hi")
+        );
+        // Asked for by name, it is not swapped for another.
+        let by_name = RouteHints { model: Some("small".into()), ..RouteHints::default() };
+        assert!(gateway.submit(request("Hi there", by_name)).is_err());
     }
 }

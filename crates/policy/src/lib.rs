@@ -2,22 +2,24 @@
 //!
 //! A request is scored for complexity in `[0, 1]` ([`scorer`]), assigned a
 //! domain ([`domain`]), and the score is compared with that domain's
-//! threshold to pick the edge or the cloud, with the reason recorded
-//! ([`decision`]). What happens when the chosen side then fails (fallbacks,
+//! thresholds to pick the tier to start at (a local model or a cloud), with
+//! the reason recorded ([`decision`]). What happens when the chosen side then fails (fallbacks,
 //! cooldowns) is the router's business, not this crate's.
 //!
 //! # Layout
 //! - [`scorer`]: the [`scorer::ComplexityScorer`] trait and the transparent, feature-weighted scorer.
 //! - [`domain`]: keyword and regex rules that name a request's domain.
 //! - [`learned`]: the learned scorer that `edgeway calibrate` trains from graded answers.
-//! - [`decision`]: thresholds and the edge-or-cloud decision with its reason.
+//! - [`decision`]: thresholds and the starting tier with its reason.
 
 pub mod decision;
 pub mod domain;
 pub mod learned;
 pub mod scorer;
 
-pub use decision::{decide, Decision, InvalidCloudAnswer, RouteReason, StructuredRoute, Target, Thresholds};
+pub use decision::{
+    decide, Decision, InvalidCloudAnswer, RouteReason, Rung, StructuredRoute, Target, Thresholds, TierThresholds,
+};
 pub use domain::{DomainRule, DomainRules};
 pub use learned::{LearnedModel, LearnedScorer};
 pub use scorer::{ComplexityScorer, Score, TransparentScorer};

@@ -78,7 +78,9 @@ impl Recorder {
     /// Notes where the request is answered.
     pub fn observe_route(&mut self, route: &edgeway_core::RouteInfo) {
         self.record.route = route.target.as_str().to_owned();
-        self.record.reason = Some(route.reason.clone());
+        self.record.reason = Some(route.reason.as_str().to_owned());
+        self.record.tier = route.tier;
+        self.record.tried = edgeway_core::route::steps_line(&route.tried);
         self.record.model = Some(route.model.clone());
         self.record.score = route.score;
         self.record.domain = route.domain.clone();

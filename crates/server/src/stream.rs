@@ -270,8 +270,14 @@ pub fn route_headers(route: Option<&RouteInfo>) -> HeaderMap {
         }
     };
     put("x-edgeway-route", route.target.as_str());
-    put("x-edgeway-route-reason", &route.reason);
+    put("x-edgeway-route-reason", route.reason.as_str());
     put("x-edgeway-model", &route.model);
+    if let Some(tier) = route.tier {
+        put("x-edgeway-tier", &tier.to_string());
+    }
+    if let Some(tried) = edgeway_core::route::steps_line(&route.tried) {
+        put("x-edgeway-tried", &tried);
+    }
     if let Some(score) = route.score {
         put("x-edgeway-score", &format!("{score:.3}"));
     }

@@ -21,6 +21,11 @@ pub struct QueryRecord {
     pub model: Option<String>,
     /// What failed when a fallback answered.
     pub fallback_from: Option<String>,
+    /// The answering model's tier, when the router has tiers.
+    pub tier: Option<u32>,
+    /// The models tried before the one that answered, and why each was left
+    /// (`small@0: low_confidence (-1.80) → cloud-a@2: failed (…)`).
+    pub tried: Option<String>,
     /// Tokens in.
     pub prompt_tokens: u32,
     /// Tokens out.

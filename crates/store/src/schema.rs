@@ -91,6 +91,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 4: structured output: the format asked for and whether the answer had it.
     "ALTER TABLE queries ADD COLUMN format TEXT;
     ALTER TABLE queries ADD COLUMN format_verdict TEXT;",
+    // 5: tiers: the answering model's tier and the models tried before it.
+    "ALTER TABLE queries ADD COLUMN tier INTEGER;
+    ALTER TABLE queries ADD COLUMN tried TEXT;",
 ];
 
 /// The schema version this build writes.

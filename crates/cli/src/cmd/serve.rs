@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use edgeway_core::{Backend, EmbeddingBackend};
 use edgeway_engine::LlamaEngine;
-use edgeway_gateway::Gateway;
+use edgeway_gateway::{Gateway, Member, Tiers};
 use edgeway_models::{resolve_model, ModelCache};
 use edgeway_server::AppState;
 use edgeway_upstream::CloudBackend;
@@ -77,11 +77,12 @@ fn is_loopback(host: &str) -> bool {
 }
 
 async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(settings.models.len() == 1, "serving several [[models]] is not wired in yet: list one");
     let address = format!("{}:{}", settings.host, settings.port);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
     let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
-    let cloud_config = settings.cloud.clone();
+    let clouds = settings.clouds.clone();
     let scorer = settings.scorer.build(cache.data_dir())?;
     let gateway_config = settings.gateway.clone();
     let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
@@ -148,7 +149,7 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
             }
         }
     }
-    let gateway = build_gateway(engine, cloud_config, gateway_config, scorer)?;
+    let gateway = build_gateway(engine, &clouds, gateway_config, scorer)?;
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
     server.await.context("the server task failed")?.context("the server stopped with an error")?;
@@ -156,24 +157,24 @@ async fn serve(settings: ServeSettings, cache: ModelCache, allow_pull: bool) -> 
     Ok(())
 }
 
-/// The router over the loaded edge engine and the configured cloud tier, if any.
+/// The router over the loaded edge engine (tier 0) and the configured clouds on their tiers.
 pub(crate) fn build_gateway(
     engine: Arc<LlamaEngine>,
-    cloud: Option<edgeway_upstream::UpstreamConfig>,
+    clouds: &[crate::config::CloudTier],
     config: edgeway_gateway::GatewayConfig,
     scorer: Arc<dyn edgeway_policy::ComplexityScorer>,
 ) -> anyhow::Result<Gateway> {
-    let cloud: Option<Arc<dyn Backend>> = match cloud {
-        Some(config) => {
-            tracing::info!(name = %config.name, url = %config.base_url, model = %config.model, "cloud tier configured");
-            Some(Arc::new(CloudBackend::new(config)?))
-        }
-        None => {
-            tracing::info!("no cloud tier: every request is answered at the edge");
-            None
-        }
-    };
-    Ok(Gateway::new(engine, cloud, scorer, config))
+    let mut members = vec![Member::local(engine, 0)];
+    for cloud in clouds {
+        let upstream = &cloud.config;
+        tracing::info!(name = %upstream.name, url = %upstream.base_url, model = %upstream.model, tier = cloud.tier, "cloud tier configured");
+        let backend: Arc<dyn Backend> = Arc::new(CloudBackend::new(upstream.clone())?);
+        members.push(Member::cloud(backend, cloud.tier));
+    }
+    if clouds.is_empty() {
+        tracing::info!("no cloud tier: every request is answered at the edge");
+    }
+    Ok(Gateway::with_tiers(Tiers::new(members)?, scorer, config))
 }
 
 /// Resolves (pulling if needed) and loads the model. Runs on a blocking thread.

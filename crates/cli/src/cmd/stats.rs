@@ -59,7 +59,7 @@ pub fn run(data_dir: &Path, args: &StatsArgs) -> anyhow::Result<()> {
     println!("\n{total} requests, total cost {cost:.6}, {:.6} per query", cost / total as f64);
 
     let file = FileConfig::load(args.config.as_deref()).unwrap_or_default();
-    let cloud = file.cloud.unwrap_or_default();
+    let cloud = file.cloud.into_iter().next().unwrap_or_default();
     let price_in = args.price_input.or(cloud.price_input_per_mtok);
     let price_out = args.price_output.or(cloud.price_output_per_mtok);
     match (price_in, price_out) {

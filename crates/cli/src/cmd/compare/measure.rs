@@ -173,7 +173,12 @@ fn generative(
     let items: Vec<&EvalItem> = texts.eval_items.iter().collect();
     let bar = crate::progress::bar(items.len() as u64, "grading");
     for item in items {
-        let answered = runtime.block_on(edgeway_eval::run::answer(&engine, "compare", item, RouteTarget::Edge));
+        let answered = runtime.block_on(edgeway_eval::run::answer(
+            &engine,
+            "compare",
+            item,
+            &edgeway_eval::run::EvalRoute::Side(RouteTarget::Edge),
+        ));
         match answered {
             Ok(answered) => measured.answers.push(ItemAnswer {
                 set: item.dataset.clone(),
