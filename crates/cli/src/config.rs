@@ -141,24 +141,6 @@ pub enum ScorerSetting {
     Learned(Option<PathBuf>),
 }
 
-impl ScorerSetting {
-    /// Builds the scorer, loading the learned one's file.
-    pub fn build(&self, data_dir: &Path) -> anyhow::Result<std::sync::Arc<dyn edgeway_policy::ComplexityScorer>> {
-        Ok(match self {
-            ScorerSetting::Transparent => std::sync::Arc::new(edgeway_policy::TransparentScorer),
-            ScorerSetting::Learned(path) => {
-                let path = path.clone().unwrap_or_else(|| data_dir.join(LEARNED_SCORER_FILE));
-                let scorer = edgeway_policy::LearnedScorer::load(&path)?;
-                tracing::info!(path = %path.display(), trained_on = %scorer.model().training.run, "learned scorer loaded");
-                std::sync::Arc::new(scorer)
-            }
-        })
-    }
-}
-
-/// The learned scorer's file name in the data directory.
-pub const LEARNED_SCORER_FILE: &str = "scorer.json";
-
 /// `[[routing.domains]]`: one domain and how to recognise it.
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -8,20 +8,21 @@
 //! and metrics.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use edgeway_models::{resolve_model, ModelCache};
+use edgeway_models::resolve_model;
 use serde_json::json;
 
-use super::{lower_own_priority, raw_http, start_server};
+use super::{lower_own_priority, raw_http};
+use crate::app::child::start_server;
+use crate::app::DataDir;
 use crate::cli::GatewayBenchArgs;
 
-pub(super) fn run(data_dir: &Path, args: &GatewayBenchArgs) -> anyhow::Result<()> {
+pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let upstream_port = start_mock_upstream(args.chunks)?;
-    let model = resolve_model(&args.model, &ModelCache::new(data_dir), true, &mut |_| {})?;
+    let model = resolve_model(&args.model, &data_dir.cache(), true, &mut |_| {})?;
     let log = std::env::temp_dir().join(format!("edgeway-bench-gateway-{}.db", std::process::id()));
     let serve_args: Vec<String> = [
         "--cloud-url",

@@ -165,10 +165,10 @@ fn generative(
         gen_j.push(meter.joules_since(&mark) / f64::from(timing.predicted_n.max(1)));
         gen_tps.push(f64::from(timing.predicted_n.saturating_sub(1)) / (timing.predicted_ms / 1000.0));
     }
-    measured.prompt_tps = super::super::bench::median(prompt_tps);
-    measured.gen_tps = Some(super::super::bench::median(gen_tps));
-    measured.prompt_j_per_token = super::super::bench::median(prompt_j);
-    measured.gen_j_per_token = Some(super::super::bench::median(gen_j));
+    measured.prompt_tps = edgeway_eval::stats::median(prompt_tps);
+    measured.gen_tps = Some(edgeway_eval::stats::median(gen_tps));
+    measured.prompt_j_per_token = edgeway_eval::stats::median(prompt_j);
+    measured.gen_j_per_token = Some(edgeway_eval::stats::median(gen_j));
 
     let items: Vec<&EvalItem> = texts.eval_items.iter().collect();
     let bar = crate::progress::bar(items.len() as u64, "grading");
@@ -186,7 +186,7 @@ fn generative(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    measured.peak_rss_bytes = super::super::bench::peak_rss(std::process::id()).unwrap_or(0);
+    measured.peak_rss_bytes = crate::app::child::peak_rss(std::process::id()).unwrap_or(0);
     drop(engine);
 
     stage(measured, "perplexity");
@@ -264,8 +264,8 @@ fn embedding(
         tps.push(f64::from(output.prompt_tokens) / seconds);
         measured.sentence_vectors = output.vectors;
     }
-    measured.prompt_tps = super::super::bench::median(tps);
-    measured.prompt_j_per_token = super::super::bench::median(joules);
+    measured.prompt_tps = edgeway_eval::stats::median(tps);
+    measured.prompt_j_per_token = edgeway_eval::stats::median(joules);
 
     stage(measured, "retrieval");
     for set in &texts.retrieval {
@@ -282,7 +282,7 @@ fn embedding(
             recall_at_5: hits as f64 / questions.len().max(1) as f64,
         });
     }
-    measured.peak_rss_bytes = super::super::bench::peak_rss(std::process::id()).unwrap_or(0);
+    measured.peak_rss_bytes = crate::app::child::peak_rss(std::process::id()).unwrap_or(0);
     Ok(())
 }
 

@@ -16,19 +16,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use edgeway_models::ModelCache;
+
+use crate::app::DataDir;
 
 use crate::cli::CompareArgs;
 use measure::Measured;
 
 /// Runs `edgeway compare`, or one worker when `--worker-out` is set.
-pub fn run(data_dir: &Path, args: &CompareArgs) -> anyhow::Result<()> {
-    let cache = ModelCache::new(data_dir);
+pub fn run(data_dir: &DataDir, args: &CompareArgs) -> anyhow::Result<()> {
+    let cache = data_dir.cache();
     if let Some(out) = &args.worker_out {
         let [model] = args.models.as_slice() else { bail!("a compare worker measures exactly one model") };
         let path = PathBuf::from(model);
         let info = edgeway_models::GgufInfo::read(&path)?;
-        let root = super::eval::package_root_for(data_dir, false)?;
+        let root = data_dir.eval_package(false)?;
         let texts = texts::Texts::load(&root, args, info.is_encoder())?;
         return measure::run_worker(&path, &info, &texts, args, out);
     }
@@ -38,11 +39,11 @@ pub fn run(data_dir: &Path, args: &CompareArgs) -> anyhow::Result<()> {
     let variants: Vec<(String, PathBuf)> = args
         .models
         .iter()
-        .map(|spec| Ok((spec.clone(), resolve(spec, &cache, !args.no_pull)?)))
+        .map(|spec| Ok((spec.clone(), crate::app::engine::model_file(spec, &cache, !args.no_pull)?)))
         .collect::<anyhow::Result<_>>()?;
     check_one_kind(&variants)?;
     // Fetched once here, so the workers never race to download it.
-    super::eval::package_root_for(data_dir, args.no_pull)?;
+    data_dir.eval_package(args.no_pull)?;
 
     let work = std::env::temp_dir().join(format!("edgeway-compare-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
@@ -93,22 +94,6 @@ pub fn run(data_dir: &Path, args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A catalog name (generative or embedding) or a GGUF path, as a file.
-fn resolve(spec: &str, cache: &ModelCache, allow_pull: bool) -> anyhow::Result<PathBuf> {
-    if let Some(model) = edgeway_models::find_embedding(spec) {
-        return super::serve::embedding_file(model, cache, allow_pull);
-    }
-    let bar = std::cell::RefCell::new(None::<crate::progress::PullBar>);
-    let resolved = edgeway_models::resolve_model(spec, cache, allow_pull, &mut |progress| {
-        bar.borrow_mut().get_or_insert_with(|| crate::progress::PullBar::new(spec, 0)).update(progress);
-    })?;
-    if let Some(bar) = bar.borrow().as_ref() {
-        bar.finish();
-    }
-    anyhow::ensure!(resolved.path.is_file(), "{} does not exist", resolved.path.display());
-    Ok(resolved.path)
-}
-
 /// Refuses a mix of embedding and generative models: their measures have nothing in common.
 fn check_one_kind(variants: &[(String, PathBuf)]) -> anyhow::Result<()> {
     let mut kinds = Vec::new();
@@ -129,10 +114,10 @@ fn check_one_kind(variants: &[(String, PathBuf)]) -> anyhow::Result<()> {
 }
 
 /// Measures one variant in a child process.
-fn run_one(data_dir: &Path, args: &CompareArgs, path: &Path, out: &Path) -> anyhow::Result<Measured> {
+fn run_one(data_dir: &DataDir, args: &CompareArgs, path: &Path, out: &Path) -> anyhow::Result<Measured> {
     let status = Command::new(std::env::current_exe()?)
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(data_dir.path())
         .arg("compare")
         .arg(path)
         .args(["--threads", &args.threads.to_string()])

@@ -37,7 +37,7 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
         svg,
         r#"<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>"#,
         width / 2.0,
-        super::super::escape_markup(&title)
+        crate::markup::escape_markup(&title)
     );
     let (q_low, q_high) = range(points.iter().map(|p| p.3), true);
     for (panel, (axis, pick)) in [("file size (MiB)", 1usize), (energy_name, 2usize)].into_iter().enumerate() {
@@ -75,7 +75,7 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
             r##"<rect x="{left}" y="{TOP}" width="{PANEL_W}" height="{plot_h}" fill="none" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
             left + PANEL_W / 2.0,
             HEIGHT - 18.0,
-            super::super::escape_markup(axis)
+            crate::markup::escape_markup(axis)
         );
         for point in &points {
             let (px, py) = (x(value(point)), y(point.3));
@@ -84,7 +84,7 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
                 r##"<circle cx="{px:.1}" cy="{py:.1}" r="5" fill="#1f77b4"/><text x="{:.1}" y="{:.1}">{}</text>"##,
                 px + 8.0,
                 py - 6.0,
-                super::super::escape_markup(&point.0)
+                crate::markup::escape_markup(&point.0)
             );
         }
     }
