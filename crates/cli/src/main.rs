@@ -10,7 +10,6 @@ mod app;
 mod cli;
 mod cmd;
 mod config;
-mod markup;
 mod progress;
 
 use std::process::ExitCode;

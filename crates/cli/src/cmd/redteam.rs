@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgeway_models::ModelCache;
+use edgeway_plot::escape;
 use edgeway_redteam::probes::{build, Sources, FAMILIES};
 use edgeway_redteam::{detect, stats, Attempt, Check, Family};
 use serde_json::{json, Value};
@@ -275,30 +276,27 @@ fn html(table: &Table, attempts: &[Attempt], results: &[(String, Vec<Outcome>)])
          <h1>Attack success rate per probe family</h1><p>95 % Wilson interval; successes/attempts. Lower is better.</p><table><tr><th>family</th><th>detector</th>",
     );
     for (target, _) in results {
-        out += &format!("<th>{}</th>", crate::markup::escape_markup(&short_name(target)));
+        out += &format!("<th>{}</th>", escape(&short_name(target)));
     }
     out += "</tr>";
     for (family, row) in table {
-        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), crate::markup::escape_markup(family.detector()));
+        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), escape(family.detector()));
         for &counts in row {
-            out += &format!("<td>{}</td>", crate::markup::escape_markup(&cell(counts)));
+            out += &format!("<td>{}</td>", escape(&cell(counts)));
         }
         out += "</tr>";
     }
     out += "</table>";
     for (target, outcomes) in results {
-        out += &format!(
-            "<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>",
-            crate::markup::escape_markup(target)
-        );
+        out += &format!("<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>", escape(target));
         for (attempt, outcome) in attempts.iter().zip(outcomes) {
             let (class, verdict) = if outcome.success { ("s", "attack succeeded") } else { ("f", "failed") };
             let shown: String = outcome.answer.chars().take(600).collect();
             out += &format!(
                 "<tr><td>{}</td><td class=\"{class}\">{verdict}{}</td><td><pre>{}</pre></td></tr>",
-                crate::markup::escape_markup(&attempt.id),
+                escape(&attempt.id),
                 outcome.refused_status.map(|s| format!(" (endpoint answered {s})")).unwrap_or_default(),
-                crate::markup::escape_markup(&shown)
+                escape(&shown)
             );
         }
         out += "</table>";

@@ -1,6 +1,6 @@
 //! Quality against file size and against energy per token, as one standalone SVG with two panels.
 
-use std::fmt::Write;
+use edgeway_plot::{Panel, Svg};
 
 use super::report::Comparison;
 
@@ -14,6 +14,7 @@ const BOTTOM: f64 = 60.0;
 /// Two scatter plots side by side: quality vs size (MiB), quality vs energy per token (mJ).
 pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
     let quality_name = if comparison.embedding { "recall@5 (mean of sets)" } else { "accuracy (mean grade)" };
+    // (precision, MiB, mJ per token, quality) per variant.
     let points: Vec<(String, f64, f64, f64)> = comparison
         .rows
         .iter()
@@ -26,77 +27,29 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
     let energy_name =
         if comparison.embedding { "energy per embedded token (mJ)" } else { "energy per generated token (mJ)" };
     let width = LEFT + PANEL_W * 2.0 + GAP + 90.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let mut svg = Svg::new(width, HEIGHT);
     let title = format!("{} vs size and energy, baseline {}", quality_name, comparison.rows[comparison.baseline].name);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>"#,
-        width / 2.0,
-        crate::markup::escape_markup(&title)
-    );
-    let (q_low, q_high) = range(points.iter().map(|p| p.3), true);
+    svg.title(width / 2.0, 24.0, &title);
+    let y_range = range(points.iter().map(|p| p.3), true);
     for (panel, (axis, pick)) in [("file size (MiB)", 1usize), (energy_name, 2usize)].into_iter().enumerate() {
-        let left = LEFT + panel as f64 * (PANEL_W + GAP);
         let value = |p: &(String, f64, f64, f64)| if pick == 1 { p.1 } else { p.2 };
-        let (x_low, x_high) = range(points.iter().map(value), false);
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let x = |v: f64| left + (v - x_low) / (x_high - x_low) * PANEL_W;
-        let y = |q: f64| TOP + (1.0 - (q - q_low) / (q_high - q_low)) * plot_h;
-        for k in 0..=5 {
-            let xv = x_low + (x_high - x_low) * k as f64 / 5.0;
-            let qv = q_low + (q_high - q_low) * k as f64 / 5.0;
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#eee"/><text x="{0:.1}" y="{3:.1}" text-anchor="middle">{4}</text>"##,
-                x(xv),
-                TOP,
-                TOP + plot_h,
-                TOP + plot_h + 16.0,
-                tick(xv)
-            );
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{2:.1}" y2="{1:.1}" stroke="#eee"/><text x="{3:.1}" y="{4:.1}" text-anchor="end">{5:.3}</text>"##,
-                left,
-                y(qv),
-                left + PANEL_W,
-                left - 6.0,
-                y(qv) + 4.0,
-                qv
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{left}" y="{TOP}" width="{PANEL_W}" height="{plot_h}" fill="none" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            left + PANEL_W / 2.0,
-            HEIGHT - 18.0,
-            crate::markup::escape_markup(axis)
-        );
+        let panel = Panel {
+            left: LEFT + panel as f64 * (PANEL_W + GAP),
+            top: TOP,
+            width: PANEL_W,
+            height: HEIGHT - TOP - BOTTOM,
+            x_range: range(points.iter().map(value), false),
+            y_range,
+        };
+        panel.grid(&mut svg, 5, tick, |quality| format!("{quality:.3}"));
+        panel.frame(&mut svg, "#888");
+        panel.x_axis_label(&mut svg, BOTTOM - 18.0, axis);
         for point in &points {
-            let (px, py) = (x(value(point)), y(point.3));
-            let _ = writeln!(
-                svg,
-                r##"<circle cx="{px:.1}" cy="{py:.1}" r="5" fill="#1f77b4"/><text x="{:.1}" y="{:.1}">{}</text>"##,
-                px + 8.0,
-                py - 6.0,
-                crate::markup::escape_markup(&point.0)
-            );
+            panel.labelled_point(&mut svg, (value(point), point.3), "#1f77b4", &point.0);
         }
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{:.1}" transform="rotate(-90 18 {:.1})" text-anchor="middle">{}</text>"#,
-        TOP + (HEIGHT - TOP - BOTTOM) / 2.0,
-        TOP + (HEIGHT - TOP - BOTTOM) / 2.0,
-        quality_name
-    );
-    svg.push_str("</svg>\n");
-    svg
+    svg.vertical_text(18.0, TOP + (HEIGHT - TOP - BOTTOM) / 2.0, quality_name);
+    svg.finish()
 }
 
 /// An axis range around the values with 8 % padding; from zero for sizes and energies.
@@ -110,6 +63,7 @@ fn range(values: impl Iterator<Item = f64>, quality: bool) -> (f64, f64) {
     (low, high + pad)
 }
 
+/// A tick label with as many decimals as its size calls for.
 fn tick(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
