@@ -1,5 +1,4 @@
-//! Processes: `edgeway serve` as a child of this binary (for the benchmarks and the red team),
-//! and a process's peak memory.
+//! `edgeway serve` as a child of this binary, for the benchmarks and the red team.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -48,12 +47,4 @@ pub fn start_server(model: &Path, threads: u32, extra_args: &[String]) -> anyhow
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("edgeway serve did not become ready")
-}
-
-/// Peak resident set size of a process, from /proc (Linux).
-pub fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

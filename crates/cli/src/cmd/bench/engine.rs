@@ -31,14 +31,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use edgeway_compare::peak_rss;
+use edgeway_eval::stats::{median, median_interval};
 use edgeway_models::resolve_model;
 use serde_json::{json, Value};
 
 use super::{lower_own_priority, raw_http};
-use crate::app::child::{peak_rss, start_server};
+use crate::app::child::start_server;
 use crate::app::DataDir;
 use crate::cli::EngineBenchArgs as BenchArgs;
-use edgeway_eval::stats::{median, median_interval};
 
 /// Confidence asked of the interval around each median ratio.
 const CONFIDENCE: f64 = 0.95;

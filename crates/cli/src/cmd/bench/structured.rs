@@ -11,6 +11,7 @@
 
 use anyhow::Context;
 use edgeway_core::{FinishReason, OutputFormat};
+use edgeway_eval::stats::{median, median_interval};
 use edgeway_models::resolve_model;
 use edgeway_structured::{FormatCheck, Verdict};
 use serde_json::{json, Value};
@@ -19,7 +20,6 @@ use super::lower_own_priority;
 use crate::app::child::start_server;
 use crate::app::DataDir;
 use crate::cli::StructuredBenchArgs;
-use edgeway_eval::stats::{median, median_interval};
 
 /// Confidence of the intervals in the table.
 const CONFIDENCE: f64 = 0.95;

@@ -126,7 +126,7 @@ pub fn run(data_dir: &DataDir, args: &VectorsBenchArgs) -> anyhow::Result<()> {
         rows.push(json!({"expansion_search": expansion, "recall_at_10": recall, "p50_ms": p(0.5), "p99_ms": p(0.99), "mean_ms": mean}));
     }
     index.vectors().set_expansion_search(DEFAULT_EXPANSION_SEARCH);
-    let rss = crate::app::child::peak_rss(std::process::id()).map_or(0.0, |bytes| bytes as f64 / 1048576.0);
+    let rss = edgeway_compare::peak_rss(std::process::id()).map_or(0.0, |bytes| bytes as f64 / 1048576.0);
     println!(
         "ingest: {:.0} chunks/s end to end ({:.0} chunks/s embedding alone, {} threads); index file {:.1} MiB, \
          knowledge base {:.1} MiB, index in memory {:.1} MiB, peak RSS {rss:.0} MiB",

@@ -3,45 +3,44 @@
 //!
 //! The parent resolves every variant, fetches the evaluation package once,
 //! then runs `edgeway compare --worker-out FILE VARIANT` for each variant in
-//! turn ([`measure`]), so load time and peak memory belong to that variant
-//! alone. [`report`] compares the results with the baseline (the variant
-//! with the most bits per weight) and prints them; [`plot`] draws them.
-
-mod measure;
-mod plot;
-mod report;
-mod texts;
+//! turn, so load time and peak memory belong to that variant alone. The
+//! measuring, the comparison with the baseline and the plot are
+//! [`edgeway_compare`]'s; this file runs the processes and prints.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use edgeway_compare::report::{display_name, find_variant, most_precise};
+use edgeway_compare::{Comparison, Measured, Progress, Settings, Texts};
+use edgeway_eval::dataset::EvalItem;
+use edgeway_eval::run::RunError;
+use indicatif::ProgressBar;
 
+use crate::app::engine::model_file;
 use crate::app::DataDir;
-
 use crate::cli::CompareArgs;
-use measure::Measured;
 
 /// Runs `edgeway compare`, or one worker when `--worker-out` is set.
 pub fn run(data_dir: &DataDir, args: &CompareArgs) -> anyhow::Result<()> {
-    let cache = data_dir.cache();
     if let Some(out) = &args.worker_out {
-        let [model] = args.models.as_slice() else { bail!("a compare worker measures exactly one model") };
-        let path = PathBuf::from(model);
-        let info = edgeway_models::GgufInfo::read(&path)?;
-        let root = data_dir.eval_package(false)?;
-        let texts = texts::Texts::load(&root, args, info.is_encoder())?;
-        return measure::run_worker(&path, &info, &texts, args, out);
+        return worker(data_dir, args, out);
     }
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
     }
+    let cache = data_dir.cache();
     let variants: Vec<(String, PathBuf)> = args
         .models
         .iter()
-        .map(|spec| Ok((spec.clone(), crate::app::engine::model_file(spec, &cache, !args.no_pull)?)))
+        .map(|spec| Ok((spec.clone(), model_file(spec, &cache, !args.no_pull)?)))
         .collect::<anyhow::Result<_>>()?;
-    check_one_kind(&variants)?;
+    let mut kinds = Vec::new();
+    for (spec, path) in &variants {
+        let info = edgeway_models::GgufInfo::read(path)?;
+        kinds.push((spec.clone(), info.architecture.clone().unwrap_or_default(), info.is_encoder()));
+    }
+    edgeway_compare::check_one_kind(&kinds)?;
     // Fetched once here, so the workers never race to download it.
     data_dir.eval_package(args.no_pull)?;
 
@@ -55,26 +54,13 @@ pub fn run(data_dir: &DataDir, args: &CompareArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let measured = measured?;
 
-    // A path is shown by its file name; the full path is in the JSON.
-    let names: Vec<String> = variants
-        .iter()
-        .map(|(spec, path)| {
-            if edgeway_models::resolve::is_path(spec) {
-                path.file_name().map_or_else(|| spec.clone(), |name| name.to_string_lossy().into_owned())
-            } else {
-                spec.clone()
-            }
-        })
-        .collect();
+    let names: Vec<String> = variants.iter().map(|(spec, path)| display_name(spec, path)).collect();
     let baseline = match &args.baseline {
-        Some(name) => names
-            .iter()
-            .position(|n| n == name)
-            .or_else(|| args.models.iter().position(|spec| spec == name))
+        Some(name) => find_variant(name, &names, &args.models)
             .with_context(|| format!("--baseline {name} is not one of the variants ({})", names.join(", ")))?,
-        None => report::most_precise(&measured),
+        None => most_precise(&measured),
     };
-    let comparison = report::Comparison::new(names, measured, baseline, args);
+    let comparison = Comparison::new(names, measured, baseline, &settings(args));
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&comparison.json())?),
         "markdown" => println!("{}", comparison.markdown()),
@@ -88,29 +74,69 @@ pub fn run(data_dir: &DataDir, args: &CompareArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
-        std::fs::write(path, plot::accuracy_vs_size_and_energy(&comparison))
+        std::fs::write(path, edgeway_compare::plot::accuracy_vs_size_and_energy(&comparison))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
 
-/// Refuses a mix of embedding and generative models: their measures have nothing in common.
-fn check_one_kind(variants: &[(String, PathBuf)]) -> anyhow::Result<()> {
-    let mut kinds = Vec::new();
-    for (spec, path) in variants {
-        let info = edgeway_models::GgufInfo::read(path)?;
-        kinds.push((spec, info.is_encoder(), info.architecture.unwrap_or_default()));
+/// What every variant is measured with, from the flags.
+fn settings(args: &CompareArgs) -> Settings {
+    Settings {
+        threads: args.threads,
+        sets: args.sets.clone(),
+        limit: args.limit,
+        ppl_tokens: args.ppl_tokens,
+        ppl_window: args.ppl_window,
+        prompt_tokens: args.prompt_tokens,
+        gen_tokens: args.gen_tokens,
+        repetitions: args.repetitions,
+        questions: args.questions,
+        watts_per_core: args.watts_per_core,
     }
-    if kinds.iter().any(|k| k.1) && kinds.iter().any(|k| !k.1) {
-        let listed: Vec<String> = kinds
-            .iter()
-            .map(|(spec, encoder, arch)| {
-                format!("{spec} ({arch}, {})", if *encoder { "embedding" } else { "generative" })
-            })
-            .collect();
-        bail!("compare variants of one model: these mix embedding and generative models: {}", listed.join(", "));
+}
+
+/// The worker: measures the one variant given and writes the results as JSON to `out`.
+fn worker(data_dir: &DataDir, args: &CompareArgs, out: &Path) -> anyhow::Result<()> {
+    let [model] = args.models.as_slice() else { bail!("a compare worker measures exactly one model") };
+    let path = PathBuf::from(model);
+    let info = edgeway_models::GgufInfo::read(&path)?;
+    let root = data_dir.eval_package(false)?;
+    let settings = settings(args);
+    let texts = Texts::load(&root, &settings, info.is_encoder())?;
+    let measured = edgeway_compare::measure(&path, &info, &texts, &settings, &mut Printed::default())?;
+    std::fs::write(out, serde_json::to_vec(&measured)?).with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// The worker's progress on stderr: a line per stage, a bar while grading.
+#[derive(Default)]
+struct Printed {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress for Printed {
+    fn stage(&mut self, measured: &Measured, what: &str) {
+        eprintln!("compare: {} ({}): {what}", measured.path, measured.precision);
     }
-    Ok(())
+
+    fn grading(&mut self, items: usize) {
+        self.bar = Some(crate::progress::bar(items as u64, "grading"));
+    }
+
+    fn graded(&mut self, item: &EvalItem, error: Option<&RunError>) {
+        if let Some(bar) = &self.bar {
+            if let Some(error) = error {
+                bar.suspend(|| eprintln!("{}/{}: {error}", item.dataset, item.id));
+            }
+            bar.inc(1);
+        }
+    }
+
+    fn graded_all(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Measures one variant in a child process.

@@ -2,7 +2,7 @@
 
 use edgeway_plot::{Panel, Svg};
 
-use super::report::Comparison;
+use crate::report::Comparison;
 
 const PANEL_W: f64 = 420.0;
 const HEIGHT: f64 = 400.0;
@@ -28,7 +28,7 @@ pub fn accuracy_vs_size_and_energy(comparison: &Comparison) -> String {
         if comparison.embedding { "energy per embedded token (mJ)" } else { "energy per generated token (mJ)" };
     let width = LEFT + PANEL_W * 2.0 + GAP + 90.0;
     let mut svg = Svg::new(width, HEIGHT);
-    let title = format!("{} vs size and energy, baseline {}", quality_name, comparison.rows[comparison.baseline].name);
+    let title = format!("{} vs size and energy, baseline {}", quality_name, comparison.base().name);
     svg.title(width / 2.0, 24.0, &title);
     let y_range = range(points.iter().map(|p| p.3), true);
     for (panel, (axis, pick)) in [("file size (MiB)", 1usize), (energy_name, 2usize)].into_iter().enumerate() {
@@ -71,5 +71,41 @@ fn tick(value: f64) -> String {
         format!("{value:.1}")
     } else {
         format!("{value:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::{settings, variant};
+
+    #[test]
+    fn ranges_start_at_zero_for_sizes_and_pad_quality() {
+        // Padding is 8 % of the span, at least 5 % of the top for sizes and 1 point for quality.
+        let (low, high) = range([10.0, 20.0].into_iter(), false);
+        assert_eq!(low, 0.0);
+        assert!((high - 21.0).abs() < 1e-6, "{high}");
+        let (low, high) = range([0.5, 0.6, f64::NAN].into_iter(), true);
+        assert!((low - 0.49).abs() < 1e-9 && (high - 0.61).abs() < 1e-9, "{low} {high}");
+        assert_eq!(range(std::iter::empty(), true), (0.0, 1.0));
+    }
+
+    #[test]
+    fn ticks_keep_three_significant_figures_or_so() {
+        assert_eq!((tick(123.4), tick(12.34), tick(0.1234)), ("123".into(), "12.3".into(), "0.123".into()));
+    }
+
+    #[test]
+    fn draws_each_variant_in_both_panels() {
+        let measured = vec![
+            variant("Q8_0", 1 << 20, &[("1", Some("A"), 1.0)]),
+            variant("Q4_<0>", 1 << 19, &[("1", Some("B"), 0.0)]),
+        ];
+        let comparison = Comparison::new(vec!["q8".into(), "q4".into()], measured, 0, &settings());
+        let svg = accuracy_vs_size_and_energy(&comparison);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains("Q4_&lt;0&gt;") && !svg.contains("Q4_<0>"), "names are escaped");
+        assert!(svg.contains("baseline q8") && svg.contains("energy per generated token (mJ)"));
     }
 }
