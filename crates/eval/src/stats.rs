@@ -1,4 +1,5 @@
-//! Order statistics for measurements: the median and a distribution-free confidence interval for it.
+//! Order statistics for measurements: the median, a distribution-free confidence interval for it,
+//! and nearest-rank percentiles.
 
 /// The median of `values` (the mean of the middle two for an even count; 0 for none).
 pub fn median(mut values: Vec<f64>) -> f64 {
@@ -12,6 +13,16 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     } else {
         values[mid]
     }
+}
+
+/// The `q` quantile of `values` by nearest rank (0 for none); sorts `values` in place.
+pub fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 /// A distribution-free confidence interval for the median of `values`, from order
@@ -58,6 +69,16 @@ mod tests {
         let (_, _, coverage) = median_interval(vec![2.0, 1.0, 3.0], 0.95).unwrap();
         assert!((coverage - 0.75).abs() < 1e-9);
         assert!(median_interval(Vec::new(), 0.95).is_none());
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut values, 0.5), 50.0);
+        assert_eq!(percentile(&mut values, 0.99), 99.0);
+        assert_eq!(percentile(&mut values, 1.0), 100.0);
+        assert_eq!(percentile(&mut [3.0], 0.99), 3.0);
+        assert_eq!(percentile(&mut [], 0.5), 0.0);
     }
 
     #[test]
