@@ -18,18 +18,14 @@ const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 
 /// Runs `edgeway eval`.
 pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.config.as_deref())?;
+    let file = FileConfig::load(args.config.path.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
+    // The router `serve` would build from the same flag groups; the rest of serve's flags stay unset.
     let serve_args = ServeArgs {
         config: args.config.clone(),
-        model: args.model.clone(),
-        threads: args.threads,
-        ctx_size: args.ctx_size,
-        cloud_url: args.cloud_url.clone(),
-        cloud_model: args.cloud_model.clone(),
-        cloud_api_key_env: args.cloud_api_key_env.clone(),
-        log_path: args.log_path.clone(),
-        no_pull: args.no_pull,
+        edge: args.edge.clone(),
+        cloud: args.cloud.clone(),
+        log: args.log.clone(),
         ..ServeArgs::default()
     };
     let settings = ServeSettings::merge(&serve_args, file)?;

@@ -15,7 +15,7 @@ use crate::config::{FileConfig, ServeSettings};
 
 /// Runs `edgeway serve`.
 pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.config.as_deref())?;
+    let file = FileConfig::load(args.config.path.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
     let settings = ServeSettings::merge(&args, file)?;
     let runtime =
