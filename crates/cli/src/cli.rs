@@ -426,8 +426,27 @@ pub struct CalibrateArgs {
     pub json: Option<PathBuf>,
 }
 
-/// `edgeway eval` flags.
+/// `edgeway eval` flags. The edge model, the cloud tier and the query log are `serve`'s flag
+/// groups, without their environment variables and with help that speaks of evaluation.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("config", |arg| arg.help(
+        "Config file (TOML): the edge model, the cloud tier, the query log [default: ./edgeway.toml when it exists]"
+    )),
+    mut_arg("model", |arg| arg.env(None::<&str>).help(
+        "Edge model: a catalog name or a .gguf path [default: the config's, else smollm2-135m]"
+    )),
+    mut_arg("threads", |arg| arg.env(None::<&str>).help("Threads for the edge model [default: all cores]")),
+    mut_arg("ctx_size", |arg| arg.env(None::<&str>).help("KV cache size in tokens [default: 4096]")),
+    mut_arg("cloud_url", |arg| arg.env(None::<&str>).help(
+        "Base URL of the OpenAI-compatible cloud tier [default: the config's]"
+    )),
+    mut_arg("cloud_model", |arg| arg.env(None::<&str>)),
+    mut_arg("cloud_api_key_env", |arg| arg.env(None::<&str>)),
+    mut_arg("log_path", |arg| arg.env(None::<&str>).help(
+        "The query log to write graded answers into [default: the config's, else DATA_DIR/queries.db]"
+    )),
+)]
 pub struct EvalArgs {
     /// Sets to run: arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, boolq, gsm8k, squad, or a .jsonl file
     /// (one {"question", "reference", optional "choices", "domain", "context", "id"} per line). Repeatable.
@@ -448,37 +467,17 @@ pub struct EvalArgs {
     #[arg(long)]
     pub run: Option<String>,
 
-    /// Config file (TOML): the edge model, the cloud tier, the query log [default: ./edgeway.toml when it exists].
-    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
-    /// Edge model: a catalog name or a .gguf path [default: the config's, else smollm2-135m].
-    #[arg(short, long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub edge: EdgeModelArgs,
 
-    /// Threads for the edge model [default: all cores].
-    #[arg(short, long)]
-    pub threads: Option<u32>,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
 
-    /// KV cache size in tokens [default: 4096].
-    #[arg(short = 'c', long)]
-    pub ctx_size: Option<u32>,
-
-    /// Base URL of the OpenAI-compatible cloud tier [default: the config's].
-    #[arg(long, value_name = "URL")]
-    pub cloud_url: Option<String>,
-
-    /// Model name to send to the cloud tier.
-    #[arg(long)]
-    pub cloud_model: Option<String>,
-
-    /// Environment variable that holds the cloud tier's API key.
-    #[arg(long, value_name = "VAR")]
-    pub cloud_api_key_env: Option<String>,
-
-    /// The query log to write graded answers into [default: the config's, else DATA_DIR/queries.db].
-    #[arg(long, value_name = "FILE")]
-    pub log_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: QueryLogArgs,
 
     /// Fail instead of downloading a model or the evaluation package that is not in the cache.
     #[arg(long)]
@@ -676,12 +675,59 @@ pub enum ModelCommand {
     List,
 }
 
+/// The config file: `serve`'s and `eval`'s `--config`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Config file (TOML) [default: ./edgeway.toml when it exists].
+    #[arg(id = "config", long = "config", env = "EDGEWAY_CONFIG", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+/// The edge model and its size of work: `serve`'s and `eval`'s `--model`, `--threads` and `--ctx-size`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EdgeModelArgs {
+    /// Model to serve: a catalog name (pulled on first use) or a .gguf path [default: smollm2-135m].
+    #[arg(short, long, env = "EDGEWAY_MODEL")]
+    pub model: Option<String>,
+
+    /// Threads for generation [default: all cores].
+    #[arg(short, long, env = "EDGEWAY_THREADS")]
+    pub threads: Option<u32>,
+
+    /// KV cache size in tokens, split evenly between the slots [default: 4096].
+    #[arg(short = 'c', long, env = "EDGEWAY_CTX_SIZE")]
+    pub ctx_size: Option<u32>,
+}
+
+/// The cloud tier: `serve`'s and `eval`'s `--cloud-url`, `--cloud-model` and `--cloud-api-key-env`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CloudArgs {
+    /// Base URL of an OpenAI-compatible cloud tier, e.g. https://api.example.com/v1 (no cloud: all edge).
+    #[arg(long, env = "EDGEWAY_CLOUD_URL", value_name = "URL")]
+    pub cloud_url: Option<String>,
+
+    /// Model name to send to the cloud tier.
+    #[arg(long, env = "EDGEWAY_CLOUD_MODEL")]
+    pub cloud_model: Option<String>,
+
+    /// Environment variable that holds the cloud tier's API key.
+    #[arg(long, env = "EDGEWAY_CLOUD_API_KEY_ENV", value_name = "VAR")]
+    pub cloud_api_key_env: Option<String>,
+}
+
+/// The query log: `serve`'s and `eval`'s `--log-path`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct QueryLogArgs {
+    /// The query log, an SQLite file [default: DATA_DIR/queries.db].
+    #[arg(id = "log_path", long = "log-path", env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
 /// `edgeway serve` flags. Unset ones fall back to the config file, then defaults.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Config file (TOML) [default: ./edgeway.toml when it exists].
-    #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long, env = "EDGEWAY_HOST")]
@@ -691,25 +737,16 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_PORT")]
     pub port: Option<u16>,
 
-    /// Model to serve: a catalog name (pulled on first use) or a .gguf path [default: smollm2-135m].
-    #[arg(short, long, env = "EDGEWAY_MODEL")]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub edge: EdgeModelArgs,
 
     /// Name clients use for the model in the `model` field [default: the catalog name or file stem].
     #[arg(long, env = "EDGEWAY_ALIAS")]
     pub alias: Option<String>,
 
-    /// Threads for generation [default: all cores].
-    #[arg(short, long, env = "EDGEWAY_THREADS")]
-    pub threads: Option<u32>,
-
     /// Threads for prompt processing [default: same as --threads].
     #[arg(long, env = "EDGEWAY_THREADS_BATCH")]
     pub threads_batch: Option<u32>,
-
-    /// KV cache size in tokens, split evenly between the slots [default: 4096].
-    #[arg(short = 'c', long, env = "EDGEWAY_CTX_SIZE")]
-    pub ctx_size: Option<u32>,
 
     /// Requests generating at the same time, each in its own slot [default: 2].
     #[arg(short = 'p', long = "parallel", alias = "np", env = "EDGEWAY_PARALLEL")]
@@ -772,21 +809,12 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_NO_EMBEDDINGS")]
     pub no_embeddings: bool,
 
-    /// Base URL of an OpenAI-compatible cloud tier, e.g. https://api.example.com/v1 (no cloud: all edge).
-    #[arg(long, env = "EDGEWAY_CLOUD_URL", value_name = "URL")]
-    pub cloud_url: Option<String>,
-
-    /// Model name to send to the cloud tier.
-    #[arg(long, env = "EDGEWAY_CLOUD_MODEL")]
-    pub cloud_model: Option<String>,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
 
     /// Name clients use to force the cloud tier in `model` [default: cloud].
     #[arg(long, env = "EDGEWAY_CLOUD_NAME")]
     pub cloud_name: Option<String>,
-
-    /// Environment variable that holds the cloud tier's API key.
-    #[arg(long, env = "EDGEWAY_CLOUD_API_KEY_ENV", value_name = "VAR")]
-    pub cloud_api_key_env: Option<String>,
 
     /// Seconds to wait for the cloud to connect, to send its first token, and between tokens [default: 30].
     #[arg(long, env = "EDGEWAY_CLOUD_TIMEOUT", value_name = "SECONDS")]
@@ -833,9 +861,8 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_INVALID_CLOUD_ANSWER", value_name = "ACTION")]
     pub invalid_cloud_answer: Option<String>,
 
-    /// The query log, an SQLite file [default: DATA_DIR/queries.db].
-    #[arg(long, env = "EDGEWAY_LOG_PATH", value_name = "FILE")]
-    pub log_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: QueryLogArgs,
 
     /// Do not keep prompt and answer text in the query log (only counts, timings and costs).
     #[arg(long, env = "EDGEWAY_NO_LOG_TEXT")]
@@ -867,10 +894,47 @@ pub struct ServeArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     #[test]
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn eval_takes_serves_flag_groups_without_their_environment_variables() {
+        let command = super::Cli::command();
+        let env = |subcommand: &str, id: &str| {
+            let subcommand = command.find_subcommand(subcommand).unwrap();
+            let arg = subcommand.get_arguments().find(|arg| arg.get_id() == id).unwrap();
+            arg.get_env().map(|name| name.to_string_lossy().into_owned())
+        };
+        for (id, var) in [
+            ("model", "EDGEWAY_MODEL"),
+            ("threads", "EDGEWAY_THREADS"),
+            ("ctx_size", "EDGEWAY_CTX_SIZE"),
+            ("cloud_url", "EDGEWAY_CLOUD_URL"),
+            ("cloud_model", "EDGEWAY_CLOUD_MODEL"),
+            ("cloud_api_key_env", "EDGEWAY_CLOUD_API_KEY_ENV"),
+            ("log_path", "EDGEWAY_LOG_PATH"),
+        ] {
+            assert_eq!(env("serve", id).as_deref(), Some(var), "{id}");
+            assert_eq!(env("eval", id), None, "{id}");
+        }
+        assert_eq!(env("eval", "config").as_deref(), Some("EDGEWAY_CONFIG"));
+
+        let flags = ["-m", "m.gguf", "-t", "3", "-c", "512", "--cloud-url", "http://c/v1", "--cloud-model", "big"];
+        let flags = flags.into_iter().chain(["--cloud-api-key-env", "KEY", "--log-path", "q.db", "--config", "e.toml"]);
+        let cli = super::Cli::parse_from(["edgeway", "eval", "--set", "arc-easy"].into_iter().chain(flags));
+        let super::Command::Eval(args) = cli.command else { panic!("not eval") };
+        assert_eq!(
+            (args.edge.model.as_deref(), args.edge.threads, args.edge.ctx_size),
+            (Some("m.gguf"), Some(3), Some(512))
+        );
+        assert_eq!(args.cloud.cloud_url.as_deref(), Some("http://c/v1"));
+        assert_eq!(args.cloud.cloud_model.as_deref(), Some("big"));
+        assert_eq!(args.cloud.cloud_api_key_env.as_deref(), Some("KEY"));
+        assert_eq!(args.log.path.as_deref(), Some(std::path::Path::new("q.db")));
+        assert_eq!(args.config.path.as_deref(), Some(std::path::Path::new("e.toml")));
     }
 }

@@ -221,24 +221,6 @@ pub enum ScorerSetting {
     Learned(Option<PathBuf>),
 }
 
-impl ScorerSetting {
-    /// Builds the scorer, loading the learned one's file.
-    pub fn build(&self, data_dir: &Path) -> anyhow::Result<std::sync::Arc<dyn edgeway_policy::ComplexityScorer>> {
-        Ok(match self {
-            ScorerSetting::Transparent => std::sync::Arc::new(edgeway_policy::TransparentScorer),
-            ScorerSetting::Learned(path) => {
-                let path = path.clone().unwrap_or_else(|| data_dir.join(LEARNED_SCORER_FILE));
-                let scorer = edgeway_policy::LearnedScorer::load(&path)?;
-                tracing::info!(path = %path.display(), trained_on = %scorer.model().training.run, "learned scorer loaded");
-                std::sync::Arc::new(scorer)
-            }
-        })
-    }
-}
-
-/// The learned scorer's file name in the data directory.
-pub const LEARNED_SCORER_FILE: &str = "scorer.json";
-
 /// `[[routing.domains]]`: one domain and how to recognise it.
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -450,11 +432,11 @@ impl ServeSettings {
     pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
         let file_engine = file.engine;
         let engine = EngineSection {
-            model: args.model.clone().or(file_engine.model),
+            model: args.edge.model.clone().or(file_engine.model),
             alias: args.alias.clone().or(file_engine.alias),
-            threads: args.threads.or(file_engine.threads),
+            threads: args.edge.threads.or(file_engine.threads),
             threads_batch: args.threads_batch.or(file_engine.threads_batch),
-            ctx_size: args.ctx_size.or(file_engine.ctx_size),
+            ctx_size: args.edge.ctx_size.or(file_engine.ctx_size),
             parallel: args.parallel.or(file_engine.parallel),
             batch_size: args.batch_size.or(file_engine.batch_size),
             ubatch_size: args.ubatch_size.or(file_engine.ubatch_size),
@@ -498,7 +480,7 @@ impl ServeSettings {
                     .unwrap_or_else(|| edgeway_models::DEFAULT_EMBEDDING_MODEL.to_owned())
             }),
             gateway: merge_routing(args, file.routing)?,
-            log_path: args.log_path.clone().or(file.log.path),
+            log_path: args.log.path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
             api_key: args.api_key.clone().filter(|key| !key.trim().is_empty()),
             insecure: args.insecure,
@@ -561,14 +543,14 @@ impl EngineSection {
 
 /// The cloud tier from flags and `[cloud]`; none without a base URL.
 fn merge_cloud(args: &ServeArgs, file: CloudSection) -> anyhow::Result<Option<edgeway_upstream::UpstreamConfig>> {
-    let Some(base_url) = args.cloud_url.clone().or(file.base_url) else { return Ok(None) };
+    let Some(base_url) = args.cloud.cloud_url.clone().or(file.base_url) else { return Ok(None) };
     let model =
-        args.cloud_model.clone().or(file.model).ok_or_else(|| {
+        args.cloud.cloud_model.clone().or(file.model).ok_or_else(|| {
             anyhow::anyhow!("a cloud tier needs a model name: set --cloud-model or `model` in [cloud]")
         })?;
     let name = args.cloud_name.clone().or(file.name).unwrap_or_else(|| "cloud".into());
     let mut config = edgeway_upstream::UpstreamConfig::new(name, base_url, model);
-    if let Some(var) = args.cloud_api_key_env.clone().or(file.api_key_env) {
+    if let Some(var) = args.cloud.cloud_api_key_env.clone().or(file.api_key_env) {
         config.api_key =
             Some(std::env::var(&var).with_context(|| format!("the cloud API key variable {var} is not set"))?);
     }

@@ -1,10 +1,12 @@
 //! The `edgeway` binary: argument parsing and wiring, nothing else.
 //!
-//! Every subcommand lives in its own module under `cmd/`. Errors reach the
+//! Every subcommand lives in its own module under `cmd/`; [`app`] is the composition root
+//! they all build from. Errors reach the
 //! user in one place, [`main`], printed with their whole cause chain.
 //!
 //! Exit codes: 0 success, 1 an error, 2 bad command-line usage (from clap).
 
+mod app;
 mod cli;
 mod cmd;
 mod config;

@@ -12,9 +12,9 @@ use edgeway_policy::{ComplexityScorer, TransparentScorer};
 use edgeway_store::EvalLog;
 use serde_json::json;
 
-use super::serve::QUERY_LOG_FILE;
+use crate::app::DataDir;
 use crate::cli::CalibrateArgs;
-use crate::config::{FileConfig, DEFAULT_CONFIG_FILE, LEARNED_SCORER_FILE};
+use crate::config::{FileConfig, DEFAULT_CONFIG_FILE};
 
 /// Fewest paired items worth calibrating on.
 const MIN_PAIRS: usize = 20;
@@ -30,8 +30,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         "--calibration-share must be between 0 and 1 (both splits need items)"
     );
     let file = FileConfig::load(args.config.as_deref())?;
-    let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
-    let log_path = args.log_path.clone().or(file.log.path.clone()).unwrap_or_else(|| data_dir.join(QUERY_LOG_FILE));
+    let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
+    let log_path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
     anyhow::ensure!(log_path.is_file(), "no query log at {}; run `edgeway eval` first", log_path.display());
     let log = EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
     let run = match args.run.clone() {
@@ -162,11 +162,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
             .with_context(|| format!("cannot write {}", json_path.display()))?;
     }
 
-    let scorer_path = args
-        .scorer_path
-        .clone()
-        .or(file.routing.scorer_path.clone())
-        .unwrap_or_else(|| data_dir.join(LEARNED_SCORER_FILE));
+    let scorer_path =
+        args.scorer_path.clone().or(file.routing.scorer_path.clone()).unwrap_or_else(|| data_dir.learned_scorer());
     if args.dry_run {
         println!("\n--dry-run: nothing written. The settings, for [routing] in {}:", config_path.display());
         println!("{}", routing_toml(&policy, use_learned.then_some(scorer_path.as_path()))?);

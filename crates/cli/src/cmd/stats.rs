@@ -1,15 +1,14 @@
 //! `edgeway stats`: what the query log says about routing, cost and energy.
 
-use std::path::Path;
-
 use anyhow::Context;
 use edgeway_store::Stats;
 
+use crate::app::DataDir;
 use crate::cli::StatsArgs;
 use crate::config::FileConfig;
 
-pub fn run(data_dir: &Path, args: &StatsArgs) -> anyhow::Result<()> {
-    let path = args.log_path.clone().unwrap_or_else(|| data_dir.join(super::serve::QUERY_LOG_FILE));
+pub fn run(data_dir: &DataDir, args: &StatsArgs) -> anyhow::Result<()> {
+    let path = data_dir.query_log(args.log_path.as_deref());
     anyhow::ensure!(path.is_file(), "no query log at {}; `edgeway serve` writes one as it answers", path.display());
     let since_ms = match args.since_hours {
         Some(hours) => {

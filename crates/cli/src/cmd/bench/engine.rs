@@ -31,10 +31,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use edgeway_models::{resolve_model, ModelCache};
+use edgeway_compare::peak_rss;
+use edgeway_eval::stats::{median, median_interval};
+use edgeway_models::resolve_model;
 use serde_json::{json, Value};
 
-use super::{lower_own_priority, median, median_interval, peak_rss, raw_http, start_server};
+use super::{lower_own_priority, raw_http};
+use crate::app::child::start_server;
+use crate::app::DataDir;
 use crate::cli::EngineBenchArgs as BenchArgs;
 
 /// Confidence asked of the interval around each median ratio.
@@ -68,11 +72,11 @@ const OPENERS: &[&str] = &[
 const FILLER: &str = "The inspection line checks every part for cracks, scratches and stains before it is packed. \
 Operators review the flagged parts, and the camera model learns from their decisions over time. ";
 
-pub(super) fn run(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) fn run(data_dir: &DataDir, args: &BenchArgs) -> anyhow::Result<()> {
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
     }
-    let cache = ModelCache::new(data_dir);
+    let cache = data_dir.cache();
     let model = resolve_model(&args.model, &cache, true, &mut |_| {})?;
     let model_bytes =
         std::fs::metadata(&model.path).with_context(|| format!("cannot read {}", model.path.display()))?.len();

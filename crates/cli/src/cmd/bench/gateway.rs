@@ -8,20 +8,22 @@
 //! and metrics.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use edgeway_models::{resolve_model, ModelCache};
+use edgeway_eval::stats::percentile;
+use edgeway_models::resolve_model;
 use serde_json::json;
 
-use super::{lower_own_priority, raw_http, start_server};
+use super::{lower_own_priority, raw_http};
+use crate::app::child::start_server;
+use crate::app::DataDir;
 use crate::cli::GatewayBenchArgs;
 
-pub(super) fn run(data_dir: &Path, args: &GatewayBenchArgs) -> anyhow::Result<()> {
+pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let upstream_port = start_mock_upstream(args.chunks)?;
-    let model = resolve_model(&args.model, &ModelCache::new(data_dir), true, &mut |_| {})?;
+    let model = resolve_model(&args.model, &data_dir.cache(), true, &mut |_| {})?;
     let log = std::env::temp_dir().join(format!("edgeway-bench-gateway-{}.db", std::process::id()));
     let serve_args: Vec<String> = [
         "--cloud-url",
@@ -100,16 +102,6 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// The `q` quantile (nearest rank).
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
-}
-
 /// Starts an OpenAI-compatible upstream that streams a fixed answer at once; returns its port.
 fn start_mock_upstream(chunks: usize) -> anyhow::Result<u16> {
     let mut stream = String::from("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
@@ -144,17 +136,4 @@ fn start_mock_upstream(chunks: usize) -> anyhow::Result<u16> {
         })
         .context("cannot start the mock upstream")?;
     Ok(port)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut values, 0.5), 50.0);
-        assert_eq!(percentile(&mut values, 0.99), 99.0);
-        assert_eq!(percentile(&mut [3.0], 0.99), 3.0);
-    }
 }

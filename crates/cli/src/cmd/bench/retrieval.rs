@@ -4,7 +4,6 @@
 //! without retrieval, through a real `edgeway serve` and its chat path.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::Context;
 use edgeway_core::EmbeddingBackend;
@@ -16,21 +15,25 @@ use edgeway_store::KnowledgeBase;
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
-use super::{lower_own_priority, start_server};
+use super::lower_own_priority;
+use crate::app::child::start_server;
+use crate::app::engine::load_embedder;
+use crate::app::DataDir;
 use crate::cli::RetrievalBenchArgs;
 
-pub fn run(data_dir: &Path, args: &RetrievalBenchArgs) -> anyhow::Result<()> {
-    let root = super::super::eval::package_root_for(data_dir, false)?;
+pub fn run(data_dir: &DataDir, args: &RetrievalBenchArgs) -> anyhow::Result<()> {
+    let root = data_dir.eval_package(false)?;
     let squad = edgeway_eval::run::sample(edgeway_eval::dataset::load("squad", &root)?, None);
     let boolq = edgeway_eval::run::sample(edgeway_eval::dataset::load("boolq", &root)?, Some(args.boolq_questions));
-    let work = data_dir.join(format!("bench-retrieval-{}", std::process::id()));
+    let work = data_dir.scratch("bench-retrieval");
     let _ = std::fs::remove_dir_all(&work);
-    let kb_path = work.join("knowledge.db");
-    let index_dir = kb_path.with_extension("index");
+    // The scratch folder is laid out as a data directory of its own.
+    let scratch = DataDir::new(&work);
+    let (kb_path, index_dir) = scratch.knowledge(None);
 
     // Every SQuAD context and every BoolQ passage is a document; the question's own is the gold one.
-    let cache = edgeway_models::ModelCache::new(data_dir);
-    let embedder = super::super::serve::load_embedder(edgeway_models::DEFAULT_EMBEDDING_MODEL, &cache, true, Some(2))?;
+    let cache = data_dir.cache();
+    let embedder = load_embedder(edgeway_models::DEFAULT_EMBEDDING_MODEL, &cache, true, Some(2))?;
     let info = embedder.embedding_info().clone();
     let mut kb = KnowledgeBase::open(&kb_path)?;
     let collection = kb.create_collection("bench", &info.id, info.dims)?;
@@ -117,7 +120,7 @@ pub fn run(data_dir: &Path, args: &RetrievalBenchArgs) -> anyhow::Result<()> {
             "--knowledge-path".into(),
             kb_path.display().to_string(),
             "--log-path".into(),
-            work.join("q.db").display().to_string(),
+            scratch.query_log(None).display().to_string(),
         ],
     )?;
     lower_own_priority();

@@ -9,15 +9,16 @@
 //! 95 % interval. Validity is the share of answers that parse and match the
 //! schema, checked by the same code that checks them in `serve`.
 
-use std::path::Path;
-
 use anyhow::Context;
 use edgeway_core::{FinishReason, OutputFormat};
-use edgeway_models::{resolve_model, ModelCache};
+use edgeway_eval::stats::{median, median_interval};
+use edgeway_models::resolve_model;
 use edgeway_structured::{FormatCheck, Verdict};
 use serde_json::{json, Value};
 
-use super::{lower_own_priority, median, median_interval, start_server};
+use super::lower_own_priority;
+use crate::app::child::start_server;
+use crate::app::DataDir;
 use crate::cli::StructuredBenchArgs;
 
 /// Confidence of the intervals in the table.
@@ -67,9 +68,9 @@ struct Answer {
     valid: bool,
 }
 
-pub(super) fn run(data_dir: &Path, args: &StructuredBenchArgs) -> anyhow::Result<()> {
+pub(super) fn run(data_dir: &DataDir, args: &StructuredBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.prompts > 0 && args.rounds > 0, "--prompts and --rounds must be at least 1");
-    let model = resolve_model(&args.model, &ModelCache::new(data_dir), true, &mut |_| {})?;
+    let model = resolve_model(&args.model, &data_dir.cache(), true, &mut |_| {})?;
     let log = std::env::temp_dir().join(format!("edgeway-bench-structured-{}.db", std::process::id()));
     let serve_args = vec!["--log-path".to_owned(), log.display().to_string()];
     let server = start_server(&model.path, args.threads, &serve_args)?;

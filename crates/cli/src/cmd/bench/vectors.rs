@@ -3,7 +3,6 @@
 //! real model through the real store, then measures the HNSW index against
 //! exact search: recall@10, search latency p50/p99, index size and RSS.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -15,6 +14,7 @@ use edgeway_vector::{exact_search, DEFAULT_EXPANSION_SEARCH};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::app::DataDir;
 use crate::cli::VectorsBenchArgs;
 
 /// Words per chunk window.
@@ -22,8 +22,8 @@ const WINDOW_WORDS: usize = 40;
 /// Chunks per stored document (one transaction each).
 const CHUNKS_PER_DOCUMENT: usize = 64;
 
-pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
-    let root = super::super::eval::package_root_for(data_dir, false)?;
+pub fn run(data_dir: &DataDir, args: &VectorsBenchArgs) -> anyhow::Result<()> {
+    let root = data_dir.eval_package(false)?;
     let mut passages: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for set in ["squad", "boolq"] {
@@ -39,16 +39,18 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
         edgeway_eval::dataset::load("squad", &root)?.into_iter().map(|item| item.question).take(args.queries).collect();
 
     let work = tempdir(data_dir)?;
-    let embedder = super::super::serve::load_embedder(
+    let embedder = crate::app::engine::load_embedder(
         edgeway_models::DEFAULT_EMBEDDING_MODEL,
-        &edgeway_models::ModelCache::new(data_dir),
+        &data_dir.cache(),
         true,
         Some(args.threads),
     )?;
     let info = embedder.embedding_info().clone();
-    let mut kb = KnowledgeBase::open(work.join("knowledge.db"))?;
+    // The scratch folder is laid out as a data directory of its own.
+    let (kb_path, index_dir) = DataDir::new(&work).knowledge(None);
+    let mut kb = KnowledgeBase::open(&kb_path)?;
     let collection = kb.create_collection("bench", &info.id, info.dims)?;
-    let mut index = CollectionIndex::open(&kb, &collection, &work.join("index"))?;
+    let mut index = CollectionIndex::open(&kb, &collection, &index_dir)?;
 
     let bar = ProgressBar::new(chunks.len() as u64);
     bar.set_style(
@@ -86,8 +88,8 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let ingest_seconds = started.elapsed().as_secs_f64();
     index.save()?;
-    let index_bytes = std::fs::metadata(work.join("index").join("bench.usearch")).map_or(0, |m| m.len());
-    let db_bytes = std::fs::metadata(work.join("knowledge.db")).map_or(0, |m| m.len());
+    let index_bytes = std::fs::metadata(index_dir.join("bench.usearch")).map_or(0, |m| m.len());
+    let db_bytes = std::fs::metadata(&kb_path).map_or(0, |m| m.len());
 
     let queries = embedder.embed(&questions)?.vectors;
     let exact: Vec<Vec<u64>> = queries
@@ -124,7 +126,7 @@ pub fn run(data_dir: &Path, args: &VectorsBenchArgs) -> anyhow::Result<()> {
         rows.push(json!({"expansion_search": expansion, "recall_at_10": recall, "p50_ms": p(0.5), "p99_ms": p(0.99), "mean_ms": mean}));
     }
     index.vectors().set_expansion_search(DEFAULT_EXPANSION_SEARCH);
-    let rss = super::peak_rss(std::process::id()).map_or(0.0, |bytes| bytes as f64 / 1048576.0);
+    let rss = edgeway_compare::peak_rss(std::process::id()).map_or(0.0, |bytes| bytes as f64 / 1048576.0);
     println!(
         "ingest: {:.0} chunks/s end to end ({:.0} chunks/s embedding alone, {} threads); index file {:.1} MiB, \
          knowledge base {:.1} MiB, index in memory {:.1} MiB, peak RSS {rss:.0} MiB",
@@ -180,8 +182,8 @@ fn windows(passages: &[String], count: usize) -> Vec<String> {
     out
 }
 
-fn tempdir(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let dir = data_dir.join(format!("bench-vectors-{}", std::process::id()));
+fn tempdir(data_dir: &DataDir) -> anyhow::Result<std::path::PathBuf> {
+    let dir = data_dir.scratch("bench-vectors");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)

@@ -1,19 +1,45 @@
-//! Measuring one variant, in its own process (`edgeway compare --worker-out`),
-//! so its load time and peak memory are its own.
+//! Measuring one variant. Meant to run in a process of its own (`edgeway compare` starts one
+//! per variant), so its load time and peak memory are its own.
 
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use edgeway_core::{Backend, GenerateRequest, GenerationEvent, Prompt, RouteHints, RouteTarget, SamplingParams};
 use edgeway_engine::energy::EnergyMeter;
 use edgeway_engine::{EngineConfig, LlamaEngine};
 use edgeway_eval::dataset::EvalItem;
+use edgeway_eval::run::RunError;
+use edgeway_eval::stats::median;
 use edgeway_models::GgufInfo;
 use serde::{Deserialize, Serialize};
 
-use super::texts::Texts;
-use crate::cli::CompareArgs;
+use crate::memory::peak_rss;
+use crate::texts::Texts;
+use crate::{CompareError, Settings};
+
+/// What a measurement reports while it runs; the CLI prints it. Every method does nothing by
+/// default, and `()` reports nothing.
+pub trait Progress {
+    /// A stage of measuring `measured` begins (`loading`, `speed`, `perplexity`, …).
+    fn stage(&mut self, measured: &Measured, what: &str) {
+        let _ = (measured, what);
+    }
+
+    /// Grading begins, `items` of them.
+    fn grading(&mut self, items: usize) {
+        let _ = items;
+    }
+
+    /// One item is done: graded, or not with `error`.
+    fn graded(&mut self, item: &EvalItem, error: Option<&RunError>) {
+        let _ = (item, error);
+    }
+
+    /// Every item is done.
+    fn graded_all(&mut self) {}
+}
+
+impl Progress for () {}
 
 /// Everything measured about one variant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,9 +111,16 @@ pub struct Recall {
     pub recall_at_5: f64,
 }
 
-/// Measures the variant at `path` and writes the result as JSON to `out`.
-pub fn run_worker(path: &Path, info: &GgufInfo, texts: &Texts, args: &CompareArgs, out: &Path) -> anyhow::Result<()> {
-    let file_bytes = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+/// Measures the variant at `path` (whose metadata is `info`) on `texts`.
+pub fn measure(
+    path: &Path,
+    info: &GgufInfo,
+    texts: &Texts,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Measured, CompareError> {
+    let file_bytes =
+        std::fs::metadata(path).map_err(|source| CompareError::Read { path: path.to_path_buf(), source })?.len();
     let mut measured = Measured {
         path: path.display().to_string(),
         precision: info.precision(),
@@ -114,46 +147,43 @@ pub fn run_worker(path: &Path, info: &GgufInfo, texts: &Texts, args: &CompareArg
         sentence_vectors: Vec::new(),
         recall: Vec::new(),
     };
-    let meter = EnergyMeter::system(args.watts_per_core);
+    let meter = EnergyMeter::system(settings.watts_per_core);
     measured.energy_source = meter.kind().as_str().to_owned();
     if measured.embedding {
-        embedding(path, texts, args, &meter, &mut measured)?;
+        embedding(path, texts, settings, &meter, &mut measured, progress)?;
     } else {
-        generative(path, texts, args, &meter, &mut measured)?;
+        generative(path, texts, settings, &meter, &mut measured, progress)?;
     }
-    std::fs::write(out, serde_json::to_vec(&measured)?).with_context(|| format!("cannot write {}", out.display()))
-}
-
-fn stage(measured: &Measured, what: &str) {
-    eprintln!("compare: {} ({}): {what}", measured.path, measured.precision);
+    Ok(measured)
 }
 
 fn generative(
     path: &Path,
     texts: &Texts,
-    args: &CompareArgs,
+    settings: &Settings,
     meter: &EnergyMeter,
     measured: &mut Measured,
-) -> anyhow::Result<()> {
-    stage(measured, "loading");
+    progress: &mut dyn Progress,
+) -> Result<(), CompareError> {
+    progress.stage(measured, "loading");
     let started = Instant::now();
     let mut config = EngineConfig::new(path, "compare");
-    config.threads = args.threads;
-    config.threads_batch = args.threads;
+    config.threads = settings.threads;
+    config.threads_batch = settings.threads;
     config.parallel = 1;
-    config.ctx_size = 2048.max(args.prompt_tokens + args.gen_tokens + 64);
-    config.watts_per_core = args.watts_per_core;
+    config.ctx_size = 2048.max(settings.prompt_tokens + settings.gen_tokens + 64);
+    config.watts_per_core = settings.watts_per_core;
     let engine = LlamaEngine::load(config)?;
     measured.load_s = started.elapsed().as_secs_f64();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CompareError::Runtime)?;
 
-    stage(measured, "speed");
+    progress.stage(measured, "speed");
     // The first decode pays for page faults and kernel setup; llama-bench warms up too.
     let warmup = texts.prompt_of(&engine, 999, 32)?;
     runtime.block_on(complete(&engine, warmup, 4))?;
     let (mut prompt_tps, mut gen_tps, mut prompt_j, mut gen_j) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..args.repetitions.max(1) as usize {
-        let prompt = texts.prompt_of(&engine, round, args.prompt_tokens)?;
+    for round in 0..settings.repetitions.max(1) as usize {
+        let prompt = texts.prompt_of(&engine, round, settings.prompt_tokens)?;
         let mark = meter.mark();
         let timing = runtime.block_on(complete(&engine, prompt, 1))?;
         prompt_j.push(meter.joules_since(&mark) / f64::from(timing.prompt_n.max(1)));
@@ -161,18 +191,17 @@ fn generative(
 
         let opener = texts.prompt_of(&engine, round + 100, 8)?;
         let mark = meter.mark();
-        let timing = runtime.block_on(complete(&engine, opener, args.gen_tokens))?;
+        let timing = runtime.block_on(complete(&engine, opener, settings.gen_tokens))?;
         gen_j.push(meter.joules_since(&mark) / f64::from(timing.predicted_n.max(1)));
         gen_tps.push(f64::from(timing.predicted_n.saturating_sub(1)) / (timing.predicted_ms / 1000.0));
     }
-    measured.prompt_tps = super::super::bench::median(prompt_tps);
-    measured.gen_tps = Some(super::super::bench::median(gen_tps));
-    measured.prompt_j_per_token = super::super::bench::median(prompt_j);
-    measured.gen_j_per_token = Some(super::super::bench::median(gen_j));
+    measured.prompt_tps = median(prompt_tps);
+    measured.gen_tps = Some(median(gen_tps));
+    measured.prompt_j_per_token = median(prompt_j);
+    measured.gen_j_per_token = Some(median(gen_j));
 
-    let items: Vec<&EvalItem> = texts.eval_items.iter().collect();
-    let bar = crate::progress::bar(items.len() as u64, "grading");
-    for item in items {
+    progress.grading(texts.eval_items.len());
+    for item in &texts.eval_items {
         let answered = runtime.block_on(edgeway_eval::run::answer(
             &engine,
             "compare",
@@ -180,27 +209,29 @@ fn generative(
             &edgeway_eval::run::EvalRoute::Side(RouteTarget::Edge),
         ));
         match answered {
-            Ok(answered) => measured.answers.push(ItemAnswer {
-                set: item.dataset.clone(),
-                id: item.id.clone(),
-                extracted: answered.result.extracted,
-                score: answered.result.grade,
-            }),
-            Err(error) => bar.suspend(|| eprintln!("{}/{}: {error}", item.dataset, item.id)),
+            Ok(answered) => {
+                measured.answers.push(ItemAnswer {
+                    set: item.dataset.clone(),
+                    id: item.id.clone(),
+                    extracted: answered.result.extracted,
+                    score: answered.result.grade,
+                });
+                progress.graded(item, None);
+            }
+            Err(error) => progress.graded(item, Some(&error)),
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    measured.peak_rss_bytes = super::super::bench::peak_rss(std::process::id()).unwrap_or(0);
+    progress.graded_all();
+    measured.peak_rss_bytes = peak_rss(std::process::id()).unwrap_or(0);
     drop(engine);
 
-    stage(measured, "perplexity");
+    progress.stage(measured, "perplexity");
     let result = edgeway_engine::perplexity::perplexity(
         path,
         &texts.perplexity_text,
-        args.ppl_window,
-        args.ppl_tokens,
-        args.threads,
+        settings.ppl_window,
+        settings.ppl_tokens,
+        settings.threads,
     )?;
     measured.perplexity = Some(result.perplexity);
     measured.perplexity_tokens = result.scored_tokens;
@@ -215,7 +246,7 @@ struct Timing {
     predicted_ms: f64,
 }
 
-async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> anyhow::Result<Timing> {
+async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> Result<Timing, CompareError> {
     let request = GenerateRequest {
         prompt: Prompt::Text(prompt),
         sampling: SamplingParams {
@@ -240,7 +271,7 @@ async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> anyh
             }
             Some(Ok(_)) => {}
             Some(Err(error)) => return Err(error.into()),
-            None => anyhow::bail!("the engine hung up"),
+            None => return Err(CompareError::HungUp),
         }
     }
 }
@@ -248,19 +279,20 @@ async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> anyh
 fn embedding(
     path: &Path,
     texts: &Texts,
-    args: &CompareArgs,
+    settings: &Settings,
     meter: &EnergyMeter,
     measured: &mut Measured,
-) -> anyhow::Result<()> {
-    stage(measured, "loading");
+    progress: &mut dyn Progress,
+) -> Result<(), CompareError> {
+    progress.stage(measured, "loading");
     let started = Instant::now();
-    let embedder = edgeway_engine::Embedder::load(path, "compare", args.threads, 256)?;
+    let embedder = edgeway_engine::Embedder::load(path, "compare", settings.threads, 256)?;
     measured.load_s = started.elapsed().as_secs_f64();
 
-    stage(measured, "speed and cosine");
+    progress.stage(measured, "speed and cosine");
     embedder.embed(&texts.sentences[..texts.sentences.len().min(8)])?;
     let (mut tps, mut joules) = (Vec::new(), Vec::new());
-    for _ in 0..args.repetitions.max(1) {
+    for _ in 0..settings.repetitions.max(1) {
         let mark = meter.mark();
         let started = Instant::now();
         let output = embedder.embed(&texts.sentences)?;
@@ -269,10 +301,10 @@ fn embedding(
         tps.push(f64::from(output.prompt_tokens) / seconds);
         measured.sentence_vectors = output.vectors;
     }
-    measured.prompt_tps = super::super::bench::median(tps);
-    measured.prompt_j_per_token = super::super::bench::median(joules);
+    measured.prompt_tps = median(tps);
+    measured.prompt_j_per_token = median(joules);
 
-    stage(measured, "retrieval");
+    progress.stage(measured, "retrieval");
     for set in &texts.retrieval {
         let passages = embedder.embed(&set.passages)?.vectors;
         let questions = embedder.embed(&set.questions)?.vectors;
@@ -287,7 +319,7 @@ fn embedding(
             recall_at_5: hits as f64 / questions.len().max(1) as f64,
         });
     }
-    measured.peak_rss_bytes = super::super::bench::peak_rss(std::process::id()).unwrap_or(0);
+    measured.peak_rss_bytes = peak_rss(std::process::id()).unwrap_or(0);
     Ok(())
 }
 
@@ -307,5 +339,18 @@ mod tests {
     fn top_k_orders_by_similarity() {
         let passages = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.7, 0.7]];
         assert_eq!(top_k(&[0.0, 1.0], &passages, 2), vec![1, 2]);
+        assert_eq!(top_k(&[1.0, 0.0], &passages, 1), vec![0]);
+        assert_eq!(top_k(&[1.0, 0.0], &passages, 5).len(), 3, "at most every passage");
+    }
+
+    #[test]
+    fn measurements_survive_the_trip_through_json() {
+        // The worker process sends its figures to the parent as JSON.
+        let mut measured = crate::report::tests::variant("Q4_0", 500, &[("1", Some("A"), 1.0)]);
+        measured.recall = vec![Recall { set: "squad".into(), questions: 3, recall_at_5: 2.0 / 3.0 }];
+        let back: Measured = serde_json::from_slice(&serde_json::to_vec(&measured).unwrap()).unwrap();
+        assert_eq!(back.answers[0].extracted.as_deref(), Some("A"));
+        assert_eq!(back.recall[0].recall_at_5, 2.0 / 3.0);
+        assert_eq!((back.file_bytes, back.gen_tps), (500, Some(10.0)));
     }
 }

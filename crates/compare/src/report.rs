@@ -2,11 +2,27 @@
 //! a terminal table, Markdown or JSON.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::measure::Measured;
-use crate::cli::CompareArgs;
+use crate::measure::Measured;
+use crate::Settings;
+
+/// How a variant is shown: a path by its file name (the full path is in the JSON), a catalog
+/// name as given.
+pub fn display_name(spec: &str, path: &Path) -> String {
+    if edgeway_models::resolve::is_path(spec) {
+        path.file_name().map_or_else(|| spec.to_owned(), |name| name.to_string_lossy().into_owned())
+    } else {
+        spec.to_owned()
+    }
+}
+
+/// The variant `wanted` names: by its shown name first, else by the spec as given.
+pub fn find_variant(wanted: &str, names: &[String], specs: &[String]) -> Option<usize> {
+    names.iter().position(|name| name == wanted).or_else(|| specs.iter().position(|spec| spec == wanted))
+}
 
 /// The index of the variant with the most bits per weight.
 pub fn most_precise(measured: &[Measured]) -> usize {
@@ -44,8 +60,9 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Compares `measured` (named `names`) with `measured[baseline]`.
-    pub fn new(names: Vec<String>, measured: Vec<Measured>, baseline: usize, args: &CompareArgs) -> Self {
+    /// Compares `measured` (named `names`) with `measured[baseline]`; `settings` are what they
+    /// were measured with.
+    pub fn new(names: Vec<String>, measured: Vec<Measured>, baseline: usize, settings: &Settings) -> Self {
         let embedding = measured.first().is_some_and(|m| m.embedding);
         let base = measured[baseline].clone();
         let base_answers: BTreeMap<(&str, &str), Option<&String>> =
@@ -92,10 +109,18 @@ impl Comparison {
                 Row { name, measured, quality_by_set, quality, agreement, cosine }
             })
             .collect();
-        Self { rows, baseline, embedding, threads: args.threads, items_per_set: args.limit, questions: args.questions }
+        Self {
+            rows,
+            baseline,
+            embedding,
+            threads: settings.threads,
+            items_per_set: settings.limit,
+            questions: settings.questions,
+        }
     }
 
-    fn base(&self) -> &Row {
+    /// The baseline's row.
+    pub fn base(&self) -> &Row {
         &self.rows[self.baseline]
     }
 
@@ -315,19 +340,28 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::measure::{ItemAnswer, Recall};
+pub(crate) mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::measure::{ItemAnswer, Recall};
 
-    fn args() -> CompareArgs {
-        match crate::cli::Cli::parse_from(["edgeway", "compare", "a.gguf"]).command {
-            crate::cli::Command::Compare(args) => *args,
-            _ => unreachable!(),
+    /// `edgeway compare`'s defaults.
+    pub(crate) fn settings() -> Settings {
+        Settings {
+            threads: 2,
+            sets: vec!["arc-easy".into(), "mmlu".into(), "gsm8k".into()],
+            limit: 100,
+            ppl_tokens: 8192,
+            ppl_window: 512,
+            prompt_tokens: 128,
+            gen_tokens: 64,
+            repetitions: 3,
+            questions: 500,
+            watts_per_core: 10.0,
         }
     }
 
-    fn variant(precision: &str, bytes: u64, answers: &[(&str, Option<&str>, f64)]) -> Measured {
+    /// A generative variant of `bytes` bytes with `answers` (id, extracted, score) on arc-easy.
+    pub(crate) fn variant(precision: &str, bytes: u64, answers: &[(&str, Option<&str>, f64)]) -> Measured {
         Measured {
             path: format!("{precision}.gguf"),
             precision: precision.into(),
@@ -374,7 +408,7 @@ mod tests {
         );
         let measured = vec![q4, q8];
         assert_eq!(most_precise(&measured), 1);
-        let comparison = Comparison::new(vec!["q4".into(), "q8".into()], measured, 1, &args());
+        let comparison = Comparison::new(vec!["q4".into(), "q8".into()], measured, 1, &settings());
         let q4 = &comparison.rows[0];
         assert_eq!(q4.quality, 0.25);
         assert_eq!(q4.agreement, Some(0.75), "items 1, 3 and 4 read the same");
@@ -399,10 +433,24 @@ mod tests {
         q4.precision = "Q4_0".into();
         q4.sentence_vectors = vec![vec![0.6, 0.8], vec![0.0, 1.0]];
         q4.recall[0].recall_at_5 = 0.8;
-        let comparison = Comparison::new(vec!["f32".into(), "q4".into()], vec![f32, q4], 0, &args());
+        let comparison = Comparison::new(vec!["f32".into(), "q4".into()], vec![f32, q4], 0, &settings());
         let (mean, min) = comparison.rows[1].cosine.unwrap();
         assert!((mean - 0.8).abs() < 1e-6 && (min - 0.6).abs() < 1e-6);
         assert_eq!(comparison.rows[1].quality, 0.8);
         assert!(comparison.table().contains("squad recall@5"));
+        assert_eq!(comparison.json()["kind"], "embedding");
+    }
+
+    #[test]
+    fn variants_are_named_by_file_name_or_as_given_and_found_either_way() {
+        assert_eq!(display_name("/models/q4.gguf", Path::new("/models/q4.gguf")), "q4.gguf");
+        let cached = Path::new("/cache/models/smollm2-135m.gguf");
+        assert_eq!(display_name("smollm2-135m", cached), "smollm2-135m");
+        let names = vec!["q4.gguf".to_owned(), "smollm2-135m".to_owned()];
+        let specs = vec!["/models/q4.gguf".to_owned(), "smollm2-135m".to_owned()];
+        assert_eq!(find_variant("q4.gguf", &names, &specs), Some(0));
+        assert_eq!(find_variant("/models/q4.gguf", &names, &specs), Some(0));
+        assert_eq!(find_variant("smollm2-135m", &names, &specs), Some(1));
+        assert_eq!(find_variant("q8.gguf", &names, &specs), None);
     }
 }

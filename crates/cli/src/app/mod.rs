@@ -1,0 +1,15 @@
+//! The composition root: the one place that turns a resolved configuration into running parts.
+//!
+//! Every `cmd/*` module parses its arguments, calls in here, and prints; no `cmd` module imports
+//! another. [`DataDir`] owns every file name under the data directory; [`engine`] resolves and
+//! loads models (the generative engine and the embedder); [`gateway`] builds the model set, the
+//! tiers, the scorer and the router over them; [`guard`] opens the query log and the guard;
+//! [`child`] starts `edgeway serve` as a child process for the benchmarks and the red team.
+
+pub mod child;
+pub mod data_dir;
+pub mod engine;
+pub mod gateway;
+pub mod guard;
+
+pub use data_dir::DataDir;
