@@ -56,7 +56,13 @@ pub fn request(item: &EvalItem, target: RouteTarget) -> GenerateRequest {
             seed: Some(0),
             ..SamplingParams::default()
         },
-        route: RouteHints { model: None, target: Some(target), domain: item.domain.clone(), stream: false },
+        route: RouteHints {
+            model: None,
+            target: Some(target),
+            domain: item.domain.clone(),
+            stream: false,
+            keep_alive: None,
+        },
         tools: None,
     }
 }
