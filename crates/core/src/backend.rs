@@ -8,10 +8,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use futures::future::BoxFuture;
 use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::event::GenerationEvent;
+use crate::keep_alive::KeepAlive;
 use crate::request::{GenerateRequest, Prompt};
 
 /// Why a backend could not answer.
@@ -257,6 +259,27 @@ pub trait Backend: Send + Sync + 'static {
     /// models, loaded or not, and a router its tiers'.
     fn models(&self) -> Vec<ModelStatus> {
         vec![ModelStatus::loaded(self.model_info())]
+    }
+
+    /// Loads `model` (one this backend serves; `None` is its default) now, ahead of any
+    /// request, and keeps it loaded for `keep_alive` (the model's default when `None`):
+    /// Ollama's "load a model" call, a request without a prompt. Resolves once the model is
+    /// loaded. The default does nothing: this backend's model is always in memory.
+    fn preload<'a>(
+        &'a self,
+        model: Option<&'a str>,
+        keep_alive: Option<KeepAlive>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let _ = (model, keep_alive);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Unloads `model` (`None` is the default model) as soon as its running requests end:
+    /// Ollama's load call with `keep_alive: 0`. The default does nothing: this backend's
+    /// model stays in memory while the server runs.
+    fn unload(&self, model: Option<&str>) -> Result<(), BackendError> {
+        let _ = model;
+        Ok(())
     }
 
     /// Admits a request and returns its event stream, or says why not.

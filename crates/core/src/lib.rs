@@ -31,6 +31,8 @@ pub use event::{
     token_cost, ChoiceProbability, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings,
     TokenLogprob, ToolCallDelta, TopLogprob, Usage,
 };
+/// The future [`Backend::preload`] returns (re-exported so implementors need not depend on `futures`).
+pub use futures::future::BoxFuture;
 pub use keep_alive::KeepAlive;
 pub use request::{
     ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams, ToolCall, ToolChoice,

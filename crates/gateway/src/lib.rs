@@ -162,6 +162,19 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The side serving `model` (the cloud only when it serves the name and the edge does
+    /// not), and the name to pass on (`None` for the side's default).
+    fn side_of<'a>(&'a self, model: Option<&'a str>) -> (&'a dyn Backend, Option<&'a str>) {
+        let model = model.filter(|name| !name.eq_ignore_ascii_case(AUTO));
+        match (model, &self.cloud) {
+            (Some(name), Some(cloud)) if !self.edge.serves(name) && cloud.serves(name) => (cloud.as_ref(), Some(name)),
+            (Some(name), _) if self.edge.serves(name) => (self.edge.as_ref(), Some(name)),
+            _ => (self.edge.as_ref(), None),
+        }
+    }
+}
+
 fn cooling_down(until: &Mutex<Option<Instant>>) -> bool {
     until.lock().map(|guard| guard.is_some_and(|t| Instant::now() < t)).unwrap_or(false)
 }
@@ -202,6 +215,31 @@ impl Backend for Gateway {
 
     fn load(&self) -> BackendLoad {
         BackendLoad { cloud_up: self.cloud.as_ref().map(|_| self.cloud_available()), ..self.edge.load() }
+    }
+
+    /// The edge's models (each model of a pool, loaded or not), then the cloud's.
+    fn models(&self) -> Vec<edgeway_core::ModelStatus> {
+        let mut models = self.edge.models();
+        if let Some(cloud) = &self.cloud {
+            models.extend(cloud.models());
+        }
+        models
+    }
+
+    /// Loads the model on the side that serves it (the edge's default for `None` or `auto`).
+    fn preload<'a>(
+        &'a self,
+        model: Option<&'a str>,
+        keep_alive: Option<edgeway_core::KeepAlive>,
+    ) -> edgeway_core::BoxFuture<'a, Result<(), BackendError>> {
+        let (side, model) = self.side_of(model);
+        side.preload(model, keep_alive)
+    }
+
+    /// Unloads the model on the side that serves it (the edge's default for `None` or `auto`).
+    fn unload(&self, model: Option<&str>) -> Result<(), BackendError> {
+        let (side, model) = self.side_of(model);
+        side.unload(model)
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
@@ -562,6 +600,51 @@ mod tests {
         fn submit(&self, _: GenerateRequest) -> Result<Generation, BackendError> {
             Err(BackendError::Unavailable("connection refused".into()))
         }
+    }
+
+    /// An edge that records the load and unload calls it gets.
+    struct Recording {
+        info: ModelInfo,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Backend for Recording {
+        fn model_info(&self) -> &ModelInfo {
+            &self.info
+        }
+        fn load(&self) -> BackendLoad {
+            BackendLoad::default()
+        }
+        fn submit(&self, _: GenerateRequest) -> Result<Generation, BackendError> {
+            Err(BackendError::Unavailable("not in this test".into()))
+        }
+        fn preload<'a>(
+            &'a self,
+            model: Option<&'a str>,
+            _keep_alive: Option<edgeway_core::KeepAlive>,
+        ) -> edgeway_core::BoxFuture<'a, Result<(), BackendError>> {
+            self.calls.lock().unwrap().push(format!("preload {}", model.unwrap_or("default")));
+            Box::pin(std::future::ready(Ok(())))
+        }
+        fn unload(&self, model: Option<&str>) -> Result<(), BackendError> {
+            self.calls.lock().unwrap().push(format!("unload {}", model.unwrap_or("default")));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn models_and_load_calls_go_to_the_side_that_serves_the_model() {
+        let info = FakeBackend::new("edge-model", "").model_info().clone();
+        let edge = Arc::new(Recording { info, calls: Mutex::new(Vec::new()) });
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud-model", ""));
+        let gateway = Gateway::new(edge.clone(), Some(cloud), Arc::new(TransparentScorer), GatewayConfig::default());
+        let ids: Vec<String> = gateway.models().into_iter().map(|status| status.id).collect();
+        assert_eq!(ids, vec!["edge-model", "cloud-model"]);
+        gateway.preload(Some("EDGE-MODEL"), None).await.unwrap();
+        gateway.preload(Some(AUTO), None).await.unwrap();
+        gateway.unload(None).unwrap();
+        gateway.unload(Some("cloud-model")).unwrap();
+        assert_eq!(*edge.calls.lock().unwrap(), vec!["preload EDGE-MODEL", "preload default", "unload default"]);
     }
 
     fn gateway(cloud: Option<Arc<dyn Backend>>) -> Gateway {

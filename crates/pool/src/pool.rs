@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use edgeway_core::{
-    Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, KeepAlive, ModelInfo,
+    Backend, BackendError, BackendLoad, BoxFuture, GenerateRequest, Generation, GenerationEvent, KeepAlive, ModelInfo,
     ModelStatus, Prompt, Residency,
 };
 use tokio::sync::{mpsc, Notify};
@@ -250,25 +250,7 @@ impl ModelPool {
     /// stays loaded (pinning outranks a client's request).
     pub fn unload(&self, name: &str) -> Result<(), BackendError> {
         let index = self.shared.index_of(name).ok_or_else(|| unknown(name))?;
-        if self.shared.specs[index].pinned {
-            tracing::info!(model = self.shared.name(index), "not unloading a pinned model");
-            return Ok(());
-        }
-        let unloaded = {
-            let mut state = self.shared.lock();
-            let busy = state.gate.running(index) > 0 || state.gate.queued(index) > 0 || state.slots[index].holds > 0;
-            let slot = &mut state.slots[index];
-            slot.keep_alive = KeepAlive::ZERO;
-            if busy {
-                None
-            } else {
-                slot.idle_since = None;
-                slot.backend.take()
-            }
-        };
-        if let Some(backend) = unloaded {
-            self.shared.unload(index, backend, UnloadReason::Requested);
-        }
+        self.shared.unload_when_idle(index);
         Ok(())
     }
 
@@ -400,6 +382,29 @@ fn is_idle(state: &PoolState, index: usize) -> bool {
 }
 
 impl Shared {
+    /// [`ModelPool::unload`] of `index`.
+    fn unload_when_idle(&self, index: usize) {
+        if self.specs[index].pinned {
+            tracing::info!(model = self.name(index), "not unloading a pinned model");
+            return;
+        }
+        let unloaded = {
+            let mut state = self.lock();
+            let busy = !is_idle(&state, index);
+            let slot = &mut state.slots[index];
+            slot.keep_alive = KeepAlive::ZERO;
+            if busy {
+                None
+            } else {
+                slot.idle_since = None;
+                slot.backend.take()
+            }
+        };
+        if let Some(backend) = unloaded {
+            self.unload(index, backend, UnloadReason::Requested);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding the lock leaves bookkeeping only; keep serving.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -888,6 +893,20 @@ impl Backend for PooledModel {
         vec![self.shared.status(&state, self.index)]
     }
 
+    /// Loads this model (the name is not checked: this backend serves one model).
+    fn preload<'a>(
+        &'a self,
+        _model: Option<&'a str>,
+        keep_alive: Option<KeepAlive>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.shared.preload(self.index, keep_alive))
+    }
+
+    fn unload(&self, _model: Option<&str>) -> Result<(), BackendError> {
+        self.shared.unload_when_idle(self.index);
+        Ok(())
+    }
+
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         let shared = &self.shared;
         let index = self.index;
@@ -956,6 +975,29 @@ impl Backend for ModelPool {
 
     fn models(&self) -> Vec<ModelStatus> {
         self.statuses()
+    }
+
+    /// Loads the model named (the first model for `None`); an unknown name is an error.
+    fn preload<'a>(
+        &'a self,
+        model: Option<&'a str>,
+        keep_alive: Option<KeepAlive>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        match model {
+            Some(name) => Box::pin(ModelPool::preload(self, name, keep_alive)),
+            None => Box::pin(self.shared.preload(0, keep_alive)),
+        }
+    }
+
+    /// Unloads the model named (the first model for `None`); an unknown name is an error.
+    fn unload(&self, model: Option<&str>) -> Result<(), BackendError> {
+        match model {
+            Some(name) => ModelPool::unload(self, name),
+            None => {
+                self.shared.unload_when_idle(0);
+                Ok(())
+            }
+        }
     }
 
     /// Answers with the model the request names (the first model when it names none or

@@ -616,3 +616,22 @@ async fn invalid_pools_are_refused_with_the_reason() {
     let error = ModelPool::new(pinned, config, loader).unwrap_err();
     assert!(error.to_string().starts_with("the pinned models (a, b) need 12 bytes"), "{error}");
 }
+
+#[tokio::test]
+async fn the_load_calls_through_the_backend_trait() {
+    let (pool, world) = pool(specs(&[1, 1]), PoolConfig::default());
+    let backend: &dyn Backend = &pool;
+    backend.preload(Some("B"), None).await.unwrap();
+    backend.preload(None, None).await.unwrap();
+    assert_eq!(world.alive(), vec!["a", "b"], "None is the first model");
+    assert!(matches!(backend.preload(Some("zzz"), None).await, Err(BackendError::InvalidRequest(_))));
+    assert!(matches!(backend.unload(Some("zzz")), Err(BackendError::InvalidRequest(_))));
+    backend.unload(None).unwrap();
+    eventually("a is unloaded", || world.alive() == vec!["b"]).await;
+    let b: Arc<dyn Backend> = pool.model("b").unwrap();
+    b.unload(None).unwrap();
+    eventually("b is unloaded", || world.alive().is_empty()).await;
+    b.preload(None, Some(KeepAlive::Forever)).await.unwrap();
+    assert_eq!(b.models()[0].residency, Residency::Loaded);
+    assert_eq!(b.models()[0].expires_at, None);
+}
