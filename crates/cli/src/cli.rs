@@ -744,6 +744,22 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_ALIAS")]
     pub alias: Option<String>,
 
+    /// With several [[models]]: most models in memory at once; the least recently used idle one
+    /// is unloaded for a new one [default: no limit].
+    #[arg(long, env = "EDGEWAY_MAX_LOADED_MODELS", value_name = "N")]
+    pub max_loaded_models: Option<usize>,
+
+    /// With several [[models]]: most memory the loaded models may hold together (weights, KV
+    /// cache and buffers, estimated from each GGUF), in MB [default: no limit].
+    #[arg(long, env = "EDGEWAY_MEMORY_BUDGET_MB", value_name = "MB")]
+    pub memory_budget_mb: Option<u64>,
+
+    /// With several [[models]]: how long a model stays loaded after its last request, in
+    /// Ollama's forms ("5m", "1h", seconds, 0, -1 for ever); a model's own `keep_alive` and a
+    /// request's win [default: 5m].
+    #[arg(long, env = "EDGEWAY_KEEP_ALIVE", value_name = "DURATION", allow_hyphen_values = true)]
+    pub keep_alive: Option<String>,
+
     /// Threads for prompt processing [default: same as --threads].
     #[arg(long, env = "EDGEWAY_THREADS_BATCH")]
     pub threads_batch: Option<u32>,

@@ -57,6 +57,9 @@ pub struct FileConfig {
     /// `[[models]]`: several local models (else the one of `[engine]`).
     #[serde(default)]
     pub models: Vec<ModelSection>,
+    /// `[pool]`: how several `[[models]]` share memory.
+    #[serde(default)]
+    pub pool: PoolSection,
     /// `[cloud]` (one) or `[[cloud]]` (several, tried in order): the cloud tiers.
     #[serde(default, deserialize_with = "one_or_many")]
     pub cloud: Vec<CloudSection>,
@@ -131,6 +134,64 @@ pub struct ModelSection {
     pub queue_size: Option<u32>,
     pub swa_full: Option<bool>,
     pub mmap: Option<bool>,
+}
+
+/// `[pool]`: how several `[[models]]` share memory and cores (flags win).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    /// Most models in memory at once (`--max-loaded-models`).
+    pub max_loaded_models: Option<usize>,
+    /// Most memory the loaded models may hold together, in MB (`--memory-budget-mb`).
+    pub memory_budget_mb: Option<u64>,
+    /// The default keep-alive (`--keep-alive`) [default: 5m].
+    pub keep_alive: Option<KeepAliveValue>,
+    /// Longest a request waits for its model to load and its turn, in seconds [default: 120].
+    pub load_wait_secs: Option<f64>,
+    /// Models that may generate at the same time [default: 1: the cores are shared].
+    pub concurrent_models: Option<usize>,
+}
+
+/// How several local models share the machine, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+    /// The pool's limits and waits.
+    pub config: edgeway_pool::PoolConfig,
+    /// How long a model stays loaded after a request unless it or the request says otherwise.
+    pub keep_alive: edgeway_core::KeepAlive,
+}
+
+/// Parses a keep-alive in Ollama's forms.
+pub fn keep_alive(value: &KeepAliveValue) -> anyhow::Result<edgeway_core::KeepAlive> {
+    match value {
+        KeepAliveValue::Seconds(seconds) => edgeway_core::KeepAlive::from_seconds(*seconds),
+        KeepAliveValue::Text(text) => edgeway_core::KeepAlive::parse(text),
+    }
+    .map_err(|error| anyhow::anyhow!("invalid keep_alive: {error}"))
+}
+
+fn merge_pool(args: &ServeArgs, file: PoolSection) -> anyhow::Result<PoolSettings> {
+    let mut config = edgeway_pool::PoolConfig {
+        max_loaded: args.max_loaded_models.or(file.max_loaded_models),
+        memory_budget_bytes: args.memory_budget_mb.or(file.memory_budget_mb).map(|mb| mb.saturating_mul(1_000_000)),
+        ..edgeway_pool::PoolConfig::default()
+    };
+    anyhow::ensure!(config.max_loaded != Some(0), "--max-loaded-models must be at least 1");
+    anyhow::ensure!(config.memory_budget_bytes != Some(0), "--memory-budget-mb must be more than 0");
+    if let Some(seconds) = file.load_wait_secs {
+        anyhow::ensure!(seconds > 0.0 && seconds.is_finite(), "load_wait_secs must be a positive number of seconds");
+        config.load_wait = std::time::Duration::from_secs_f64(seconds);
+    }
+    if let Some(models) = file.concurrent_models {
+        anyhow::ensure!(models >= 1, "concurrent_models must be at least 1");
+        config.concurrent_models = models;
+    }
+    let keep_alive = match (&args.keep_alive, &file.keep_alive) {
+        (Some(text), _) => keep_alive(&KeepAliveValue::Text(text.clone())).context("--keep-alive")?,
+        (None, Some(value)) => keep_alive(value).context("[pool] keep_alive")?,
+        (None, None) => edgeway_core::KeepAlive::OLLAMA_DEFAULT,
+    };
+    Ok(PoolSettings { config, keep_alive })
 }
 
 /// A `keep_alive` as written: a duration string ("5m", "1h30m", "-1") or a number of seconds.
@@ -292,6 +353,8 @@ pub struct ServeSettings {
     pub models: Vec<LocalModel>,
     /// The clouds, in the order they are tried, each on its tier.
     pub clouds: Vec<CloudTier>,
+    /// How several local models share memory and cores.
+    pub pool: PoolSettings,
     /// The first cloud, when a base URL is configured (what one-cloud commands such as `eval` use).
     pub cloud: Option<edgeway_upstream::UpstreamConfig>,
     /// How requests are routed.
@@ -459,6 +522,7 @@ impl ServeSettings {
             cloud: clouds.first().map(|cloud| cloud.config.clone()),
             models,
             clouds,
+            pool: merge_pool(args, file.pool)?,
             scorer: merge_scorer(args, &file.routing)?,
             embedding_required: args.embedding_model.is_some() || file.embeddings.model.is_some(),
             rag: {

@@ -11,6 +11,7 @@
 //! - [`event`]: what a backend streams back (text deltas, logprobs, usage).
 //! - [`route`]: why a request was answered where it was, and what was tried first.
 //! - [`backend`]: the [`Backend`] trait every answer source implements, and its error type.
+//! - [`keep_alive`]: how long a local model stays loaded after a request (Ollama's `keep_alive`).
 //! - [`text`]: turning a stream of token bytes into text, honouring stop sequences.
 //! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
 
@@ -20,17 +21,21 @@ pub mod event;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod hash;
+pub mod keep_alive;
 pub mod request;
 pub mod retrieve;
 pub mod route;
 pub mod text;
 
-pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo};
+pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus, Residency};
 pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
 pub use event::{
     token_cost, ChoiceProbability, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings,
     TokenLogprob, ToolCallDelta, TopLogprob, Usage,
 };
+/// The future [`Backend::preload`] returns (re-exported so implementors need not depend on `futures`).
+pub use futures::future::BoxFuture;
+pub use keep_alive::KeepAlive;
 pub use request::{
     ChatMessage, GenerateRequest, OutputFormat, Prompt, RouteHints, RouteTarget, SamplingParams, ToolCall, ToolChoice,
     ToolSpec, ToolUse,

@@ -1,5 +1,7 @@
 //! What a client asks a backend for, after the HTTP layer has validated it.
 
+use crate::keep_alive::KeepAlive;
+
 /// One message of a chat conversation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChatMessage {
@@ -222,6 +224,9 @@ pub struct RouteHints {
     /// The client streams: confidence escalation can only wait for the first tokens, and
     /// the local engine sends text as it comes, in paced chunks (else the answer in one piece).
     pub stream: bool,
+    /// How long a local model stays loaded after this request (Ollama's `keep_alive`, or the
+    /// `keep_alive` extension field of OpenAI's endpoints); `None` keeps the model's default.
+    pub keep_alive: Option<KeepAlive>,
 }
 
 /// A validated generation request, the only request type a [`crate::Backend`] accepts.

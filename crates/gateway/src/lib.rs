@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgeway_core::{
-    Backend, BackendError, BackendLoad, GenerateRequest, Generation, GenerationEvent, ModelInfo, OutputFormat, Prompt,
-    RouteInfo, RouteReason, RouteTarget,
+    Backend, BackendError, BackendLoad, BoxFuture, GenerateRequest, Generation, GenerationEvent, KeepAlive, ModelInfo,
+    ModelStatus, OutputFormat, Prompt, RouteInfo, RouteReason, RouteTarget,
 };
 use edgeway_policy::{
     decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, StructuredRoute, Thresholds, TierThresholds,
@@ -286,6 +286,37 @@ impl Backend for Gateway {
         load
     }
 
+    /// Every member's models (each model of a pool, loaded or not), lowest tier first,
+    /// with the tier and domains the router gives them.
+    fn models(&self) -> Vec<ModelStatus> {
+        let mut models = Vec::new();
+        for member in self.tiers.members() {
+            for mut status in member.backend.models() {
+                status.tier = Some(member.tier);
+                status.domains = member.domains.clone();
+                models.push(status);
+            }
+        }
+        models
+    }
+
+    /// Loads the named model (the primary local model for `None` or `auto`) on its member.
+    fn preload<'a>(
+        &'a self,
+        model: Option<&'a str>,
+        keep_alive: Option<KeepAlive>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        match self.member_for(model) {
+            Ok(member) => member.backend.preload(model.filter(|m| !m.eq_ignore_ascii_case(AUTO)), keep_alive),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    /// Unloads the named model (the primary local model for `None` or `auto`) on its member.
+    fn unload(&self, model: Option<&str>) -> Result<(), BackendError> {
+        self.member_for(model)?.backend.unload(model.filter(|m| !m.eq_ignore_ascii_case(AUTO)))
+    }
+
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
         self.tiers.primary().backend.tokenize(prompt)
     }
@@ -319,6 +350,19 @@ impl Backend for Gateway {
             probing: plan.auto && self.config.cascade.is_some(),
         };
         Ok(spawn_routed(move |events| walk.run(request, plan.rung, plan.reason, events)))
+    }
+}
+
+impl Gateway {
+    /// The member serving `model`: the primary for `None` or `auto`, an error for a name none serves.
+    fn member_for(&self, model: Option<&str>) -> Result<&Arc<Member>, BackendError> {
+        match model.filter(|m| !m.eq_ignore_ascii_case(AUTO)) {
+            None => Ok(self.tiers.primary()),
+            Some(name) => self
+                .tiers
+                .named(name)
+                .ok_or_else(|| BackendError::InvalidRequest(format!("no model named \"{name}\" is configured"))),
+        }
     }
 }
 
@@ -766,6 +810,14 @@ mod tests {
         assert_eq!((route.model.as_str(), route.reason), ("medium", RouteReason::ForcedByModel));
         let ids = gateway.model_ids();
         assert_eq!(ids, ["auto", "small", "medium", "coder", "cloud-a", "cloud-b"]);
+        let listed: Vec<_> =
+            gateway.models().into_iter().map(|status| (status.id, status.tier, status.domains)).collect();
+        assert_eq!(listed[2], ("coder".to_owned(), Some(1), vec!["code".to_owned()]));
+        assert_eq!(listed[4], ("cloud-b".to_owned(), Some(3), vec![]));
+        gateway.preload(Some("coder"), None).await.unwrap();
+        gateway.unload(Some(AUTO)).unwrap();
+        let error = gateway.unload(Some("nope")).unwrap_err();
+        assert!(error.to_string().contains("no model named \"nope\""), "{error}");
     }
 
     #[tokio::test]

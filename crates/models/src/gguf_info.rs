@@ -58,6 +58,19 @@ pub struct GgufInfo {
     pub embedding_length: Option<u32>,
     /// `ARCH.context_length`: the longest input the model was trained on.
     pub context_length: Option<u32>,
+    /// `ARCH.block_count`: transformer layers, each with its own KV cache.
+    pub block_count: Option<u32>,
+    /// `ARCH.attention.head_count`: query heads.
+    pub head_count: Option<u32>,
+    /// `ARCH.attention.head_count_kv`: key/value heads (fewer than query heads under
+    /// grouped-query attention); `None` when absent or given per layer.
+    pub head_count_kv: Option<u32>,
+    /// `ARCH.attention.key_length`: the size of one key head, when not hidden size / heads.
+    pub key_length: Option<u32>,
+    /// `ARCH.attention.value_length`: the size of one value head, when not hidden size / heads.
+    pub value_length: Option<u32>,
+    /// Tokens in the vocabulary (`tokenizer.ggml.tokens`' length).
+    pub vocab_size: Option<u64>,
 }
 
 impl GgufInfo {
@@ -220,6 +233,8 @@ impl<R: Read> Cursor<R> {
 enum Value {
     U32(u32),
     Str(String),
+    /// An array, by its length.
+    Array(u64),
     Other,
 }
 
@@ -258,7 +273,7 @@ fn value<R: Read>(cursor: &mut Cursor<R>, kind: u32, key: &str, depth: u32) -> R
                     }
                 }
             }
-            Ok(Value::Other)
+            Ok(Value::Array(count))
         }
         _ => match fixed_size(kind) {
             Some(size) => cursor.skip(size, key).map(|()| Value::Other),
@@ -295,6 +310,12 @@ fn parse<R: Read>(reader: R, len: u64) -> Result<GgufInfo, ParseError> {
             ("general.file_type", Value::U32(number)) => info.file_type = Some(number),
             (key, Value::U32(number)) if key.ends_with(".embedding_length") => info.embedding_length = Some(number),
             (key, Value::U32(number)) if key.ends_with(".context_length") => info.context_length = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".block_count") => info.block_count = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".attention.head_count") => info.head_count = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".attention.head_count_kv") => info.head_count_kv = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".attention.key_length") => info.key_length = Some(number),
+            (key, Value::U32(number)) if key.ends_with(".attention.value_length") => info.value_length = Some(number),
+            ("tokenizer.ggml.tokens", Value::Array(count)) => info.vocab_size = Some(count),
             _ => {}
         }
     }
@@ -331,6 +352,8 @@ mod tests {
             ("general.file_type", WriteValue::U32(1)),
             ("bert.embedding_length", WriteValue::U32(384)),
             ("bert.context_length", WriteValue::U32(512)),
+            ("bert.block_count", WriteValue::U32(6)),
+            ("bert.attention.head_count", WriteValue::U32(12)),
             ("tokenizer.ggml.tokens", WriteValue::StrArray(vec!["[PAD]".into(), "a".into()])),
         ]
         .map(|(key, value)| (key.to_owned(), value));
@@ -349,6 +372,8 @@ mod tests {
         assert_eq!(info.architecture.as_deref(), Some("bert"));
         assert_eq!(info.name.as_deref(), Some("tiny"));
         assert_eq!((info.embedding_length, info.context_length), (Some(384), Some(512)));
+        assert_eq!((info.block_count, info.head_count, info.head_count_kv), (Some(6), Some(12), None));
+        assert_eq!(info.vocab_size, Some(2));
         assert_eq!(info.precision(), "F16");
         assert!(info.is_encoder());
         assert_eq!((info.tensor_count, info.n_params), (2, 12));

@@ -1,25 +1,41 @@
 //! The router and what it routes between: the model set (the local models), the tiers (the
 //! remote backends), and the complexity scorer that picks between them.
 //!
-//! Today the model set is one engine and the tiers are at most one cloud; each has its own
-//! builder so that either can grow on its own.
+//! One local model is the engine itself, loaded at start (nothing between the router and
+//! it); several are a [`ModelPool`] that loads each on first use within the memory budget.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use edgeway_core::Backend;
-use edgeway_engine::LlamaEngine;
+use anyhow::Context;
+use edgeway_core::{Backend, ModelInfo};
+use edgeway_engine::{EngineConfig, LlamaEngine};
 use edgeway_gateway::{Gateway, GatewayConfig, Member, Tiers};
+use edgeway_models::gguf_info::GgufInfo;
 use edgeway_models::ModelCache;
 use edgeway_policy::ComplexityScorer;
+use edgeway_pool::{ModelPool, ModelSpec};
 use edgeway_upstream::CloudBackend;
 
 use super::DataDir;
 use crate::config::{CloudTier, ScorerSetting, ServeSettings};
 
-/// The models served on this machine.
+/// The models served on this machine, each with its tier and the domains it specialises in.
 pub struct ModelSet {
-    /// The generative engine.
-    pub engine: Arc<LlamaEngine>,
+    /// Every local model as the router sees it: backend, tier, domains.
+    pub members: Vec<(Arc<dyn Backend>, u32, Vec<String>)>,
+    /// The pool behind them, when there are several (none for one model, loaded and held).
+    pub pool: Option<Arc<ModelPool>>,
+}
+
+impl ModelSet {
+    /// Loads the pinned models of a pool (one model is loaded already). Waits for each.
+    pub async fn load_pinned(&self) -> anyhow::Result<()> {
+        if let Some(pool) = &self.pool {
+            pool.load_pinned().await.context("cannot load a pinned model")?;
+        }
+        Ok(())
+    }
 }
 
 /// The remote tiers requests may be routed to: each cloud on its tier, in the order tried.
@@ -28,15 +44,71 @@ pub struct Clouds {
     pub clouds: Vec<(Arc<dyn Backend>, u32)>,
 }
 
-/// Resolves (pulling if needed) and loads the local models. Blocks: run it on a blocking thread
-/// inside a runtime.
+/// Resolves (pulling if needed) the local models and loads the one, or builds the pool of
+/// several (loading nothing yet: see [`ModelSet::load_pinned`]). Blocks: run it on a blocking
+/// thread inside a runtime.
 pub fn load_models(
     settings: &ServeSettings,
     cache: &ModelCache,
     allow_pull: bool,
     model_id: String,
 ) -> anyhow::Result<ModelSet> {
-    Ok(ModelSet { engine: super::engine::load_engine(settings, cache, allow_pull, model_id)? })
+    if let [model] = settings.models.as_slice() {
+        let engine: Arc<dyn Backend> = super::engine::load_engine(settings, cache, allow_pull, model_id)?;
+        return Ok(ModelSet { members: vec![(engine, model.tier, model.domains.clone())], pool: None });
+    }
+    let mut specs = Vec::new();
+    let mut configs = HashMap::new();
+    for model in &settings.models {
+        let path = super::engine::model_file(&model.model, cache, allow_pull)
+            .with_context(|| format!("model \"{}\"", model.model))?;
+        let name = model.name.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&model.model));
+        let config = model.engine.engine_config(path, name.clone());
+        let spec = model_spec(&config).with_context(|| format!("cannot read {}", config.model_path.display()))?;
+        let keep_alive = match &model.keep_alive {
+            Some(value) => crate::config::keep_alive(value).with_context(|| format!("model \"{name}\""))?,
+            None => settings.pool.keep_alive,
+        };
+        let spec = spec.with_keep_alive(keep_alive);
+        specs.push(if model.pinned { spec.pinned() } else { spec });
+        configs.insert(name, config);
+    }
+    let loader = move |spec: &ModelSpec| -> Result<Arc<dyn Backend>, String> {
+        let config = configs.get(&spec.name).ok_or_else(|| format!("no engine settings for {}", spec.name))?;
+        let engine = LlamaEngine::load(config.clone()).map_err(|error| format!("{error:#}"))?;
+        Ok(Arc::new(engine))
+    };
+    let pool = Arc::new(ModelPool::new(specs, settings.pool.config, loader)?);
+    for spec in pool.specs() {
+        tracing::info!(model = %spec.name, estimated_mb = spec.estimated_bytes / 1_000_000, "model configured; it loads on first use");
+    }
+    let members = settings
+        .models
+        .iter()
+        .zip(pool.models_in_order())
+        .map(|(model, pooled)| (pooled.clone() as Arc<dyn Backend>, model.tier, model.domains.clone()))
+        .collect();
+    Ok(ModelSet { members, pool: Some(pool) })
+}
+
+/// What the pool knows of a model before loading it: its facts from the GGUF's metadata and
+/// the memory it will hold with this engine configuration.
+fn model_spec(config: &EngineConfig) -> anyhow::Result<ModelSpec> {
+    let gguf = GgufInfo::read(&config.model_path)?;
+    let size_bytes = std::fs::metadata(&config.model_path)?.len();
+    let estimate = edgeway_pool::estimate_from_info(&gguf, size_bytes, config.ctx_size, config.parallel);
+    let info = ModelInfo {
+        id: config.model_id.clone(),
+        path: Some(config.model_path.display().to_string()),
+        n_ctx_slot: config.ctx_size / config.parallel.max(1),
+        n_ctx_train: gguf.context_length.unwrap_or(0),
+        n_params: gguf.n_params,
+        size_bytes,
+        parallel: config.parallel,
+        price_input_per_mtok: 0.0,
+        price_output_per_mtok: 0.0,
+    };
+    Ok(ModelSpec::new(info, estimate.total()))
 }
 
 /// The configured clouds, each on its tier.
@@ -74,7 +146,11 @@ pub fn build_gateway(
     config: GatewayConfig,
     scorer: Arc<dyn ComplexityScorer>,
 ) -> anyhow::Result<Gateway> {
-    let mut members = vec![Member::local(models.engine, 0)];
+    let mut members: Vec<Member> = models
+        .members
+        .into_iter()
+        .map(|(backend, tier, domains)| Member::local(backend, tier).for_domains(domains))
+        .collect();
     members.extend(clouds.clouds.into_iter().map(|(backend, tier)| Member::cloud(backend, tier)));
     Ok(Gateway::with_tiers(Tiers::new(members)?, scorer, config))
 }

@@ -61,6 +61,13 @@ async fn serve(settings: ServeSettings, data_dir: DataDir, allow_pull: bool) -> 
     let loaded =
         tokio::task::spawn_blocking(move || app::gateway::load_models(&settings, &cache, allow_pull, model_id)).await;
     let models = match loaded.context("the model loader panicked").and_then(|result| result) {
+        Ok(models) => match models.load_pinned().await {
+            Ok(()) => Ok(models),
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
+    let models = match models {
         Ok(models) => models,
         Err(error) => {
             let _ = stop_tx.send(());

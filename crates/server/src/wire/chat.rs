@@ -6,7 +6,8 @@ use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    validate_max_tokens, validate_top_logprobs, ChatTokenLogprob, SamplingFields, StreamOptions, TimingsBody, UsageBody,
+    keep_alive_of, validate_max_tokens, validate_top_logprobs, ChatTokenLogprob, SamplingFields, StreamOptions,
+    TimingsBody, UsageBody,
 };
 use super::tools::{validate_tools, ChunkToolCall, ResponseToolCall, WireTool, WireToolCall};
 use crate::error::{invalid, ApiError};
@@ -32,6 +33,9 @@ pub struct ChatRequest {
     pub parallel_tool_calls: Option<bool>,
     /// edgeway's extension: retrieve from this local collection (`none`: not even the default).
     pub collection: Option<String>,
+    /// edgeway's extension, Ollama's field: how long a local model stays loaded after this
+    /// request (`"5m"`, seconds, `0` unloads it after the answer, negative keeps it).
+    pub keep_alive: Option<serde_json::Value>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
 }
@@ -146,7 +150,8 @@ impl ChatRequest {
             format_check,
             tools_check,
         };
-        let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
+        let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
+        let route = RouteHints { model: self.model, stream: self.stream, keep_alive, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools }, options))
     }
 }

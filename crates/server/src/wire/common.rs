@@ -1,6 +1,6 @@
 //! Pieces shared by the chat and text completion shapes.
 
-use edgeway_core::{Completion, SamplingParams, TokenLogprob, TopLogprob};
+use edgeway_core::{Completion, KeepAlive, SamplingParams, TokenLogprob, TopLogprob};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,6 +22,24 @@ pub enum StopField {
     One(String),
     /// Several.
     Many(Vec<String>),
+}
+
+/// `keep_alive` in the forms Ollama takes: a duration string (`"5m"`, `"1h30m"`, `"0"`), a
+/// number of seconds, negative for "keep loaded"; `null` or absent keeps the model's default.
+/// OpenAI's endpoints take the same field as an extension.
+pub fn keep_alive_of(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
+    let parsed = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => KeepAlive::parse(text),
+        Some(Value::Number(number)) => match number.as_f64() {
+            Some(seconds) => KeepAlive::from_seconds(seconds),
+            None => Err(format!("keep_alive {number} is not a number of seconds")),
+        },
+        Some(other) => Err(format!(
+            "keep_alive must be a duration such as \"5m\" or a number of seconds (negative keeps the model loaded), got {other}"
+        )),
+    };
+    parsed.map(Some).map_err(|message| invalid("keep_alive", message))
 }
 
 /// `stream_options` of a streamed request.
@@ -237,4 +255,37 @@ pub fn response_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{prefix}-{:x}{:08x}{:04x}", unix_seconds(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn keep_alive_takes_ollamas_strings_numbers_and_null() {
+        let five_minutes = Some(KeepAlive::For(Duration::from_secs(300)));
+        assert_eq!(keep_alive_of(Some(&json!("5m"))).unwrap(), five_minutes);
+        assert_eq!(keep_alive_of(Some(&json!(300))).unwrap(), five_minutes);
+        assert_eq!(keep_alive_of(Some(&json!(300.9))).unwrap(), five_minutes);
+        assert_eq!(keep_alive_of(Some(&json!(0))).unwrap(), Some(KeepAlive::ZERO));
+        assert_eq!(keep_alive_of(Some(&json!("0"))).unwrap(), Some(KeepAlive::ZERO));
+        assert_eq!(keep_alive_of(Some(&json!(-1))).unwrap(), Some(KeepAlive::Forever));
+        assert_eq!(keep_alive_of(Some(&json!("-1m"))).unwrap(), Some(KeepAlive::Forever));
+        assert_eq!(keep_alive_of(Some(&Value::Null)).unwrap(), None);
+        assert_eq!(keep_alive_of(None).unwrap(), None);
+    }
+
+    #[test]
+    fn keep_alive_nonsense_names_the_field_and_the_forms() {
+        for bad in [json!("soon"), json!(true), json!({"minutes": 5})] {
+            let error = keep_alive_of(Some(&bad)).unwrap_err();
+            let ApiError::InvalidField { param, message } = error else { panic!("{bad}: not a field error") };
+            assert_eq!(param, "keep_alive");
+            assert!(message.contains("5m") || message.contains("30s"), "{bad}: {message}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    validate_max_tokens, validate_top_logprobs, SamplingFields, StreamOptions, TimingsBody, UsageBody,
+    keep_alive_of, validate_max_tokens, validate_top_logprobs, SamplingFields, StreamOptions, TimingsBody, UsageBody,
 };
 use crate::error::{invalid, ApiError};
 
@@ -28,6 +28,9 @@ pub struct CompletionRequest {
     #[serde(default)]
     pub echo: bool,
     pub suffix: Option<String>,
+    /// edgeway's extension, Ollama's field: how long a local model stays loaded after this
+    /// request (`"5m"`, seconds, `0` unloads it after the answer, negative keeps it).
+    pub keep_alive: Option<serde_json::Value>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
 }
@@ -76,7 +79,8 @@ impl CompletionRequest {
             echo_prefix: self.echo.then(|| prompt.clone()),
             format_check,
         };
-        let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
+        let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
+        let route = RouteHints { model: self.model, stream: self.stream, keep_alive, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route, tools: None }, options))
     }
 }

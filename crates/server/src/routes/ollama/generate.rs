@@ -1,14 +1,15 @@
 //! `POST /api/chat` and `POST /api/generate`: Ollama's generating endpoints, streamed as
 //! newline-delimited JSON unless `"stream": false`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use edgeway_core::{Completion, TokenLogprob, ToolCall, ToolCallDelta};
-use edgeway_guard::Caller;
+use edgeway_core::{Backend, Completion, KeepAlive, TokenLogprob, ToolCall, ToolCallDelta};
+use edgeway_guard::{Ask, Caller};
 use serde_json::Value;
 
 use super::OllamaJson;
@@ -34,7 +35,9 @@ pub async fn chat(
     let model = required_model(body.model.as_deref())?.to_owned();
     let backend = state.backend_for(Some(base_name(&model)))?;
     let Job { mut request, format_check, tools_check, stream } = match body.validate()? {
-        Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Chat, &model)).into_response()),
+        Intent::Load { keep_alive } => {
+            return load_call(&state, &caller, backend, ReplyKind::Chat, &model, keep_alive).await
+        }
         Intent::Generate(job) => *job,
     };
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
@@ -70,7 +73,9 @@ pub async fn generate(
     let model = required_model(body.model.as_deref())?.to_owned();
     let backend = state.backend_for(Some(base_name(&model)))?;
     let Job { request, format_check, stream, .. } = match body.validate()? {
-        Intent::Load => return Ok(Json(Reply::loaded(ReplyKind::Generate, &model)).into_response()),
+        Intent::Load { keep_alive } => {
+            return load_call(&state, &caller, backend, ReplyKind::Generate, &model, keep_alive).await
+        }
         Intent::Generate(job) => *job,
     };
     let wants_logprobs = request.sampling.logprobs.is_some();
@@ -87,6 +92,29 @@ pub async fn generate(
     .await?;
     let shape = OllamaShape { kind: ReplyKind::Generate, model, arrived, wants_logprobs, calls: 0 };
     respond(started, shape, stream).await
+}
+
+/// Ollama's load and unload calls, a request without a prompt: it loads `model` and keeps it
+/// for `keep_alive` (its default when absent), answering once it is in memory; with
+/// `keep_alive` 0 it unloads the model as soon as its running requests end.
+async fn load_call(
+    state: &AppState,
+    caller: &Caller,
+    backend: Arc<dyn Backend>,
+    kind: ReplyKind,
+    model: &str,
+    keep_alive: Option<KeepAlive>,
+) -> Result<Response, ApiError> {
+    let name = base_name(model);
+    // A key kept to some models may not load or unload the others either.
+    state.guard().authorize(caller, &Ask { model: Some(name), route: None, logprobs: false })?;
+    let target = backend.serves(name).then_some(name);
+    if keep_alive.is_some_and(KeepAlive::is_zero) {
+        backend.unload(target)?;
+        return Ok(Json(Reply::unloaded(kind, model)).into_response());
+    }
+    backend.preload(target, keep_alive).await?;
+    Ok(Json(Reply::loaded(kind, model)).into_response())
 }
 
 /// Streams the generation as NDJSON, or waits for it and answers with one object.

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::Json;
+use edgeway_core::{ModelStatus, Residency};
 
 use super::OllamaJson;
 use crate::error::ApiError;
@@ -56,30 +57,25 @@ pub async fn show(
     }
 }
 
-/// Facts about every served name: the chat model, the names a router answers to, the embedding model.
+/// Facts about every served name: the backend's models (each local model of a pool, loaded
+/// or not), the other names a router answers to, and the embedding model.
 fn served(state: &AppState) -> Vec<ModelFacts> {
     let now = SystemTime::now();
     let mut models = Vec::new();
     match state.backend() {
         Some(backend) => {
-            let info = backend.model_info();
-            let modified = info
-                .path
-                .as_deref()
-                .and_then(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
-                .unwrap_or(now);
-            models.push(ModelFacts {
-                name: state.model_id().to_owned(),
-                kind: ModelKind::Chat,
-                path: info.path.clone(),
-                size: info.size_bytes,
-                modified,
-                parameters: info.n_params,
-                trained_context: u64::from(info.n_ctx_train),
-                served_context: u64::from(info.n_ctx_slot),
-                dims: None,
-                loaded: true,
-            });
+            let own = backend.model_info().id.clone();
+            for status in backend.models() {
+                // The backend's own model is the chat model even without a file (a fake, a test).
+                let chat = status.local || status.id.eq_ignore_ascii_case(&own);
+                models.push(facts_of(status, if chat { ModelKind::Chat } else { ModelKind::Routed }, now));
+            }
+            // The name the server was started with, when the backend calls its model otherwise.
+            if models.iter().all(|m| !m.name.eq_ignore_ascii_case(state.model_id())) {
+                let status =
+                    ModelStatus { id: state.model_id().to_owned(), ..ModelStatus::loaded(backend.model_info()) };
+                models.insert(0, facts_of(status, ModelKind::Chat, now));
+            }
             for id in backend.model_ids() {
                 if models.iter().all(|m| !m.name.eq_ignore_ascii_case(&id)) {
                     models.push(ModelFacts::routed(id, now));
@@ -102,7 +98,30 @@ fn served(state: &AppState) -> Vec<ModelFacts> {
             served_context: info.max_tokens as u64,
             dims: Some(info.dims),
             loaded: embedder.is_loaded(),
+            memory: None,
+            expires_at: None,
         });
     }
     models
+}
+
+/// What a backend says of one model, as Ollama's routes list it.
+fn facts_of(status: ModelStatus, kind: ModelKind, now: SystemTime) -> ModelFacts {
+    let info = status.info;
+    let modified =
+        info.path.as_deref().and_then(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).unwrap_or(now);
+    ModelFacts {
+        name: status.id,
+        kind,
+        path: info.path,
+        size: info.size_bytes,
+        modified,
+        parameters: info.n_params,
+        trained_context: u64::from(info.n_ctx_train),
+        served_context: u64::from(info.n_ctx_slot),
+        dims: None,
+        loaded: status.residency == Residency::Loaded,
+        memory: status.memory_bytes,
+        expires_at: status.expires_at,
+    }
 }

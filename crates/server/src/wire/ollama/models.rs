@@ -56,6 +56,10 @@ pub struct ModelFacts {
     pub dims: Option<usize>,
     /// Whether its weights are in memory.
     pub loaded: bool,
+    /// Memory it holds while loaded, in bytes, when known (else the file's size is reported).
+    pub memory: Option<u64>,
+    /// When it will be unloaded for being idle; `None` while it stays loaded.
+    pub expires_at: Option<SystemTime>,
 }
 
 /// `details` of a model.
@@ -106,13 +110,13 @@ pub struct RunningModel {
     pub name: String,
     /// The same.
     pub model: String,
-    /// Bytes in memory (the file's size).
+    /// Bytes in memory (weights and KV cache, as estimated; the file's size when not known).
     pub size: u64,
     /// As in `/api/tags`.
     pub digest: String,
     /// As in `/api/tags`.
     pub details: ModelDetails,
-    /// Never, in practice: served models stay loaded while the server runs.
+    /// When the model will be unloaded for being idle; far in the future when it stays loaded.
     pub expires_at: String,
     /// Not measured: 0.
     pub size_vram: u64,
@@ -155,7 +159,7 @@ pub struct VersionReply {
     pub edgeway: &'static str,
 }
 
-/// A far-off `expires_at`: models here are not unloaded after a while.
+/// A far-off `expires_at`, for a model that stays loaded.
 const NEVER: &str = "9999-12-31T23:59:59.000000Z";
 
 impl ModelFacts {
@@ -172,6 +176,8 @@ impl ModelFacts {
             served_context: 0,
             dims: None,
             loaded: false,
+            memory: None,
+            expires_at: None,
         }
     }
 
@@ -217,10 +223,10 @@ impl ModelFacts {
         RunningModel {
             name: tagged_name(&self.name),
             model: tagged_name(&self.name),
-            size: self.size,
+            size: self.memory.unwrap_or(self.size),
             digest: self.digest(),
             details: self.details(),
-            expires_at: NEVER.to_owned(),
+            expires_at: self.expires_at.map_or_else(|| NEVER.to_owned(), time::rfc3339),
             size_vram: 0,
             context_length: self.served_context,
         }
@@ -326,6 +332,8 @@ mod tests {
             served_context: 0,
             dims: None,
             loaded: true,
+            memory: None,
+            expires_at: None,
         };
         let digest = facts.digest();
         assert_eq!(digest.len(), 64);

@@ -94,9 +94,14 @@ impl Reply {
         }
     }
 
-    /// The answer to Ollama's "load the model" call: the model is loaded already.
+    /// The answer to Ollama's "load the model" call, once the model is in memory.
     pub fn loaded(kind: ReplyKind, model: &str) -> Self {
         Self { done: true, done_reason: Some("load"), ..Self::text(kind, model, String::new()) }
+    }
+
+    /// The answer to Ollama's "unload the model" call (no prompt, `keep_alive` 0).
+    pub fn unloaded(kind: ReplyKind, model: &str) -> Self {
+        Self { done: true, done_reason: Some("unload"), ..Self::text(kind, model, String::new()) }
     }
 
     /// Adds the calls the model made (chat replies only).

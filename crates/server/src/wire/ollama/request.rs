@@ -1,6 +1,6 @@
 //! `POST /api/chat` and `POST /api/generate` as sent, and their validation into a core request.
 
-use edgeway_core::{ChatMessage, GenerateRequest, Prompt, RouteHints};
+use edgeway_core::{ChatMessage, GenerateRequest, KeepAlive, Prompt, RouteHints};
 use edgeway_structured::tools::ToolsCheck;
 use edgeway_structured::FormatCheck;
 use serde::{Deserialize, Serialize};
@@ -9,15 +9,14 @@ use serde_json::Value;
 use super::base_name;
 use super::options::Options;
 use crate::error::{invalid, ApiError};
-use crate::wire::common::validate_top_logprobs;
+use crate::wire::common::{keep_alive_of, validate_top_logprobs};
 use crate::wire::format::ollama_format;
 use crate::wire::tools::{validate_tools, WireTool};
 
 /// Roles a chat message may have.
 const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
 
-/// `POST /api/chat`. Fields Ollama has and edgeway does not need (`keep_alive`: the model
-/// stays loaded while the server runs) are accepted and ignored, as are unknown fields.
+/// `POST /api/chat`. Unknown fields are accepted and ignored.
 #[derive(Debug, Deserialize)]
 pub struct ChatBody {
     /// The model's name, `X` or `X:latest`; required, as in Ollama.
@@ -38,6 +37,9 @@ pub struct ChatBody {
     pub logprobs: Option<bool>,
     /// Alternatives per token with `logprobs` (0 to 20).
     pub top_logprobs: Option<i64>,
+    /// How long the model stays loaded after this request: `"5m"`, seconds, `0` unloads it
+    /// after the answer (or at once, with no messages), negative keeps it loaded.
+    pub keep_alive: Option<Value>,
 }
 
 /// One message of an Ollama chat.
@@ -86,7 +88,7 @@ impl From<edgeway_core::ToolCall> for OllamaToolCall {
     }
 }
 
-/// `POST /api/generate`. `keep_alive` is accepted and ignored, as on [`ChatBody`].
+/// `POST /api/generate`. Unknown fields are accepted and ignored, as on [`ChatBody`].
 #[derive(Debug, Deserialize)]
 pub struct GenerateBody {
     /// The model's name, `X` or `X:latest`; required.
@@ -117,13 +119,19 @@ pub struct GenerateBody {
     pub logprobs: Option<bool>,
     /// Alternatives per token with `logprobs` (0 to 20).
     pub top_logprobs: Option<i64>,
+    /// As on [`ChatBody`]: with an empty prompt, `0` unloads the model.
+    pub keep_alive: Option<Value>,
 }
 
 /// What a generating request asks for.
 #[derive(Debug)]
 pub enum Intent {
     /// Ollama's "load the model" call (no messages, or an empty prompt): nothing to generate.
-    Load,
+    /// With `keep_alive` 0 it is the "unload the model" call.
+    Load {
+        /// How long the model stays loaded from now; `None` is its default.
+        keep_alive: Option<KeepAlive>,
+    },
     /// A generation.
     Generate(Box<Job>),
 }
@@ -177,14 +185,14 @@ fn job(
     options: Option<Options>,
     format: Option<Value>,
     (logprobs, top_logprobs): (Option<bool>, Option<i64>),
-    stream: Option<bool>,
+    (stream, keep_alive): (Option<bool>, Option<KeepAlive>),
 ) -> Result<Job, ApiError> {
     let mut sampling = options.unwrap_or_default().validate()?;
     let (format, format_check) = format.map(ollama_format).transpose()?.flatten().unzip();
     sampling.format = format;
     sampling.logprobs = logprobs_of(logprobs, top_logprobs)?;
     let stream = stream.unwrap_or(true);
-    let route = RouteHints { model: Some(base_name(model).to_owned()), stream, ..RouteHints::default() };
+    let route = RouteHints { model: Some(base_name(model).to_owned()), stream, keep_alive, ..RouteHints::default() };
     Ok(Job {
         request: GenerateRequest { prompt, sampling, route, tools: None },
         format_check,
@@ -209,9 +217,10 @@ impl ChatBody {
         // Ollama sends `tools: []` for none.
         let tools = self.tools.filter(|tools| !tools.is_empty());
         let (tools, tools_check) = validate_tools(tools, None, None)?.unzip();
+        let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
         let messages = self.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(Intent::Load);
+            return Ok(Intent::Load { keep_alive });
         }
         let messages = messages.into_iter().map(Message::into_core).collect::<Result<Vec<_>, _>>()?;
         let mut job = job(
@@ -220,7 +229,7 @@ impl ChatBody {
             self.options,
             self.format,
             (self.logprobs, self.top_logprobs),
-            self.stream,
+            (self.stream, keep_alive),
         )?;
         job.request.tools = tools;
         job.tools_check = tools_check;
@@ -276,8 +285,9 @@ impl GenerateBody {
         if self.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
             return Err(invalid("suffix", format!("\"{model}\" does not support insert")));
         }
+        let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
         let prompt = match self.prompt.filter(|p| !p.is_empty()) {
-            None => return Ok(Intent::Load),
+            None => return Ok(Intent::Load { keep_alive }),
             Some(prompt) if raw => Prompt::Text(prompt),
             Some(prompt) => {
                 let mut messages: Vec<ChatMessage> =
@@ -286,7 +296,14 @@ impl GenerateBody {
                 Prompt::Chat(messages)
             }
         };
-        let job = job(&model, prompt, self.options, self.format, (self.logprobs, self.top_logprobs), self.stream)?;
+        let job = job(
+            &model,
+            prompt,
+            self.options,
+            self.format,
+            (self.logprobs, self.top_logprobs),
+            (self.stream, keep_alive),
+        )?;
         Ok(Intent::Generate(Box::new(job)))
     }
 }
