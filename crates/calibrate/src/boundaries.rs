@@ -66,6 +66,37 @@ pub fn choose_boundaries(boundaries: &[BoundaryItems], search: Search) -> Vec<Bo
     chosen
 }
 
+/// The tier number of an `edgeway eval` route label: `tier2` is 2. `None` for
+/// anything else (`edge`, `tier`, `tier02`, `tier-1`): eval logs tiers as `tier{N}`.
+pub fn tier_of_label(label: &str) -> Option<u32> {
+    let tier: u32 = label.strip_prefix("tier")?.parse().ok()?;
+    (format!("tier{tier}") == label).then_some(tier)
+}
+
+/// Chosen boundaries' thresholds arranged as the config holds them: per tier,
+/// and per domain per tier.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LadderThresholds {
+    /// Each upper tier's threshold for domains without their own.
+    pub default: BTreeMap<u32, f32>,
+    /// Per domain, its own threshold of each tier that has one.
+    pub per_domain: BTreeMap<String, BTreeMap<u32, f32>>,
+}
+
+impl LadderThresholds {
+    /// Collects the thresholds of `boundaries` (as [`choose_boundaries`] returns them).
+    pub fn of(boundaries: &[Boundary]) -> Self {
+        let mut thresholds = Self::default();
+        for boundary in boundaries {
+            thresholds.default.insert(boundary.tier, boundary.policy.default_threshold);
+            for (domain, threshold) in &boundary.policy.domain_thresholds {
+                thresholds.per_domain.entry(domain.clone()).or_default().insert(boundary.tier, *threshold);
+            }
+        }
+        thresholds
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +139,32 @@ mod tests {
         let (low, high) = (chosen[0].policy.threshold("code"), chosen[1].policy.threshold("code"));
         assert!(low > 0.5, "{chosen:?}");
         assert!(high >= low, "{chosen:?}");
+    }
+
+    #[test]
+    fn route_labels_name_tiers() {
+        assert_eq!(tier_of_label("tier0"), Some(0));
+        assert_eq!(tier_of_label("tier12"), Some(12));
+        for label in ["edge", "cloud", "tier", "tier02", "tier-1", "tier+1", "Tier1", "tier1 ", "mytier1"] {
+            assert_eq!(tier_of_label(label), None, "{label}");
+        }
+    }
+
+    #[test]
+    fn ladder_thresholds_gather_each_tier_and_domain() {
+        let policy = |default: f32, domains: &[(&str, f32)]| RoutingPolicy {
+            default_threshold: default,
+            domain_thresholds: domains.iter().map(|(d, t)| ((*d).to_owned(), *t)).collect(),
+            escalate_below: None,
+        };
+        let boundaries = [
+            Boundary { tier: 1, policy: policy(0.3, &[("code", 0.2)]), items: 40 },
+            Boundary { tier: 2, policy: policy(0.6, &[("code", 0.5), ("math", 0.7)]), items: 40 },
+        ];
+        let thresholds = LadderThresholds::of(&boundaries);
+        assert_eq!(thresholds.default, [(1, 0.3), (2, 0.6)].into_iter().collect());
+        assert_eq!(thresholds.per_domain["code"], [(1, 0.2), (2, 0.5)].into_iter().collect());
+        assert_eq!(thresholds.per_domain["math"], [(2, 0.7)].into_iter().collect());
+        assert_eq!(thresholds.per_domain.len(), 2);
     }
 }

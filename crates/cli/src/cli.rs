@@ -385,6 +385,12 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "RUN")]
     pub cloud_run: Option<String>,
 
+    /// Calibrate a ladder of tiers instead of edge vs cloud: the eval route labels, lowest tier first
+    /// (`--tiers tier0,tier1,tier2`, as `edgeway eval --route tier0,tier1,tier2` logs them). Writes
+    /// `[routing.tier_thresholds]` and each domain's `tier_thresholds`.
+    #[arg(long, value_delimiter = ',', value_name = "ROUTES", conflicts_with_all = ["cloud_run", "plot"])]
+    pub tiers: Vec<String>,
+
     /// Scorer to write thresholds for: `learned` (trained here) or `transparent`.
     #[arg(long, default_value = "learned", value_parser = ["learned", "transparent"])]
     pub scorer: String,

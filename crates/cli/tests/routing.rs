@@ -86,7 +86,7 @@ fn easy_stays_at_the_edge_and_hard_goes_to_the_cloud() {
     );
 
     let (_, models) = gateway.get("/v1/models");
-    // Chat models first (the edge model, the router, its tiers), then the embedding model if loaded.
+    // Chat models first (every tier's, lowest first, then the router's own name), then the embedding model.
     let chat_ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -94,7 +94,7 @@ fn easy_stays_at_the_edge_and_hard_goes_to_the_cloud() {
         .filter(|m| m["meta"]["kind"] != "embedding")
         .filter_map(|m| m["id"].as_str())
         .collect();
-    assert_eq!(chat_ids, ["smollm2", "auto", "cloud"]);
+    assert_eq!(chat_ids, ["smollm2", "cloud", "auto"]);
 }
 
 #[test]

@@ -1,15 +1,19 @@
 //! `edgeway calibrate`: thresholds that meet a quality target at the lowest cost, from graded answers.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use edgeway_calibrate::boundaries::{choose_boundaries, tier_of_label, Boundary, BoundaryItems, LadderThresholds};
 use edgeway_calibrate::curve::{apgr, cpt, oracle_curve, random_curve, share_to_reach, threshold_curve, tiers};
 use edgeway_calibrate::plot::{quality_vs_share, Series};
 use edgeway_calibrate::policy::{apply, choose, Outcome, RoutingPolicy, Search};
-use edgeway_calibrate::{pair_up, split, train, Baselines, Pair, Point};
+use edgeway_calibrate::train::Trained;
+use edgeway_calibrate::{pair_routes, pair_up, split, train, Baselines, Pair, Point};
 use edgeway_core::{ChatMessage, Prompt};
+use edgeway_policy::learned::LearnedModel;
 use edgeway_policy::{ComplexityScorer, TransparentScorer};
-use edgeway_store::EvalLog;
+use edgeway_store::{EvalLog, EvalRecord};
 use serde_json::json;
 
 use crate::app::DataDir;
@@ -19,6 +23,7 @@ use crate::config::{FileConfig, DEFAULT_CONFIG_FILE};
 /// Fewest paired items worth calibrating on.
 const MIN_PAIRS: usize = 20;
 
+/// Runs `edgeway calibrate`: edge vs cloud, or with `--tiers` every boundary of a ladder of tiers.
 pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.target > 0.0 && args.target <= 1.0,
@@ -29,6 +34,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         args.calibration_share > 0.0 && args.calibration_share < 1.0,
         "--calibration-share must be between 0 and 1 (both splits need items)"
     );
+    let ladder = if args.tiers.is_empty() { None } else { Some(parse_ladder(&args.tiers)?) };
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
     let log_path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
@@ -46,6 +52,9 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         "no graded answers under run `{run}`; runs in the log: {}",
         list_runs(&log)
     );
+    if let Some(ladder) = &ladder {
+        return run_tiers(&args, &file, &data_dir, &run, &edge_records, ladder);
+    }
     let cloud_records = match &args.cloud_run {
         Some(cloud_run) => log.results(cloud_run)?,
         None => edge_records.clone(),
@@ -63,16 +72,10 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         "too few items on one side of the split"
     );
 
-    let transparent = |pairs: &[Pair]| -> Vec<f32> {
-        pairs
-            .iter()
-            .map(|p| TransparentScorer.score(&Prompt::Chat(vec![ChatMessage::new("user", p.question.clone())])).value)
-            .collect()
-    };
     let trained = train::train(&calibration, &run);
-    let learned_held: Vec<f32> = held_out.iter().map(|p| trained.model.predict(&train::features(p))).collect();
-    let transparent_calibration = transparent(&calibration);
-    let transparent_held = transparent(&held_out);
+    let learned_held = learned_scores(&trained.model, &held_out);
+    let transparent_calibration = transparent_scores(&calibration);
+    let transparent_held = transparent_scores(&held_out);
     let use_learned = args.scorer == "learned";
     let (scores_calibration, scores_held) =
         if use_learned { (&trained.out_of_fold, &learned_held) } else { (&transparent_calibration, &transparent_held) };
@@ -162,8 +165,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
             .with_context(|| format!("cannot write {}", json_path.display()))?;
     }
 
-    let scorer_path =
-        args.scorer_path.clone().or(file.routing.scorer_path.clone()).unwrap_or_else(|| data_dir.learned_scorer());
+    let scorer_path = scorer_path(&args, &file, &data_dir);
     if args.dry_run {
         println!("\n--dry-run: nothing written. The settings, for [routing] in {}:", config_path.display());
         println!("{}", routing_toml(&policy, use_learned.then_some(scorer_path.as_path()))?);
@@ -176,6 +178,24 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     write_config(&config_path, &policy, use_learned.then_some(scorer_path.as_path()))?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())
+}
+
+/// Where the learned scorer goes: the flag, else the config's, else the data directory's.
+fn scorer_path(args: &CalibrateArgs, file: &FileConfig, data_dir: &DataDir) -> PathBuf {
+    args.scorer_path.clone().or(file.routing.scorer_path.clone()).unwrap_or_else(|| data_dir.learned_scorer())
+}
+
+/// The transparent scorer's score of each pair's question, as the router computes it.
+fn transparent_scores(pairs: &[Pair]) -> Vec<f32> {
+    pairs
+        .iter()
+        .map(|p| TransparentScorer.score(&Prompt::Chat(vec![ChatMessage::new("user", p.question.clone())])).value)
+        .collect()
+}
+
+/// A learned model's score of each pair's question.
+fn learned_scores(model: &LearnedModel, pairs: &[Pair]) -> Vec<f32> {
+    pairs.iter().map(|p| model.predict(&train::features(p))).collect()
 }
 
 fn list_runs(log: &EvalLog) -> String {
@@ -315,19 +335,9 @@ fn set_routing(
     scorer_path: Option<&Path>,
 ) -> anyhow::Result<()> {
     use toml_edit::{value, Item, Table};
-    let routing = document.entry("routing").or_insert_with(|| Item::Table(Table::new()));
-    let routing = routing.as_table_mut().context("`routing` in the config is not a table")?;
+    let routing = routing_table(document)?;
     routing["threshold"] = value(config_threshold(policy.default_threshold));
-    match scorer_path {
-        Some(path) => {
-            routing["scorer"] = value("learned");
-            routing["scorer_path"] = value(path.display().to_string());
-        }
-        None => {
-            routing["scorer"] = value("transparent");
-            routing.remove("scorer_path");
-        }
-    }
+    set_scorer(routing, scorer_path);
     match policy.escalate_below {
         Some(limit) => routing["escalate_below_logprob"] = value((limit * 1000.0).round() / 1000.0),
         None => {
@@ -358,6 +368,27 @@ fn set_routing(
     Ok(())
 }
 
+/// The `[routing]` table of `document`, created if missing.
+fn routing_table(document: &mut toml_edit::DocumentMut) -> anyhow::Result<&mut toml_edit::Table> {
+    let routing = document.entry("routing").or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    routing.as_table_mut().context("`routing` in the config is not a table")
+}
+
+/// The scorer the thresholds were chosen for: the learned one at `scorer_path`, or the transparent one.
+fn set_scorer(routing: &mut toml_edit::Table, scorer_path: Option<&Path>) {
+    use toml_edit::value;
+    match scorer_path {
+        Some(path) => {
+            routing["scorer"] = value("learned");
+            routing["scorer_path"] = value(path.display().to_string());
+        }
+        None => {
+            routing["scorer"] = value("transparent");
+            routing.remove("scorer_path");
+        }
+    }
+}
+
 fn routing_toml(policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<String> {
     let mut document = toml_edit::DocumentMut::new();
     set_routing(&mut document, policy, scorer_path)?;
@@ -366,18 +397,347 @@ fn routing_toml(policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::R
 
 /// Writes the policy into the config file (created if missing), keeping everything else in it.
 fn write_config(path: &Path, policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<()> {
+    let mut document = read_config(path)?;
+    set_routing(&mut document, policy, scorer_path)?;
+    save_config(path, &document)
+}
+
+/// The config file as an editable document (empty if the file is missing).
+fn read_config(path: &Path) -> anyhow::Result<toml_edit::DocumentMut> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut document: toml_edit::DocumentMut =
-        text.parse().with_context(|| format!("{} is not valid TOML; fix it or pass --dry-run", path.display()))?;
-    set_routing(&mut document, policy, scorer_path)?;
+    text.parse().with_context(|| format!("{} is not valid TOML; fix it or pass --dry-run", path.display()))
+}
+
+/// Replaces the config file with `document`, through a temporary file so a failed write leaves the old one.
+fn save_config(path: &Path, document: &toml_edit::DocumentMut) -> anyhow::Result<()> {
     let partial = path.with_extension("toml.partial");
     std::fs::write(&partial, document.to_string()).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// One rung of the `--tiers` ladder: the eval route label and its tier.
+#[derive(Debug, Clone, PartialEq)]
+struct Rung {
+    label: String,
+    tier: u32,
+}
+
+/// The `--tiers` labels as a ladder, lowest tier first.
+fn parse_ladder(labels: &[String]) -> anyhow::Result<Vec<Rung>> {
+    let rungs = labels
+        .iter()
+        .map(|label| {
+            let label = label.trim();
+            let tier = tier_of_label(label).with_context(|| {
+                format!(
+                    "--tiers takes the route labels `edgeway eval --route tier0,tier1,…` logs answers under \
+                     (`tierN`); `{label}` is not one"
+                )
+            })?;
+            Ok(Rung { label: label.to_owned(), tier })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(rungs.len() >= 2, "--tiers needs at least two tiers, lowest first (e.g. --tiers tier0,tier1)");
+    for step in rungs.windows(2) {
+        anyhow::ensure!(
+            step[0].tier < step[1].tier,
+            "--tiers lists the ladder lowest tier first, each tier once; `{}` comes after `{}`",
+            step[1].label,
+            step[0].label
+        );
+    }
+    Ok(rungs)
+}
+
+/// The `edgeway eval` command that logs answers for every rung of `ladder` under `run`.
+fn eval_command(ladder: &[Rung], run: &str) -> String {
+    let routes: Vec<&str> = ladder.iter().map(|r| r.label.as_str()).collect();
+    format!("edgeway eval --route {} --run {run}", routes.join(","))
+}
+
+/// One boundary's paired items, split as the two-sided path splits them.
+struct BoundarySplit<'a> {
+    lower: &'a Rung,
+    upper: &'a Rung,
+    calibration: Vec<Pair>,
+    held_out: Vec<Pair>,
+}
+
+/// Pairs each two adjacent rungs' answers and splits them; every boundary needs [`MIN_PAIRS`] items.
+fn boundary_splits<'a>(
+    records: &[EvalRecord],
+    ladder: &'a [Rung],
+    run: &str,
+    calibration_share: f64,
+) -> anyhow::Result<Vec<BoundarySplit<'a>>> {
+    let mut splits = Vec::new();
+    for step in ladder.windows(2) {
+        let (lower, upper) = (&step[0], &step[1]);
+        let pairs = pair_routes((records, &lower.label), (records, &upper.label));
+        anyhow::ensure!(
+            pairs.len() >= MIN_PAIRS,
+            "the boundary {} → {}: run `{run}` has {} items answered on both routes; calibration needs at least \
+             {MIN_PAIRS} per boundary (run `{}`)",
+            lower.label,
+            upper.label,
+            pairs.len(),
+            eval_command(ladder, run)
+        );
+        let (calibration, held_out) = split(pairs, calibration_share);
+        anyhow::ensure!(
+            calibration.len() >= MIN_PAIRS / 2 && held_out.len() >= MIN_PAIRS / 2,
+            "the boundary {} → {}: too few items on one side of the split (run `{}` on more items)",
+            lower.label,
+            upper.label,
+            eval_command(ladder, run)
+        );
+        splits.push(BoundarySplit { lower, upper, calibration, held_out });
+    }
+    Ok(splits)
+}
+
+/// The router's one scorer, for every boundary of the ladder.
+enum LadderScorer {
+    /// The shipped scorer.
+    Transparent,
+    /// Trained as the two-sided path trains it, on the calibration split of the ladder's two ends
+    /// (lowest rung as the edge, highest as the cloud). Its training items keep their out-of-fold scores.
+    Learned { trained: Box<Trained>, out_of_fold: HashMap<(String, String), f32> },
+}
+
+impl LadderScorer {
+    fn new(use_learned: bool, records: &[EvalRecord], ladder: &[Rung], run: &str, share: f64) -> anyhow::Result<Self> {
+        if !use_learned {
+            return Ok(Self::Transparent);
+        }
+        let (lowest, highest) = (&ladder[0], &ladder[ladder.len() - 1]);
+        let (calibration, _) = split(pair_routes((records, &lowest.label), (records, &highest.label)), share);
+        anyhow::ensure!(
+            calibration.len() >= MIN_PAIRS / 2,
+            "the learned scorer is trained on the items both {} and {} answered, and run `{run}` has too few \
+             (run `{}`, or pass --scorer transparent)",
+            lowest.label,
+            highest.label,
+            eval_command(ladder, run)
+        );
+        let trained = train::train(&calibration, run);
+        let out_of_fold = calibration
+            .iter()
+            .zip(&trained.out_of_fold)
+            .map(|(p, score)| ((p.dataset.clone(), p.item_id.clone()), *score))
+            .collect();
+        Ok(Self::Learned { trained: Box::new(trained), out_of_fold })
+    }
+
+    /// Each pair's score: out of fold for the scorer's training items, else the model's (or the transparent) score.
+    fn scores(&self, pairs: &[Pair]) -> Vec<f32> {
+        match self {
+            Self::Transparent => transparent_scores(pairs),
+            Self::Learned { trained, out_of_fold } => pairs
+                .iter()
+                .zip(learned_scores(&trained.model, pairs))
+                .map(|(p, score)| out_of_fold.get(&(p.dataset.clone(), p.item_id.clone())).copied().unwrap_or(score))
+                .collect(),
+        }
+    }
+}
+
+/// `edgeway calibrate --tiers`: thresholds for every boundary of a ladder, written as tier thresholds.
+fn run_tiers(
+    args: &CalibrateArgs,
+    file: &FileConfig,
+    data_dir: &DataDir,
+    run: &str,
+    records: &[EvalRecord],
+    ladder: &[Rung],
+) -> anyhow::Result<()> {
+    let splits = boundary_splits(records, ladder, run, args.calibration_share)?;
+    let use_learned = args.scorer == "learned";
+    let scorer = LadderScorer::new(use_learned, records, ladder, run, args.calibration_share)?;
+    let labels: Vec<&str> = ladder.iter().map(|r| r.label.as_str()).collect();
+    println!(
+        "run `{run}`: ladder {}; target {:.0} % of each upper tier's quality; scorer: {}",
+        labels.join(" → "),
+        args.target * 100.0,
+        args.scorer
+    );
+    let search =
+        Search { target: args.target, min_domain_items: args.min_domain_items, escalation: !args.no_escalation };
+    let items: Vec<BoundaryItems> = splits
+        .iter()
+        .map(|s| BoundaryItems {
+            tier: s.upper.tier,
+            pairs: s.calibration.clone(),
+            scores: scorer.scores(&s.calibration),
+        })
+        .collect();
+    // The ladder's tiers rise, so the chosen boundaries come back in the order of the splits.
+    let chosen = choose_boundaries(&items, search);
+    let outcomes: Vec<Outcome> =
+        chosen.iter().zip(&splits).map(|(b, s)| apply(&b.policy, &s.held_out, &scorer.scores(&s.held_out))).collect();
+    for ((boundary, split), outcome) in chosen.iter().zip(&splits).zip(&outcomes) {
+        print_boundary(boundary, split, outcome);
+    }
+    if let Some(json_path) = &args.json {
+        let report = ladder_json(args, run, &scorer, &chosen, &splits, &outcomes);
+        std::fs::write(json_path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+    }
+    if chosen.iter().any(|b| b.policy.escalate_below.is_some()) {
+        println!(
+            "\nnote: some thresholds above assume confidence escalation at that boundary; the config has one \
+             escalate_below_logprob for the whole cascade, which --tiers leaves as it is (--no-escalation \
+             calibrates without)"
+        );
+    }
+    let thresholds = LadderThresholds::of(&chosen);
+    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+    let scorer_path = scorer_path(args, file, data_dir);
+    let scorer_path = use_learned.then_some(scorer_path.as_path());
+    let mut document = read_config(&config_path)?;
+    let homeless = set_tier_routing(&mut document, &thresholds, scorer_path)?;
+    for domain in &homeless {
+        println!(
+            "note: `{domain}` got tier thresholds of its own, but per-domain tier thresholds live in a \
+             [[routing.domains]] entry and the config has none for it; it uses the default ones"
+        );
+    }
+    if args.dry_run {
+        println!("\n--dry-run: nothing written. The settings, for [routing] in {}:", config_path.display());
+        println!("{}", routing_only(&document));
+        return Ok(());
+    }
+    if let LadderScorer::Learned { trained, .. } = &scorer {
+        let path = scorer_path.context("the learned scorer has a path")?;
+        trained.model.save(path).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("learned scorer: {}", path.display());
+    }
+    save_config(&config_path, &document)?;
+    println!("tier thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
+    Ok(())
+}
+
+/// One boundary's table: its thresholds and what they do to the held-out split.
+fn print_boundary(boundary: &Boundary, split: &BoundarySplit, outcome: &Outcome) {
+    println!(
+        "\nboundary {} → {} (starts requests at tier {}): {} items to calibrate, {} held out",
+        split.lower.label,
+        split.upper.label,
+        boundary.tier,
+        boundary.items,
+        split.held_out.len()
+    );
+    println!("  {:<24} {:>9}", "domain", "threshold");
+    println!("  {:<24} {:>9.4}", "(default)", boundary.policy.default_threshold);
+    for (domain, threshold) in &boundary.policy.domain_thresholds {
+        println!("  {domain:<24} {threshold:>9.4}");
+    }
+    if let Some(limit) = boundary.policy.escalate_below {
+        println!("  escalate {} answers with mean logprob below {limit:.3}", split.lower.label);
+    }
+    println!(
+        "  held out: {:.1} % of {}'s quality, {:.1} % sent up, cost/query {:.8}",
+        outcome.relative_quality * 100.0,
+        split.upper.label,
+        outcome.cloud_share * 100.0,
+        outcome.cost
+    );
+}
+
+/// Every number of a `--tiers` report.
+fn ladder_json(
+    args: &CalibrateArgs,
+    run: &str,
+    scorer: &LadderScorer,
+    chosen: &[Boundary],
+    splits: &[BoundarySplit],
+    outcomes: &[Outcome],
+) -> serde_json::Value {
+    let boundaries: Vec<serde_json::Value> = chosen
+        .iter()
+        .zip(splits)
+        .zip(outcomes)
+        .map(|((boundary, split), o)| {
+            json!({
+                "lower": split.lower.label, "upper": split.upper.label, "tier": boundary.tier,
+                "items": { "calibration": boundary.items, "held_out": split.held_out.len() },
+                "policy": policy_json(&boundary.policy),
+                "held_out": {
+                    "quality": o.quality, "relative_quality": o.relative_quality, "upper_share": o.cloud_share,
+                    "escalated_share": o.escalated_share, "cost_per_query": o.cost,
+                },
+            })
+        })
+        .collect();
+    let learned = match scorer {
+        LadderScorer::Learned { trained, .. } => json!({ "cv_apgr": trained.cv_apgr, "l2": trained.model.training.l2 }),
+        LadderScorer::Transparent => serde_json::Value::Null,
+    };
+    json!({
+        "run": run, "tiers": args.tiers, "target": args.target, "scorer": args.scorer,
+        "learned": learned, "boundaries": boundaries,
+    })
+}
+
+/// A tier's key in the config: its number (`1 = 0.3`).
+fn tier_key(tier: u32) -> String {
+    tier.to_string()
+}
+
+/// Sets `[routing.tier_thresholds]`, the `tier_thresholds` of each `[[routing.domains]]` entry and the
+/// scorer keys in `document` (other keys and comments are kept). Returns the domains with thresholds of
+/// their own but no entry to hold them.
+fn set_tier_routing(
+    document: &mut toml_edit::DocumentMut,
+    thresholds: &LadderThresholds,
+    scorer_path: Option<&Path>,
+) -> anyhow::Result<Vec<String>> {
+    use toml_edit::{value, InlineTable, Item, Table};
+    let routing = routing_table(document)?;
+    set_scorer(routing, scorer_path);
+    // An existing [routing.tier_thresholds] keeps its place and the comments above it.
+    if !routing.get("tier_thresholds").is_some_and(Item::is_table) {
+        routing.remove("tier_thresholds");
+        routing["tier_thresholds"] = Item::Table(Table::new());
+    }
+    let tiers = routing["tier_thresholds"].as_table_mut().context("tier_thresholds was just made a table")?;
+    tiers.clear();
+    for (tier, threshold) in &thresholds.default {
+        tiers[tier_key(*tier).as_str()] = value(config_threshold(*threshold));
+    }
+    let mut remaining = thresholds.per_domain.clone();
+    if let Some(domains) = routing.get_mut("domains").and_then(Item::as_array_of_tables_mut) {
+        for domain in domains.iter_mut() {
+            let name = domain.get("name").and_then(Item::as_str).map(str::to_owned);
+            match name.and_then(|name| remaining.remove(&name)) {
+                Some(own) => {
+                    let mut table = InlineTable::new();
+                    for (tier, threshold) in own {
+                        table.insert(tier_key(tier), config_threshold(threshold).into());
+                    }
+                    domain["tier_thresholds"] = value(table);
+                }
+                None => {
+                    domain.remove("tier_thresholds");
+                }
+            }
+        }
+    }
+    Ok(remaining.into_keys().collect())
+}
+
+/// The `[routing]` part of `document`, for printing.
+fn routing_only(document: &toml_edit::DocumentMut) -> String {
+    let mut routing = toml_edit::DocumentMut::new();
+    if let Some(item) = document.get("routing") {
+        routing.insert("routing", item.clone());
+    }
+    routing.to_string()
 }
 
 #[cfg(test)]
@@ -426,5 +786,75 @@ mod tests {
         assert_eq!(file.routing.domains[0].threshold, None);
         assert!(file.routing.thresholds.is_empty());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn labels(text: &str) -> Vec<String> {
+        text.split(',').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_ladder_is_tier_labels_lowest_first() {
+        let ladder = parse_ladder(&labels("tier0, tier1,tier3")).unwrap();
+        let tiers: Vec<(&str, u32)> = ladder.iter().map(|r| (r.label.as_str(), r.tier)).collect();
+        assert_eq!(tiers, [("tier0", 0), ("tier1", 1), ("tier3", 3)]);
+        assert_eq!(eval_command(&ladder, "r"), "edgeway eval --route tier0,tier1,tier3 --run r");
+        for (text, expected) in [
+            ("tier0,edge", "`edge` is not one"),
+            ("tier0,tier01", "`tier01` is not one"),
+            ("tier1", "at least two tiers"),
+            ("tier1,tier0", "`tier0` comes after `tier1`"),
+            ("tier0,tier1,tier1", "each tier once"),
+        ] {
+            let error = parse_ladder(&labels(text)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn tier_thresholds_load_back_through_the_config() {
+        let mut document: toml_edit::DocumentMut = "# my settings\n[routing]\ncooldown_secs = 2\nthreshold = 0.5\n\n\
+             # calibrated\n[routing.tier_thresholds]\n1 = 0.9\n7 = 0.99\n\n\
+             [[routing.domains]]\nname = \"code\"\nkeywords = [\"rust\"] # mine\ntier_thresholds = { 1 = 0.1 }\n\n\
+             [[routing.domains]]\nname = \"chat\"\nkeywords = [\"hi\"]\ntier_thresholds = { 1 = 0.1 }\n"
+            .parse()
+            .unwrap();
+        let thresholds = LadderThresholds {
+            default: [(1, 0.31234567), (2, 0.6)].into_iter().collect(),
+            per_domain: [
+                ("code".to_owned(), [(1, 0.2), (2, 0.5)].into_iter().collect()),
+                ("math".to_owned(), [(2, 0.7)].into_iter().collect()),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let homeless = set_tier_routing(&mut document, &thresholds, Some(Path::new("/data/scorer.json"))).unwrap();
+        assert_eq!(homeless, ["math"]);
+        let text = document.to_string();
+        assert!(
+            text.starts_with("# my settings") && text.contains("# calibrated\n[routing.tier_thresholds]"),
+            "{text}"
+        );
+        assert!(text.contains("# mine") && text.contains("tier_thresholds = { 1 = 0.2, 2 = 0.5 }"), "{text}");
+        assert!(routing_only(&document).contains("[routing.tier_thresholds]\n1 = 0.3123\n2 = 0.6\n"), "{text}");
+        let file: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(file.routing.threshold, Some(0.5), "the two-sided threshold is left alone");
+        assert_eq!(file.routing.cooldown_secs, Some(2.0));
+        assert_eq!(file.routing.scorer.as_deref(), Some("learned"));
+        assert!(file.routing.domains[1].tier_thresholds.is_empty(), "chat has no thresholds of its own now");
+        let settings = crate::config::ServeSettings::merge(&Default::default(), file).unwrap();
+        let tiers = &settings.gateway.tier_thresholds;
+        assert_eq!(
+            (tiers.of("general", 1), tiers.of("general", 2), tiers.of("general", 7)),
+            (Some(0.3123), Some(0.6), None)
+        );
+        assert_eq!((tiers.of("code", 1), tiers.of("code", 2)), (Some(0.2), Some(0.5)));
+        assert_eq!(tiers.of("chat", 1), Some(0.3123));
+
+        // A fresh config gets the table; the transparent scorer drops scorer_path.
+        let mut fresh = toml_edit::DocumentMut::new();
+        set_tier_routing(&mut fresh, &thresholds, None).unwrap();
+        let file: FileConfig = toml::from_str(&fresh.to_string()).unwrap();
+        assert_eq!(file.routing.tier_thresholds.get("2"), Some(&0.6));
+        assert_eq!((file.routing.scorer.as_deref(), file.routing.scorer_path), (Some("transparent"), None));
     }
 }
