@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use edgeway_core::{
     Backend, BackendError, BackendLoad, BoxFuture, GenerateRequest, Generation, GenerationEvent, KeepAlive, ModelInfo,
-    ModelStatus, OutputFormat, Prompt, RouteInfo, RouteReason, RouteTarget,
+    ModelStatus, OutputFormat, Prompt, RouteReason, RouteTarget,
 };
 use edgeway_policy::{
     decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, StructuredRoute, Thresholds, TierThresholds,
@@ -35,7 +35,7 @@ pub mod tiers;
 mod walk;
 
 pub use tiers::{Member, Tiers, TiersError};
-use walk::{forward_all, EventSender, RouteContext, Walk, WalkSettings};
+use walk::{forward_all, route_info, EventSender, RouteContext, Walk, WalkSettings};
 
 /// The name that lets the router choose.
 pub const AUTO: &str = "auto";
@@ -366,23 +366,6 @@ impl Gateway {
     }
 }
 
-/// The `Routed` event of a request answered by the first rung it tried.
-fn route_info(member: &Member, reason: RouteReason, context: &RouteContext) -> RouteInfo {
-    let info = member.backend.model_info();
-    RouteInfo {
-        target: member.target,
-        model: info.id.clone(),
-        tier: Some(member.tier),
-        reason,
-        tried: Vec::new(),
-        score: Some(context.score),
-        domain: Some(context.domain.clone()),
-        fallback_from: None,
-        price_input_per_mtok: info.price_input_per_mtok,
-        price_output_per_mtok: info.price_output_per_mtok,
-    }
-}
-
 impl Gateway {
     /// Local work while the local models draw more than the budget: to a cloud, or held until the draw falls.
     fn over_power_budget(
@@ -444,6 +427,7 @@ where
 mod tests {
     use super::*;
     use edgeway_core::fake::FakeBackend;
+    use edgeway_core::RouteInfo;
     use edgeway_core::{ChatMessage, RouteHints, SamplingParams};
     use edgeway_policy::TransparentScorer;
 

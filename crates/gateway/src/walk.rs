@@ -146,18 +146,10 @@ impl Walk {
         tried: &[RouteStep],
         fallback_from: &Option<String>,
     ) -> RouteInfo {
-        let info = member.backend.model_info();
         RouteInfo {
-            target: member.target,
-            model: info.id.clone(),
-            tier: Some(member.tier),
-            reason,
             tried: tried.to_vec(),
-            score: Some(self.context.score),
-            domain: Some(self.context.domain.clone()),
             fallback_from: fallback_from.clone(),
-            price_input_per_mtok: info.price_input_per_mtok,
-            price_output_per_mtok: info.price_output_per_mtok,
+            ..route_info(member, reason, &self.context)
         }
     }
 
@@ -421,5 +413,22 @@ pub(crate) async fn forward_all(mut generation: Generation, events: &EventSender
             },
             _ = events.closed() => return,
         }
+    }
+}
+
+/// The `Routed` event of a request `member` answers for `reason`, with nothing tried before it.
+pub(crate) fn route_info(member: &Member, reason: RouteReason, context: &RouteContext) -> RouteInfo {
+    let info = member.backend.model_info();
+    RouteInfo {
+        target: member.target,
+        model: info.id.clone(),
+        tier: Some(member.tier),
+        reason,
+        tried: Vec::new(),
+        score: Some(context.score),
+        domain: Some(context.domain.clone()),
+        fallback_from: None,
+        price_input_per_mtok: info.price_input_per_mtok,
+        price_output_per_mtok: info.price_output_per_mtok,
     }
 }
