@@ -242,3 +242,43 @@ fn killing_cloud_a_makes_cloud_b_answer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], "b");
 }
+
+#[test]
+fn eval_answers_on_each_tier_and_by_model_name() {
+    let dir = common::temp_dir("tiers", "eval");
+    let set = dir.join("set.jsonl");
+    let items = [
+        json!({"question": "What is 2 plus 2?", "reference": 4, "id": "add"}),
+        json!({"question": "Which of these is a colour?", "choices": ["table", "blue"], "reference": "B", "id": "colour"}),
+    ];
+    std::fs::write(&set, items.map(|item| item.to_string()).join("\n") + "\n").unwrap();
+    let config = config("eval", "", "");
+    let log = dir.join("queries.db");
+    let output = common::edgeway(&[
+        "eval",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        set.to_str().unwrap(),
+        "--route",
+        "tier0,tier1,coder",
+        "--threads",
+        "2",
+        "--log-path",
+        log.to_str().unwrap(),
+        "--run",
+        "tiers",
+    ]);
+    assert!(output.status.success(), "{}", common::output_text(&output));
+    let conn = rusqlite::Connection::open(&log).unwrap();
+    let mut statement =
+        conn.prepare("SELECT route, model, COUNT(*) FROM eval_results GROUP BY route, model ORDER BY route").unwrap();
+    let rows: Vec<(String, String, i64)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected = [("coder", "coder", 2), ("tier0", "smollm2", 2), ("tier1", "coder", 2)]
+        .map(|(route, model, n)| (route.to_owned(), model.to_owned(), n));
+    assert_eq!(rows, expected);
+}

@@ -67,15 +67,18 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     );
 
     if !todo.is_empty() {
-        let models = app::gateway::load_models(&settings, &data_dir.cache(), !args.no_pull, model_id)?;
-        let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
-        let tiers = app::gateway::build_tiers(&settings.clouds)?;
-        let gateway = app::gateway::build_gateway(models, tiers, settings.gateway.clone(), scorer)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        // A model pool starts its reaper task when built: inside the runtime.
+        let _runtime = runtime.enter();
+        let models = app::gateway::load_models(&settings, &data_dir.cache(), !args.no_pull, model_id)?;
+        runtime.block_on(models.load_pinned())?;
+        let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
+        let tiers = app::gateway::build_tiers(&settings.clouds)?;
+        let gateway = app::gateway::build_gateway(models, tiers, settings.gateway.clone(), scorer)?;
         runtime.block_on(answer_all(&gateway, &run_name, &todo, &mut log))?;
     }
     print_summary(&log.results(&run_name)?, &run_name);
