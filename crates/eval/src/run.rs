@@ -34,6 +34,9 @@ pub enum RunError {
     /// The stream ended without its final event.
     #[error("the backend hung up before finishing")]
     Incomplete,
+    /// The answer's code could not be run (no Python), so it was not graded.
+    #[error("not graded: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// Where an evaluation asks its items: a side, a tier, or one model by name.
@@ -162,7 +165,15 @@ pub async fn answer(
     }
     let usage = completion.usage;
     let cost = route.as_ref().map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens));
-    let grade = task::grade(item, &text);
+    let grade = if task::runs_code(item) {
+        // Running the tests takes up to the sandbox's time limit: off the runtime's threads.
+        let (owned, answer) = (item.clone(), text.clone());
+        tokio::task::spawn_blocking(move || task::try_grade(&owned, &answer))
+            .await
+            .map_err(|error| crate::sandbox::SandboxError::Io { what: "finish grading", reason: error.to_string() })??
+    } else {
+        task::try_grade(item, &text)?
+    };
     let mean_logprob = (!logprobs.is_empty()).then(|| logprobs.iter().sum::<f64>() / logprobs.len() as f64);
     let query = QueryRecord {
         ts_ms,
@@ -257,6 +268,31 @@ mod tests {
         assert_eq!(answered.query.endpoint, "eval");
         assert_eq!(answered.query.answer_text.as_deref(), Some("The answer is B"));
         assert!(answered.result.question.contains("B. sky"));
+    }
+
+    #[tokio::test]
+    async fn code_answers_are_graded_by_running_their_tests() {
+        let mut code = item("c1");
+        code.question = "Write a function to add two numbers.".into();
+        code.choices.clear();
+        code.reference = Reference::Code(crate::code::CodeCheck {
+            tests: "assert add(1, 2) == 3".into(),
+            entry_point: "add".into(),
+            stub: None,
+            setup: String::new(),
+        });
+        let edge = EvalRoute::Side(RouteTarget::Edge);
+        let right = FakeBackend::new("fake", "```python\ndef add(a, b):\n    return a + b\n```");
+        let answered = answer(&right, "r", &code, &edge).await.unwrap();
+        assert!(answered.result.correct, "{:?}", answered.result.extracted);
+        assert_eq!(answered.result.extracted.as_deref(), Some("passed"));
+        assert_eq!(answered.result.reference, "the tests of add");
+        let wrong = FakeBackend::new("fake", "```python\ndef add(a, b):\n    return a * b\n```");
+        let answered = answer(&wrong, "r", &code, &edge).await.unwrap();
+        assert_eq!(
+            (answered.result.grade, answered.result.extracted.as_deref()),
+            (0.0, Some("failed: AssertionError"))
+        );
     }
 
     #[test]

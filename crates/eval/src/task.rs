@@ -5,6 +5,7 @@
 
 use crate::dataset::{EvalItem, Reference};
 use crate::grade::{exact_match, extract_choice, extract_number, extract_yes_no, f1_score};
+use crate::sandbox::{Sandbox, SandboxError};
 
 /// The grade of one answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,25 +48,52 @@ pub fn prompt(item: &EvalItem) -> String {
             text.push_str(item.question.trim());
             text.push_str("\nAnswer with a short phrase from the text above.");
         }
+        Reference::Code(check) if check.stub.is_some() => {
+            text.push_str("Complete the following Python function.\n\n```python\n");
+            text.push_str(item.question.trim_end());
+            text.push_str("\n```\n\nAnswer with the complete function, signature included, in a ```python code block.");
+        }
+        Reference::Code(_) => {
+            text.push_str(item.question.trim());
+            text.push_str("\n\nAnswer with the complete Python function in a ```python code block.");
+        }
     }
     text
 }
 
-/// The longest answer worth waiting for: a letter needs a few tokens, arithmetic a few hundred.
+/// The longest answer worth waiting for: a letter needs a few tokens, arithmetic and code a few hundred.
 pub fn max_tokens(item: &EvalItem) -> u32 {
     match item.reference {
         Reference::Choice(_) => 32,
         Reference::YesNo(_) => 8,
         Reference::Number(_) => 320,
         Reference::Texts(_) => 32,
+        Reference::Code(_) => 512,
     }
 }
 
-/// Grades `answer` against the item's reference.
+/// Grades `answer` against the item's reference. Code that cannot be run
+/// (no Python) grades 0 with the reason as what was extracted; use [`try_grade`]
+/// where that must be an error instead.
 pub fn grade(item: &EvalItem, answer: &str) -> Grade {
+    try_grade(item, answer).unwrap_or_else(|error| Grade {
+        score: 0.0,
+        correct: false,
+        extracted: Some(format!("not run: {error}")),
+    })
+}
+
+/// Whether grading `item` runs a program (and so blocks for a while).
+pub fn runs_code(item: &EvalItem) -> bool {
+    matches!(item.reference, Reference::Code(_))
+}
+
+/// Grades `answer` against the item's reference; code runs in the [shared
+/// sandbox](Sandbox::shared), and only code can fail to be graded.
+pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, SandboxError> {
     let binary =
         |correct: bool, extracted: Option<String>| Grade { score: f64::from(u8::from(correct)), correct, extracted };
-    match &item.reference {
+    Ok(match &item.reference {
         Reference::Choice(right) => {
             let choices: Vec<&str> = item.choices.iter().map(String::as_str).collect();
             let picked = extract_choice(answer, &choices);
@@ -87,7 +115,8 @@ pub fn grade(item: &EvalItem, answer: &str) -> Grade {
             let correct = exact_match(line, &references);
             Grade { score: f1_score(line, &references), correct, extracted: Some(line.to_owned()) }
         }
-    }
+        Reference::Code(check) => crate::code::grade(check, answer, Sandbox::shared()?)?,
+    })
 }
 
 #[cfg(test)]
@@ -114,6 +143,36 @@ mod tests {
         assert!(grade(&mc, "The answer is (B) blue.").correct);
         assert!(!grade(&mc, "A").correct);
         assert_eq!(grade(&mc, "I am not sure").extracted, None);
+    }
+
+    #[test]
+    fn code_prompts_ask_for_a_fenced_function_and_grading_runs_the_tests() {
+        let check = |stub: Option<&str>| crate::code::CodeCheck {
+            tests: "assert add(1, 2) == 3".into(),
+            entry_point: "add".into(),
+            stub: stub.map(str::to_owned),
+            setup: String::new(),
+        };
+        let mut humaneval = item(Reference::Code(check(Some("def add(a, b):\n    \"\"\"Add.\"\"\"\n"))), &[]);
+        humaneval.question = "def add(a, b):\n    \"\"\"Add.\"\"\"\n".into();
+        assert_eq!(
+            prompt(&humaneval),
+            "Complete the following Python function.\n\n```python\ndef add(a, b):\n    \"\"\"Add.\"\"\"\n```\n\n\
+             Answer with the complete function, signature included, in a ```python code block."
+        );
+        let mut mbpp = item(Reference::Code(check(None)), &[]);
+        mbpp.question =
+            "Write a function to add two numbers.\nYour code should pass this test:\n\nassert add(1, 2) == 3".into();
+        assert!(prompt(&mbpp).starts_with(
+            "Write a function to add two numbers.\nYour code should pass this test:\n\nassert add(1, 2) == 3\n\n"
+        ));
+        assert!(prompt(&mbpp).ends_with("in a ```python code block."));
+        assert_eq!(max_tokens(&mbpp), 512);
+        assert!(runs_code(&mbpp) && !runs_code(&item(Reference::YesNo(true), &[])));
+        assert_eq!(mbpp.reference.display(&[]), "the tests of add");
+        let right = try_grade(&mbpp, "```python\ndef add(a, b):\n    return a + b\n```").unwrap();
+        assert!(right.correct && right.extracted.as_deref() == Some("passed"));
+        assert_eq!(grade(&humaneval, "    return a - b").extracted.as_deref(), Some("failed: AssertionError"));
     }
 
     #[test]
