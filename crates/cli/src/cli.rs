@@ -454,7 +454,8 @@ pub struct CalibrateArgs {
     )),
 )]
 pub struct EvalArgs {
-    /// Sets to run: arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, boolq, gsm8k, squad, or a .jsonl file
+    /// Sets to run: arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, boolq, gsm8k, squad, humaneval, mbpp
+    /// (code, graded by running its tests in a sandboxed python3), or a .jsonl file
     /// (one {"question", "reference", optional "choices", "domain", "context", "id"} per line). Repeatable.
     #[arg(short, long = "set", value_name = "SET", required = true)]
     pub sets: Vec<String>,

@@ -39,6 +39,9 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     }
     let items = load_items(&args, &data_dir)?;
     anyhow::ensure!(!items.is_empty(), "the sets hold no items");
+    if items.iter().any(edgeway_eval::task::runs_code) {
+        report_sandbox()?;
+    }
 
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let run_name = args.run.clone().unwrap_or_else(|| {
@@ -162,6 +165,20 @@ async fn answer_all(
     Ok(())
 }
 
+/// Checks that code can be run (before any model is loaded) and says how it is isolated.
+fn report_sandbox() -> anyhow::Result<()> {
+    let sandbox = edgeway_eval::sandbox::Sandbox::shared().context("code sets are graded by running their tests")?;
+    let limits = sandbox.limits();
+    eprintln!(
+        "code runs in {} with {}, {} s, {} MiB",
+        sandbox.python().display(),
+        sandbox.isolation().as_str(),
+        limits.wall.as_secs(),
+        limits.memory_bytes >> 20
+    );
+    Ok(())
+}
+
 /// Grades the logged answers of `run` to these items again.
 fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
     let by_key: std::collections::HashMap<(&str, &str), &EvalItem> =
@@ -170,7 +187,7 @@ fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
     for result in log.results(run)? {
         let Some(item) = by_key.get(&(result.dataset.as_str(), result.item_id.as_str())) else { continue };
         seen += 1;
-        let grade = edgeway_eval::task::grade(item, &result.answer);
+        let grade = edgeway_eval::task::try_grade(item, &result.answer)?;
         let key = (run, result.dataset.as_str(), result.item_id.as_str(), result.route.as_str());
         if log.update_grade(key, grade.score, grade.correct, grade.extracted.as_deref())? {
             changed += 1;
