@@ -169,8 +169,9 @@ async fn answer_all(
 fn report_sandbox() -> anyhow::Result<()> {
     let sandbox = edgeway_eval::sandbox::Sandbox::shared().context("code sets are graded by running their tests")?;
     let limits = sandbox.limits();
+    let fallback = sandbox.namespace_error().map(|why| format!(" (no network namespace: {why})")).unwrap_or_default();
     eprintln!(
-        "code runs in {} with {}, {} s, {} MiB",
+        "code runs in {} with {}{fallback}, {} s, {} MiB",
         sandbox.python().display(),
         sandbox.isolation().as_str(),
         limits.wall.as_secs(),
