@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use edgeway_eval::task::AnswerFormat;
 
 /// edgeway: serve small quantized models at the edge behind an OpenAI-compatible API.
 #[derive(Debug, Parser)]
@@ -493,6 +494,16 @@ pub struct EvalArgs {
     /// Grade the answers already logged under this run again with the current graders, then continue.
     #[arg(long)]
     pub regrade: bool,
+
+    /// How closed answers (a letter, yes/no, a number) are asked for: `constrained` (a JSON schema the
+    /// sampler enforces; the probability of the chosen value is the escalation confidence) or `free`
+    /// (free text, read by the graders). A `free` run's default name ends in `+free`.
+    #[arg(long, value_name = "FORMAT", default_value = "constrained", value_parser = parse_answer_format)]
+    pub answer_format: AnswerFormat,
+}
+
+fn parse_answer_format(text: &str) -> Result<AnswerFormat, String> {
+    AnswerFormat::parse(text).ok_or_else(|| format!("`{text}` is not an answer format: use `constrained` or `free`"))
 }
 
 /// `edgeway stats` flags.

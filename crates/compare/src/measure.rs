@@ -207,6 +207,8 @@ fn generative(
             "compare",
             item,
             &edgeway_eval::run::EvalRoute::Side(RouteTarget::Edge),
+            // Free text, as the published quantization figures were measured.
+            edgeway_eval::task::AnswerFormat::Free,
         ));
         match answered {
             Ok(answered) => {

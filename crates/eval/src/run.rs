@@ -13,7 +13,7 @@ use edgeway_core::{
 use edgeway_store::{EvalRecord, QueryRecord};
 
 use crate::dataset::EvalItem;
-use crate::task;
+use crate::task::{self, AnswerFormat};
 
 /// Why an item got no gradable answer.
 #[derive(Debug, thiserror::Error)]
@@ -102,15 +102,18 @@ pub struct Answered {
     pub result: EvalRecord,
 }
 
-/// The request that asks `item`: greedy, short, with log-probabilities for the confidence signal.
-pub fn request(item: &EvalItem, route: &EvalRoute) -> GenerateRequest {
+/// The request that asks `item`: greedy, short, with log-probabilities for the confidence signal,
+/// and a closed answer held to its schema when `format` says so.
+pub fn request(item: &EvalItem, route: &EvalRoute, format: AnswerFormat) -> GenerateRequest {
+    let ask = task::ask(item, format);
     GenerateRequest {
-        prompt: Prompt::Chat(vec![ChatMessage::new("user", task::prompt(item))]),
+        prompt: Prompt::Chat(vec![ChatMessage::new("user", ask.prompt)]),
         sampling: SamplingParams {
             temperature: 0.0,
-            max_tokens: Some(task::max_tokens(item)),
+            max_tokens: Some(ask.max_tokens),
             logprobs: Some(0),
             seed: Some(0),
+            format: ask.format,
             ..SamplingParams::default()
         },
         route: route.hints(item.domain.clone()),
@@ -124,10 +127,11 @@ pub async fn answer(
     run: &str,
     item: &EvalItem,
     asked: &EvalRoute,
+    format: AnswerFormat,
 ) -> Result<Answered, RunError> {
     let started = Instant::now();
     let ts_ms = edgeway_store::record::now_ms();
-    let request = request(item, asked);
+    let request = request(item, asked, format);
     let question = match &request.prompt {
         Prompt::Chat(messages) => messages[0].content.clone(),
         Prompt::Text(text) => text.clone(),
@@ -174,7 +178,12 @@ pub async fn answer(
     } else {
         task::try_grade(item, &text)?
     };
-    let mean_logprob = (!logprobs.is_empty()).then(|| logprobs.iter().sum::<f64>() / logprobs.len() as f64);
+    // The confidence escalation would read: a constrained choice's own probability among the
+    // allowed values, else the mean token logprob.
+    let mean_logprob = match completion.least_sure_choice() {
+        Some(choice) => Some(f64::from(choice.probability).ln()),
+        None => (!logprobs.is_empty()).then(|| logprobs.iter().sum::<f64>() / logprobs.len() as f64),
+    };
     let query = QueryRecord {
         ts_ms,
         key_id: None,
@@ -260,7 +269,8 @@ mod tests {
     #[tokio::test]
     async fn answers_are_graded_and_logged() {
         let backend = FakeBackend::new("fake", "The answer is B");
-        let answered = answer(&backend, "r", &item("1"), &EvalRoute::Side(RouteTarget::Edge)).await.unwrap();
+        let answered =
+            answer(&backend, "r", &item("1"), &EvalRoute::Side(RouteTarget::Edge), AnswerFormat::Free).await.unwrap();
         assert!(answered.result.correct);
         assert_eq!(answered.result.extracted.as_deref(), Some("B"));
         assert_eq!(answered.result.reference, "B: sky");
@@ -283,12 +293,12 @@ mod tests {
         });
         let edge = EvalRoute::Side(RouteTarget::Edge);
         let right = FakeBackend::new("fake", "```python\ndef add(a, b):\n    return a + b\n```");
-        let answered = answer(&right, "r", &code, &edge).await.unwrap();
+        let answered = answer(&right, "r", &code, &edge, AnswerFormat::Free).await.unwrap();
         assert!(answered.result.correct, "{:?}", answered.result.extracted);
         assert_eq!(answered.result.extracted.as_deref(), Some("passed"));
         assert_eq!(answered.result.reference, "the tests of add");
         let wrong = FakeBackend::new("fake", "```python\ndef add(a, b):\n    return a * b\n```");
-        let answered = answer(&wrong, "r", &code, &edge).await.unwrap();
+        let answered = answer(&wrong, "r", &code, &edge, AnswerFormat::Free).await.unwrap();
         assert_eq!(
             (answered.result.grade, answered.result.extracted.as_deref()),
             (0.0, Some("failed: AssertionError"))

@@ -3,6 +3,9 @@
 //! Prompts are zero-shot and say what form the answer should take; the
 //! graders still accept the other forms small models use.
 
+use edgeway_core::OutputFormat;
+use serde_json::{json, Value};
+
 use crate::dataset::{EvalItem, Reference};
 use crate::grade::{exact_match, extract_choice, extract_number, extract_yes_no, f1_score};
 use crate::sandbox::{Sandbox, SandboxError};
@@ -61,6 +64,99 @@ pub fn prompt(item: &EvalItem) -> String {
     text
 }
 
+/// How closed answers (a letter, yes/no, a number) are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerFormat {
+    /// With a JSON schema the sampler enforces (an `enum` of the letters, of yes/no; a number
+    /// after the working), so a small model cannot fail by format, and the probability it gave
+    /// its choice is the confidence escalation reads.
+    #[default]
+    Constrained,
+    /// As free text, read by the graders' extractors.
+    Free,
+}
+
+impl AnswerFormat {
+    /// Parses `constrained` or `free`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "constrained" | "json" | "schema" => Some(AnswerFormat::Constrained),
+            "free" | "text" => Some(AnswerFormat::Free),
+            _ => None,
+        }
+    }
+
+    /// `constrained` or `free`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerFormat::Constrained => "constrained",
+            AnswerFormat::Free => "free",
+        }
+    }
+}
+
+/// How one item is asked: the user message, the shape the answer must have, and its length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ask {
+    /// The user message.
+    pub prompt: String,
+    /// The schema the answer is held to, for closed answers asked [`AnswerFormat::Constrained`].
+    pub format: Option<OutputFormat>,
+    /// The longest answer worth waiting for.
+    pub max_tokens: u32,
+}
+
+/// How `item` is asked in `format`. Open answers (text spans, code) are never constrained.
+pub fn ask(item: &EvalItem, format: AnswerFormat) -> Ask {
+    let schema = match (&item.reference, format) {
+        (_, AnswerFormat::Free) => None,
+        (Reference::Choice(_), _) => {
+            let letters: Vec<String> =
+                (0..item.choices.len()).map(|i| char::from(b'A' + i as u8).to_string()).collect();
+            Some(json!({"type": "string", "enum": letters}))
+        }
+        (Reference::YesNo(_), _) => Some(json!({"type": "string", "enum": ["yes", "no"]})),
+        (Reference::Number(_), _) => Some(json!({
+            "type": "object",
+            "properties": {"steps": {"type": "string"}, "answer": {"type": "number"}},
+            "required": ["steps", "answer"],
+        })),
+        (Reference::Texts(_) | Reference::Code(_), _) => None,
+    };
+    let mut prompt = prompt(item);
+    if schema.is_some() && matches!(item.reference, Reference::Number(_)) {
+        let free_ending = prompt.rfind("\nSolve it step by step").unwrap_or(prompt.len());
+        prompt.truncate(free_ending);
+        prompt.push_str(
+            "\nSolve it step by step. Answer in JSON: your working in \"steps\", the final number in \"answer\".",
+        );
+    }
+    Ask {
+        prompt,
+        format: schema.map(|schema| OutputFormat::JsonSchema {
+            name: Some("answer".into()),
+            schema: schema.to_string(),
+            strict: true,
+        }),
+        max_tokens: max_tokens(item),
+    }
+}
+
+/// The answer inside a constrained (JSON) answer: a JSON string's text, a number's digits,
+/// an object's `answer`; anything else (free text) as it is.
+fn unwrap_json_answer(answer: &str) -> std::borrow::Cow<'_, str> {
+    match serde_json::from_str::<Value>(answer.trim()) {
+        Ok(Value::String(text)) => text.into(),
+        Ok(Value::Number(number)) => number.to_string().into(),
+        Ok(Value::Object(fields)) => match fields.get("answer") {
+            Some(Value::String(text)) => text.clone().into(),
+            Some(Value::Number(number)) => number.to_string().into(),
+            _ => answer.into(),
+        },
+        _ => answer.into(),
+    }
+}
+
 /// The longest answer worth waiting for: a letter needs a few tokens, arithmetic and code a few hundred.
 pub fn max_tokens(item: &EvalItem) -> u32 {
     match item.reference {
@@ -93,6 +189,12 @@ pub fn runs_code(item: &EvalItem) -> bool {
 pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, SandboxError> {
     let binary =
         |correct: bool, extracted: Option<String>| Grade { score: f64::from(u8::from(correct)), correct, extracted };
+    // Closed answers may come as constrained JSON; open ones (text spans, code) are graded as written.
+    let closed = unwrap_json_answer(answer);
+    let answer = match item.reference {
+        Reference::Choice(_) | Reference::YesNo(_) | Reference::Number(_) => closed.as_ref(),
+        Reference::Texts(_) | Reference::Code(_) => answer,
+    };
     Ok(match &item.reference {
         Reference::Choice(right) => {
             let choices: Vec<&str> = item.choices.iter().map(String::as_str).collect();
@@ -134,6 +236,47 @@ mod tests {
             choices: choices.iter().map(|c| (*c).to_owned()).collect(),
             reference,
         }
+    }
+
+    #[test]
+    fn closed_answers_are_asked_with_a_schema_and_open_ones_are_not() {
+        let choice = item(Reference::Choice(1), &["red", "blue", "green"]);
+        let ask_choice = ask(&choice, AnswerFormat::Constrained);
+        let Some(OutputFormat::JsonSchema { schema, strict: true, .. }) = &ask_choice.format else {
+            panic!("{ask_choice:?}")
+        };
+        assert_eq!(serde_json::from_str::<Value>(schema).unwrap()["enum"], json!(["A", "B", "C"]));
+        assert_eq!(ask_choice.prompt, prompt(&choice));
+        assert_eq!(ask(&choice, AnswerFormat::Free).format, None);
+
+        let number = ask(&item(Reference::Number(4.0), &[]), AnswerFormat::Constrained);
+        assert!(number.prompt.ends_with("the final number in \"answer\"."), "{}", number.prompt);
+        assert!(!number.prompt.contains("The answer is N"));
+        assert!(number.format.is_some());
+
+        for open in [Reference::Texts(vec!["x".into()])] {
+            assert_eq!(ask(&item(open, &[]), AnswerFormat::Constrained).format, None);
+        }
+        assert_eq!(AnswerFormat::parse("Free"), Some(AnswerFormat::Free));
+        assert_eq!(AnswerFormat::parse("constrained"), Some(AnswerFormat::Constrained));
+        assert_eq!(AnswerFormat::parse("maybe"), None);
+    }
+
+    #[test]
+    fn constrained_answers_are_graded_from_their_json() {
+        let choice = item(Reference::Choice(1), &["red", "blue"]);
+        assert!(grade(&choice, "\"B\"").correct);
+        assert!(!grade(&choice, "\"A\"").correct);
+        let yes_no = item(Reference::YesNo(false), &[]);
+        assert_eq!(grade(&yes_no, "\"no\"").extracted.as_deref(), Some("no"));
+        let number = item(Reference::Number(12.0), &[]);
+        assert!(grade(&number, r#"{"steps": "3 boxes of 4 and then 7 more", "answer": 12}"#).correct);
+        assert!(!grade(&number, r#"{"steps": "it is 12", "answer": 7}"#).correct);
+        // A cut JSON answer is read as text, as the free graders would.
+        assert!(grade(&number, r#"{"steps": "so the answer is 12"#).correct);
+        // Open answers are graded as written, even when they happen to be JSON.
+        let texts = item(Reference::Texts(vec!["\"quoted\"".into()]), &[]);
+        assert!(grade(&texts, "\"quoted\"").correct);
     }
 
     #[test]

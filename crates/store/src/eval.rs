@@ -45,7 +45,9 @@ pub struct EvalRecord {
     pub grade: f64,
     /// Whether it counts as right.
     pub correct: bool,
-    /// Mean log-probability of the answer's tokens, when the backend gave them.
+    /// The answer's confidence as escalation reads it, a log-probability: the least sure
+    /// constrained choice's probability among its allowed values when the answer was held to a
+    /// schema with choices, else the mean log-probability of its tokens (when the backend gave them).
     pub mean_logprob: Option<f64>,
     /// Tokens in.
     pub prompt_tokens: u32,

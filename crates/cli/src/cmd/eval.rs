@@ -7,6 +7,7 @@ use anyhow::Context;
 use edgeway_core::{Backend, RouteTarget};
 use edgeway_eval::dataset::{self, EvalItem};
 use edgeway_eval::run::{answer, sample, EvalRoute, RunError};
+use edgeway_eval::task::AnswerFormat;
 use edgeway_store::EvalLog;
 
 use crate::app::{self, DataDir};
@@ -46,7 +47,10 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let run_name = args.run.clone().unwrap_or_else(|| {
         let cloud = settings.cloud.as_ref().map_or("none", |cloud| cloud.model.as_str());
-        format!("{model_id}+{cloud}")
+        match args.answer_format {
+            AnswerFormat::Constrained => format!("{model_id}+{cloud}"),
+            AnswerFormat::Free => format!("{model_id}+{cloud}+free"),
+        }
     });
     let log_path = data_dir.query_log(settings.log_path.as_deref());
     let mut log =
@@ -82,7 +86,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
         let tiers = app::gateway::build_tiers(&settings.clouds)?;
         let gateway = app::gateway::build_gateway(models, tiers, settings.gateway.clone(), scorer)?;
-        runtime.block_on(answer_all(&gateway, &run_name, &todo, &mut log))?;
+        runtime.block_on(answer_all(&gateway, &run_name, &todo, args.answer_format, &mut log))?;
     }
     print_summary(&log.results(&run_name)?, &run_name);
     eprintln!("next: edgeway calibrate --run '{run_name}' --target 0.95");
@@ -129,6 +133,7 @@ async fn answer_all(
     backend: &dyn Backend,
     run: &str,
     todo: &[(&EvalItem, &EvalRoute)],
+    format: AnswerFormat,
     log: &mut EvalLog,
 ) -> anyhow::Result<()> {
     let bar = crate::progress::bar(todo.len() as u64, "evaluating");
@@ -136,7 +141,7 @@ async fn answer_all(
     let mut skipped = 0u64;
     for (item, target) in todo {
         bar.set_message(format!("{} {}", target.label(), item.dataset));
-        match answer(backend, run, item, target).await {
+        match answer(backend, run, item, target, format).await {
             Ok(answered) => {
                 log.insert(&answered.query, &answered.result)?;
                 failures.insert(target.label(), 0);
