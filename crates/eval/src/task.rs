@@ -254,9 +254,7 @@ mod tests {
         assert!(!number.prompt.contains("The answer is N"));
         assert!(number.format.is_some());
 
-        for open in [Reference::Texts(vec!["x".into()])] {
-            assert_eq!(ask(&item(open, &[]), AnswerFormat::Constrained).format, None);
-        }
+        assert_eq!(ask(&item(Reference::Texts(vec!["x".into()]), &[]), AnswerFormat::Constrained).format, None);
         assert_eq!(AnswerFormat::parse("Free"), Some(AnswerFormat::Free));
         assert_eq!(AnswerFormat::parse("constrained"), Some(AnswerFormat::Constrained));
         assert_eq!(AnswerFormat::parse("maybe"), None);
