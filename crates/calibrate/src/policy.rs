@@ -19,6 +19,11 @@ pub struct RoutingPolicy {
 }
 
 impl RoutingPolicy {
+    /// A policy with no domain thresholds and no escalation, threshold 0.
+    fn empty() -> Self {
+        Self { default_threshold: 0.0, domain_thresholds: BTreeMap::new(), escalate_below: None }
+    }
+
     /// The threshold that applies to `domain`.
     pub fn threshold(&self, domain: &str) -> f32 {
         self.domain_thresholds.get(domain).copied().unwrap_or(self.default_threshold)
@@ -71,6 +76,44 @@ pub fn apply(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Outcome 
         cost: cost / n,
         edge_energy_j: energy / n,
     }
+}
+
+/// What a policy does within one domain, beside what all-cloud and all-edge would do there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSplit {
+    /// The routing domain.
+    pub domain: String,
+    /// Items of the domain.
+    pub items: usize,
+    /// The policy's result on them.
+    pub routed: Outcome,
+    /// Sending all of them to the cloud.
+    pub all_cloud: Outcome,
+    /// Answering all of them at the edge (no escalation).
+    pub all_edge: Outcome,
+}
+
+/// [`apply`] per domain, in the order of the domain names: the seed's table of edge and cloud
+/// shares, quality against cloud-only, and cost per query, one row per domain.
+pub fn apply_by_domain(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Vec<DomainSplit> {
+    let mut by_domain: BTreeMap<&str, (Vec<Pair>, Vec<f32>)> = BTreeMap::new();
+    for (pair, &score) in pairs.iter().zip(scores) {
+        let entry = by_domain.entry(pair.domain.as_str()).or_default();
+        entry.0.push(pair.clone());
+        entry.1.push(score);
+    }
+    let all_cloud = RoutingPolicy { default_threshold: f32::NEG_INFINITY, ..RoutingPolicy::empty() };
+    let all_edge = RoutingPolicy { default_threshold: f32::INFINITY, ..RoutingPolicy::empty() };
+    by_domain
+        .into_iter()
+        .map(|(domain, (pairs, scores))| DomainSplit {
+            domain: domain.to_owned(),
+            items: pairs.len(),
+            routed: apply(policy, &pairs, &scores),
+            all_cloud: apply(&all_cloud, &pairs, &scores),
+            all_edge: apply(&all_edge, &pairs, &scores),
+        })
+        .collect()
 }
 
 /// The cheapest point of `curve` whose quality reaches `quality` (fewest cloud calls on a tie).
@@ -163,6 +206,27 @@ mod tests {
         // A looser target needs fewer calls: 90 % of cloud quality is 0.9, three of the four.
         let loose = choose(&pairs, &scores, Search { target: 0.9, ..search });
         assert!((apply(&loose, &pairs, &scores).cloud_share - 0.3).abs() < 1e-12, "{loose:?}");
+    }
+
+    #[test]
+    fn the_split_is_reported_per_domain_beside_all_cloud_and_all_edge() {
+        // "easy": the edge is always right, cost 0 there; "hard": never, and the policy sends it up.
+        let mut pairs = Vec::new();
+        let mut scores = Vec::new();
+        for i in 0..10 {
+            let mut p = if i < 6 { pair(i, 1.0, 1.0) } else { pair(i, 0.0, 1.0) };
+            p.domain = if i < 6 { "easy".into() } else { "hard".into() };
+            scores.push(if i < 6 { 0.1 } else { 0.9 });
+            pairs.push(p);
+        }
+        let policy = RoutingPolicy { default_threshold: 0.5, ..RoutingPolicy::empty() };
+        let split = apply_by_domain(&policy, &pairs, &scores);
+        assert_eq!(split.iter().map(|d| (d.domain.as_str(), d.items)).collect::<Vec<_>>(), [("easy", 6), ("hard", 4)]);
+        assert_eq!((split[0].routed.cloud_share, split[0].routed.relative_quality), (0.0, 1.0));
+        assert_eq!((split[1].routed.cloud_share, split[1].routed.relative_quality), (1.0, 1.0));
+        assert_eq!(split[1].all_edge.quality, 0.0);
+        assert_eq!(split[0].all_cloud.cloud_share, 1.0);
+        assert!(split[0].routed.cost < split[0].all_cloud.cost);
     }
 
     #[test]

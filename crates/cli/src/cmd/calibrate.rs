@@ -7,7 +7,7 @@ use anyhow::Context;
 use edgeway_calibrate::boundaries::{choose_boundaries, tier_of_label, Boundary, BoundaryItems, LadderThresholds};
 use edgeway_calibrate::curve::{apgr, cpt, oracle_curve, random_curve, share_to_reach, threshold_curve, tiers};
 use edgeway_calibrate::plot::{quality_vs_share, Series};
-use edgeway_calibrate::policy::{apply, choose, Outcome, RoutingPolicy, Search};
+use edgeway_calibrate::policy::{apply, apply_by_domain, choose, DomainSplit, Outcome, RoutingPolicy, Search};
 use edgeway_calibrate::train::Trained;
 use edgeway_calibrate::{pair_routes, pair_up, split, train, Baselines, Pair, Point};
 use edgeway_core::{ChatMessage, Prompt};
@@ -117,6 +117,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         ("calibrated", apply(&policy, &held_out, scores_held)),
     ];
     print_outcomes(&outcomes);
+    let domains = apply_by_domain(&policy, &held_out, scores_held);
+    print_domains(&domains);
 
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     let plot_path = args.plot.clone().unwrap_or_else(|| {
@@ -158,6 +160,12 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
                     "policy": name, "quality": o.quality, "relative_quality": o.relative_quality,
                     "cloud_share": o.cloud_share, "escalated_share": o.escalated_share, "cost_per_query": o.cost,
                     "edge_energy_j_per_query": o.edge_energy_j,
+                })).collect::<Vec<_>>(),
+                "domains": domains.iter().map(|d| json!({
+                    "domain": d.domain, "items": d.items, "edge_share": 1.0 - d.routed.cloud_share,
+                    "cloud_share": d.routed.cloud_share, "relative_quality": d.routed.relative_quality,
+                    "cost_per_query": d.routed.cost, "all_cloud_cost_per_query": d.all_cloud.cost,
+                    "all_edge_relative_quality": d.all_edge.relative_quality,
                 })).collect::<Vec<_>>(),
             },
         });
@@ -311,6 +319,27 @@ fn print_outcomes(outcomes: &[(&str, Outcome)]) {
             o.escalated_share * 100.0,
             o.cost,
             o.edge_energy_j
+        );
+    }
+}
+
+/// The per-domain split on the held-out items: how much each domain's traffic the edge keeps.
+fn print_domains(domains: &[DomainSplit]) {
+    println!(
+        "\n{:<20} {:>6} {:>7} {:>8} {:>17} {:>14} {:>14} {:>16}",
+        "domain", "items", "edge", "cloud", "quality vs cloud", "cost/query", "all-cloud c/q", "all-edge quality"
+    );
+    for d in domains {
+        println!(
+            "{:<20} {:>6} {:>6.1}% {:>7.1}% {:>16.1}% {:>14.8} {:>14.8} {:>15.1}%",
+            d.domain,
+            d.items,
+            (1.0 - d.routed.cloud_share) * 100.0,
+            d.routed.cloud_share * 100.0,
+            d.routed.relative_quality * 100.0,
+            d.routed.cost,
+            d.all_cloud.cost,
+            d.all_edge.relative_quality * 100.0
         );
     }
 }
