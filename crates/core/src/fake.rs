@@ -88,6 +88,13 @@ impl FakeBackend {
         self.last_request.lock().ok().and_then(|last| last.clone())
     }
 
+    /// Accepts prompts of up to `n_ctx_slot` words (64 by default), for prompts longer than a test question.
+    pub fn with_context(mut self, n_ctx_slot: u32) -> Self {
+        self.info.n_ctx_slot = n_ctx_slot;
+        self.info.n_ctx_train = n_ctx_slot;
+        self
+    }
+
     /// Reports this power draw in `load()`.
     pub fn with_power_watts(mut self, watts: f64) -> Self {
         self.power_watts = Some(watts);

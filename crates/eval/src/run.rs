@@ -13,6 +13,7 @@ use edgeway_core::{
 use edgeway_store::{EvalRecord, QueryRecord};
 
 use crate::dataset::EvalItem;
+use crate::judge::Judge;
 use crate::task::{self, AnswerFormat};
 
 /// Why an item got no gradable answer.
@@ -37,6 +38,21 @@ pub enum RunError {
     /// The answer's code could not be run (no Python), so it was not graded.
     #[error("not graded: {0}")]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    /// An open answer, and no judge to grade it.
+    #[error("not asked: an open answer needs a judge model to grade it")]
+    NoJudge,
+    /// The judge gave no rating, so the answer was not graded.
+    #[error("not graded: {0}")]
+    Judge(#[from] crate::judge::JudgeError),
+}
+
+impl From<task::GradeError> for RunError {
+    fn from(error: task::GradeError) -> Self {
+        match error {
+            task::GradeError::Sandbox(error) => RunError::Sandbox(error),
+            task::GradeError::NeedsJudge => RunError::NoJudge,
+        }
+    }
 }
 
 /// Where an evaluation asks its items: a side, a tier, or one model by name.
@@ -73,7 +89,7 @@ impl EvalRoute {
         }
     }
 
-    fn hints(&self, domain: Option<String>) -> RouteHints {
+    pub(crate) fn hints(&self, domain: Option<String>) -> RouteHints {
         let mut hints = RouteHints { domain, ..RouteHints::default() };
         match self {
             EvalRoute::Side(target) => hints.target = Some(*target),
@@ -84,7 +100,7 @@ impl EvalRoute {
     }
 
     /// Whether the answer came from where it was asked (not a fallback).
-    fn answered_by(&self, info: &RouteInfo) -> bool {
+    pub(crate) fn answered_by(&self, info: &RouteInfo) -> bool {
         match self {
             EvalRoute::Side(target) => info.target == *target,
             EvalRoute::Tier(tier) => info.tier == Some(*tier),
@@ -122,6 +138,7 @@ pub fn request(item: &EvalItem, route: &EvalRoute, format: AnswerFormat) -> Gene
 }
 
 /// Asks `backend` (a router) to answer `item` on `route`, grades the answer, and builds its log rows.
+/// An open answer needs a judge: see [`answer_with_judge`].
 pub async fn answer(
     backend: &dyn Backend,
     run: &str,
@@ -129,6 +146,24 @@ pub async fn answer(
     asked: &EvalRoute,
     format: AnswerFormat,
 ) -> Result<Answered, RunError> {
+    answer_with_judge(backend, run, item, asked, format, None).await
+}
+
+/// [`answer`], with `judge` to grade open answers ([`task::needs_judge`]) once they are
+/// written; without one such an item is not asked ([`RunError::NoJudge`]).
+pub async fn answer_with_judge(
+    backend: &dyn Backend,
+    run: &str,
+    item: &EvalItem,
+    asked: &EvalRoute,
+    format: AnswerFormat,
+    judge: Option<&Judge<'_>>,
+) -> Result<Answered, RunError> {
+    let judge = match (task::needs_judge(item), judge) {
+        (true, None) => return Err(RunError::NoJudge),
+        (true, Some(judge)) => Some(judge),
+        (false, _) => None,
+    };
     let started = Instant::now();
     let ts_ms = edgeway_store::record::now_ms();
     let request = request(item, asked, format);
@@ -169,7 +204,9 @@ pub async fn answer(
     }
     let usage = completion.usage;
     let cost = route.as_ref().map_or(0.0, |r| r.cost(usage.prompt_tokens, usage.completion_tokens));
-    let grade = if task::runs_code(item) {
+    let grade = if let Some(judge) = judge {
+        judge.grade(item, &text).await?
+    } else if task::runs_code(item) {
         // Running the tests takes up to the sandbox's time limit: off the runtime's threads.
         let (owned, answer) = (item.clone(), text.clone());
         tokio::task::spawn_blocking(move || task::try_grade(&owned, &answer))
@@ -303,6 +340,36 @@ mod tests {
             (answered.result.grade, answered.result.extracted.as_deref()),
             (0.0, Some("failed: AssertionError"))
         );
+    }
+
+    #[tokio::test]
+    async fn open_answers_are_graded_by_the_judge_or_not_at_all() {
+        let mut open = item("81");
+        open.question = "Write a haiku about the sea.".into();
+        open.choices.clear();
+        open.reference = Reference::Judged(None);
+        let edge = EvalRoute::Side(RouteTarget::Edge);
+        let backend = FakeBackend::new("fake", "Waves fold into foam");
+        assert!(matches!(answer(&backend, "r", &open, &edge, AnswerFormat::Free).await, Err(RunError::NoJudge)));
+        assert!(backend.last_request().is_none(), "asked without a judge");
+
+        let judge_model = FakeBackend::new("judge", r#"{"reason": "vivid", "rating": 7}"#).with_context(4096);
+        let judge = Judge::new(&judge_model, EvalRoute::Side(RouteTarget::Cloud));
+        let answered =
+            answer_with_judge(&backend, "r", &open, &edge, AnswerFormat::Constrained, Some(&judge)).await.unwrap();
+        assert_eq!(answered.result.answer, "Waves fold into foam");
+        assert_eq!((answered.result.correct, answered.result.extracted.as_deref()), (true, Some("7/10 by cloud")));
+        assert!((answered.result.grade - 6.0 / 9.0).abs() < 1e-12);
+        assert_eq!(answered.result.reference, "(judged without a reference)");
+        // The question goes out as written, unconstrained.
+        let asked = backend.last_request().unwrap();
+        assert_eq!(asked.sampling.format, None);
+        assert_eq!(asked.sampling.max_tokens, Some(512));
+
+        let silent = FakeBackend::new("judge", "No comment.").with_context(4096);
+        let judge = Judge::new(&silent, EvalRoute::Side(RouteTarget::Cloud));
+        let failed = answer_with_judge(&backend, "r", &open, &edge, AnswerFormat::Free, Some(&judge)).await;
+        assert!(matches!(failed, Err(RunError::Judge(_))), "{failed:?}");
     }
 
     #[test]

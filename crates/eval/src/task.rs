@@ -60,6 +60,8 @@ pub fn prompt(item: &EvalItem) -> String {
             text.push_str(item.question.trim());
             text.push_str("\n\nAnswer with the complete Python function in a ```python code block.");
         }
+        // An open question is asked as it is written.
+        Reference::Judged(_) => text.push_str(&item.question),
     }
     text
 }
@@ -121,7 +123,7 @@ pub fn ask(item: &EvalItem, format: AnswerFormat) -> Ask {
             "properties": {"steps": {"type": "string"}, "answer": {"type": "number"}},
             "required": ["steps", "answer"],
         })),
-        (Reference::Texts(_) | Reference::Code(_), _) => None,
+        (Reference::Texts(_) | Reference::Code(_) | Reference::Judged(_), _) => None,
     };
     let mut prompt = prompt(item);
     if schema.is_some() && matches!(item.reference, Reference::Number(_)) {
@@ -165,12 +167,24 @@ pub fn max_tokens(item: &EvalItem) -> u32 {
         Reference::Number(_) => 320,
         Reference::Texts(_) => 32,
         Reference::Code(_) => 512,
+        Reference::Judged(_) => 512,
     }
 }
 
+/// Why an answer could not be graded here.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    /// Its code could not be run.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// It is an open answer, which only a judge model grades ([`crate::judge::Judge`]).
+    #[error("an open answer is graded by a judge model, not by a rule")]
+    NeedsJudge,
+}
+
 /// Grades `answer` against the item's reference. Code that cannot be run
-/// (no Python) grades 0 with the reason as what was extracted; use [`try_grade`]
-/// where that must be an error instead.
+/// (no Python) and open answers (which need a judge) grade 0 with the reason as
+/// what was extracted; use [`try_grade`] where that must be an error instead.
 pub fn grade(item: &EvalItem, answer: &str) -> Grade {
     try_grade(item, answer).unwrap_or_else(|error| Grade {
         score: 0.0,
@@ -179,21 +193,27 @@ pub fn grade(item: &EvalItem, answer: &str) -> Grade {
     })
 }
 
+/// Whether grading `item` asks a judge model ([`crate::judge`]) rather than a rule.
+pub fn needs_judge(item: &EvalItem) -> bool {
+    matches!(item.reference, Reference::Judged(_))
+}
+
 /// Whether grading `item` runs a program (and so blocks for a while).
 pub fn runs_code(item: &EvalItem) -> bool {
     matches!(item.reference, Reference::Code(_))
 }
 
 /// Grades `answer` against the item's reference; code runs in the [shared
-/// sandbox](Sandbox::shared), and only code can fail to be graded.
-pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, SandboxError> {
+/// sandbox](Sandbox::shared). Only code can fail to be graded, and open answers,
+/// which are left to a judge.
+pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, GradeError> {
     let binary =
         |correct: bool, extracted: Option<String>| Grade { score: f64::from(u8::from(correct)), correct, extracted };
     // Closed answers may come as constrained JSON; open ones (text spans, code) are graded as written.
     let closed = unwrap_json_answer(answer);
     let answer = match item.reference {
         Reference::Choice(_) | Reference::YesNo(_) | Reference::Number(_) => closed.as_ref(),
-        Reference::Texts(_) | Reference::Code(_) => answer,
+        Reference::Texts(_) | Reference::Code(_) | Reference::Judged(_) => answer,
     };
     Ok(match &item.reference {
         Reference::Choice(right) => {
@@ -218,6 +238,7 @@ pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, SandboxError> {
             Grade { score: f1_score(line, &references), correct, extracted: Some(line.to_owned()) }
         }
         Reference::Code(check) => crate::code::grade(check, answer, Sandbox::shared()?)?,
+        Reference::Judged(_) => return Err(GradeError::NeedsJudge),
     })
 }
 
