@@ -202,3 +202,64 @@ pub fn print_ratings(results: &[EvalRecord], items: &[EvalItem]) {
         println!("{:<16} {:<6} {:>6} {:>8.2}", category, side, n, total / *n as f64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ServeArgs;
+    use crate::config::FileConfig;
+
+    fn settings(toml_text: &str) -> ServeSettings {
+        ServeSettings::merge(&ServeArgs::default(), toml::from_str::<FileConfig>(toml_text).unwrap()).unwrap()
+    }
+
+    const CLOUD: &str = "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n";
+
+    #[test]
+    fn the_default_judge_is_the_cloud_else_the_highest_local_tier() {
+        let mut with_cloud = settings(CLOUD);
+        assert_eq!(choose(None, &mut with_cloud).unwrap(), EvalRoute::Side(RouteTarget::Cloud));
+        let mut tiers = settings(
+            "[[models]]\nname = \"small\"\nmodel = \"smollm2-135m\"\n\
+             [[models]]\nname = \"bigger\"\nmodel = \"qwen2.5-0.5b\"\ntier = 1\n",
+        );
+        assert_eq!(choose(None, &mut tiers).unwrap(), EvalRoute::Model("bigger".into()));
+        assert_eq!(tiers.models.len(), 2, "nothing added");
+        let mut alone = settings("");
+        assert_eq!(choose(None, &mut alone).unwrap(), EvalRoute::Model("smollm2-135m".into()));
+        assert_eq!(alone.models.len(), 1);
+    }
+
+    #[test]
+    fn a_named_judge_the_router_lacks_joins_it_without_changing_routing() {
+        let mut one = settings("");
+        assert_eq!(choose(Some("qwen2.5-0.5b"), &mut one).unwrap(), EvalRoute::Model("qwen2.5-0.5b".into()));
+        assert_eq!(one.models.len(), 2);
+        let (answering, judge) = (&one.models[0], &one.models[1]);
+        assert_eq!((answering.name.as_deref(), answering.tier, answering.pinned), (Some("smollm2-135m"), 0, true));
+        assert!(answering.domains.is_empty(), "the model under test stays the generalist");
+        assert_eq!(
+            (judge.name.as_deref(), judge.model.as_str(), judge.pinned),
+            (Some("qwen2.5-0.5b"), "qwen2.5-0.5b", false)
+        );
+        assert_eq!(judge.domains, [JUDGE_DOMAIN]);
+        // Naming it again (or the model under test) adds nothing.
+        assert_eq!(choose(Some("QWEN2.5-0.5b"), &mut one).unwrap(), EvalRoute::Model("qwen2.5-0.5b".into()));
+        choose(Some("smollm2-135m"), &mut one).unwrap();
+        assert_eq!(one.models.len(), 2);
+    }
+
+    #[test]
+    fn sides_tiers_and_clouds_must_exist() {
+        let mut alone = settings("");
+        assert!(choose(Some("cloud"), &mut alone).unwrap_err().to_string().contains("needs a cloud tier"));
+        assert!(choose(Some("tier3"), &mut alone).is_err());
+        assert_eq!(choose(Some("edge"), &mut alone).unwrap(), EvalRoute::Side(RouteTarget::Edge));
+        let mut with_cloud = settings(CLOUD);
+        // The cloud's model name means that cloud, by the name the router knows it by.
+        assert_eq!(choose(Some("big"), &mut with_cloud).unwrap(), EvalRoute::Model("cloud".into()));
+        assert_eq!(with_cloud.models.len(), 1);
+        let cloud_tier = with_cloud.clouds[0].tier;
+        assert_eq!(choose(Some(&format!("tier{cloud_tier}")), &mut with_cloud).unwrap(), EvalRoute::Tier(cloud_tier));
+    }
+}
