@@ -36,20 +36,20 @@ const MAX_REASON_CHARS: u32 = 400;
 const MAX_TEXT_CHARS: usize = 3000;
 
 /// What the judge is told when rating one answer.
-const RATING_RUBRIC: &str = "You grade an AI assistant's answer to a user's question. Judge how well the answer \
-does what the question asks. Correctness comes first: when a reference answer is given, check the assistant's answer \
-against it, and rate a wrong result low however well it is written. Then weigh helpfulness, relevance, depth, \
-creativity and clarity; length is no merit in itself. Give your reason in at most three sentences, then rate the \
-answer from 1 (wrong or useless) to 10 (correct and excellent). Reply with JSON only: \
-{\"reason\": \"...\", \"rating\": N}.";
+const RATING_RUBRIC: &str = "You grade an AI assistant's answer to a user's question. Judge how well \
+the answer does what the question asks. Correctness comes first: when a reference answer is given, check the \
+assistant's answer against it, and rate a wrong result low however well it is written. Then ask whether it is \
+useful, on topic, thorough, original where the task calls for it, and clear; length is no merit in itself. Give \
+your reason in at most three sentences, then rate the answer from 1 (wrong or useless) to 10 (correct and \
+excellent). Reply with JSON only: {\"reason\": \"...\", \"rating\": N}.";
 
 /// What the judge is told when comparing two answers.
-const PAIR_RUBRIC: &str = "You compare two answers, A and B, that AI assistants gave to the same question, and \
-decide which does better what the question asks. Correctness comes first: when a reference answer is given, check \
-both answers against it. Then weigh helpfulness, relevance, depth, creativity and clarity. Do not let the order in \
-which the answers are shown or their length sway you, and say \"tie\" when neither is better. Give your reason in at \
-most three sentences, then your verdict. Reply with JSON only: {\"reason\": \"...\", \"verdict\": \"A\"}, with \
-\"A\", \"B\" or \"tie\" as the verdict.";
+const PAIR_RUBRIC: &str = "You compare two answers, A and B, that AI assistants gave to the same question, \
+and decide which does better what the question asks. Correctness comes first: when a reference answer is given, \
+check both answers against it. Then ask which is more useful, on topic, thorough, original and clear. Do not let \
+the order in which the answers are shown or their length sway you, and say \"tie\" when neither is better. Give \
+your reason in at most three sentences, then your verdict. Reply with JSON only: \
+{\"reason\": \"...\", \"verdict\": \"A\"}, with \"A\", \"B\" or \"tie\" as the verdict.";
 
 /// Why the judge gave no rating or verdict.
 #[derive(Debug, thiserror::Error)]
