@@ -25,7 +25,7 @@ use crate::task::Grade;
 /// The lowest rating that counts as a correct answer ("good, with minor flaws" and up).
 pub const PASS_RATING: f64 = 7.0;
 
-/// Tokens the judge may write: its reason is held to [`MAX_REASON_CHARS`], so this is ample.
+/// Tokens the judge may write: the schema holds its reason to 400 characters, so this is ample.
 pub const JUDGE_MAX_TOKENS: u32 = 256;
 
 /// The longest reason the schema allows, so a rambling judge still reaches its rating.
