@@ -98,11 +98,12 @@ pub struct MixSample {
     pub capacity: usize,
 }
 
-/// Why a mix could not be read or sampled.
+/// Why a mix could not be read or sampled. The cause of `Io`, `UnknownSet` and `Set`
+/// is their `source()`, printed by the caller's error chain.
 #[derive(Debug, thiserror::Error)]
 pub enum MixError {
     /// The file could not be read.
-    #[error("cannot read the mix {path}: {source}")]
+    #[error("cannot read the mix {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -126,7 +127,7 @@ pub enum MixError {
         reason: String,
     },
     /// A set is neither a built-in set nor a file.
-    #[error("mix `{mix}`, domain `{domain}`: {source}")]
+    #[error("mix `{mix}`, domain `{domain}`")]
     UnknownSet {
         /// The mix.
         mix: String,
@@ -136,7 +137,7 @@ pub enum MixError {
         source: DatasetError,
     },
     /// A set could not be loaded.
-    #[error("mix `{mix}`, domain `{domain}`: cannot load the set `{set}`: {source}")]
+    #[error("mix `{mix}`, domain `{domain}`: cannot load the set `{set}`")]
     Set {
         /// The mix.
         mix: String,
@@ -493,6 +494,17 @@ sets = [{ set = "c" }]
         assert_eq!(all.draws.iter().map(|d| d.drawn).collect::<Vec<_>>(), [120, 40, 480]);
     }
 
+    /// The message with its causes, as `edgeway` prints it.
+    fn chain(error: &MixError) -> String {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(error) = cause {
+            text.push_str(&format!(": {error}"));
+            cause = error.source();
+        }
+        text
+    }
+
     #[test]
     fn bad_mixes_are_refused_with_a_reason() {
         let error = |text: &str| Mix::parse("m", text).unwrap_err().to_string();
@@ -516,11 +528,11 @@ sets = [{ set = "c" }]
     #[test]
     fn unknown_and_overlapping_sets_are_named() {
         let mix = Mix::parse("m", "[[domain]]\nname = \"code\"\nweight = 1\nsets = [{ set = \"nope\" }]").unwrap();
-        let error = mix.check_sets().unwrap_err().to_string();
+        let error = chain(&mix.check_sets().unwrap_err());
         assert!(error.contains("mix `m`, domain `code`: unknown evaluation set `nope`"), "{error}");
         assert!(error.contains("arc-easy") && error.contains("trivia-qa"), "{error}");
-        let error = mix.sample(Some(10), 0, load).unwrap_err().to_string();
-        assert!(error.contains("cannot load the set `nope`"), "{error}");
+        let error = chain(&mix.sample(Some(10), 0, load).unwrap_err());
+        assert!(error.contains("cannot load the set `nope`: unknown evaluation set `nope`"), "{error}");
         // Two names for the same items.
         let overlap =
             Mix::parse("m", "[[domain]]\nname = \"x\"\nweight = 1\nsets = [{ set = \"a\" }, { set = \"a2\" }]")
@@ -530,7 +542,7 @@ sets = [{ set = "c" }]
             .unwrap_err()
             .to_string();
         assert!(error.contains("sets `a` and `a2` share the item a/0"), "{error}");
-        let missing = Mix::load("/nonexistent/mix.toml").unwrap_err().to_string();
-        assert!(missing.contains("cannot read the mix /nonexistent/mix.toml"), "{missing}");
+        let missing = chain(&Mix::load("/nonexistent/mix.toml").unwrap_err());
+        assert!(missing.contains("cannot read the mix /nonexistent/mix.toml: No such file"), "{missing}");
     }
 }

@@ -4,7 +4,7 @@
 //! halftime show."), so an exact match alone would mark most right answers wrong.
 //! The rule:
 //!
-//! 1. Read the answer's first line, without an "Answer:" label in front.
+//! 1. Read the answer's first line, without an "Answer:" (or "A:") label in front.
 //! 2. Normalise it and every accepted answer: SQuAD's normalisation (lowercase,
 //!    no punctuation, no articles, single spaces), with number words up to
 //!    twenty as digits and no thousands separators ("three" = "3", "1,507" = "1507").
@@ -84,12 +84,14 @@ pub fn normalize(text: &str) -> String {
         .join(" ")
 }
 
-/// The line of `answer` that is graded: its first non-empty line, without an "Answer:" label.
+/// The line of `answer` that is graded: its first non-empty line, without an
+/// "Answer:" label (or "A:", as a model continuing a "Q: … A: …" conversation writes).
 pub fn answer_line(answer: &str) -> &str {
     for line in answer.lines() {
         let line = line.trim().trim_matches('*').trim();
         let lower = line.to_ascii_lowercase();
-        let unlabelled = if lower.starts_with("answer:") { line["answer:".len()..].trim() } else { line };
+        let label = ["answer:", "a:"].iter().find(|label| lower.starts_with(*label));
+        let unlabelled = label.map_or(line, |label| line[label.len()..].trim());
         if !unlabelled.is_empty() {
             return unlabelled;
         }
@@ -131,6 +133,7 @@ mod tests {
         assert!(right("justin timberlake.", &["Justin Timberlake"]));
         assert!(right("Justin Timberlake performed the halftime show at Super Bowl 2018.", &["Justin Timberlake"]));
         assert!(right("Answer: The Eiffel Tower", &["Eiffel Tower"]));
+        assert!(right("A: Aleck.", &["Aleck"]));
         assert!(right(
             "**Sri Lanka**\n\nIt was called Ceylon until 1972.",
             &["Ceylon/Sri Lanka", "Ceylon", "Sri Lanka"]
