@@ -452,12 +452,6 @@ sets = [{ set = "c" }]
     }
 
     #[test]
-    fn the_default_mix_is_the_file_in_the_repository() {
-        let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mixes/default.toml")).unwrap();
-        assert_eq!(file, DEFAULT_MIX);
-    }
-
-    #[test]
     fn samples_follow_the_weights_and_tag_domains() {
         let mix = Mix::parse("small", SMALL).unwrap();
         // a: 1/4 × 3/4 = 3/16, b: 1/16, c: 3/4 of the sample.
