@@ -459,12 +459,25 @@ pub struct EvalArgs {
     /// (code, graded by running its tests in a sandboxed python3), mt-bench (open questions, first
     /// turns, rated 1-10 by the --judge model), or a .jsonl file
     /// (one {"question", "reference", optional "choices", "domain", "context", "id"} per line). Repeatable.
-    #[arg(short, long = "set", value_name = "SET", required = true)]
+    /// Also basic-skills[:SKILL], minerva-math[:SUBJECT], minerva-math-500, medqa, medmcqa, naturalqs,
+    /// trivia-qa, jeopardy, socialiqa, coqa and drop.
+    #[arg(short, long = "set", value_name = "SET", required_unless_present = "mix")]
     pub sets: Vec<String>,
 
-    /// At most this many items per set, a fixed sample spread over the whole set [default: all].
+    /// Run a traffic mix instead of sets: `default` (built in: mostly simple requests, a minority of
+    /// hard ones) or a TOML file of domains, their sets and weights (docs/traffic-mix.md). Each item
+    /// is asked as its mix domain, so calibration sets thresholds per domain.
+    #[arg(long, value_name = "default|FILE", conflicts_with = "sets")]
+    pub mix: Option<String>,
+
+    /// At most this many items per set, a fixed sample spread over the whole set; with --mix, the
+    /// size of the mix's sample [default: all; for a mix, the most its proportions allow].
     #[arg(short, long)]
     pub limit: Option<usize>,
+
+    /// Which items a mix draws: the same mix, limit and seed draw the same items [default: 0].
+    #[arg(long, conflicts_with = "sets")]
+    pub seed: Option<u64>,
 
     /// Who answers, comma-separated: `edge`, `cloud`, `both` (what calibration needs), a tier
     /// (`tier0`, `tier1`, …: the item's domain's model on it) or a model's name.
@@ -983,5 +996,20 @@ mod tests {
         assert_eq!(args.cloud.cloud_api_key_env.as_deref(), Some("KEY"));
         assert_eq!(args.log.path.as_deref(), Some(std::path::Path::new("q.db")));
         assert_eq!(args.config.path.as_deref(), Some(std::path::Path::new("e.toml")));
+    }
+
+    #[test]
+    fn eval_takes_a_mix_or_sets_but_not_both() {
+        let parse = |args: &[&str]| super::Cli::try_parse_from(["edgeway", "eval"].iter().chain(args));
+        let cli = parse(&["--mix", "default", "--limit", "200", "--seed", "3"]).unwrap();
+        let super::Command::Eval(args) = cli.command else { panic!("not eval") };
+        assert_eq!(
+            (args.mix.as_deref(), args.limit, args.seed, args.sets.len()),
+            (Some("default"), Some(200), Some(3), 0)
+        );
+        assert!(parse(&[]).is_err(), "a set or a mix is required");
+        assert!(parse(&["--mix", "default", "--set", "gsm8k"]).is_err());
+        assert!(parse(&["--set", "gsm8k", "--seed", "1"]).is_err(), "a seed is for a mix");
+        assert!(parse(&["--seed", "1"]).is_err());
     }
 }

@@ -23,7 +23,7 @@ pub struct EvalItem {
     pub id: String,
     /// A finer grouping the set gives (an MMLU subject), for reports.
     pub subject: Option<String>,
-    /// The routing domain, when the set names one (user sets); otherwise the router classifies.
+    /// The routing domain, when the set (a user's JSONL) or a traffic mix names one; otherwise the router classifies.
     pub domain: Option<String>,
     /// The question itself.
     pub question: String,
@@ -50,6 +50,10 @@ pub enum Reference {
     Code(crate::code::CodeCheck),
     /// An open answer (MT-Bench) a judge model rates, against this reference answer when there is one.
     Judged(Option<String>),
+    /// A LaTeX answer (MATH): the answer's last `\boxed{}` against it, lightly normalised ([`crate::math_answer`]).
+    Math(String),
+    /// Acceptable answers to an open question (TriviaQA, CoQA): a short answer that says one ([`crate::short_answer`]).
+    ShortAnswer(Vec<String>),
 }
 
 impl Reference {
@@ -69,6 +73,8 @@ impl Reference {
             Reference::Code(check) => check.display(),
             Reference::Judged(Some(answer)) => answer.clone(),
             Reference::Judged(None) => "(judged without a reference)".to_owned(),
+            Reference::Math(answer) => answer.clone(),
+            Reference::ShortAnswer(answers) => answers.join(" | "),
         }
     }
 }
@@ -81,7 +87,7 @@ pub const BUILTIN_SETS: &[&str] =
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The name is neither a built-in set nor a file.
-    #[error("unknown evaluation set `{0}`; built-in sets are {sets}, `mmlu:SUBJECT` for one MMLU subject, or give a .jsonl file", sets = BUILTIN_SETS.join(", "))]
+    #[error("unknown evaluation set `{0}`; built-in sets are {sets}, {more}, `mmlu:SUBJECT` for one MMLU subject, or give a .jsonl file", sets = BUILTIN_SETS.join(", "), more = crate::sets::NAMES.join(", "))]
     Unknown(String),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -133,6 +139,9 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
             if let Some(subject) = name.strip_prefix("mmlu:") {
                 return load_mmlu(&datasets.join("hails/mmlu_no_train"), Some(subject));
             }
+            if let Some(loaded) = crate::sets::load(name, &data) {
+                return loaded;
+            }
             let path = Path::new(name);
             if path.extension().is_some_and(|ext| ext == "jsonl") || path.is_file() {
                 return load_jsonl(path);
@@ -144,11 +153,11 @@ pub fn load(name: &str, package_root: &Path) -> Result<Vec<EvalItem>, DatasetErr
 
 /// Whether the package files a built-in set needs are present.
 pub fn is_builtin(name: &str) -> bool {
-    BUILTIN_SETS.contains(&name) || name.starts_with("mmlu:")
+    BUILTIN_SETS.contains(&name) || name.starts_with("mmlu:") || crate::sets::is_known(name)
 }
 
 /// Reads every record batch of the Arrow IPC stream files in `dir`.
-fn read_arrow_dir(dir: &Path) -> Result<Vec<RecordBatch>, DatasetError> {
+pub(crate) fn read_arrow_dir(dir: &Path) -> Result<Vec<RecordBatch>, DatasetError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -170,12 +179,12 @@ fn read_arrow_dir(dir: &Path) -> Result<Vec<RecordBatch>, DatasetError> {
     Ok(batches)
 }
 
-fn column<'a>(batch: &'a RecordBatch, name: &str, dir: &Path) -> Result<&'a ArrayRef, DatasetError> {
+pub(crate) fn column<'a>(batch: &'a RecordBatch, name: &str, dir: &Path) -> Result<&'a ArrayRef, DatasetError> {
     batch.column_by_name(name).ok_or_else(|| format_error(dir, format!("no column `{name}`")))
 }
 
 /// The strings of a Utf8 or LargeUtf8 array.
-fn strings(array: &dyn Array, dir: &Path) -> Result<Vec<String>, DatasetError> {
+pub(crate) fn strings(array: &dyn Array, dir: &Path) -> Result<Vec<String>, DatasetError> {
     let values: Vec<Option<&str>> = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().iter().collect(),
         DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
@@ -185,7 +194,7 @@ fn strings(array: &dyn Array, dir: &Path) -> Result<Vec<String>, DatasetError> {
 }
 
 /// Row `row` of a list-of-strings column.
-fn string_list(array: &dyn Array, row: usize, dir: &Path) -> Result<Vec<String>, DatasetError> {
+pub(crate) fn string_list(array: &dyn Array, row: usize, dir: &Path) -> Result<Vec<String>, DatasetError> {
     match array.data_type() {
         DataType::List(_) => strings(array.as_list::<i32>().value(row).as_ref(), dir),
         DataType::LargeList(_) => strings(array.as_list::<i64>().value(row).as_ref(), dir),
@@ -194,7 +203,7 @@ fn string_list(array: &dyn Array, row: usize, dir: &Path) -> Result<Vec<String>,
 }
 
 /// Integers of an integer column (ClassLabel columns are int64).
-fn integers(array: &dyn Array, dir: &Path) -> Result<Vec<i64>, DatasetError> {
+pub(crate) fn integers(array: &dyn Array, dir: &Path) -> Result<Vec<i64>, DatasetError> {
     use arrow_array::types::{Int32Type, Int64Type};
     match array.data_type() {
         DataType::Int64 => Ok(array.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(-1)).collect()),

@@ -13,6 +13,11 @@
 //! - [`mtbench`]: MT-Bench's 80 open questions (first turns) and their reference answers.
 //! - [`pairwise`]: the position-swap rule (a win only when both orders agree) and its tally.
 //! - [`sandbox`]: running a Python program with time, memory and process limits and no network.
+//! - [`dataset`]: the built-in sets (ARC, MMLU, BoolQ, GSM8K, SQuAD) and a user's JSONL.
+//! - [`sets`]: the sets that make a traffic mix (basic skills, MATH, MedQA, TriviaQA, CoQA, …).
+//! - [`mix`]: traffic mixes: domains, the sets that stand for each, weights, and a weighted sample.
+//! - [`math_answer`]: LaTeX answers: the last `\boxed{}`, lightly normalised.
+//! - [`short_answer`]: open short answers: an accepted answer said in a short sentence.
 //! - [`stats`]: the median of measurements, its confidence interval and percentiles, for the benchmarks.
 //! - [`run`]: asking a (routing) backend one item and building its query-log rows.
 //! - [`task`]: how an item is asked and which grader its reference calls for.
@@ -22,10 +27,14 @@ pub mod code;
 pub mod dataset;
 pub mod grade;
 pub mod judge;
+pub mod math_answer;
+pub mod mix;
 pub mod mtbench;
 pub mod pairwise;
 pub mod run;
 pub mod sandbox;
+pub mod sets;
+pub mod short_answer;
 pub mod stats;
 pub mod task;
 

@@ -13,7 +13,7 @@ use crate::sandbox::{Sandbox, SandboxError};
 /// The grade of one answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grade {
-    /// In `[0, 1]`: 1 or 0 for right or wrong, F1 for SQuAD.
+    /// In `[0, 1]`: 1 or 0 for right or wrong, F1 for SQuAD (and for a wrong short answer).
     pub score: f64,
     /// Whether the answer counts as right (score 1, or exact match for SQuAD).
     pub correct: bool,
@@ -62,6 +62,18 @@ pub fn prompt(item: &EvalItem) -> String {
         }
         // An open question is asked as it is written.
         Reference::Judged(_) => text.push_str(&item.question),
+        Reference::Math(_) => {
+            text.push_str(item.question.trim());
+            text.push_str("\nSolve it step by step, then give the final answer as \\boxed{ANSWER}.");
+        }
+        Reference::ShortAnswer(_) => {
+            text.push_str("Question: ");
+            text.push_str(item.question.trim());
+            text.push_str(match item.context {
+                Some(_) => "\nAnswer in a few words, from the text above.",
+                None => "\nAnswer in a few words: just the name, number, date or phrase.",
+            });
+        }
     }
     text
 }
@@ -123,7 +135,14 @@ pub fn ask(item: &EvalItem, format: AnswerFormat) -> Ask {
             "properties": {"steps": {"type": "string"}, "answer": {"type": "number"}},
             "required": ["steps", "answer"],
         })),
-        (Reference::Texts(_) | Reference::Code(_) | Reference::Judged(_), _) => None,
+        (
+            Reference::Texts(_)
+            | Reference::Code(_)
+            | Reference::Judged(_)
+            | Reference::Math(_)
+            | Reference::ShortAnswer(_),
+            _,
+        ) => None,
     };
     let mut prompt = prompt(item);
     if schema.is_some() && matches!(item.reference, Reference::Number(_)) {
@@ -168,6 +187,8 @@ pub fn max_tokens(item: &EvalItem) -> u32 {
         Reference::Texts(_) => 32,
         Reference::Code(_) => 512,
         Reference::Judged(_) => 512,
+        Reference::Math(_) => 512,
+        Reference::ShortAnswer(_) => 48,
     }
 }
 
@@ -213,7 +234,11 @@ pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, GradeError> {
     let closed = unwrap_json_answer(answer);
     let answer = match item.reference {
         Reference::Choice(_) | Reference::YesNo(_) | Reference::Number(_) => closed.as_ref(),
-        Reference::Texts(_) | Reference::Code(_) | Reference::Judged(_) => answer,
+        Reference::Texts(_)
+        | Reference::Code(_)
+        | Reference::Judged(_)
+        | Reference::Math(_)
+        | Reference::ShortAnswer(_) => answer,
     };
     Ok(match &item.reference {
         Reference::Choice(right) => {
@@ -239,6 +264,8 @@ pub fn try_grade(item: &EvalItem, answer: &str) -> Result<Grade, GradeError> {
         }
         Reference::Code(check) => crate::code::grade(check, answer, Sandbox::shared()?)?,
         Reference::Judged(_) => return Err(GradeError::NeedsJudge),
+        Reference::Math(right) => crate::math_answer::grade(answer, right),
+        Reference::ShortAnswer(answers) => crate::short_answer::grade(answer, answers),
     })
 }
 

