@@ -112,6 +112,7 @@ pub fn request(item: &EvalItem, route: &EvalRoute) -> GenerateRequest {
         },
         route: route.hints(item.domain.clone()),
         tools: None,
+        query_embedding: None,
     }
 }
 
