@@ -637,6 +637,11 @@ pub struct GatewayBenchArgs {
     /// Timings of the query embedding (a 50-token prompt on one thread); 0 leaves it out.
     #[arg(long, default_value_t = 300)]
     pub embedding_samples: usize,
+
+    /// Embedding model for the query-embedding timings: a catalog name or a .gguf path (a Q8_0
+    /// quantization made by `edgeway quantize`, say).
+    #[arg(long, default_value = edgeway_models::DEFAULT_EMBEDDING_MODEL)]
+    pub embedding_model: String,
 }
 
 /// `edgeway bench engine` flags.

@@ -120,12 +120,7 @@ fn embedding_router(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Resu
     use edgeway_policy::{ComplexityScorer, EmbeddingModel, EmbeddingScorer, EmbeddingSpec, TransparentScorer};
 
     let embedder = if args.embedding_samples > 0 {
-        Some(crate::app::engine::load_embedder(
-            edgeway_models::DEFAULT_EMBEDDING_MODEL,
-            &data_dir.cache(),
-            true,
-            Some(1),
-        )?)
+        Some(crate::app::engine::load_embedder(&args.embedding_model, &data_dir.cache(), true, Some(1))?)
     } else {
         None
     };
