@@ -10,6 +10,7 @@
 //! - [`boundaries`]: ladders of more than two tiers, one boundary at a time.
 //! - [`policy`]: the per-domain thresholds (and escalation threshold) that meet a quality target at the lowest cost.
 //! - [`train`]: fitting the learned scorer, with the penalty chosen by cross-validation.
+//! - [`train_embedding`]: fitting the embedding scorer (logistic regression or nearest neighbours) the same way.
 //! - [`plot`]: the curves as an SVG.
 
 pub mod boundaries;
@@ -18,6 +19,7 @@ pub mod pairs;
 pub mod plot;
 pub mod policy;
 pub mod train;
+pub mod train_embedding;
 
 pub use curve::{Baselines, Point};
 pub use pairs::{pair_routes, pair_up, split, Pair};

@@ -392,8 +392,9 @@ pub struct CalibrateArgs {
     #[arg(long, value_delimiter = ',', value_name = "ROUTES", conflicts_with_all = ["cloud_run", "plot"])]
     pub tiers: Vec<String>,
 
-    /// Scorer to write thresholds for: `learned` (trained here) or `transparent`.
-    #[arg(long, default_value = "learned", value_parser = ["learned", "transparent"])]
+    /// Scorer to write thresholds for: `learned` (hashed words, trained here), `embedding` (the
+    /// questions' sentence embeddings, trained here with the local embedding model) or `transparent`.
+    #[arg(long, default_value = "learned", value_parser = ["learned", "embedding", "transparent"])]
     pub scorer: String,
 
     /// Share of items used to calibrate; the rest is held out for the report.
@@ -420,7 +421,8 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "FILE")]
     pub log_path: Option<PathBuf>,
 
-    /// Where to write the learned scorer [default: the config's scorer_path, else DATA_DIR/scorer.json].
+    /// Where to write the learned or embedding scorer [default: the config's scorer_path when the
+    /// config names the same scorer, else DATA_DIR/scorer.json or DATA_DIR/embedding-scorer.json].
     #[arg(long, value_name = "FILE")]
     pub scorer_path: Option<PathBuf>,
 
@@ -665,6 +667,19 @@ pub struct GatewayBenchArgs {
     /// Edge model for the gateway process (it loads one, but this benchmark never calls it).
     #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
     pub model: String,
+
+    /// Timings of the embedding scorer's scoring (features + model), in-process.
+    #[arg(long, default_value_t = 20_000)]
+    pub scoring_samples: usize,
+
+    /// Timings of the query embedding (a 50-token prompt on one thread); 0 leaves it out.
+    #[arg(long, default_value_t = 300)]
+    pub embedding_samples: usize,
+
+    /// Embedding model for the query-embedding timings: a catalog name or a .gguf path (a Q8_0
+    /// quantization made by `edgeway quantize`, say).
+    #[arg(long, default_value = edgeway_models::DEFAULT_EMBEDDING_MODEL)]
+    pub embedding_model: String,
 }
 
 /// `edgeway bench engine` flags.
@@ -884,12 +899,13 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
     pub route_threshold: Option<f32>,
 
-    /// Complexity scorer: `transparent` (feature-weighted, shipped) or `learned` (trained by
-    /// `edgeway calibrate`) [default: transparent].
+    /// Complexity scorer: `transparent` (feature-weighted, shipped), `learned` (hashed words) or
+    /// `embedding` (the query's sentence embedding; needs the embedding model), both trained by
+    /// `edgeway calibrate` [default: transparent].
     #[arg(long, env = "EDGEWAY_SCORER", value_name = "SCORER")]
     pub scorer: Option<String>,
 
-    /// The learned scorer's file [default: DATA_DIR/scorer.json].
+    /// The learned or embedding scorer's file [default: DATA_DIR/scorer.json, DATA_DIR/embedding-scorer.json].
     #[arg(long, env = "EDGEWAY_SCORER_PATH", value_name = "FILE")]
     pub scorer_path: Option<PathBuf>,
 

@@ -266,9 +266,10 @@ pub struct RoutingSection {
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
-    /// `transparent` (default) or `learned`: which complexity scorer routes.
+    /// `transparent` (default), `learned` (hashed words) or `embedding` (the query's sentence
+    /// embedding): which complexity scorer routes.
     pub scorer: Option<String>,
-    /// The learned scorer's file [default: DATA_DIR/scorer.json].
+    /// The learned or embedding scorer's file [default: DATA_DIR/scorer.json, DATA_DIR/embedding-scorer.json].
     pub scorer_path: Option<PathBuf>,
 }
 
@@ -280,6 +281,9 @@ pub enum ScorerSetting {
     Transparent,
     /// The scorer `edgeway calibrate` trained, from this file (`None`: DATA_DIR/scorer.json).
     Learned(Option<PathBuf>),
+    /// The scorer over the query's sentence embedding that `edgeway calibrate --scorer embedding`
+    /// trained, from this file (`None`: DATA_DIR/embedding-scorer.json). It needs the embedding model.
+    Embedding(Option<PathBuf>),
 }
 
 /// `[[routing.domains]]`: one domain and how to recognise it.
@@ -634,7 +638,8 @@ fn merge_scorer(args: &ServeArgs, file: &RoutingSection) -> anyhow::Result<Score
         None if path.is_some() => Ok(ScorerSetting::Learned(path)),
         None | Some("transparent") => Ok(ScorerSetting::Transparent),
         Some("learned") => Ok(ScorerSetting::Learned(path)),
-        Some(other) => anyhow::bail!("the scorer must be 'transparent' or 'learned', got '{other}'"),
+        Some("embedding") => Ok(ScorerSetting::Embedding(path)),
+        Some(other) => anyhow::bail!("the scorer must be 'transparent', 'learned' or 'embedding', got '{other}'"),
     }
 }
 

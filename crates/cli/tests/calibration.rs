@@ -128,7 +128,16 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
     assert!(std::fs::read_to_string(dir.join("curves.svg")).unwrap().contains("<polyline"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
-    assert!(json["held_out"]["scorers"].as_array().is_some_and(|s| s.len() == 4), "{json}");
+    // The scorers compare on the same held-out split; the embedding scorer's row needs the embedding model.
+    let rows: Vec<&str> =
+        json["held_out"]["scorers"].as_array().unwrap().iter().filter_map(|row| row["scorer"].as_str()).collect();
+    let embedding_row = !report.contains("no embedding scorer in the comparison");
+    let expected: &[&str] = if embedding_row {
+        &["learned", "embedding", "transparent", "random", "oracle"]
+    } else {
+        &["learned", "transparent", "random", "oracle"]
+    };
+    assert_eq!(rows, expected, "{report}");
     assert!(scorer.is_file());
 
     // serve loads the learned scorer from the written config and routes with it.
@@ -139,6 +148,47 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
     assert_eq!(status, 200, "{body}");
     assert!(headers.get("x-edgeway-route").is_some());
     assert!(server.stderr().contains("learned scorer loaded"), "{}", server.stderr());
+
+    // The embedding scorer: trained on the questions' embeddings, written with its own scorer key,
+    // and routed with by serve (which embeds each routed question once).
+    let embedding_scorer = dir.join("embedding-scorer.json");
+    let embedding_config = dir.join("embedding.toml");
+    std::fs::write(&embedding_config, "").unwrap();
+    let output = edgeway(&[
+        "calibrate",
+        "--run",
+        "test-run",
+        "--scorer",
+        "embedding",
+        "--config",
+        embedding_config.to_str().unwrap(),
+        "--log-path",
+        &log_arg,
+        "--scorer-path",
+        embedding_scorer.to_str().unwrap(),
+        "--plot",
+        dir.join("embedding-curves.svg").to_str().unwrap(),
+    ]);
+    let report = output_text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("embedded 27 questions with all-minilm-l6-v2 (384 dims)"), "{report}");
+    assert!(report.contains("embedding scorer (") && embedding_scorer.is_file(), "{report}");
+    let written = std::fs::read_to_string(&embedding_config).unwrap();
+    assert!(written.contains("scorer = \"embedding\""), "{written}");
+    let server = Server::start(&[
+        "--config",
+        embedding_config.to_str().unwrap(),
+        "--cloud-url",
+        &cloud_url,
+        "--cloud-model",
+        "smollm2",
+    ]);
+    let (status, headers, body) =
+        server.post_with_headers("/v1/chat/completions", &chat("What is 2 plus 2?", json!({"max_tokens": 4})), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.get("x-edgeway-score").is_some() && headers.get("x-edgeway-score-fallback").is_none());
+    assert!(server.stderr().contains("embedding scorer loaded"), "{}", server.stderr());
+    drop(server);
 
     // A damaged scorer file stops serve with a message that says what to do.
     std::fs::write(&scorer, "{\"version\": 1").unwrap();

@@ -259,6 +259,7 @@ async fn complete(engine: &LlamaEngine, prompt: String, max_tokens: u32) -> Resu
         },
         route: RouteHints::default(),
         tools: None,
+        query_embedding: None,
     };
     let mut generation = engine.submit(request)?;
     loop {

@@ -282,6 +282,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether this backend would read the embedding of `request`'s user text
+    /// ([`GenerateRequest::query_embedding`]): a router whose scorer reads embeddings says
+    /// yes for the requests it routes by score. The server then embeds the text once, off the
+    /// async threads, before [`Backend::submit`]. The default is no.
+    fn wants_query_embedding(&self, request: &GenerateRequest) -> bool {
+        let _ = request;
+        false
+    }
+
     /// Admits a request and returns its event stream, or says why not.
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError>;
 

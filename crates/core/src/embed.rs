@@ -1,4 +1,7 @@
-//! The [`EmbeddingBackend`] trait: anything that turns texts into vectors.
+//! The [`EmbeddingBackend`] trait: anything that turns texts into vectors, and
+//! [`QueryEmbedding`], a request's user text embedded once and shared on the request path.
+
+use std::sync::Arc;
 
 use crate::backend::BackendError;
 
@@ -43,5 +46,31 @@ pub trait EmbeddingBackend: Send + Sync + 'static {
     /// The default guesses from words; real models count exactly.
     fn count_tokens(&self, text: &str) -> usize {
         2 + text.split_whitespace().map(|word| 1 + word.len() / 6).sum::<usize>()
+    }
+}
+
+/// The embedding of a request's user text ([`crate::Prompt::user_text`]), computed once per
+/// request by whoever holds the embedding model (the server, on a blocking thread) and carried
+/// on the request, so the router's scorer and retrieval read the same vector instead of
+/// embedding the text again.
+#[derive(Clone, PartialEq)]
+pub struct QueryEmbedding {
+    /// The embedding model's id: vectors of different models are not comparable.
+    pub model: String,
+    /// The unit-length vector.
+    pub vector: Arc<[f32]>,
+}
+
+impl QueryEmbedding {
+    /// A vector from `model`.
+    pub fn new(model: impl Into<String>, vector: impl Into<Arc<[f32]>>) -> Self {
+        Self { model: model.into(), vector: vector.into() }
+    }
+}
+
+impl std::fmt::Debug for QueryEmbedding {
+    /// The model and the length, not hundreds of numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueryEmbedding({}, {} dims)", self.model, self.vector.len())
     }
 }

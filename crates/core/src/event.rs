@@ -126,6 +126,9 @@ pub struct RouteInfo {
     pub tried: Vec<crate::route::RouteStep>,
     /// The complexity score, when one was computed.
     pub score: Option<f32>,
+    /// Set when the score is the transparent scorer's because the configured one could not
+    /// score this request (an embedding scorer without the query's embedding).
+    pub score_fallback: Option<crate::route::ScoreFallback>,
     /// The request's domain.
     pub domain: Option<String>,
     /// Another model failed and this one stepped in; says what failed.

@@ -38,6 +38,8 @@ pub struct FakeBackend {
     tool_calls: Vec<ToolCall>,
     /// The last request submitted.
     last_request: Arc<Mutex<Option<GenerateRequest>>>,
+    /// Says it wants the query's embedding, as a router with an embedding scorer does.
+    wants_embedding: bool,
 }
 
 impl FakeBackend {
@@ -63,7 +65,14 @@ impl FakeBackend {
             choice: None,
             tool_calls: Vec::new(),
             last_request: Arc::new(Mutex::new(None)),
+            wants_embedding: false,
         }
+    }
+
+    /// Asks for the query's embedding on every request ([`Backend::wants_query_embedding`]).
+    pub fn wanting_query_embedding(mut self) -> Self {
+        self.wants_embedding = true;
+        self
     }
 
     /// Reports that the answer chose `value` with this probability (as an enum answer would).
@@ -148,6 +157,10 @@ impl Backend for FakeBackend {
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
         Ok((0..count_words(prompt)).collect())
+    }
+
+    fn wants_query_embedding(&self, _request: &GenerateRequest) -> bool {
+        self.wants_embedding
     }
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
@@ -257,12 +270,23 @@ fn call_pieces(calls: &[ToolCall]) -> Vec<ToolCallDelta> {
 #[derive(Debug, Clone)]
 pub struct FakeEmbedder {
     info: crate::embed::EmbeddingInfo,
+    /// Texts embedded so far, shared by clones.
+    embedded: Arc<AtomicU32>,
 }
 
 impl FakeEmbedder {
     /// A fake serving `model_id` with vectors of `dims`.
     pub fn new(model_id: &str, dims: usize) -> Self {
-        Self { info: crate::embed::EmbeddingInfo { id: model_id.to_owned(), dims, max_tokens: 256, size_bytes: 0 } }
+        Self {
+            info: crate::embed::EmbeddingInfo { id: model_id.to_owned(), dims, max_tokens: 256, size_bytes: 0 },
+            embedded: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// How many texts it has embedded (by this fake and its clones), so tests can check that
+    /// a request's text is embedded once.
+    pub fn embedded(&self) -> u32 {
+        self.embedded.load(Ordering::SeqCst)
     }
 }
 
@@ -272,6 +296,7 @@ impl crate::embed::EmbeddingBackend for FakeEmbedder {
     }
 
     fn embed(&self, inputs: &[String]) -> Result<crate::embed::EmbeddingOutput, BackendError> {
+        self.embedded.fetch_add(u32::try_from(inputs.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
         let mut tokens = 0;
         let vectors = inputs
             .iter()

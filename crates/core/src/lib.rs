@@ -11,6 +11,7 @@
 //! - [`event`]: what a backend streams back (text deltas, logprobs, usage).
 //! - [`route`]: why a request was answered where it was, and what was tried first.
 //! - [`backend`]: the [`Backend`] trait every answer source implements, and its error type.
+//! - [`embed`]: the [`EmbeddingBackend`] trait and a request's [`QueryEmbedding`], computed once and shared.
 //! - [`keep_alive`]: how long a local model stays loaded after a request (Ollama's `keep_alive`).
 //! - [`text`]: turning a stream of token bytes into text, honouring stop sequences.
 //! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
@@ -28,7 +29,7 @@ pub mod route;
 pub mod text;
 
 pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus, Residency};
-pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput};
+pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput, QueryEmbedding};
 pub use event::{
     token_cost, ChoiceProbability, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings,
     TokenLogprob, ToolCallDelta, TopLogprob, Usage,
@@ -41,4 +42,4 @@ pub use request::{
     ToolSpec, ToolUse,
 };
 pub use retrieve::{Passage, Retriever};
-pub use route::{RouteReason, RouteStep, StepOutcome};
+pub use route::{RouteReason, RouteStep, ScoreFallback, StepOutcome};

@@ -240,4 +240,7 @@ pub struct GenerateRequest {
     pub route: RouteHints,
     /// Functions the model may call (chat only); `None` when the request offers none.
     pub tools: Option<ToolUse>,
+    /// The user text's embedding, when the server computed one for this request (for a router
+    /// whose scorer reads it, or for retrieval); `None` otherwise. Computed at most once.
+    pub query_embedding: Option<crate::embed::QueryEmbedding>,
 }

@@ -78,6 +78,34 @@ impl fmt::Display for RouteReason {
     }
 }
 
+/// Why a request's score is the transparent scorer's rather than the configured scorer's:
+/// the router never fails a request over its scorer, it routes on the score it can compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScoreFallback {
+    /// The scorer reads the query's embedding and the request carried none (no embedding
+    /// model loaded, embedding failed, or the route was forced, so none was computed).
+    NoEmbedding,
+    /// The request's embedding came from another embedding model, or has other dimensions,
+    /// than the one the scorer was trained on.
+    EmbeddingMismatch,
+}
+
+impl ScoreFallback {
+    /// A short stable name for logs and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoreFallback::NoEmbedding => "no_embedding",
+            ScoreFallback::EmbeddingMismatch => "embedding_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for ScoreFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A model the router tried before the one that answered, and why it moved on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteStep {

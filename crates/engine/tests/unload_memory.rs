@@ -45,6 +45,7 @@ fn load_answer(runtime: &tokio::runtime::Runtime) -> (LlamaEngine, u64) {
         sampling: SamplingParams { temperature: 0.0, max_tokens: Some(4), ..SamplingParams::default() },
         route: RouteHints::default(),
         tools: None,
+        query_embedding: None,
     };
     let mut generation = engine.submit(request).expect("admitted");
     runtime.block_on(async {

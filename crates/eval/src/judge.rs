@@ -151,6 +151,7 @@ impl<'a> Judge<'a> {
             },
             route: self.route.hints(item.domain.clone()),
             tools: None,
+            query_embedding: None,
         }
     }
 

@@ -134,6 +134,7 @@ pub fn request(item: &EvalItem, route: &EvalRoute, format: AnswerFormat) -> Gene
         },
         route: route.hints(item.domain.clone()),
         tools: None,
+        query_embedding: None,
     }
 }
 

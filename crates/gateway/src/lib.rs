@@ -18,12 +18,13 @@
 //! every request a timeout. The first event of every stream is `Routed`,
 //! which says which model and tier answer, why, and what was tried first.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgeway_core::{
     Backend, BackendError, BackendLoad, BoxFuture, GenerateRequest, Generation, GenerationEvent, KeepAlive, ModelInfo,
-    ModelStatus, OutputFormat, Prompt, RouteReason, RouteTarget,
+    ModelStatus, OutputFormat, Prompt, RouteReason, RouteTarget, ScoreFallback,
 };
 use edgeway_policy::{
     decide, ComplexityScorer, DomainRules, InvalidCloudAnswer, StructuredRoute, Thresholds, TierThresholds,
@@ -123,6 +124,8 @@ pub struct Gateway {
     tiers: Tiers,
     scorer: Arc<dyn ComplexityScorer>,
     config: GatewayConfig,
+    /// Whether routing on a fallback score has been reported in the log.
+    fallback_warned: AtomicBool,
 }
 
 /// Where a request starts and how it may move.
@@ -151,7 +154,7 @@ impl Gateway {
 
     /// A gateway over any number of local models and clouds on tiers.
     pub fn with_tiers(tiers: Tiers, scorer: Arc<dyn ComplexityScorer>, config: GatewayConfig) -> Self {
-        Self { tiers, scorer, config }
+        Self { tiers, scorer, config, fallback_warned: AtomicBool::new(false) }
     }
 
     /// The models it routes over, lowest tier first.
@@ -321,14 +324,28 @@ impl Backend for Gateway {
         self.tiers.primary().backend.tokenize(prompt)
     }
 
+    /// Yes when the scorer reads embeddings and this request is routed by its score: a ladder
+    /// of more than one rung and nothing (model, header, tier, format or tools policy) forcing one.
+    fn wants_query_embedding(&self, request: &GenerateRequest) -> bool {
+        if self.scorer.embedding().is_none() {
+            return false;
+        }
+        let mut ladder = self.tiers.ladder(&self.domain(request));
+        ladder.len() > 1 && self.forced(request, &mut ladder).is_none()
+    }
+
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
-        let score = self.scorer.score(&request.prompt).value;
-        let domain =
-            request.route.domain.clone().unwrap_or_else(|| self.config.domains.classify(&request.prompt).to_owned());
-        let context = RouteContext { score, domain };
+        // The embedding, if any, was computed once before submit; the gateway never embeds.
+        let scored = self.scorer.score_with(&request.prompt, request.query_embedding.as_ref());
+        let context =
+            RouteContext { score: scored.value, score_fallback: scored.fallback, domain: self.domain(&request) };
         let plan = self.plan(&request, &context);
         let member = plan.ladder[plan.rung].clone();
-        tracing::debug!(score, domain = %context.domain, model = member.id(), tier = member.tier, reason = %plan.reason, "routed");
+        let score = context.score;
+        tracing::debug!(score, fallback = ?context.score_fallback, domain = %context.domain, model = member.id(), tier = member.tier, reason = %plan.reason, "routed");
+        if let Some(fallback) = context.score_fallback.filter(|_| plan.auto && plan.ladder.len() > 1) {
+            self.warn_fallback(fallback);
+        }
 
         let local = member.target == RouteTarget::Edge;
         if let Some(budget) = self.config.power_budget.filter(|_| plan.auto && local) {
@@ -354,6 +371,23 @@ impl Backend for Gateway {
 }
 
 impl Gateway {
+    /// The request's domain: the client's, else the rules'.
+    fn domain(&self, request: &GenerateRequest) -> String {
+        request.route.domain.clone().unwrap_or_else(|| self.config.domains.classify(&request.prompt).to_owned())
+    }
+
+    /// Says once, at warn level, that the router routes on the transparent score (every
+    /// response says so in `x-edgeway-score-fallback`; the debug log has each one).
+    fn warn_fallback(&self, fallback: ScoreFallback) {
+        if !self.fallback_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %fallback,
+                "the embedding scorer could not score a request (no query embedding from the embedding model it \
+                 was trained on); routing on the transparent score instead"
+            );
+        }
+    }
+
     /// The member serving `model`: the primary for `None` or `auto`, an error for a name none serves.
     fn member_for(&self, model: Option<&str>) -> Result<&Arc<Member>, BackendError> {
         match model.filter(|m| !m.eq_ignore_ascii_case(AUTO)) {
@@ -457,6 +491,7 @@ mod tests {
             sampling: SamplingParams::default(),
             route,
             tools: None,
+            query_embedding: None,
         }
     }
 
@@ -595,6 +630,96 @@ mod tests {
         let by_header = RouteHints { target: Some(RouteTarget::Edge), ..RouteHints::default() };
         let (route, _) = route_of(&gateway, request(HARD, by_header)).await;
         assert_eq!((route.target, route.reason.as_str()), (RouteTarget::Edge, "forced_by_header"));
+    }
+
+    /// An embedding scorer over 2-dimensional toy vectors: the cloud is needed when the first
+    /// number outweighs the second. It counts the embeddings it is given.
+    struct ToyEmbeddingScorer {
+        inner: edgeway_policy::EmbeddingScorer,
+        embeddings_seen: std::sync::atomic::AtomicU32,
+    }
+
+    impl ToyEmbeddingScorer {
+        fn new() -> Self {
+            use edgeway_policy::embedding::{Classifier, EmbeddingTraining, Logistic};
+            let features = 2 + TransparentScorer.score(&Prompt::Text(String::new())).features.len();
+            let mut weights = vec![0.0; features];
+            weights[..2].copy_from_slice(&[8.0, -8.0]);
+            let classifier = Classifier::Logistic(Logistic {
+                mean: vec![0.0; features],
+                scale: vec![1.0; features],
+                weights,
+                bias: 0.0,
+                l2: 0.0,
+            });
+            let spec = edgeway_policy::EmbeddingSpec { model: "toy".into(), dims: 2 };
+            let model = edgeway_policy::EmbeddingModel::new(spec, classifier, EmbeddingTraining::default());
+            Self { inner: edgeway_policy::EmbeddingScorer::new(model), embeddings_seen: Default::default() }
+        }
+    }
+
+    impl ComplexityScorer for ToyEmbeddingScorer {
+        fn score(&self, prompt: &Prompt) -> edgeway_policy::Score {
+            self.inner.score(prompt)
+        }
+        fn embedding(&self) -> Option<&edgeway_policy::EmbeddingSpec> {
+            self.inner.embedding()
+        }
+        fn score_with(
+            &self,
+            prompt: &Prompt,
+            embedding: Option<&edgeway_core::QueryEmbedding>,
+        ) -> edgeway_policy::Score {
+            if embedding.is_some() {
+                self.embeddings_seen.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.score_with(prompt, embedding)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_embedding_scorer_reads_the_precomputed_embedding_once_and_falls_back_without_one() {
+        let scorer = Arc::new(ToyEmbeddingScorer::new());
+        let edge: Arc<dyn Backend> = Arc::new(FakeBackend::new("edge-model", "edge says hi"));
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        let gateway = Gateway::new(edge.clone(), Some(cloud), scorer.clone(), GatewayConfig::default()).unwrap();
+        let embedded = |text: &str, vector: [f32; 2]| GenerateRequest {
+            query_embedding: Some(edgeway_core::QueryEmbedding::new("toy", vector.to_vec())),
+            ..request(text, RouteHints::default())
+        };
+
+        // Only requests routed by score ask for an embedding.
+        assert!(gateway.wants_query_embedding(&request("Hi", RouteHints::default())));
+        let forced = RouteHints { target: Some(RouteTarget::Edge), ..RouteHints::default() };
+        assert!(!gateway.wants_query_embedding(&request("Hi", forced)));
+        let named = RouteHints { model: Some("cloud".into()), ..RouteHints::default() };
+        assert!(!gateway.wants_query_embedding(&request("Hi", named)));
+        let alone = Gateway::new(edge.clone(), None, scorer.clone(), GatewayConfig::default()).unwrap();
+        assert!(!alone.wants_query_embedding(&request("Hi", RouteHints::default())), "one rung: nothing to decide");
+        let transparent = gateway_with_scorer(edge, Arc::new(TransparentScorer));
+        assert!(!transparent.wants_query_embedding(&request("Hi", RouteHints::default())));
+
+        // The embedding decides, not the words: the same easy text goes either way, scored once each.
+        let (route, _) = route_of(&gateway, embedded("Hi there", [0.9, 0.1])).await;
+        assert_eq!((route.target, route.score_fallback), (RouteTarget::Cloud, None));
+        assert!(route.score.unwrap() > 0.9, "{:?}", route.score);
+        let (route, _) = route_of(&gateway, embedded("Hi there", [0.1, 0.9])).await;
+        assert_eq!((route.target, route.score_fallback), (RouteTarget::Edge, None));
+        assert_eq!(scorer.embeddings_seen.load(Ordering::SeqCst), 2);
+
+        // No embedding (no model, or it failed) or another model's: the transparent score routes, and says so.
+        let (route, _) = route_of(&gateway, request(HARD, RouteHints::default())).await;
+        assert_eq!((route.target, route.score_fallback), (RouteTarget::Cloud, Some(ScoreFallback::NoEmbedding)));
+        assert_eq!(route.score, Some(TransparentScorer.score(&request(HARD, RouteHints::default()).prompt).value));
+        let mut foreign = embedded("Hi there", [0.9, 0.1]);
+        foreign.query_embedding = Some(edgeway_core::QueryEmbedding::new("other-model", vec![0.9, 0.1]));
+        let (route, _) = route_of(&gateway, foreign).await;
+        assert_eq!((route.target, route.score_fallback), (RouteTarget::Edge, Some(ScoreFallback::EmbeddingMismatch)));
+    }
+
+    fn gateway_with_scorer(edge: Arc<dyn Backend>, scorer: Arc<dyn ComplexityScorer>) -> Gateway {
+        let cloud: Arc<dyn Backend> = Arc::new(FakeBackend::new("cloud", "cloud says hi"));
+        Gateway::new(edge, Some(cloud), scorer, GatewayConfig::default()).unwrap()
     }
 
     #[tokio::test]

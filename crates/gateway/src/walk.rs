@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use edgeway_core::{
     BackendError, GenerateRequest, Generation, GenerationEvent, RouteInfo, RouteReason, RouteStep, RouteTarget,
-    StepOutcome,
+    ScoreFallback, StepOutcome,
 };
 use edgeway_policy::InvalidCloudAnswer;
 use tokio::sync::mpsc;
@@ -42,6 +42,8 @@ pub(crate) struct WalkSettings {
 #[derive(Debug, Clone)]
 pub(crate) struct RouteContext {
     pub score: f32,
+    /// Set when the score is the transparent one because the scorer could not read what it needs.
+    pub score_fallback: Option<ScoreFallback>,
     pub domain: String,
 }
 
@@ -426,6 +428,7 @@ pub(crate) fn route_info(member: &Member, reason: RouteReason, context: &RouteCo
         reason,
         tried: Vec::new(),
         score: Some(context.score),
+        score_fallback: context.score_fallback,
         domain: Some(context.domain.clone()),
         fallback_from: None,
         price_input_per_mtok: info.price_input_per_mtok,

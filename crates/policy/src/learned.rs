@@ -65,6 +65,20 @@ pub enum LearnedError {
         /// What is wrong.
         reason: String,
     },
+    /// An embedding scorer trained on another embedding model's vectors than the server's.
+    #[error(
+        "the embedding scorer {path} was trained on {trained} vectors, but this server embeds with {serving}; \
+         run `edgeway calibrate --scorer embedding` again with this embedding model, or serve with the one it \
+         was trained on ([embeddings] model)"
+    )]
+    EmbeddingMismatch {
+        /// The file.
+        path: String,
+        /// The model and dimensions it was trained on.
+        trained: String,
+        /// The model and dimensions the server embeds with.
+        serving: String,
+    },
 }
 
 /// The transparent features appended after the hashed ones.
@@ -210,7 +224,7 @@ impl ComplexityScorer for LearnedScorer {
         let text = scored_text(prompt);
         let features = featurize(&text, self.model.hash_buckets);
         let value = self.model.predict(&features);
-        Score { value, features: vec![("p_cloud_needed", value)] }
+        Score { value, features: vec![("p_cloud_needed", value)], fallback: None }
     }
 }
 

@@ -10,10 +10,12 @@
 //! - [`scorer`]: the [`scorer::ComplexityScorer`] trait and the transparent, feature-weighted scorer.
 //! - [`domain`]: keyword and regex rules that name a request's domain.
 //! - [`learned`]: the learned scorer that `edgeway calibrate` trains from graded answers.
+//! - [`embedding`]: the learned scorer over the query's sentence embedding (computed once per request elsewhere).
 //! - [`decision`]: thresholds and the starting tier with its reason.
 
 pub mod decision;
 pub mod domain;
+pub mod embedding;
 pub mod learned;
 pub mod scorer;
 
@@ -21,5 +23,6 @@ pub use decision::{
     decide, Decision, InvalidCloudAnswer, RouteReason, Rung, StructuredRoute, Target, Thresholds, TierThresholds,
 };
 pub use domain::{DomainRule, DomainRules};
+pub use embedding::{EmbeddingModel, EmbeddingScorer};
 pub use learned::{LearnedModel, LearnedScorer};
-pub use scorer::{ComplexityScorer, Score, TransparentScorer};
+pub use scorer::{ComplexityScorer, EmbeddingSpec, Score, TransparentScorer};

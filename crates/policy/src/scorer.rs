@@ -4,8 +4,15 @@
 //! trained from the query log implements the same trait. The first scorer,
 //! [`TransparentScorer`], is a weighted sum of features anyone can read and
 //! check: it explains every score it gives.
+//!
+//! A scorer may also read the query's sentence embedding (the embedding
+//! scorer does). Embedding costs milliseconds and blocks, so a scorer does not
+//! embed: it says which embedding it reads ([`ComplexityScorer::embedding`]),
+//! whoever holds the embedding model computes it once per request, and the
+//! scorer gets it in [`ComplexityScorer::score_with`].
 
-use edgeway_core::Prompt;
+use edgeway_core::{Prompt, QueryEmbedding, ScoreFallback};
+use serde::{Deserialize, Serialize};
 
 /// A complexity score and the features behind it.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,12 +21,42 @@ pub struct Score {
     pub value: f32,
     /// Each feature's name and its value in `[0, 1]`, for logs and explanations.
     pub features: Vec<(&'static str, f32)>,
+    /// Set when the scorer could not read what it needs and this is the transparent score instead.
+    pub fallback: Option<ScoreFallback>,
+}
+
+/// The sentence embedding a scorer reads: which model, how many dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddingSpec {
+    /// The embedding model's id, as the embedder reports it (`all-minilm-l6-v2`).
+    pub model: String,
+    /// The vector length.
+    pub dims: usize,
+}
+
+impl EmbeddingSpec {
+    /// Whether `embedding` is a vector of this model and length.
+    pub fn accepts(&self, embedding: &QueryEmbedding) -> bool {
+        embedding.model == self.model && embedding.vector.len() == self.dims
+    }
 }
 
 /// Anything that rates how hard a request is.
 pub trait ComplexityScorer: Send + Sync {
-    /// Scores a prompt.
+    /// Scores a prompt. A scorer that reads an embedding gives its fallback score here.
     fn score(&self, prompt: &Prompt) -> Score;
+
+    /// The embedding of the user text this scorer reads, if it reads one. The default is none.
+    fn embedding(&self) -> Option<&EmbeddingSpec> {
+        None
+    }
+
+    /// Scores a prompt whose user text's embedding may be at hand (computed once per request by
+    /// whoever holds the embedding model). Scorers that read no embedding ignore it.
+    fn score_with(&self, prompt: &Prompt, embedding: Option<&QueryEmbedding>) -> Score {
+        let _ = embedding;
+        self.score(prompt)
+    }
 }
 
 /// A feature: a name, a weight, and how to measure it on lowercase text.
@@ -140,7 +177,7 @@ impl ComplexityScorer for TransparentScorer {
         let text = scored_text(prompt);
         let features: Vec<(&'static str, f32)> = FEATURES.iter().map(|f| (f.name, (f.measure)(&text))).collect();
         let value = FEATURES.iter().zip(&features).map(|(f, (_, v))| f.weight * v).sum::<f32>().clamp(0.0, 1.0);
-        Score { value, features }
+        Score { value, features, fallback: None }
     }
 }
 

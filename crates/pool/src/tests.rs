@@ -200,6 +200,7 @@ fn request(model: &str, keep_alive: Option<KeepAlive>) -> GenerateRequest {
         sampling: SamplingParams::default(),
         route: RouteHints { model: Some(model.to_owned()), keep_alive, ..RouteHints::default() },
         tools: None,
+        query_embedding: None,
     }
 }
 

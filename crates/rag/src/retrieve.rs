@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use edgeway_core::{BackendError, EmbeddingBackend, Passage, Retriever};
+use edgeway_core::{BackendError, EmbeddingBackend, Passage, QueryEmbedding, Retriever};
 use edgeway_store::KnowledgeBase;
 
 use crate::index::CollectionIndex;
@@ -29,9 +29,25 @@ impl KnowledgeRetriever {
         Ok(Self { kb: Mutex::new(KnowledgeBase::open(db)?), index_dir, embedder, open: Mutex::new(HashMap::new()) })
     }
 
-    fn search(&self, name: &str, query: &str, k: usize) -> Result<Vec<Passage>, RagError> {
-        // Embed before taking any lock: it is the slow part.
-        let vector = self.embedder.embed(&[query.to_owned()])?.vectors.into_iter().next().unwrap_or_default();
+    fn search(
+        &self,
+        name: &str,
+        query: &str,
+        embedding: Option<&QueryEmbedding>,
+        k: usize,
+    ) -> Result<Vec<Passage>, RagError> {
+        // The request's own embedding when it comes from this model (computed once per request);
+        // else embed here, before taking any lock: it is the slow part.
+        let info = self.embedder.embedding_info();
+        let embedded_here;
+        let vector: &[f32] = match embedding.filter(|e| e.model == info.id && e.vector.len() == info.dims) {
+            Some(embedding) => &embedding.vector,
+            None => {
+                embedded_here =
+                    self.embedder.embed(&[query.to_owned()])?.vectors.into_iter().next().unwrap_or_default();
+                &embedded_here
+            }
+        };
         let kb = self.kb.lock().map_err(|_| RagError::Poisoned)?;
         let collection = kb
             .collection(name)?
@@ -58,7 +74,7 @@ impl KnowledgeRetriever {
         let mut index = index.lock().map_err(|_| RagError::Poisoned)?;
         index.refresh(&kb)?;
         Ok(index
-            .search(&kb, &vector, k)?
+            .search(&kb, vector, k)?
             .into_iter()
             .map(|r| Passage {
                 source: r.chunk.source,
@@ -72,8 +88,14 @@ impl KnowledgeRetriever {
 }
 
 impl Retriever for KnowledgeRetriever {
-    fn retrieve(&self, collection: &str, query: &str, k: usize) -> Result<Vec<Passage>, BackendError> {
-        self.search(collection, query, k).map_err(|error| match error {
+    fn retrieve(
+        &self,
+        collection: &str,
+        query: &str,
+        embedding: Option<&QueryEmbedding>,
+        k: usize,
+    ) -> Result<Vec<Passage>, BackendError> {
+        self.search(collection, query, embedding, k).map_err(|error| match error {
             RagError::NoCollection { .. } | RagError::ModelMismatch { .. } => {
                 BackendError::InvalidRequest(error.to_string())
             }

@@ -10,6 +10,7 @@
 //! - [`wire`]: OpenAI's and Ollama's JSON shapes and their validation into core types.
 //! - [`stream`]: collecting a generation, or streaming it as SSE (NDJSON for Ollama).
 //! - [`rag`]: retrieval from a local collection in the chat path.
+//! - [`query_embedding`]: the user text embedded once per request, for the router's scorer and retrieval.
 //! - [`auth`]: the guard in front of every endpoint but `/health` and `/` (API keys → [`edgeway_guard::Caller`]).
 //! - [`error`]: the one error type and its status table.
 
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod metrics;
+pub mod query_embedding;
 pub mod rag;
 pub mod record;
 pub mod routes;

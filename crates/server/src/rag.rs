@@ -62,13 +62,17 @@ pub async fn augment(
     };
     let settings = state.rag().clone();
     let name = collection.to_owned();
-    let passages = tokio::task::spawn_blocking(move || retriever.retrieve(&name, &question, settings.top_k))
-        .await
-        .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the retrieval task failed".into())))?
-        .map_err(|error| match error {
-            edgeway_core::BackendError::InvalidRequest(message) => invalid("collection", message),
-            other => ApiError::Backend(other),
-        })?;
+    // Embedded once for the request: the router's scorer reads the same vector later.
+    crate::query_embedding::ensure(state, request).await;
+    let embedding = request.query_embedding.clone();
+    let passages =
+        tokio::task::spawn_blocking(move || retriever.retrieve(&name, &question, embedding.as_ref(), settings.top_k))
+            .await
+            .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("the retrieval task failed".into())))?
+            .map_err(|error| match error {
+                edgeway_core::BackendError::InvalidRequest(message) => invalid("collection", message),
+                other => ApiError::Backend(other),
+            })?;
     let passages: Vec<Passage> = passages.into_iter().filter(|p| p.score >= state.rag().min_score).collect();
     let passages = screen_passages(state, caller, passages);
     let kept = fit(backend.as_ref(), request, passages, state.rag().answer_reserve);

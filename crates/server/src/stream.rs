@@ -281,6 +281,9 @@ pub fn route_headers(route: Option<&RouteInfo>) -> HeaderMap {
     if let Some(score) = route.score {
         put("x-edgeway-score", &format!("{score:.3}"));
     }
+    if let Some(fallback) = route.score_fallback {
+        put("x-edgeway-score-fallback", fallback.as_str());
+    }
     if let Some(domain) = &route.domain {
         put("x-edgeway-domain", domain);
     }

@@ -33,6 +33,7 @@ fn request() -> GenerateRequest {
         sampling: SamplingParams::default(),
         route: Default::default(),
         tools: None,
+        query_embedding: None,
     }
 }
 

@@ -13,6 +13,8 @@ const KNOWLEDGE_FILE: &str = "knowledge.db";
 const INJECTION_CLASSIFIER_FILE: &str = "injection-classifier.json";
 /// The learned complexity scorer `edgeway calibrate` trains.
 const LEARNED_SCORER_FILE: &str = "scorer.json";
+/// The embedding scorer `edgeway calibrate --scorer embedding` trains.
+const EMBEDDING_SCORER_FILE: &str = "embedding-scorer.json";
 /// What the evaluation package holds, for messages.
 const EVAL_SETS: &str = "the evaluation sets (86 MB)";
 /// What the MT-Bench wheel holds, for messages.
@@ -71,6 +73,11 @@ impl DataDir {
         self.root.join(LEARNED_SCORER_FILE)
     }
 
+    /// The embedding scorer's file.
+    pub fn embedding_scorer(&self) -> PathBuf {
+        self.root.join(EMBEDDING_SCORER_FILE)
+    }
+
     /// A scratch folder for one run of `what` in this process (`what-PID`), not yet created.
     pub fn scratch(&self, what: &str) -> PathBuf {
         self.root.join(format!("{what}-{}", std::process::id()))
@@ -124,6 +131,7 @@ mod tests {
         assert_eq!(dir.knowledge(Some(Path::new("/k/kb.db"))).1, Path::new("/k/kb.index"));
         assert_eq!(dir.injection_classifier(), Path::new("/data/injection-classifier.json"));
         assert_eq!(dir.learned_scorer(), Path::new("/data/scorer.json"));
+        assert_eq!(dir.embedding_scorer(), Path::new("/data/embedding-scorer.json"));
         assert!(dir.scratch("bench").starts_with("/data"));
     }
 

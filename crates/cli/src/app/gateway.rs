@@ -5,6 +5,7 @@
 //! it); several are a [`ModelPool`] that loads each on first use within the memory budget.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,7 +14,7 @@ use edgeway_engine::{EngineConfig, LlamaEngine};
 use edgeway_gateway::{Gateway, GatewayConfig, Member, Tiers};
 use edgeway_models::gguf_info::GgufInfo;
 use edgeway_models::ModelCache;
-use edgeway_policy::ComplexityScorer;
+use edgeway_policy::{ComplexityScorer, EmbeddingSpec};
 use edgeway_pool::{ModelPool, ModelSpec};
 use edgeway_upstream::CloudBackend;
 
@@ -126,7 +127,7 @@ pub fn build_tiers(clouds: &[CloudTier]) -> anyhow::Result<Clouds> {
     Ok(Clouds { clouds: built })
 }
 
-/// The complexity scorer, loading the learned one's file (by default in the data directory).
+/// The complexity scorer, loading the learned or embedding one's file (by default in the data directory).
 pub fn build_scorer(setting: &ScorerSetting, data_dir: &DataDir) -> anyhow::Result<Arc<dyn ComplexityScorer>> {
     Ok(match setting {
         ScorerSetting::Transparent => Arc::new(edgeway_policy::TransparentScorer),
@@ -136,7 +137,55 @@ pub fn build_scorer(setting: &ScorerSetting, data_dir: &DataDir) -> anyhow::Resu
             tracing::info!(path = %path.display(), trained_on = %scorer.model().training.run, "learned scorer loaded");
             Arc::new(scorer)
         }
+        ScorerSetting::Embedding(path) => {
+            let path = embedding_scorer_path(path.as_deref(), data_dir);
+            let scorer = edgeway_policy::EmbeddingScorer::load(&path)?;
+            let model = scorer.model();
+            tracing::info!(
+                path = %path.display(),
+                trained_on = %model.training.run,
+                classifier = %model.classifier.describe(),
+                embedding = %model.embedding.model,
+                "embedding scorer loaded"
+            );
+            Arc::new(scorer)
+        }
     })
+}
+
+/// The embedding scorer's file: the configured one, else the data directory's.
+fn embedding_scorer_path(configured: Option<&Path>, data_dir: &DataDir) -> PathBuf {
+    configured.map_or_else(|| data_dir.embedding_scorer(), Path::to_path_buf)
+}
+
+/// Checks that a scorer reading embeddings gets the ones it was trained on: the same
+/// embedding model as `serving` (the server's, `None` when it has none). A different model is
+/// an error; none at all is a warning (every request is then routed on the transparent score).
+pub fn check_scorer_embedding(
+    scorer: &dyn ComplexityScorer,
+    setting: &ScorerSetting,
+    data_dir: &DataDir,
+    serving: Option<&edgeway_core::EmbeddingInfo>,
+) -> anyhow::Result<()> {
+    let (Some(trained), ScorerSetting::Embedding(path)) = (scorer.embedding(), setting) else {
+        return Ok(());
+    };
+    match serving {
+        Some(info) => {
+            let serving = EmbeddingSpec { model: info.id.clone(), dims: info.dims };
+            edgeway_policy::embedding::check_embedding(
+                &embedding_scorer_path(path.as_deref(), data_dir),
+                trained,
+                &serving,
+            )?;
+        }
+        None => tracing::warn!(
+            embedding = %trained.model,
+            "the embedding scorer has no embedding model to read (embeddings are off or it failed to load): \
+             every request is routed on the transparent score"
+        ),
+    }
+    Ok(())
 }
 
 /// The router over the model set and the clouds.

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use edgeway_calibrate::boundaries::{choose_boundaries, tier_of_label, Boundary, BoundaryItems, LadderThresholds};
@@ -9,10 +11,11 @@ use edgeway_calibrate::curve::{apgr, cpt, oracle_curve, random_curve, share_to_r
 use edgeway_calibrate::plot::{quality_vs_share, Series};
 use edgeway_calibrate::policy::{apply, apply_by_domain, choose, DomainSplit, Outcome, RoutingPolicy, Search};
 use edgeway_calibrate::train::Trained;
+use edgeway_calibrate::train_embedding::{train_embedding, TrainedEmbedding};
 use edgeway_calibrate::{pair_routes, pair_up, split, train, Baselines, Pair, Point};
-use edgeway_core::{ChatMessage, Prompt};
+use edgeway_core::{ChatMessage, EmbeddingBackend, Prompt};
 use edgeway_policy::learned::LearnedModel;
-use edgeway_policy::{ComplexityScorer, TransparentScorer};
+use edgeway_policy::{ComplexityScorer, EmbeddingSpec, TransparentScorer};
 use edgeway_store::{EvalLog, EvalRecord};
 use serde_json::json;
 
@@ -35,6 +38,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         "--calibration-share must be between 0 and 1 (both splits need items)"
     );
     let ladder = if args.tiers.is_empty() { None } else { Some(parse_ladder(&args.tiers)?) };
+    let kind = ScorerKind::parse(&args.scorer)?;
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
     let log_path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
@@ -53,7 +57,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         list_runs(&log)
     );
     if let Some(ladder) = &ladder {
-        return run_tiers(&args, &file, &data_dir, &run, &edge_records, ladder);
+        return run_tiers(&args, kind, &file, &data_dir, &run, &edge_records, ladder);
     }
     let cloud_records = match &args.cloud_run {
         Some(cloud_run) => log.results(cloud_run)?,
@@ -76,9 +80,22 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     let learned_held = learned_scores(&trained.model, &held_out);
     let transparent_calibration = transparent_scores(&calibration);
     let transparent_held = transparent_scores(&held_out);
-    let use_learned = args.scorer == "learned";
-    let (scores_calibration, scores_held) =
-        if use_learned { (&trained.out_of_fold, &learned_held) } else { (&transparent_calibration, &transparent_held) };
+    // The embedding scorer, trained on the same split when the embedding model is at hand.
+    let embedded = match question_embedder(kind, &file, &data_dir)? {
+        Some(embedder) => {
+            let questions = EmbeddedQuestions::embed(&embedder, calibration.iter().chain(&held_out))?;
+            let trained = train_embedding(&calibration, &questions.of(&calibration)?, questions.spec.clone(), &run);
+            let held = embedding_scores(&trained, &held_out, &questions.of(&held_out)?);
+            Some((trained, held))
+        }
+        None => None,
+    };
+    let (scores_calibration, scores_held) = match (kind, &embedded) {
+        (ScorerKind::Learned, _) => (&trained.out_of_fold, &learned_held),
+        (ScorerKind::Embedding, Some((trained, held))) => (&trained.out_of_fold, held),
+        (ScorerKind::Embedding, None) => anyhow::bail!("the embedding scorer needs the embedding model"),
+        (ScorerKind::Transparent, _) => (&transparent_calibration, &transparent_held),
+    };
 
     println!(
         "run `{run}`{}: {} paired items, {} to calibrate, {} held out; target {:.0} % of cloud-only quality; scorer: {}",
@@ -103,12 +120,15 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     println!("\nheld-out split ({} items):", held_out.len());
     let held_base = Baselines::of(&held_out);
     let goal = args.target * held_base.cloud_quality;
-    let curves = [
-        ("learned", threshold_curve(&held_out, &learned_held, None)),
+    let mut curves = vec![("learned", threshold_curve(&held_out, &learned_held, None))];
+    if let Some((_, held)) = &embedded {
+        curves.push(("embedding", threshold_curve(&held_out, held, None)));
+    }
+    curves.extend([
         ("transparent", threshold_curve(&held_out, &transparent_held, None)),
         ("random", random_curve(&held_base, 1000)),
         ("oracle", oracle_curve(&held_out)),
-    ];
+    ]);
     let comparison = print_comparison(&curves, &held_base, goal, args.target);
     let outcomes = [
         ("all edge", apply(&all_edge(), &held_out, scores_held)),
@@ -126,10 +146,15 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     });
     let series: Vec<Series> = curves
         .iter()
-        .zip(["#1f77b4", "#2ca02c", "#7f7f7f", "#d62728"])
-        .map(|((name, points), colour)| Series {
+        .map(|(name, points)| Series {
             label: (*name).to_owned(),
-            colour,
+            colour: match *name {
+                "learned" => "#1f77b4",
+                "embedding" => "#ff7f0e",
+                "transparent" => "#2ca02c",
+                "random" => "#7f7f7f",
+                _ => "#d62728",
+            },
             dashed: matches!(*name, "random" | "oracle"),
             points,
         })
@@ -150,6 +175,7 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
             "scorer": args.scorer,
             "items": { "calibration": calibration.len(), "held_out": held_out.len() },
             "learned": { "cv_apgr": trained.cv_apgr, "l2": trained.model.training.l2 },
+            "embedding": embedded.as_ref().map(|(trained, _)| embedding_json(trained)),
             "policy": policy_json(&policy),
             "score_only_policy": policy_json(&score_only),
             "held_out": {
@@ -173,24 +199,183 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
             .with_context(|| format!("cannot write {}", json_path.display()))?;
     }
 
-    let scorer_path = scorer_path(&args, &file, &data_dir);
+    let scorer_path = scorer_path(&args, kind, &file, &data_dir);
+    let written = kind.written(&scorer_path);
     if args.dry_run {
         println!("\n--dry-run: nothing written. The settings, for [routing] in {}:", config_path.display());
-        println!("{}", routing_toml(&policy, use_learned.then_some(scorer_path.as_path()))?);
+        println!("{}", routing_toml(&policy, written)?);
         return Ok(());
     }
-    if use_learned {
-        trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
-        println!("learned scorer: {}", scorer_path.display());
+    match (kind, &embedded) {
+        (ScorerKind::Learned, _) => {
+            trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
+            println!("learned scorer: {}", scorer_path.display());
+        }
+        (ScorerKind::Embedding, Some((trained, _))) => {
+            trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
+            println!("embedding scorer ({}): {}", trained.model.classifier.describe(), scorer_path.display());
+        }
+        _ => {}
     }
-    write_config(&config_path, &policy, use_learned.then_some(scorer_path.as_path()))?;
+    write_config(&config_path, &policy, written)?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())
 }
 
-/// Where the learned scorer goes: the flag, else the config's, else the data directory's.
-fn scorer_path(args: &CalibrateArgs, file: &FileConfig, data_dir: &DataDir) -> PathBuf {
-    args.scorer_path.clone().or(file.routing.scorer_path.clone()).unwrap_or_else(|| data_dir.learned_scorer())
+/// The scorer `--scorer` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScorerKind {
+    /// The hashed-word logistic regression.
+    Learned,
+    /// The scorer over the questions' sentence embeddings.
+    Embedding,
+    /// The shipped feature-weighted scorer (nothing to train).
+    Transparent,
+}
+
+impl ScorerKind {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "learned" => Ok(Self::Learned),
+            "embedding" => Ok(Self::Embedding),
+            "transparent" => Ok(Self::Transparent),
+            other => anyhow::bail!("--scorer is `learned`, `embedding` or `transparent`, not `{other}`"),
+        }
+    }
+
+    /// The config's name for it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Learned => "learned",
+            Self::Embedding => "embedding",
+            Self::Transparent => "transparent",
+        }
+    }
+
+    /// What the config records: the scorer and its file, or nothing for the transparent one.
+    fn written(self, path: &Path) -> Option<WrittenScorer<'_>> {
+        (self != Self::Transparent).then_some(WrittenScorer { kind: self.name(), path })
+    }
+}
+
+/// A trained scorer as the config names it: `scorer` and `scorer_path`.
+#[derive(Debug, Clone, Copy)]
+struct WrittenScorer<'a> {
+    kind: &'static str,
+    path: &'a Path,
+}
+
+/// Where the trained scorer goes: the flag, else the config's `scorer_path` when the config names
+/// the same scorer (a file of one kind is never overwritten with the other), else the data directory's.
+fn scorer_path(args: &CalibrateArgs, kind: ScorerKind, file: &FileConfig, data_dir: &DataDir) -> PathBuf {
+    if let Some(path) = &args.scorer_path {
+        return path.clone();
+    }
+    // A scorer_path without a scorer has always meant the learned scorer.
+    let configured = file.routing.scorer.as_deref().unwrap_or("learned");
+    match (&file.routing.scorer_path, kind) {
+        (Some(path), kind) if configured == kind.name() => path.clone(),
+        (_, ScorerKind::Embedding) => data_dir.embedding_scorer(),
+        _ => data_dir.learned_scorer(),
+    }
+}
+
+/// The embedding model `serve` embeds with, to embed the questions: required for
+/// `--scorer embedding` (converted on first use if need be), else used for the comparison when
+/// it is already in the cache. `None` when it is off or missing (the comparison says so).
+fn question_embedder(
+    kind: ScorerKind,
+    file: &FileConfig,
+    data_dir: &DataDir,
+) -> anyhow::Result<Option<Arc<edgeway_engine::Embedder>>> {
+    let needed = kind == ScorerKind::Embedding;
+    if !file.embeddings.enabled.unwrap_or(true) {
+        anyhow::ensure!(
+            !needed,
+            "the embedding scorer reads the embedding model, and the config turns embeddings off \
+             ([embeddings] enabled = false), so `serve` could not use it"
+        );
+        println!("note: embeddings are off in the config; no embedding scorer in the comparison");
+        return Ok(None);
+    }
+    let spec = file.embeddings.model.clone().unwrap_or_else(|| edgeway_models::DEFAULT_EMBEDDING_MODEL.to_owned());
+    match crate::app::engine::load_embedder(&spec, &data_dir.cache(), needed, None) {
+        Ok(embedder) => Ok(Some(embedder)),
+        Err(error) if !needed => {
+            println!("note: no embedding scorer in the comparison ({error:#})");
+            Ok(None)
+        }
+        Err(error) => Err(error.context("the embedding scorer needs the embedding model `serve` embeds with")),
+    }
+}
+
+/// Each item's question embedded once, by the model `serve` embeds with.
+struct EmbeddedQuestions {
+    spec: EmbeddingSpec,
+    vectors: HashMap<(String, String), Vec<f32>>,
+}
+
+impl EmbeddedQuestions {
+    /// Embeds the questions of `pairs` (each item once).
+    fn embed<'a>(embedder: &edgeway_engine::Embedder, pairs: impl Iterator<Item = &'a Pair>) -> anyhow::Result<Self> {
+        let mut items: Vec<((String, String), String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for pair in pairs {
+            if seen.insert((pair.dataset.clone(), pair.item_id.clone())) {
+                items.push(((pair.dataset.clone(), pair.item_id.clone()), pair.question.clone()));
+            }
+        }
+        let info = embedder.embedding_info();
+        let started = Instant::now();
+        let mut vectors = HashMap::with_capacity(items.len());
+        for batch in items.chunks(32) {
+            let texts: Vec<String> = batch.iter().map(|(_, question)| question.clone()).collect();
+            let output = embedder.embed(&texts).context("cannot embed the questions")?;
+            for ((key, _), vector) in batch.iter().zip(output.vectors) {
+                vectors.insert(key.clone(), vector);
+            }
+        }
+        println!(
+            "embedded {} questions with {} ({} dims) in {:.1} s",
+            items.len(),
+            info.id,
+            info.dims,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Self { spec: EmbeddingSpec { model: info.id.clone(), dims: info.dims }, vectors })
+    }
+
+    /// The vectors of `pairs`' questions, in order.
+    fn of(&self, pairs: &[Pair]) -> anyhow::Result<Vec<Vec<f32>>> {
+        pairs
+            .iter()
+            .map(|p| {
+                self.vectors
+                    .get(&(p.dataset.clone(), p.item_id.clone()))
+                    .cloned()
+                    .with_context(|| format!("no embedding of {}/{}", p.dataset, p.item_id))
+            })
+            .collect()
+    }
+}
+
+/// An embedding model's score of each pair's question, given its embedding.
+fn embedding_scores(trained: &TrainedEmbedding, pairs: &[Pair], vectors: &[Vec<f32>]) -> Vec<f32> {
+    pairs
+        .iter()
+        .zip(vectors)
+        .map(|(p, v)| trained.model.predict(&edgeway_calibrate::train_embedding::features(p, v)))
+        .collect()
+}
+
+/// The embedding scorer's part of the JSON report.
+fn embedding_json(trained: &TrainedEmbedding) -> serde_json::Value {
+    json!({
+        "cv_apgr": trained.cv_apgr,
+        "classifier": trained.model.classifier.describe(),
+        "embedding_model": trained.model.embedding.model,
+        "dims": trained.model.embedding.dims,
+    })
 }
 
 /// The transparent scorer's score of each pair's question, as the router computes it.
@@ -361,12 +546,12 @@ fn config_threshold(threshold: f32) -> f64 {
 fn set_routing(
     document: &mut toml_edit::DocumentMut,
     policy: &RoutingPolicy,
-    scorer_path: Option<&Path>,
+    scorer: Option<WrittenScorer>,
 ) -> anyhow::Result<()> {
     use toml_edit::{value, Item, Table};
     let routing = routing_table(document)?;
     routing["threshold"] = value(config_threshold(policy.default_threshold));
-    set_scorer(routing, scorer_path);
+    set_scorer(routing, scorer);
     match policy.escalate_below {
         Some(limit) => routing["escalate_below_logprob"] = value((limit * 1000.0).round() / 1000.0),
         None => {
@@ -403,12 +588,12 @@ fn routing_table(document: &mut toml_edit::DocumentMut) -> anyhow::Result<&mut t
     routing.as_table_mut().context("`routing` in the config is not a table")
 }
 
-/// The scorer the thresholds were chosen for: the learned one at `scorer_path`, or the transparent one.
-fn set_scorer(routing: &mut toml_edit::Table, scorer_path: Option<&Path>) {
+/// The scorer the thresholds were chosen for: a trained one and its file, or the transparent one.
+fn set_scorer(routing: &mut toml_edit::Table, scorer: Option<WrittenScorer>) {
     use toml_edit::value;
-    match scorer_path {
-        Some(path) => {
-            routing["scorer"] = value("learned");
+    match scorer {
+        Some(WrittenScorer { kind, path }) => {
+            routing["scorer"] = value(kind);
             routing["scorer_path"] = value(path.display().to_string());
         }
         None => {
@@ -418,16 +603,16 @@ fn set_scorer(routing: &mut toml_edit::Table, scorer_path: Option<&Path>) {
     }
 }
 
-fn routing_toml(policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<String> {
+fn routing_toml(policy: &RoutingPolicy, scorer: Option<WrittenScorer>) -> anyhow::Result<String> {
     let mut document = toml_edit::DocumentMut::new();
-    set_routing(&mut document, policy, scorer_path)?;
+    set_routing(&mut document, policy, scorer)?;
     Ok(document.to_string())
 }
 
 /// Writes the policy into the config file (created if missing), keeping everything else in it.
-fn write_config(path: &Path, policy: &RoutingPolicy, scorer_path: Option<&Path>) -> anyhow::Result<()> {
+fn write_config(path: &Path, policy: &RoutingPolicy, scorer: Option<WrittenScorer>) -> anyhow::Result<()> {
     let mut document = read_config(path)?;
-    set_routing(&mut document, policy, scorer_path)?;
+    set_routing(&mut document, policy, scorer)?;
     save_config(path, &document)
 }
 
@@ -537,48 +722,85 @@ enum LadderScorer {
     /// Trained as the two-sided path trains it, on the calibration split of the ladder's two ends
     /// (lowest rung as the edge, highest as the cloud). Its training items keep their out-of-fold scores.
     Learned { trained: Box<Trained>, out_of_fold: HashMap<(String, String), f32> },
+    /// The embedding scorer, trained the same way; every item's question is embedded once.
+    Embedding {
+        trained: Box<TrainedEmbedding>,
+        out_of_fold: HashMap<(String, String), f32>,
+        questions: EmbeddedQuestions,
+    },
 }
 
 impl LadderScorer {
-    fn new(use_learned: bool, records: &[EvalRecord], ladder: &[Rung], run: &str, share: f64) -> anyhow::Result<Self> {
-        if !use_learned {
+    fn new(
+        kind: ScorerKind,
+        records: &[EvalRecord],
+        ladder: &[Rung],
+        run: &str,
+        share: f64,
+        embedder: Option<&edgeway_engine::Embedder>,
+    ) -> anyhow::Result<Self> {
+        if kind == ScorerKind::Transparent {
             return Ok(Self::Transparent);
         }
         let (lowest, highest) = (&ladder[0], &ladder[ladder.len() - 1]);
         let (calibration, _) = split(pair_routes((records, &lowest.label), (records, &highest.label)), share);
         anyhow::ensure!(
             calibration.len() >= MIN_PAIRS / 2,
-            "the learned scorer is trained on the items both {} and {} answered, and run `{run}` has too few \
+            "the {} scorer is trained on the items both {} and {} answered, and run `{run}` has too few \
              (run `{}`, or pass --scorer transparent)",
+            kind.name(),
             lowest.label,
             highest.label,
             eval_command(ladder, run)
         );
+        let keyed = |scores: &[f32]| {
+            calibration
+                .iter()
+                .zip(scores)
+                .map(|(p, score)| ((p.dataset.clone(), p.item_id.clone()), *score))
+                .collect::<HashMap<_, _>>()
+        };
+        if kind == ScorerKind::Embedding {
+            let embedder = embedder.context("the embedding scorer needs the embedding model")?;
+            let every_item: Vec<Pair> = ladder
+                .windows(2)
+                .flat_map(|step| pair_routes((records, &step[0].label), (records, &step[1].label)))
+                .collect();
+            let questions = EmbeddedQuestions::embed(embedder, every_item.iter())?;
+            let trained = train_embedding(&calibration, &questions.of(&calibration)?, questions.spec.clone(), run);
+            let out_of_fold = keyed(&trained.out_of_fold);
+            return Ok(Self::Embedding { trained: Box::new(trained), out_of_fold, questions });
+        }
         let trained = train::train(&calibration, run);
-        let out_of_fold = calibration
-            .iter()
-            .zip(&trained.out_of_fold)
-            .map(|(p, score)| ((p.dataset.clone(), p.item_id.clone()), *score))
-            .collect();
+        let out_of_fold = keyed(&trained.out_of_fold);
         Ok(Self::Learned { trained: Box::new(trained), out_of_fold })
     }
 
     /// Each pair's score: out of fold for the scorer's training items, else the model's (or the transparent) score.
-    fn scores(&self, pairs: &[Pair]) -> Vec<f32> {
-        match self {
-            Self::Transparent => transparent_scores(pairs),
-            Self::Learned { trained, out_of_fold } => pairs
+    fn scores(&self, pairs: &[Pair]) -> anyhow::Result<Vec<f32>> {
+        let out_of_fold_or = |out_of_fold: &HashMap<(String, String), f32>, scores: Vec<f32>| {
+            pairs
                 .iter()
-                .zip(learned_scores(&trained.model, pairs))
+                .zip(scores)
                 .map(|(p, score)| out_of_fold.get(&(p.dataset.clone(), p.item_id.clone())).copied().unwrap_or(score))
-                .collect(),
-        }
+                .collect()
+        };
+        Ok(match self {
+            Self::Transparent => transparent_scores(pairs),
+            Self::Learned { trained, out_of_fold } => {
+                out_of_fold_or(out_of_fold, learned_scores(&trained.model, pairs))
+            }
+            Self::Embedding { trained, out_of_fold, questions } => {
+                out_of_fold_or(out_of_fold, embedding_scores(trained, pairs, &questions.of(pairs)?))
+            }
+        })
     }
 }
 
 /// `edgeway calibrate --tiers`: thresholds for every boundary of a ladder, written as tier thresholds.
 fn run_tiers(
     args: &CalibrateArgs,
+    kind: ScorerKind,
     file: &FileConfig,
     data_dir: &DataDir,
     run: &str,
@@ -586,8 +808,11 @@ fn run_tiers(
     ladder: &[Rung],
 ) -> anyhow::Result<()> {
     let splits = boundary_splits(records, ladder, run, args.calibration_share)?;
-    let use_learned = args.scorer == "learned";
-    let scorer = LadderScorer::new(use_learned, records, ladder, run, args.calibration_share)?;
+    let embedder = match kind {
+        ScorerKind::Embedding => question_embedder(kind, file, data_dir)?,
+        _ => None,
+    };
+    let scorer = LadderScorer::new(kind, records, ladder, run, args.calibration_share, embedder.as_deref())?;
     let labels: Vec<&str> = ladder.iter().map(|r| r.label.as_str()).collect();
     println!(
         "run `{run}`: ladder {}; target {:.0} % of each upper tier's quality; scorer: {}",
@@ -599,16 +824,21 @@ fn run_tiers(
         Search { target: args.target, min_domain_items: args.min_domain_items, escalation: !args.no_escalation };
     let items: Vec<BoundaryItems> = splits
         .iter()
-        .map(|s| BoundaryItems {
-            tier: s.upper.tier,
-            pairs: s.calibration.clone(),
-            scores: scorer.scores(&s.calibration),
+        .map(|s| {
+            Ok(BoundaryItems {
+                tier: s.upper.tier,
+                pairs: s.calibration.clone(),
+                scores: scorer.scores(&s.calibration)?,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     // The ladder's tiers rise, so the chosen boundaries come back in the order of the splits.
     let chosen = choose_boundaries(&items, search);
-    let outcomes: Vec<Outcome> =
-        chosen.iter().zip(&splits).map(|(b, s)| apply(&b.policy, &s.held_out, &scorer.scores(&s.held_out))).collect();
+    let outcomes: Vec<Outcome> = chosen
+        .iter()
+        .zip(&splits)
+        .map(|(b, s)| Ok(apply(&b.policy, &s.held_out, &scorer.scores(&s.held_out)?)))
+        .collect::<anyhow::Result<_>>()?;
     for ((boundary, split), outcome) in chosen.iter().zip(&splits).zip(&outcomes) {
         print_boundary(boundary, split, outcome);
     }
@@ -626,10 +856,9 @@ fn run_tiers(
     }
     let thresholds = LadderThresholds::of(&chosen);
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
-    let scorer_path = scorer_path(args, file, data_dir);
-    let scorer_path = use_learned.then_some(scorer_path.as_path());
+    let scorer_path = scorer_path(args, kind, file, data_dir);
     let mut document = read_config(&config_path)?;
-    let homeless = set_tier_routing(&mut document, &thresholds, scorer_path)?;
+    let homeless = set_tier_routing(&mut document, &thresholds, kind.written(&scorer_path))?;
     for domain in &homeless {
         println!(
             "note: `{domain}` got tier thresholds of its own, but per-domain tier thresholds live in a \
@@ -641,10 +870,16 @@ fn run_tiers(
         println!("{}", routing_only(&document));
         return Ok(());
     }
-    if let LadderScorer::Learned { trained, .. } = &scorer {
-        let path = scorer_path.context("the learned scorer has a path")?;
-        trained.model.save(path).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("learned scorer: {}", path.display());
+    match &scorer {
+        LadderScorer::Learned { trained, .. } => {
+            trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
+            println!("learned scorer: {}", scorer_path.display());
+        }
+        LadderScorer::Embedding { trained, .. } => {
+            trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
+            println!("embedding scorer ({}): {}", trained.model.classifier.describe(), scorer_path.display());
+        }
+        LadderScorer::Transparent => {}
     }
     save_config(&config_path, &document)?;
     println!("tier thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
@@ -705,6 +940,7 @@ fn ladder_json(
         .collect();
     let learned = match scorer {
         LadderScorer::Learned { trained, .. } => json!({ "cv_apgr": trained.cv_apgr, "l2": trained.model.training.l2 }),
+        LadderScorer::Embedding { trained, .. } => embedding_json(trained),
         LadderScorer::Transparent => serde_json::Value::Null,
     };
     json!({
@@ -724,11 +960,11 @@ fn tier_key(tier: u32) -> String {
 fn set_tier_routing(
     document: &mut toml_edit::DocumentMut,
     thresholds: &LadderThresholds,
-    scorer_path: Option<&Path>,
+    scorer: Option<WrittenScorer>,
 ) -> anyhow::Result<Vec<String>> {
     use toml_edit::{value, InlineTable, Item, Table};
     let routing = routing_table(document)?;
-    set_scorer(routing, scorer_path);
+    set_scorer(routing, scorer);
     // An existing [routing.tier_thresholds] keeps its place and the comments above it.
     if !routing.get("tier_thresholds").is_some_and(Item::is_table) {
         routing.remove("tier_thresholds");
@@ -790,7 +1026,8 @@ mod tests {
             domain_thresholds: [("inspection".to_owned(), 0.2), ("code".to_owned(), 0.7)].into_iter().collect(),
             escalate_below: Some(-0.8123),
         };
-        write_config(&path, &policy, Some(&dir.join("scorer.json"))).unwrap();
+        let scorer_file = dir.join("scorer.json");
+        write_config(&path, &policy, ScorerKind::Learned.written(&scorer_file)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# my settings"), "{text}");
         let file = FileConfig::load(Some(&path)).unwrap();
@@ -814,6 +1051,44 @@ mod tests {
         assert_eq!(file.routing.scorer.as_deref(), Some("transparent"));
         assert_eq!(file.routing.domains[0].threshold, None);
         assert!(file.routing.thresholds.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_embedding_scorer_is_written_as_its_own_scorer_with_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("edgeway-calibrate-embedding-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("edgeway.toml");
+        let policy =
+            RoutingPolicy { default_threshold: 0.4, domain_thresholds: Default::default(), escalate_below: None };
+        let scorer_file = dir.join("embedding-scorer.json");
+        write_config(&path, &policy, ScorerKind::Embedding.written(&scorer_file)).unwrap();
+        let file = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(file.routing.scorer.as_deref(), Some("embedding"));
+        let settings = crate::config::ServeSettings::merge(&Default::default(), file).unwrap();
+        assert_eq!(settings.scorer, crate::config::ScorerSetting::Embedding(Some(scorer_file.clone())));
+
+        // Where each kind is written: the flag, the config's file when it names the same scorer
+        // (never a file of the other kind), else the data directory's.
+        let data_dir = DataDir::new("/data");
+        let args = |scorer_path: Option<&str>| {
+            use clap::Parser;
+            let mut argv = vec!["edgeway", "calibrate"];
+            if let Some(path) = scorer_path {
+                argv.extend(["--scorer-path", path]);
+            }
+            match crate::cli::Cli::parse_from(argv).command {
+                crate::cli::Command::Calibrate(args) => *args,
+                _ => unreachable!("parsed calibrate"),
+            }
+        };
+        let file = FileConfig::load(Some(&path)).unwrap();
+        let (embedding, learned) = (ScorerKind::Embedding, ScorerKind::Learned);
+        assert_eq!(scorer_path(&args(Some("/x/s.json")), learned, &file, &data_dir), Path::new("/x/s.json"));
+        assert_eq!(scorer_path(&args(None), embedding, &file, &data_dir), scorer_file);
+        assert_eq!(scorer_path(&args(None), learned, &file, &data_dir), Path::new("/data/scorer.json"));
+        let plain = FileConfig::default();
+        assert_eq!(scorer_path(&args(None), embedding, &plain, &data_dir), Path::new("/data/embedding-scorer.json"));
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -856,7 +1131,9 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let homeless = set_tier_routing(&mut document, &thresholds, Some(Path::new("/data/scorer.json"))).unwrap();
+        let homeless =
+            set_tier_routing(&mut document, &thresholds, ScorerKind::Learned.written(Path::new("/data/scorer.json")))
+                .unwrap();
         assert_eq!(homeless, ["math"]);
         let text = document.to_string();
         assert!(

@@ -30,6 +30,7 @@ async fn serve(settings: ServeSettings, data_dir: DataDir, allow_pull: bool) -> 
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let clouds = settings.clouds.clone();
     let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
+    let scorer_setting = settings.scorer.clone();
     let gateway_config = settings.gateway.clone();
     let log_path = data_dir.query_log(settings.log_path.as_deref());
     let log = app::guard::open_query_log(&log_path)?;
@@ -104,6 +105,23 @@ async fn serve(settings: ServeSettings, data_dir: DataDir, allow_pull: bool) -> 
                 return Err(error.context("cannot load the embedding model (or start with --no-embeddings)"));
             }
         }
+    }
+    let serving = state.embedder().map(|embedder| embedder.embedding_info().clone());
+    if let Err(error) =
+        app::gateway::check_scorer_embedding(scorer.as_ref(), &scorer_setting, &data_dir, serving.as_ref())
+    {
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        return Err(error);
+    }
+    if let (Some(_), Some(embedder)) = (scorer.embedding(), state.embedder().cloned()) {
+        // Every request the router scores needs the embedding model: load its weights now, not
+        // on the first request.
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = embedder.embed(&["warm up".to_owned()]) {
+                tracing::warn!(%error, "the embedding model failed to load; routing falls back to the transparent score");
+            }
+        });
     }
     let tiers = app::gateway::build_tiers(&clouds)?;
     let gateway = app::gateway::build_gateway(models, tiers, gateway_config, scorer)?;

@@ -97,6 +97,11 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
+    // Only when the router would read it (its scorer embeds, and this request is routed by score),
+    // and only once: retrieval may have embedded the text already.
+    if request.query_embedding.is_none() && backend.wants_query_embedding(&request) {
+        crate::query_embedding::ensure(state, &mut request).await;
+    }
     let generation = match backend.submit(request) {
         Ok(generation) => generation,
         Err(error) => {

@@ -152,7 +152,7 @@ impl ChatRequest {
         };
         let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
         let route = RouteHints { model: self.model, stream: self.stream, keep_alive, ..RouteHints::default() };
-        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools }, options))
+        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools, query_embedding: None }, options))
     }
 }
 

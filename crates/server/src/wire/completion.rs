@@ -81,7 +81,10 @@ impl CompletionRequest {
         };
         let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
         let route = RouteHints { model: self.model, stream: self.stream, keep_alive, ..RouteHints::default() };
-        Ok((GenerateRequest { prompt: Prompt::Text(prompt), sampling, route, tools: None }, options))
+        Ok((
+            GenerateRequest { prompt: Prompt::Text(prompt), sampling, route, tools: None, query_embedding: None },
+            options,
+        ))
     }
 }
 

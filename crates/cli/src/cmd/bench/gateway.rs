@@ -6,6 +6,11 @@
 //! a time. The difference per pair is edgeway's added latency: HTTP in and
 //! out, validation, scoring, routing, the upstream hop, re-streaming, logging
 //! and metrics.
+//!
+//! Before that, in-process, the costs the embedding router adds: its scoring
+//! (features and model, on the request path inside the gateway) and, reported
+//! apart, the query embedding it reads (a 50-token prompt on one thread, as
+//! `serve` runs the embedding model), computed once per request before routing.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -22,6 +27,8 @@ use crate::cli::GatewayBenchArgs;
 
 pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    // First, at normal priority and with no server running: nothing else competes for the cores.
+    embedding_router(data_dir, args)?;
     let upstream_port = start_mock_upstream(args.chunks)?;
     let model = resolve_model(&args.model, &data_dir.cache(), true, &mut |_| {})?;
     let log = std::env::temp_dir().join(format!("edgeway-bench-gateway-{}.db", std::process::id()));
@@ -100,6 +107,127 @@ pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// Logged queries a nearest-neighbours scorer holds in this measurement (a large calibration set).
+const NEIGHBOUR_QUERIES: usize = 1000;
+
+/// The embedding router's costs, in-process: scoring with each classifier (and the transparent
+/// scorer for reference), then embedding a 50-token prompt on one thread.
+fn embedding_router(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result<()> {
+    use edgeway_core::{ChatMessage, EmbeddingBackend, Prompt, QueryEmbedding};
+    use edgeway_policy::embedding::{Classifier, EmbeddingTraining, Logistic, Neighbours};
+    use edgeway_policy::{ComplexityScorer, EmbeddingModel, EmbeddingScorer, EmbeddingSpec, TransparentScorer};
+
+    let embedder = if args.embedding_samples > 0 {
+        Some(crate::app::engine::load_embedder(&args.embedding_model, &data_dir.cache(), true, Some(1))?)
+    } else {
+        None
+    };
+    let dims = embedder.as_ref().map_or(384, |e| e.embedding_info().dims);
+    let model_id = embedder.as_ref().map_or("all-minilm-l6-v2".to_owned(), |e| e.embedding_info().id.clone());
+    let text = fifty_token_prompt(embedder.as_deref());
+    let prompt = Prompt::Chat(vec![ChatMessage::new("user", text.clone())]);
+    // Weights and stored queries need not mean anything to cost what real ones cost.
+    let mut random = SplitMix(7);
+    let mut unit = || {
+        let v: Vec<f32> = (0..dims).map(|_| random.next_f32() - 0.5).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    let query = QueryEmbedding::new(model_id.clone(), unit());
+    let features = dims + TransparentScorer.score(&Prompt::Text(String::new())).features.len();
+    let logistic = Classifier::Logistic(Logistic {
+        mean: vec![0.0; features],
+        scale: vec![1.0; features],
+        weights: unit().into_iter().chain(std::iter::repeat(0.1)).take(features).collect(),
+        bias: 0.0,
+        l2: 0.01,
+    });
+    let neighbours = Classifier::Neighbours(Neighbours {
+        k: 10,
+        vectors: (0..NEIGHBOUR_QUERIES).flat_map(|_| unit()).collect(),
+        labels: (0..NEIGHBOUR_QUERIES).map(|i| i % 3 == 0).collect(),
+        base_rate: 1.0 / 3.0,
+    });
+    let scorer = |classifier| {
+        let spec = EmbeddingSpec { model: model_id.clone(), dims };
+        EmbeddingScorer::new(EmbeddingModel::new(spec, classifier, EmbeddingTraining::default()))
+    };
+    let (logistic, neighbours) = (scorer(logistic), scorer(neighbours));
+    let time_scoring = |scorer: &dyn ComplexityScorer| {
+        let mut samples = Vec::with_capacity(args.scoring_samples);
+        for i in 0..args.scoring_samples + 200 {
+            let started = Instant::now();
+            let score = scorer.score_with(&prompt, Some(&query));
+            let elapsed = started.elapsed();
+            std::hint::black_box(score);
+            if i >= 200 {
+                samples.push(elapsed.as_secs_f64() * 1e6);
+            }
+        }
+        (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
+    };
+    println!("### embedding router: scoring and query embedding, in-process\n");
+    println!("| measure | p50 | p99 |\n|---|---|---|");
+    for (name, scorer) in [
+        ("embedding scorer, logistic regression (features + model)".to_owned(), &logistic as &dyn ComplexityScorer),
+        (format!("embedding scorer, 10 nearest of {NEIGHBOUR_QUERIES} logged queries (features + model)"), &neighbours),
+        ("transparent scorer (reference)".to_owned(), &TransparentScorer),
+    ] {
+        let (p50, p99) = time_scoring(scorer);
+        println!("| {name} | {p50:.1} µs | {p99:.1} µs |");
+    }
+    if let Some(embedder) = &embedder {
+        let tokens = embedder.count_tokens(&text);
+        let inputs = [text.clone()];
+        let mut samples = Vec::with_capacity(args.embedding_samples);
+        for i in 0..args.embedding_samples + 10 {
+            let started = Instant::now();
+            embedder.embed(&inputs)?;
+            if i >= 10 {
+                samples.push(ms(started.elapsed()));
+            }
+        }
+        println!(
+            "| query embedding, {model_id}, {tokens}-token prompt, 1 thread (once per request, before routing) | {:.2} ms | {:.2} ms |",
+            percentile(&mut samples, 0.5),
+            percentile(&mut samples, 0.99)
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// A user question of about 50 tokens in the embedding model's tokenizer (special tokens included).
+fn fifty_token_prompt(embedder: Option<&edgeway_engine::Embedder>) -> String {
+    use edgeway_core::EmbeddingBackend;
+    let words = "Explain step by step why the quarterly maintenance schedule for the hydraulic press on line \
+                 three keeps slipping, compare it with the schedule of line four, and suggest two changes that \
+                 would keep both presses running without adding another technician to the night shift this winter \
+                 please";
+    let mut text = String::new();
+    for word in words.split_whitespace() {
+        let longer = if text.is_empty() { word.to_owned() } else { format!("{text} {word}") };
+        if embedder.map_or(longer.split_whitespace().count() + 2, |e| e.count_tokens(&longer)) > 50 {
+            break;
+        }
+        text = longer;
+    }
+    text
+}
+
+/// A small deterministic random source (SplitMix64) for the benchmark's stand-in weights.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
 }
 
 /// Starts an OpenAI-compatible upstream that streams a fixed answer at once; returns its port.

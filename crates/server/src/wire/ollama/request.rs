@@ -194,7 +194,7 @@ fn job(
     let stream = stream.unwrap_or(true);
     let route = RouteHints { model: Some(base_name(model).to_owned()), stream, keep_alive, ..RouteHints::default() };
     Ok(Job {
-        request: GenerateRequest { prompt, sampling, route, tools: None },
+        request: GenerateRequest { prompt, sampling, route, tools: None, query_embedding: None },
         format_check,
         tools_check: None,
         stream,

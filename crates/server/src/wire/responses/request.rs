@@ -168,7 +168,7 @@ impl ResponsesRequest {
         let options =
             ResponsesOptions { stream: self.stream, collection: self.collection, format_check, tools_check, settings };
         let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
-        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools }, options))
+        Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools, query_embedding: None }, options))
     }
 }
 
