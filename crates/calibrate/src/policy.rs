@@ -78,12 +78,13 @@ pub fn apply(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Outcome 
     }
 }
 
-/// What a policy does within one domain, beside what all-cloud and all-edge would do there.
+/// What a policy does within one group of items (a domain, or an evaluation set), beside what
+/// all-cloud and all-edge would do there.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DomainSplit {
-    /// The routing domain.
-    pub domain: String,
-    /// Items of the domain.
+pub struct GroupSplit {
+    /// The routing domain or the set.
+    pub group: String,
+    /// Items of the group.
     pub items: usize,
     /// The policy's result on them.
     pub routed: Outcome,
@@ -95,19 +96,34 @@ pub struct DomainSplit {
 
 /// [`apply`] per domain, in the order of the domain names: the seed's table of edge and cloud
 /// shares, quality against cloud-only, and cost per query, one row per domain.
-pub fn apply_by_domain(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Vec<DomainSplit> {
-    let mut by_domain: BTreeMap<&str, (Vec<Pair>, Vec<f32>)> = BTreeMap::new();
+pub fn apply_by_domain(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Vec<GroupSplit> {
+    apply_grouped(policy, pairs, scores, |pair| &pair.domain)
+}
+
+/// [`apply`] per evaluation set, in the order of the set names: no mix can hide a set the
+/// router does badly on.
+pub fn apply_by_set(policy: &RoutingPolicy, pairs: &[Pair], scores: &[f32]) -> Vec<GroupSplit> {
+    apply_grouped(policy, pairs, scores, |pair| &pair.dataset)
+}
+
+fn apply_grouped(
+    policy: &RoutingPolicy,
+    pairs: &[Pair],
+    scores: &[f32],
+    group_of: impl Fn(&Pair) -> &str,
+) -> Vec<GroupSplit> {
+    let mut groups: BTreeMap<&str, (Vec<Pair>, Vec<f32>)> = BTreeMap::new();
     for (pair, &score) in pairs.iter().zip(scores) {
-        let entry = by_domain.entry(pair.domain.as_str()).or_default();
+        let entry = groups.entry(group_of(pair)).or_default();
         entry.0.push(pair.clone());
         entry.1.push(score);
     }
     let all_cloud = RoutingPolicy { default_threshold: f32::NEG_INFINITY, ..RoutingPolicy::empty() };
     let all_edge = RoutingPolicy { default_threshold: f32::INFINITY, ..RoutingPolicy::empty() };
-    by_domain
+    groups
         .into_iter()
-        .map(|(domain, (pairs, scores))| DomainSplit {
-            domain: domain.to_owned(),
+        .map(|(group, (pairs, scores))| GroupSplit {
+            group: group.to_owned(),
             items: pairs.len(),
             routed: apply(policy, &pairs, &scores),
             all_cloud: apply(&all_cloud, &pairs, &scores),
@@ -221,12 +237,18 @@ mod tests {
         }
         let policy = RoutingPolicy { default_threshold: 0.5, ..RoutingPolicy::empty() };
         let split = apply_by_domain(&policy, &pairs, &scores);
-        assert_eq!(split.iter().map(|d| (d.domain.as_str(), d.items)).collect::<Vec<_>>(), [("easy", 6), ("hard", 4)]);
+        assert_eq!(split.iter().map(|d| (d.group.as_str(), d.items)).collect::<Vec<_>>(), [("easy", 6), ("hard", 4)]);
         assert_eq!((split[0].routed.cloud_share, split[0].routed.relative_quality), (0.0, 1.0));
         assert_eq!((split[1].routed.cloud_share, split[1].routed.relative_quality), (1.0, 1.0));
         assert_eq!(split[1].all_edge.quality, 0.0);
         assert_eq!(split[0].all_cloud.cloud_share, 1.0);
         assert!(split[0].routed.cost < split[0].all_cloud.cost);
+        // The same items by set: each pair's dataset is its own group here.
+        for p in &mut pairs {
+            p.dataset = if p.item_id.parse::<usize>().unwrap() % 2 == 0 { "even".into() } else { "odd".into() };
+        }
+        let by_set = apply_by_set(&policy, &pairs, &scores);
+        assert_eq!(by_set.iter().map(|d| (d.group.as_str(), d.items)).collect::<Vec<_>>(), [("even", 5), ("odd", 5)]);
     }
 
     #[test]

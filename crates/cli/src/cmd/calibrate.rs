@@ -9,7 +9,9 @@ use anyhow::Context;
 use edgeway_calibrate::boundaries::{choose_boundaries, tier_of_label, Boundary, BoundaryItems, LadderThresholds};
 use edgeway_calibrate::curve::{apgr, cpt, oracle_curve, random_curve, share_to_reach, threshold_curve, tiers};
 use edgeway_calibrate::plot::{quality_vs_share, Series};
-use edgeway_calibrate::policy::{apply, apply_by_domain, choose, DomainSplit, Outcome, RoutingPolicy, Search};
+use edgeway_calibrate::policy::{
+    apply, apply_by_domain, apply_by_set, choose, GroupSplit, Outcome, RoutingPolicy, Search,
+};
 use edgeway_calibrate::train::Trained;
 use edgeway_calibrate::train_embedding::{train_embedding, TrainedEmbedding};
 use edgeway_calibrate::{pair_routes, pair_up, split, train, Baselines, Pair, Point};
@@ -138,7 +140,9 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     ];
     print_outcomes(&outcomes);
     let domains = apply_by_domain(&policy, &held_out, scores_held);
-    print_domains(&domains);
+    print_groups("domain", &domains);
+    let sets = apply_by_set(&policy, &held_out, scores_held);
+    print_groups("set", &sets);
 
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     let plot_path = args.plot.clone().unwrap_or_else(|| {
@@ -187,12 +191,8 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
                     "cloud_share": o.cloud_share, "escalated_share": o.escalated_share, "cost_per_query": o.cost,
                     "edge_energy_j_per_query": o.edge_energy_j,
                 })).collect::<Vec<_>>(),
-                "domains": domains.iter().map(|d| json!({
-                    "domain": d.domain, "items": d.items, "edge_share": 1.0 - d.routed.cloud_share,
-                    "cloud_share": d.routed.cloud_share, "relative_quality": d.routed.relative_quality,
-                    "cost_per_query": d.routed.cost, "all_cloud_cost_per_query": d.all_cloud.cost,
-                    "all_edge_relative_quality": d.all_edge.relative_quality,
-                })).collect::<Vec<_>>(),
+                "domains": groups_json("domain", &domains),
+                "sets": groups_json("set", &sets),
             },
         });
         std::fs::write(json_path, serde_json::to_string_pretty(&report)?)
@@ -508,16 +508,16 @@ fn print_outcomes(outcomes: &[(&str, Outcome)]) {
     }
 }
 
-/// The per-domain split on the held-out items: how much each domain's traffic the edge keeps.
-fn print_domains(domains: &[DomainSplit]) {
+/// The per-domain (or per-set) split on the held-out items: how much of each one's traffic the edge keeps.
+fn print_groups(kind: &str, groups: &[GroupSplit]) {
     println!(
         "\n{:<20} {:>6} {:>7} {:>8} {:>17} {:>14} {:>14} {:>16}",
-        "domain", "items", "edge", "cloud", "quality vs cloud", "cost/query", "all-cloud c/q", "all-edge quality"
+        kind, "items", "edge", "cloud", "quality vs cloud", "cost/query", "all-cloud c/q", "all-edge quality"
     );
-    for d in domains {
+    for d in groups {
         println!(
             "{:<20} {:>6} {:>6.1}% {:>7.1}% {:>16.1}% {:>14.8} {:>14.8} {:>15.1}%",
-            d.domain,
+            d.group,
             d.items,
             (1.0 - d.routed.cloud_share) * 100.0,
             d.routed.cloud_share * 100.0,
@@ -527,6 +527,21 @@ fn print_domains(domains: &[DomainSplit]) {
             d.all_edge.relative_quality * 100.0
         );
     }
+}
+
+/// The per-domain (or per-set) split as the JSON report holds it; `kind` names the group's key.
+fn groups_json(kind: &str, groups: &[GroupSplit]) -> Vec<serde_json::Value> {
+    groups
+        .iter()
+        .map(|d| {
+            json!({
+                kind: d.group, "items": d.items, "edge_share": 1.0 - d.routed.cloud_share,
+                "cloud_share": d.routed.cloud_share, "relative_quality": d.routed.relative_quality,
+                "cost_per_query": d.routed.cost, "all_cloud_cost_per_query": d.all_cloud.cost,
+                "all_edge_relative_quality": d.all_edge.relative_quality,
+            })
+        })
+        .collect()
 }
 
 fn policy_json(policy: &RoutingPolicy) -> serde_json::Value {
