@@ -895,13 +895,15 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_CLOUD_TIMEOUT", value_name = "SECONDS")]
     pub cloud_timeout: Option<f64>,
 
-    /// Complexity score at or above which a request goes to the cloud, for domains without their own [default: 0.5].
+    /// Complexity score at or above which a request goes to the cloud, for domains without their own
+    /// [default: the shipped scorer's thresholds; 0.5 for the transparent scorer].
     #[arg(long, env = "EDGEWAY_ROUTE_THRESHOLD")]
     pub route_threshold: Option<f32>,
 
-    /// Complexity scorer: `transparent` (feature-weighted, shipped), `learned` (hashed words) or
+    /// Complexity scorer: `shipped` (hashed words, trained on the default traffic mix, with its
+    /// thresholds), `transparent` (feature-weighted, untrained), `learned` (hashed words) or
     /// `embedding` (the query's sentence embedding; needs the embedding model), both trained by
-    /// `edgeway calibrate` [default: transparent].
+    /// `edgeway calibrate` [default: shipped, or transparent when a threshold is set].
     #[arg(long, env = "EDGEWAY_SCORER", value_name = "SCORER")]
     pub scorer: Option<String>,
 

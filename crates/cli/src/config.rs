@@ -276,8 +276,11 @@ pub struct RoutingSection {
 /// Which complexity scorer routes requests.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ScorerSetting {
-    /// The feature-weighted scorer that ships with edgeway.
+    /// The learned scorer shipped inside edgeway, with its thresholds ([`crate::shipped`]): the
+    /// default until the config names a scorer or a threshold.
     #[default]
+    Shipped,
+    /// The feature-weighted scorer: no training, explainable features.
     Transparent,
     /// The scorer `edgeway calibrate` trained, from this file (`None`: DATA_DIR/scorer.json).
     Learned(Option<PathBuf>),
@@ -513,10 +516,12 @@ impl ServeSettings {
             stream_interval_ms: args.stream_interval_ms.or(file_engine.stream_interval_ms),
             watts_per_core: args.watts_per_core.or(file_engine.watts_per_core),
         };
+        let scorer = merge_scorer(args, &file.routing)?;
         let single = engine.model.clone().unwrap_or_else(|| edgeway_models::DEFAULT_MODEL.into());
         let models = merge_models(file.models, &engine, &single)?;
         let top_local = models.iter().map(|m| m.tier).max().unwrap_or(0);
         let clouds = merge_clouds(args, file.cloud, top_local)?;
+        let routing = with_shipped_thresholds(args, file.routing, &scorer, !clouds.is_empty())?;
         Ok(Self {
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
@@ -527,7 +532,7 @@ impl ServeSettings {
             models,
             clouds,
             pool: merge_pool(args, file.pool)?,
-            scorer: merge_scorer(args, &file.routing)?,
+            scorer: scorer.clone(),
             embedding_required: args.embedding_model.is_some() || file.embeddings.model.is_some(),
             rag: {
                 let defaults = edgeway_server::rag::RagSettings::default();
@@ -547,7 +552,7 @@ impl ServeSettings {
                     .or(file.embeddings.model.clone())
                     .unwrap_or_else(|| edgeway_models::DEFAULT_EMBEDDING_MODEL.to_owned())
             }),
-            gateway: merge_routing(args, file.routing)?,
+            gateway: merge_routing(args, routing)?,
             log_path: args.log.path.clone().or(file.log.path),
             log_text: !args.no_log_text && file.log.store_text.unwrap_or(true),
             api_key: args.api_key.clone().filter(|key| !key.trim().is_empty()),
@@ -636,11 +641,46 @@ fn merge_scorer(args: &ServeArgs, file: &RoutingSection) -> anyhow::Result<Score
     let path = args.scorer_path.clone().or(file.scorer_path.clone());
     match args.scorer.clone().or(file.scorer.clone()).as_deref() {
         None if path.is_some() => Ok(ScorerSetting::Learned(path)),
-        None | Some("transparent") => Ok(ScorerSetting::Transparent),
+        // Thresholds of the user's own are for a scorer of the user's choosing: without one named,
+        // that is the transparent scorer, as before edgeway shipped a calibrated one.
+        None if has_thresholds(args, file) => Ok(ScorerSetting::Transparent),
+        None | Some("shipped") => Ok(ScorerSetting::Shipped),
+        Some("transparent") => Ok(ScorerSetting::Transparent),
         Some("learned") => Ok(ScorerSetting::Learned(path)),
         Some("embedding") => Ok(ScorerSetting::Embedding(path)),
-        Some(other) => anyhow::bail!("the scorer must be 'transparent', 'learned' or 'embedding', got '{other}'"),
+        Some(other) => {
+            anyhow::bail!("the scorer must be 'shipped', 'transparent', 'learned' or 'embedding', got '{other}'")
+        }
     }
+}
+
+/// Whether the flags or `[routing]` set a threshold or an escalation limit of their own.
+fn has_thresholds(args: &ServeArgs, file: &RoutingSection) -> bool {
+    args.route_threshold.is_some()
+        || args.escalate_below.is_some()
+        || file.threshold.is_some()
+        || !file.thresholds.is_empty()
+        || file.escalate_below_logprob.is_some()
+        || file.domains.iter().any(|domain| domain.threshold.is_some())
+}
+
+/// `[routing]` with the shipped thresholds and escalation limit filled in, for the shipped scorer
+/// (they were chosen for it) when the flags and the file set none of their own; otherwise the
+/// file as it is. The escalation limit was chosen for an edge with a cloud above it: without a
+/// cloud it is left out, so local tiers never cascade unless configured to.
+fn with_shipped_thresholds(
+    args: &ServeArgs,
+    mut file: RoutingSection,
+    scorer: &ScorerSetting,
+    has_cloud: bool,
+) -> anyhow::Result<RoutingSection> {
+    if *scorer == ScorerSetting::Shipped && !has_thresholds(args, &file) {
+        let shipped = crate::shipped::routing()?;
+        file.threshold = shipped.threshold;
+        file.thresholds = shipped.thresholds;
+        file.escalate_below_logprob = shipped.escalate_below_logprob.filter(|_| has_cloud);
+    }
+    Ok(file)
 }
 
 /// Thresholds and cooldown from flags and `[routing]`.
@@ -807,6 +847,45 @@ mod tests {
         assert!(ServeSettings::merge(&ServeArgs::default(), no_model).is_err());
         let bad: FileConfig = toml::from_str("[routing]\nthreshold = 3.0\n").unwrap();
         assert!(ServeSettings::merge(&ServeArgs::default(), bad).is_err());
+    }
+
+    #[test]
+    fn the_shipped_scorer_and_its_thresholds_are_the_default_until_the_config_sets_its_own() {
+        let shipped = crate::shipped::routing().unwrap();
+        let with_cloud: FileConfig =
+            toml::from_str("[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n").unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), with_cloud).unwrap();
+        assert_eq!(settings.scorer, ScorerSetting::Shipped);
+        assert_eq!(settings.gateway.thresholds.of("a-domain-of-its-own"), shipped.threshold.unwrap());
+        for (domain, threshold) in &shipped.thresholds {
+            assert_eq!(settings.gateway.thresholds.of(domain), *threshold, "{domain}");
+        }
+        assert_eq!(settings.gateway.cascade.map(|c| c.min_mean_logprob), shipped.escalate_below_logprob);
+        // Without a cloud nothing escalates: local tiers cascade only when configured to.
+        let settings = ServeSettings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(settings.scorer, ScorerSetting::Shipped);
+        assert!(settings.gateway.cascade.is_none());
+
+        // A threshold of the user's own is for the transparent scorer, and no shipped value stays.
+        let file: FileConfig = toml::from_str("[routing]\nthreshold = 0.4\n").unwrap();
+        let settings = ServeSettings::merge(&ServeArgs::default(), file).unwrap();
+        assert_eq!(settings.scorer, ScorerSetting::Transparent);
+        for domain in ["general", "code", "finance", "customer-service"] {
+            assert_eq!(settings.gateway.thresholds.of(domain), 0.4, "{domain}");
+        }
+        assert!(settings.gateway.cascade.is_none());
+
+        // Naming the transparent scorer brings its own defaults.
+        let args = ServeArgs { scorer: Some("transparent".into()), ..ServeArgs::default() };
+        let settings = ServeSettings::merge(&args, FileConfig::default()).unwrap();
+        assert_eq!(settings.gateway.thresholds, edgeway_policy::Thresholds::defaults());
+        assert!(settings.gateway.cascade.is_none());
+
+        // The shipped scorer with a threshold of the user's: theirs wins.
+        let args = ServeArgs { scorer: Some("shipped".into()), route_threshold: Some(0.7), ..ServeArgs::default() };
+        let settings = ServeSettings::merge(&args, FileConfig::default()).unwrap();
+        assert_eq!((settings.scorer, settings.gateway.thresholds.of("code")), (ScorerSetting::Shipped, 0.7));
+        assert!(settings.gateway.cascade.is_none());
     }
 
     #[test]

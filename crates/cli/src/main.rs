@@ -11,6 +11,7 @@ mod cli;
 mod cmd;
 mod config;
 mod progress;
+mod shipped;
 
 use std::process::ExitCode;
 

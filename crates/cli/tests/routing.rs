@@ -17,8 +17,19 @@ const HARD: &str = "Explain step by step why the sum of the first n odd numbers 
     and compare the two arguments. Format the answer as a numbered list.";
 
 /// A gateway whose cloud tier is `cloud_url`, waiting at most `timeout` seconds for it.
+/// A gateway in front of `cloud_url`, routing on the transparent scorer at its default thresholds
+/// (the shipped scorer's routing of these prompts is calibration's business, not these tests').
 fn gateway_to(cloud_url: &str, timeout: &str) -> Server {
-    Server::start(&["--cloud-url", cloud_url, "--cloud-model", "smollm2", "--cloud-timeout", timeout])
+    Server::start(&[
+        "--cloud-url",
+        cloud_url,
+        "--cloud-model",
+        "smollm2",
+        "--cloud-timeout",
+        timeout,
+        "--scorer",
+        "transparent",
+    ])
 }
 
 fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
@@ -128,6 +139,8 @@ fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
         "5",
         "--config",
         config.to_str().unwrap(),
+        "--scorer",
+        "transparent",
     ]);
     cloud.kill();
     let request = chat(HARD, json!({"max_tokens": 8, "temperature": 0}));
@@ -214,7 +227,7 @@ fn every_request_is_logged_with_route_cost_and_status() {
         ),
     )
     .unwrap();
-    let gateway = Server::start(&["--config", config.to_str().unwrap()]);
+    let gateway = Server::start(&["--config", config.to_str().unwrap(), "--scorer", "transparent"]);
     let ask =
         |text: &str| gateway.post("/v1/chat/completions", &chat(text, json!({"max_tokens": 6, "temperature": 0})));
     assert_eq!(ask(EASY).0, 200);
@@ -276,10 +289,33 @@ fn low_confidence_edge_answers_escalate_to_the_cloud() {
 }
 
 #[test]
+fn with_nothing_configured_the_shipped_scorer_and_thresholds_route() {
+    let cloud = Server::start(&[]);
+    let gateway = Server::start(&["--cloud-url", &cloud.url("/v1"), "--cloud-model", "smollm2"]);
+    assert!(gateway.stderr().contains("shipped scorer loaded"), "{}", gateway.stderr());
+    let (status, headers, body) =
+        gateway.post_with_headers("/v1/chat/completions", &chat(HARD, json!({"max_tokens": 8, "temperature": 0})), &[]);
+    assert_eq!(status, 200, "{body}");
+    let score: f32 = header(&headers, "x-edgeway-score").parse().unwrap();
+    assert!((0.0..=1.0).contains(&score), "the shipped scorer's probability: {score}");
+    // The score alone, or the edge answer's confidence under the shipped escalation limit, decided.
+    let reasons = ["score_below_threshold", "score_at_or_above_threshold", "confident_at_edge", "low_edge_confidence"];
+    assert!(reasons.contains(&header(&headers, "x-edgeway-route-reason")), "{headers:?}");
+}
+
+#[test]
 fn over_the_power_budget_edge_work_moves_to_the_cloud() {
     let cloud = Server::start(&[]);
-    let gateway =
-        Server::start(&["--cloud-url", &cloud.url("/v1"), "--cloud-model", "smollm2", "--power-budget", "0.001"]);
+    let gateway = Server::start(&[
+        "--cloud-url",
+        &cloud.url("/v1"),
+        "--cloud-model",
+        "smollm2",
+        "--power-budget",
+        "0.001",
+        "--scorer",
+        "transparent",
+    ]);
     let request = chat(EASY, json!({"max_tokens": 8, "temperature": 0}));
     // Idle, the edge draws nothing: the first easy request is answered there…
     let (_, headers, _) = gateway.post_with_headers("/v1/chat/completions", &request, &[]);
@@ -342,7 +378,16 @@ fn a_cloud_this_project_did_not_write_llama_cpp_python_server() {
     ]);
     wait_for_models(port, Duration::from_secs(120));
     let url = format!("http://127.0.0.1:{port}/v1");
-    let gateway = Server::start(&["--cloud-url", &url, "--cloud-model", "smol-python", "--cloud-timeout", "30"]);
+    let gateway = Server::start(&[
+        "--cloud-url",
+        &url,
+        "--cloud-model",
+        "smol-python",
+        "--cloud-timeout",
+        "30",
+        "--scorer",
+        "transparent",
+    ]);
 
     let (status, headers, body) = gateway.post_with_headers(
         "/v1/chat/completions",

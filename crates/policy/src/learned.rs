@@ -168,7 +168,13 @@ impl LearnedModel {
     pub fn load(path: &Path) -> Result<Self, LearnedError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| LearnedError::Io { path: shown.clone(), source })?;
-        let model: Self = serde_json::from_str(&text)
+        Self::from_json(&text, &shown)
+    }
+
+    /// Reads and checks a scorer from its JSON text; `shown` names where it came from in errors.
+    pub fn from_json(text: &str, shown: &str) -> Result<Self, LearnedError> {
+        let shown = shown.to_owned();
+        let model: Self = serde_json::from_str(text)
             .map_err(|error| LearnedError::Invalid { path: shown.clone(), reason: error.to_string() })?;
         let invalid = |reason: String| Err(LearnedError::Invalid { path: shown.clone(), reason });
         if model.version != FORMAT_VERSION {

@@ -130,6 +130,14 @@ pub fn build_tiers(clouds: &[CloudTier]) -> anyhow::Result<Clouds> {
 /// The complexity scorer, loading the learned or embedding one's file (by default in the data directory).
 pub fn build_scorer(setting: &ScorerSetting, data_dir: &DataDir) -> anyhow::Result<Arc<dyn ComplexityScorer>> {
     Ok(match setting {
+        ScorerSetting::Shipped => {
+            let scorer = crate::shipped::scorer()?;
+            tracing::info!(
+                trained_on = %scorer.model().training.run,
+                "shipped scorer loaded (calibrated on the default traffic mix; `edgeway calibrate` replaces it)"
+            );
+            Arc::new(scorer)
+        }
         ScorerSetting::Transparent => Arc::new(edgeway_policy::TransparentScorer),
         ScorerSetting::Learned(path) => {
             let path = path.clone().unwrap_or_else(|| data_dir.learned_scorer());

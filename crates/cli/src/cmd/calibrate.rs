@@ -16,8 +16,8 @@ use edgeway_calibrate::train::Trained;
 use edgeway_calibrate::train_embedding::{train_embedding, TrainedEmbedding};
 use edgeway_calibrate::{pair_routes, pair_up, split, train, Baselines, Pair, Point};
 use edgeway_core::{ChatMessage, EmbeddingBackend, Prompt};
-use edgeway_policy::learned::LearnedModel;
-use edgeway_policy::{ComplexityScorer, EmbeddingSpec, TransparentScorer};
+use edgeway_policy::learned::{featurize, LearnedModel};
+use edgeway_policy::{ComplexityScorer, EmbeddingSpec, LearnedScorer, TransparentScorer};
 use edgeway_store::{EvalLog, EvalRecord};
 use serde_json::json;
 
@@ -132,9 +132,11 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         ("oracle", oracle_curve(&held_out)),
     ]);
     let comparison = print_comparison(&curves, &held_base, goal, args.target);
+    let (shipped_policy, shipped_scorer) = shipped_defaults()?;
     let outcomes = [
         ("all edge", apply(&all_edge(), &held_out, scores_held)),
         ("all cloud", apply(&all_cloud(), &held_out, scores_held)),
+        ("shipped defaults", apply(&shipped_policy, &held_out, &learned_scores(shipped_scorer.model(), &held_out))),
         ("calibrated, score only", apply(&score_only, &held_out, scores_held)),
         ("calibrated", apply(&policy, &held_out, scores_held)),
     ];
@@ -388,7 +390,18 @@ fn transparent_scores(pairs: &[Pair]) -> Vec<f32> {
 
 /// A learned model's score of each pair's question.
 fn learned_scores(model: &LearnedModel, pairs: &[Pair]) -> Vec<f32> {
-    pairs.iter().map(|p| model.predict(&train::features(p))).collect()
+    pairs.iter().map(|p| model.predict(&featurize(&p.question.to_lowercase(), model.hash_buckets))).collect()
+}
+
+/// What `serve` routes with before any calibration: the shipped scorer and its settings.
+fn shipped_defaults() -> anyhow::Result<(RoutingPolicy, LearnedScorer)> {
+    let routing = crate::shipped::routing()?;
+    let policy = RoutingPolicy {
+        default_threshold: routing.threshold.unwrap_or(edgeway_policy::Thresholds::defaults().of("general")),
+        domain_thresholds: routing.thresholds.into_iter().collect(),
+        escalate_below: routing.escalate_below_logprob.map(f64::from),
+    };
+    Ok((policy, crate::shipped::scorer()?))
 }
 
 fn list_runs(log: &EvalLog) -> String {
