@@ -17,7 +17,9 @@
 #
 # Usage: bench/calibrate.sh
 # Env:   LIMIT (600 mix items; HARD_LIMIT 200 per hard set), THREADS (2),
-#        OUT (bench/out/calibration), CLOUD_PORT (8091), SEED (the mix's sampling seed, 0)
+#        OUT (bench/out/calibration), CLOUD_PORT (8091), SEED (the mix's sampling seed, 0),
+#        BIN (an edgeway binary to use instead of building one: a copy, so rebuilding the tree
+#        during a day-long run does not swap it mid-run)
 # Every run is resumable: run the script again after an interruption and it carries on where
 # the query log stops. On a 2-core box the whole benchmark takes about a day (the mix's cloud
 # answers are most of it); LIMIT=200 gives a first look in a few hours.
@@ -32,9 +34,13 @@ port=${CLOUD_PORT:-8091}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-scripts/setup.sh
-cargo build --release
-bin=target/release/edgeway
+if [[ -n ${BIN:-} ]]; then
+  bin=$BIN
+else
+  scripts/setup.sh
+  cargo build --release -p edgeway
+  bin=target/release/edgeway
+fi
 for model in smollm2-135m qwen2.5-0.5b qwen2.5-1.5b all-minilm-l6-v2; do "$bin" model pull "$model"; done
 
 cat > "$out/edgeway.toml" <<TOML
