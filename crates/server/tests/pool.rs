@@ -260,6 +260,7 @@ async fn keep_alive_reaches_the_backend_from_every_generating_endpoint() {
         ("/api/generate", json!({"model": "fake", "prompt": "hi", "stream": false}), None),
         ("/v1/chat/completions", json!({"messages": chat, "keep_alive": "2m"}), Some(120)),
         ("/v1/completions", json!({"prompt": "hi", "keep_alive": 45}), Some(45)),
+        ("/v1/responses", json!({"input": "hi", "keep_alive": "90s"}), Some(90)),
     ];
     for (path, body, seconds) in cases {
         let (status, reply) = post(&state, path, body).await;

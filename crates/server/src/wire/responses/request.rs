@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::input::{conversation, InputField};
 use super::object::Settings;
 use crate::error::{invalid, ApiError};
-use crate::wire::common::{validate_max_tokens, SamplingFields};
+use crate::wire::common::{keep_alive_of, validate_max_tokens, SamplingFields};
 use crate::wire::format::text_format;
 use crate::wire::tools::{unsupported_tool, validate_functions, ToolDialect, WireFunction};
 
@@ -57,6 +57,9 @@ pub struct ResponsesRequest {
     pub prompt: Option<Value>,
     /// edgeway's extension: retrieve from this local collection (`none`: not even the default).
     pub collection: Option<String>,
+    /// edgeway's extension, Ollama's field: how long a local model stays loaded after this
+    /// request (`"5m"`, seconds, `0` unloads it after the answer, negative keeps it).
+    pub keep_alive: Option<Value>,
 }
 
 /// `text` of a request.
@@ -167,7 +170,8 @@ impl ResponsesRequest {
         };
         let options =
             ResponsesOptions { stream: self.stream, collection: self.collection, format_check, tools_check, settings };
-        let route = RouteHints { model: self.model, stream: self.stream, ..RouteHints::default() };
+        let keep_alive = keep_alive_of(self.keep_alive.as_ref())?;
+        let route = RouteHints { model: self.model, stream: self.stream, keep_alive, ..RouteHints::default() };
         Ok((GenerateRequest { prompt: Prompt::Chat(messages), sampling, route, tools, query_embedding: None }, options))
     }
 }
