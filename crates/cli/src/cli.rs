@@ -38,6 +38,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Summarise the query log: the edge/cloud split, cost and energy per query, savings.
     Stats(StatsArgs),
+    /// Write the requests the query log holds as an evaluation set (JSONL) of your own traffic:
+    /// grade it with `eval --set FILE --judge MODEL`, or add references first.
+    ExportSet(ExportSetArgs),
     /// Run graded evaluation sets through the edge and the cloud and log every graded answer.
     Eval(Box<EvalArgs>),
     /// Pick routing thresholds (and train the learned scorer) from graded answers to meet a quality target.
@@ -556,6 +559,26 @@ pub struct StatsArgs {
     /// Config file to read cloud prices from [default: ./edgeway.toml when it exists].
     #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `edgeway export-set` flags.
+#[derive(Debug, Args)]
+pub struct ExportSetArgs {
+    /// Where to write the set (JSONL, one question per line).
+    #[arg(value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// The query log [default: DATA_DIR/queries.db].
+    #[arg(long, value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+
+    /// Only requests from the last this many hours.
+    #[arg(long, value_name = "HOURS")]
+    pub since_hours: Option<f64>,
+
+    /// At most this many questions (the oldest first; each distinct prompt once).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
 }
 
 /// `edgeway bench …`.

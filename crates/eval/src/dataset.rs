@@ -394,7 +394,8 @@ fn load_squad(path: &Path) -> Result<Vec<EvalItem>, DatasetError> {
 #[serde(deny_unknown_fields)]
 struct UserLine {
     question: String,
-    reference: serde_json::Value,
+    #[serde(default)]
+    reference: Option<serde_json::Value>,
     #[serde(default)]
     choices: Vec<String>,
     #[serde(default)]
@@ -408,7 +409,8 @@ struct UserLine {
 /// A user's set: one JSON object per line with `question` and `reference`, and
 /// optionally `choices` (the reference is then a letter, an index or the
 /// choice's text), `domain`, `context` and `id`. A numeric reference is graded
-/// by number; a string or a list of strings by exact match and F1.
+/// by number; a string or a list of strings by exact match and F1; no reference
+/// (absent or `null`) leaves the answer to a judge model (`eval --judge`).
 pub fn load_jsonl(path: &Path) -> Result<Vec<EvalItem>, DatasetError> {
     let reader = BufReader::new(File::open(path).map_err(io(path))?);
     let dataset = path.file_stem().and_then(|s| s.to_str()).unwrap_or("custom").to_owned();
@@ -420,7 +422,13 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<EvalItem>, DatasetError> {
         }
         let at = |reason: String| DatasetError::Format { path: format!("{}:{}", path.display(), number + 1), reason };
         let parsed: UserLine = serde_json::from_str(&line).map_err(|error| at(error.to_string()))?;
-        let reference = user_reference(&parsed.reference, &parsed.choices).map_err(at)?;
+        let reference = match &parsed.reference {
+            None | Some(serde_json::Value::Null) if parsed.choices.is_empty() => Reference::Judged(None),
+            None | Some(serde_json::Value::Null) => {
+                return Err(at("a question with choices needs a reference (the right choice)".into()))
+            }
+            Some(reference) => user_reference(reference, &parsed.choices).map_err(at)?,
+        };
         let id = match parsed.id {
             Some(serde_json::Value::String(id)) => id,
             Some(other) => other.to_string(),
@@ -441,6 +449,23 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<EvalItem>, DatasetError> {
         return Err(format_error(path, "the file holds no questions"));
     }
     Ok(items)
+}
+
+/// One line of a user's set for a logged request: its question (a lone user message without its
+/// `user: ` label; a longer conversation as logged), its domain and the log's id, and no reference,
+/// so a judge grades it until one is added.
+pub fn logged_set_line(id: i64, domain: Option<&str>, logged_text: &str) -> String {
+    let lone_user_message = logged_text
+        .strip_prefix("user: ")
+        .filter(|rest| !["\nuser: ", "\nassistant: ", "\nsystem: ", "\ntool: "].iter().any(|role| rest.contains(role)));
+    let mut line = serde_json::json!({
+        "id": format!("log-{id}"),
+        "question": lone_user_message.unwrap_or(logged_text),
+    });
+    if let Some(domain) = domain {
+        line["domain"] = domain.into();
+    }
+    line.to_string()
 }
 
 fn user_reference(value: &serde_json::Value, choices: &[String]) -> Result<Reference, String> {
@@ -520,6 +545,25 @@ mod tests {
         assert!(error.contains("not a letter"), "{error}");
         let path = write("typo", "{\"questoin\": \"a\", \"reference\": 1}\n");
         assert!(load_jsonl(&path).unwrap_err().to_string().contains("unknown field"));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn logged_requests_become_judged_questions_that_load_back() {
+        let lines = [
+            logged_set_line(7, Some("code"), "user: fix my regex"),
+            logged_set_line(8, None, "system: be brief\nuser: hi"),
+            logged_set_line(9, None, "def add(a, b):"),
+        ];
+        let path = write("logged", &(lines.join("\n") + "\n"));
+        let items = load_jsonl(&path).unwrap();
+        let questions: Vec<&str> = items.iter().map(|item| item.question.as_str()).collect();
+        assert_eq!(questions, ["fix my regex", "system: be brief\nuser: hi", "def add(a, b):"]);
+        assert_eq!((items[0].id.as_str(), items[0].domain.as_deref()), ("log-7", Some("code")));
+        assert!(items.iter().all(|item| item.reference == Reference::Judged(None)));
+        // Choices still need their answer.
+        let path = write("choices", "{\"question\": \"a\", \"choices\": [\"x\", \"y\"]}\n");
+        assert!(load_jsonl(&path).unwrap_err().to_string().contains("needs a reference"));
         let _ = std::fs::remove_file(path);
     }
 

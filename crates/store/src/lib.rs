@@ -15,6 +15,7 @@
 //! - [`eval`]: graded evaluation answers, for `edgeway eval` and `edgeway calibrate`.
 
 pub mod eval;
+pub mod export;
 pub mod keys;
 pub mod knowledge;
 pub mod record;
@@ -23,6 +24,7 @@ pub mod stats;
 pub mod writer;
 
 pub use eval::{EvalLog, EvalRecord};
+pub use export::{logged_prompts, LoggedPrompt};
 pub use keys::{ApiKeyRecord, GuardEvent, KeyLimits, KeyStore};
 pub use knowledge::KnowledgeBase;
 pub use record::QueryRecord;

@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod compare;
 mod eval;
+mod export_set;
 mod keys;
 mod knowledge;
 mod model;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(command) => model::run(&DataDir::resolve(cli.data_dir, None), command),
         Command::Bench(command) => bench::run(&DataDir::resolve(cli.data_dir, None), &command),
         Command::Stats(args) => stats::run(&DataDir::resolve(cli.data_dir, None), &args),
+        Command::ExportSet(args) => export_set::run(&DataDir::resolve(cli.data_dir, None), &args),
         Command::Eval(args) => eval::run(cli.data_dir, *args),
         Command::Calibrate(args) => calibrate::run(cli.data_dir, *args),
         Command::Ingest(args) => knowledge::ingest(&DataDir::resolve(cli.data_dir, None), &args),
