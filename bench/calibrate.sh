@@ -7,6 +7,7 @@
 #   mix         the default traffic mix (docs/traffic-mix.md), constrained answers, both sides
 #   mix+free    the same items, the edge answering free-form (with/without the constraint)
 #   mix smol    the same items at SmolLM2-135M (cloud answers from `mix`)
+#   mix ladder  SmolLM2-135M → Qwen2.5-Coder-0.5B → cloud as three tiers (calibrate --tiers)
 #   hard        the old benchmark, MMLU + ARC-Easy + ARC-Challenge: the hard case no mix may hide
 #
 # Each is calibrated on one half of its items and reported on the other (calibrate's split):
@@ -77,6 +78,22 @@ eval_run --model qwen2.5-0.5b "${mix[@]}" --route both --run "$mix_run"
 # The other edge answers reuse the cloud's answers from the first run (--cloud-run below).
 eval_run --model qwen2.5-0.5b "${mix[@]}" --route edge --answer-format free --run "$free_run"
 eval_run --model smollm2-135m "${mix[@]}" --route edge --run "$smol_run"
+# SmolLM2 again, as tier 0 of a ladder inside the mix run (SmolLM2 → Qwen-0.5B → cloud), so
+# `calibrate --tiers tier0,edge=1,cloud=2` finds all three answers to each item under one run.
+cat > "$out/ladder.toml" <<TOML
+[[models]]
+name = "smollm2-135m"
+model = "smollm2-135m"
+tier = 0
+
+[[models]]
+name = "qwen2.5-0.5b"
+model = "qwen2.5-0.5b"
+tier = 1
+
+$(sed -n '/^\[cloud\]/,$p' "$out/edgeway.toml")
+TOML
+"$bin" eval --config "$out/ladder.toml" --threads "$threads" "${mix[@]}" --route tier0 --run "$mix_run"
 eval_run --model qwen2.5-0.5b "${hard[@]}" --route both --run "$hard_run"
 
 calibrate() {
@@ -88,6 +105,8 @@ calibrate mix "$mix_run" "$mix_run"
 calibrate mix-free "$free_run" "$mix_run"
 calibrate mix-smol "$smol_run" "$mix_run"
 calibrate hard "$hard_run" "$hard_run"
+"$bin" calibrate --config "$out/ladder.toml" --run "$mix_run" --tiers tier0,edge=1,cloud=2 --target 0.95 \
+  --dry-run --json "$out/mix-ladder.json" | tee "$out/mix-ladder.txt"
 
 echo
 echo "summary (held-out halves; cloud share needed for 95 % of cloud-only quality; targets: learned" \

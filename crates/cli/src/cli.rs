@@ -390,8 +390,10 @@ pub struct CalibrateArgs {
     pub cloud_run: Option<String>,
 
     /// Calibrate a ladder of tiers instead of edge vs cloud: the eval route labels, lowest tier first
-    /// (`--tiers tier0,tier1,tier2`, as `edgeway eval --route tier0,tier1,tier2` logs them). Writes
-    /// `[routing.tier_thresholds]` and each domain's `tier_thresholds`.
+    /// (`--tiers tier0,tier1,tier2`, as `edgeway eval --route tier0,tier1,tier2` logs them), or other
+    /// labels with their tier (`--tiers tier0,edge=1,cloud=2`: a small model's answers logged as
+    /// tier0 under a run that has edge and cloud answers). Writes `[routing.tier_thresholds]` and
+    /// each domain's `tier_thresholds`.
     #[arg(long, value_delimiter = ',', value_name = "ROUTES", conflicts_with_all = ["cloud_run", "plot"])]
     pub tiers: Vec<String>,
 

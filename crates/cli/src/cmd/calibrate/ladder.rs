@@ -15,10 +15,20 @@ pub(super) fn parse_ladder(labels: &[String]) -> anyhow::Result<Vec<Rung>> {
         .iter()
         .map(|label| {
             let label = label.trim();
+            // `edge=1`: answers logged under another route label (`edge`, `cloud`, a model's name),
+            // standing for the tier given.
+            if let Some((route, tier)) = label.split_once('=') {
+                let tier = tier.trim().parse().with_context(|| {
+                    format!(
+                        "--tiers: `{label}` gives a route label its tier as ROUTE=N, and `{tier}` is not a tier number"
+                    )
+                })?;
+                return Ok(Rung { label: route.trim().to_owned(), tier });
+            }
             let tier = tier_of_label(label).with_context(|| {
                 format!(
                     "--tiers takes the route labels `edgeway eval --route tier0,tier1,…` logs answers under \
-                     (`tierN`); `{label}` is not one"
+                     (`tierN`), or another label with its tier (`edge=1`); `{label}` is neither"
                 )
             })?;
             Ok(Rung { label: label.to_owned(), tier })

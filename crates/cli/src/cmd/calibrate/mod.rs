@@ -348,9 +348,15 @@ mod tests {
         let tiers: Vec<(&str, u32)> = ladder.iter().map(|r| (r.label.as_str(), r.tier)).collect();
         assert_eq!(tiers, [("tier0", 0), ("tier1", 1), ("tier3", 3)]);
         assert_eq!(eval_command(&ladder, "r"), "edgeway eval --route tier0,tier1,tier3 --run r");
+        // Answers logged as edge and cloud stand for the tiers above a smaller model's.
+        let ladder = parse_ladder(&labels("tier0,edge=1,cloud=2")).unwrap();
+        let tiers: Vec<(&str, u32)> = ladder.iter().map(|r| (r.label.as_str(), r.tier)).collect();
+        assert_eq!(tiers, [("tier0", 0), ("edge", 1), ("cloud", 2)]);
         for (text, expected) in [
-            ("tier0,edge", "`edge` is not one"),
-            ("tier0,tier01", "`tier01` is not one"),
+            ("tier0,edge", "`edge` is neither"),
+            ("tier0,tier01", "`tier01` is neither"),
+            ("tier0,edge=one", "`one` is not a tier number"),
+            ("tier1,edge=0", "`edge` comes after `tier1`"),
             ("tier1", "at least two tiers"),
             ("tier1,tier0", "`tier0` comes after `tier1`"),
             ("tier0,tier1,tier1", "each tier once"),
