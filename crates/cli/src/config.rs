@@ -439,7 +439,13 @@ fn merge_models(models: Vec<ModelSection>, engine: &EngineSection, single: &str)
     );
     let mut names = std::collections::HashSet::new();
     let mut resolved = Vec::new();
+    // Models that take turns in memory are mapped by default: a reload then comes from the page
+    // cache (measured: reading the weights in for huge pages made a cached switch 2.6× slower
+    // than a mapped one, for about 2.5 % of generation speed). A pinned model loads once and
+    // keeps the engine's default.
+    let pooled = models.len() > 1;
     for section in models {
+        let mapped_by_default = (pooled && !section.pinned.unwrap_or(false)).then_some(true);
         anyhow::ensure!(!section.model.trim().is_empty(), "a [[models]] entry has an empty `model`");
         let name = section.name.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&section.model));
         anyhow::ensure!(
@@ -457,7 +463,7 @@ fn merge_models(models: Vec<ModelSection>, engine: &EngineSection, single: &str)
             ubatch_size: section.ubatch_size.or(engine.ubatch_size),
             queue_size: section.queue_size.or(engine.queue_size),
             swa_full: section.swa_full.or(engine.swa_full),
-            mmap: section.mmap.or(engine.mmap),
+            mmap: section.mmap.or(engine.mmap).or(mapped_by_default),
             stream_interval_ms: engine.stream_interval_ms,
             watts_per_core: engine.watts_per_core,
         };
@@ -951,6 +957,11 @@ mod tests {
         assert_eq!(settings.models[1].keep_alive, Some(KeepAliveValue::Text("10m".into())));
         assert_eq!((settings.models[0].engine.ctx_size, settings.models[1].engine.ctx_size), (Some(2048), Some(4096)));
         assert_eq!(settings.models[1].engine.threads, Some(2), "shared settings apply to every model");
+        assert_eq!(
+            (settings.models[0].engine.mmap, settings.models[1].engine.mmap),
+            (Some(true), Some(true)),
+            "models that take turns in memory are mapped"
+        );
         let clouds: Vec<_> = settings.clouds.iter().map(|c| (c.config.name.as_str(), c.tier)).collect();
         assert_eq!(clouds, [("cloud", 2), ("backup", 3)]);
         assert_eq!(settings.gateway.tier_thresholds.of("general", 1), Some(0.3));
