@@ -440,9 +440,9 @@ fn merge_models(models: Vec<ModelSection>, engine: &EngineSection, single: &str)
     let mut names = std::collections::HashSet::new();
     let mut resolved = Vec::new();
     // Models that take turns in memory are mapped by default: a reload then comes from the page
-    // cache (measured: reading the weights in for huge pages made a cached switch 2.6× slower
-    // than a mapped one, for about 2.5 % of generation speed). A pinned model loads once and
-    // keeps the engine's default.
+    // cache (measured: read in for huge pages, a cached switch took 2.6× as long as
+    // llama-cpp-python's, which maps the file; mapping costs about 2.5 % of generation speed).
+    // A pinned model loads once and keeps the engine's default.
     let pooled = models.len() > 1;
     for section in models {
         let mapped_by_default = (pooled && !section.pinned.unwrap_or(false)).then_some(true);
