@@ -13,6 +13,10 @@
 //! - [`lite0`]: an EfficientNet-Lite0 state dict to an ONNX graph (BN folded) with logits and feature maps.
 //! - [`preprocess`]: image files to the network's input tensor.
 //! - [`runtime`]: ONNX Runtime sessions (the one module that uses `ort`).
+//!
+//! Every error type is a `thiserror` enum whose message already includes its
+//! cause, so a cause is a plain field, not a `source`: the binary prints an
+//! error's source chain, which would repeat it.
 
 pub mod lite0;
 pub mod onnx;

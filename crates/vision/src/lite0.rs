@@ -64,6 +64,22 @@ pub enum Lite0Error {
     /// The blocks do not form EfficientNet-Lite0's stages.
     #[error("not EfficientNet-Lite0: {0}")]
     Architecture(String),
+    /// The checkpoint could not be read.
+    #[error("cannot read the checkpoint {path}: {error}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: crate::torch_legacy::TorchError,
+    },
+    /// The ONNX file could not be written.
+    #[error("cannot write {path}: {error}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
 }
 
 /// A convolution with its batch norm folded in: `weight` `[out, in/group, k, k]`, `bias` `[out]`.
@@ -335,6 +351,28 @@ pub fn convert(dict: &StateDict) -> Result<Converted, Lite0Error> {
         outputs,
     );
     Ok(Converted { onnx, blocks: blocks.len(), parameters: dict.parameter_count(), classes })
+}
+
+/// Reads a legacy checkpoint, converts it and writes the ONNX model to `out`
+/// (through a `.partial` file renamed into place, so `out` is whole or absent).
+pub fn convert_checkpoint(checkpoint: &std::path::Path, out: &std::path::Path) -> Result<Converted, Lite0Error> {
+    let dict = crate::torch_legacy::load(checkpoint)
+        .map_err(|error| Lite0Error::Checkpoint { path: checkpoint.to_owned(), error })?;
+    let converted = convert(&dict)?;
+    let write_error = |error| Lite0Error::Write { path: out.to_owned(), error };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, &converted.onnx)
+        .and_then(|()| std::fs::rename(&partial, out))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
+        .map_err(write_error)?;
+    Ok(converted)
 }
 
 /// The `k` most likely classes of one image's logits, as `(class index, softmax probability)`,

@@ -10,20 +10,20 @@ use ndarray::Array4;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not an image in a supported format (PNG, JPEG).
-    #[error("{what} is not a PNG or JPEG image this build can decode: {source}")]
+    #[error("{what} is not a PNG or JPEG image this build can decode: {error}")]
     Decode {
         /// The file, or "the image" for bytes.
         what: String,
         /// What the decoder said.
-        source: image::ImageError,
+        error: image::ImageError,
     },
     /// An image with no pixels.
     #[error("{0} has no pixels")]
@@ -59,7 +59,7 @@ pub const LITE0: Preprocessing = Preprocessing {
 
 /// Reads and decodes an image file (PNG or JPEG) to 8-bit RGB.
 pub fn load(path: &Path) -> Result<RgbImage, ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| ImageError::Io { path: path.to_owned(), error })?;
     decode_named(&bytes, &path.display().to_string())
 }
 
@@ -69,7 +69,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
 }
 
 fn decode_named(bytes: &[u8], what: &str) -> Result<RgbImage, ImageError> {
-    let image = image::load_from_memory(bytes).map_err(|source| ImageError::Decode { what: what.into(), source })?;
+    let image = image::load_from_memory(bytes).map_err(|error| ImageError::Decode { what: what.into(), error })?;
     if image.width() == 0 || image.height() == 0 {
         return Err(ImageError::Empty(what.into()));
     }

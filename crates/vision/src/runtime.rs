@@ -64,12 +64,12 @@ pub enum RuntimeError {
         requested: PathBuf,
     },
     /// A model file could not be read.
-    #[error("cannot read the model {path}: {source}")]
+    #[error("cannot read the model {path}: {error}")]
     ReadModel {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// ONNX Runtime refused the model.
     #[error("ONNX Runtime cannot load the model: {0}")]
@@ -196,7 +196,7 @@ impl Runtime {
 
     /// A session for the ONNX model file at `path`.
     pub fn session_from_file(&self, path: &Path) -> Result<VisionSession, RuntimeError> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::ReadModel { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| RuntimeError::ReadModel { path: path.to_owned(), error })?;
         self.session_from_bytes(&bytes)
     }
 }

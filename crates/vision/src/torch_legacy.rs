@@ -40,12 +40,12 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 #[derive(Debug, thiserror::Error)]
 pub enum TorchError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A zip checkpoint (torch ≥ 1.6), which this reader does not handle.
     #[error("this is a zip-format PyTorch checkpoint (torch 1.6 or newer); only the legacy format is supported")]
@@ -179,7 +179,7 @@ impl StateDict {
 
 /// Reads a legacy checkpoint file.
 pub fn load(path: &Path) -> Result<StateDict, TorchError> {
-    let bytes = std::fs::read(path).map_err(|source| TorchError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| TorchError::Io { path: path.to_owned(), error })?;
     read(&bytes)
 }
 
