@@ -10,6 +10,8 @@
 #   python3 + pip    `edgeway model pull` (`python3 -m pip download`)
 #   python3 venv     the test suite's clients (scripts/test.sh)
 #   curl             the test suite's second client
+#   onnxruntime      ONNX Runtime's libonnxruntime.so for `edgeway vision` (crates/vision
+#                    loads it at run time): the onnxruntime==1.31.1 wheel, in .venv
 #
 # Prints one line per package it installs and a clear error, with the command
 # to run, when it cannot install (not root and no sudo, no apt-get).
@@ -103,4 +105,17 @@ fi
 if ! command -v cargo >/dev/null; then
   say "error: cargo is missing; install Rust (https://rustup.rs) and run this again"
   exit 1
+fi
+
+# ONNX Runtime for `edgeway vision`: crates/vision loads the library the wheel
+# ships (onnxruntime/capi/libonnxruntime.so.1.31.1) at run time, and pins the
+# `ort` crate to the version whose C API matches it. Only the library is used,
+# so the wheel goes in without its Python dependencies.
+ORT_VERSION=1.31.1
+ort_lib() { { compgen -G ".venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" || true; } | head -n 1; }
+if [ -z "$(ort_lib)" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  say "installing onnxruntime==$ORT_VERSION into .venv (ONNX Runtime for edgeway vision)"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps "onnxruntime==$ORT_VERSION"
+  [ -n "$(ort_lib)" ] || { say "error: onnxruntime==$ORT_VERSION is installed but .venv holds no libonnxruntime.so.$ORT_VERSION"; exit 1; }
 fi

