@@ -86,7 +86,7 @@ fn calibrate_tiers_writes_tier_thresholds_per_boundary() {
 
     // Clear errors: a label that is no tier, a boundary without answers.
     let output = calibrate(&["--tiers", "tier0,cloud", "--dry-run"]);
-    assert!(output_text(&output).contains("`cloud` is not one"), "{}", output_text(&output));
+    assert!(output_text(&output).contains("`cloud` is neither"), "{}", output_text(&output));
     let output = calibrate(&["--tiers", "tier1,tier3", "--dry-run"]);
     let text = output_text(&output);
     assert!(!output.status.success());
