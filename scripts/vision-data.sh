@@ -5,6 +5,7 @@
 #
 #   scripts/vision-data.sh OUT [--base plate|brick] [--size 224] [--train 60]
 #                              [--test-good 20] [--test-defective 50] [--seed 19]
+#   scripts/vision-data.sh --install     only install the packages (scripts/test.sh)
 #
 # defect-synthesis asks for opencv-python, whose wheel needs the system's
 # libGL; the headless build has the same cv2 module without it, so the package
@@ -22,4 +23,5 @@ if ! "$venv/bin/python" -c "import defect_synthesis, cv2, scipy, PIL" 2>/dev/nul
 fi
 compgen -G "$venv/lib/python3*/site-packages/skimage/data/brick.png" >/dev/null \
   || "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "scikit-image==0.26.0"
+[ "${1:-}" = "--install" ] && exit 0
 exec "$venv/bin/python" "$root/scripts/vision-data.py" "$@"
