@@ -18,7 +18,7 @@ venv="$root/.venv"
 if ! "$venv/bin/python" -c "import defect_synthesis, cv2, scipy, PIL" 2>/dev/null; then
   echo "vision-data: installing defect-synthesis==0.1.0 and its dependencies into .venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check \
-    "numpy==2.2.6" "scipy==1.16.3" "opencv-python-headless==4.12.0.88" "pillow==12.0.0"
+    "numpy==2.4.6" "scipy==1.17.1" "opencv-python-headless==4.13.0.92" "pillow==12.0.0"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "defect-synthesis==0.1.0"
 fi
 compgen -G "$venv/lib/python3*/site-packages/skimage/data/brick.png" >/dev/null \
