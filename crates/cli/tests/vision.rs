@@ -231,7 +231,28 @@ fn inspection_model_fitted_on_good_parts_flags_the_defective_ones() {
     let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     assert_eq!((size(16), size(20)), (448, 224), "the image and its heat map side by side");
 
-    // A model file that is not one is a clear error.
+    // Too few good images, another backbone, a file that is not a model: clear errors.
+    let few = data.join("test/good");
+    let output = edgeway(&["vision", "fit", "--good", few.to_str().unwrap(), "--model", model, "--out", detector]);
+    let text = output_text(&output);
+    assert!(!output.status.success() && text.contains("3 good images: at least 5 are needed"), "{text}");
+    let other = dir.join("other.onnx");
+    // The same network plus an unknown protobuf field (number 100, varint 1): another file, another hash.
+    let mut bytes = std::fs::read(model).unwrap();
+    bytes.extend_from_slice(&[0xA0, 0x06, 0x01]);
+    std::fs::write(&other, bytes).unwrap();
+    let output = edgeway(&[
+        "vision",
+        "eval",
+        data.to_str().unwrap(),
+        "--model",
+        other.to_str().unwrap(),
+        "--detector",
+        detector,
+        "--no-pictures",
+    ]);
+    let text = output_text(&output);
+    assert!(!output.status.success() && text.contains("the model was fitted with backbone"), "{text}");
     let output = edgeway(&["vision", "eval", data.to_str().unwrap(), "--model", model, "--detector", model]);
     let text = output_text(&output);
     assert!(!output.status.success() && text.contains("is not an edgeway PatchCore model"), "{text}");

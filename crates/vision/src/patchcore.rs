@@ -28,6 +28,10 @@ use crate::coreset::greedy_coreset;
 pub const MAGIC: &[u8; 16] = b"EDGEWAY-PATCHCO\n";
 /// The file format's version.
 pub const FORMAT_VERSION: u32 = 1;
+/// The largest input side a model file may name.
+pub const MAX_INPUT_SIZE: u32 = 4096;
+/// The widest map smoothing a model file may name (pixels).
+pub const MAX_SIGMA: f32 = 64.0;
 
 /// Why a model could not be fitted, used, written or read.
 #[derive(Debug, thiserror::Error)]
@@ -375,6 +379,16 @@ impl PatchCoreModel {
         if header.bank_rows == 0 || header.grid.0 == 0 || header.grid.1 == 0 || header.backbone.input_size == 0 {
             return Err(format("its bank or grid is empty".into()));
         }
+        // Bounds that keep a damaged header from asking for absurd allocations.
+        if header.backbone.input_size > MAX_INPUT_SIZE
+            || header.grid.0.max(header.grid.1) > MAX_INPUT_SIZE as usize
+            || !(0.0..=MAX_SIGMA).contains(&header.config.sigma)
+        {
+            return Err(format(format!(
+                "input size {}, grid {}×{} or sigma {} is out of range",
+                header.backbone.input_size, header.grid.0, header.grid.1, header.config.sigma
+            )));
+        }
         let values: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let features =
             Array2::from_shape_vec((header.bank_rows, header.bank_dims), values).map_err(|e| format(e.to_string()))?;
@@ -489,6 +503,10 @@ mod tests {
             let error = PatchCoreModel::from_bytes(&bytes[..cut], "m.bin").unwrap_err();
             assert!(error.to_string().starts_with("m.bin is not an edgeway PatchCore model"), "{error}");
         }
+        let mut huge = model.clone();
+        huge.backbone.input_size = 1 << 30;
+        let error = PatchCoreModel::from_bytes(&huge.to_bytes(), "m").unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
         let error = PatchCoreModel::from_bytes(b"\x89PNG\r\n\x1a\n", "x.png").unwrap_err();
         assert!(error.to_string().contains("magic"), "{error}");
         let dir = std::env::temp_dir().join(format!("edgeway-patchcore-{}", std::process::id()));
