@@ -80,8 +80,9 @@ fn heat_colour(t: f32) -> [f32; 3] {
 }
 
 /// A picture for a person: the image on the left and, on the right, the image
-/// with the map laid over it in heat colours, where `scale` maps to red
-/// (usually the model's threshold) and low values stay mostly transparent.
+/// with the map laid over it in heat colours: red at `scale` (usually the
+/// model's threshold) and above, blue at half of it and below, so the usual
+/// scores of good patches stay cool and only what nears the threshold warms.
 /// The map must have the image's size; a mismatch is resized to it.
 pub fn overlay(image: &RgbImage, map: ArrayView2<f32>, scale: f32) -> RgbImage {
     let (w, h) = image.dimensions();
@@ -94,7 +95,7 @@ pub fn overlay(image: &RgbImage, map: ArrayView2<f32>, scale: f32) -> RgbImage {
     let mut out = RgbImage::new(2 * w, h);
     for (x, y, pixel) in image.enumerate_pixels() {
         out.put_pixel(x, y, *pixel);
-        let t = map[[y as usize, x as usize]] / scale;
+        let t = (map[[y as usize, x as usize]] / scale - 0.5) * 2.0;
         let colour = heat_colour(t);
         let alpha = 0.25 + 0.5 * t.clamp(0.0, 1.0);
         let blended: [u8; 3] =
