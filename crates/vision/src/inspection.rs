@@ -70,19 +70,21 @@ pub enum InspectionError {
 /// The backbone as a feature extractor.
 #[derive(Debug)]
 pub struct Backbone {
+    // Declared before the runtime, so the session is dropped first.
     session: VisionSession,
     info: BackboneInfo,
     path: PathBuf,
+    _runtime: Runtime,
 }
 
 impl Backbone {
-    /// Opens the ONNX backbone at `path` (named `name`) for `input_size`² images.
-    pub fn open(runtime: &Runtime, path: &Path, name: &str, input_size: u32) -> Result<Self, InspectionError> {
+    /// Opens the ONNX backbone at `path` (named `name`) for `input_size`² images; it keeps the runtime.
+    pub fn open(runtime: Runtime, path: &Path, name: &str, input_size: u32) -> Result<Self, InspectionError> {
         let bytes = std::fs::read(path).map_err(|error| RuntimeError::ReadModel { path: path.to_owned(), error })?;
         let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         let session = runtime.session_from_bytes(&bytes)?;
         let info = BackboneInfo { name: name.to_owned(), sha256, input_size };
-        Ok(Self { session, info, path: path.to_owned() })
+        Ok(Self { session, info, path: path.to_owned(), _runtime: runtime })
     }
 
     /// What the model file will record about this backbone.

@@ -90,7 +90,7 @@ fn open_backbone(data_dir: &DataDir, args: &VisionBackboneArgs, size: u32) -> an
     let path = backbone_path(data_dir, args.model.as_ref())?;
     let name = if args.model.is_some() { path.display().to_string() } else { EFFICIENTNET_LITE0.name.to_owned() };
     let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.threads })?;
-    Ok(Backbone::open(&runtime, &path, &name, size)?)
+    Ok(Backbone::open(runtime, &path, &name, size)?)
 }
 
 fn default_detector(data_dir: &DataDir) -> PathBuf {
@@ -99,11 +99,12 @@ fn default_detector(data_dir: &DataDir) -> PathBuf {
 
 fn fit(data_dir: &DataDir, args: &VisionFitArgs) -> anyhow::Result<()> {
     anyhow::ensure!((32..=1024).contains(&args.size), "--size {} is outside 32..=1024", args.size);
+    anyhow::ensure!(args.neighbourhood % 2 == 1, "--neighbourhood {} is not odd (1, 3, 5…)", args.neighbourhood);
     anyhow::ensure!(args.coreset > 0.0 && args.coreset <= 1.0, "--coreset {} is not in (0, 1]", args.coreset);
     let good = inspection::list_images(&args.good)?;
     let options = FitOptions {
         config: PatchCoreConfig {
-            neighbourhood: args.neighbourhood.max(1),
+            neighbourhood: args.neighbourhood,
             coreset_ratio: args.coreset,
             projection_dims: args.projection,
             seed: args.seed,
