@@ -33,6 +33,9 @@ skimage_data() { { compgen -G "$PWD/.venv/lib/python3*/site-packages/skimage/dat
   || .venv/bin/pip install -q --disable-pip-version-check --no-deps "scikit-image==0.26.0"
 EDGEWAY_TEST_SKIMAGE_DATA="$(skimage_data)"
 export EDGEWAY_TEST_SKIMAGE_DATA
+# The inspection tests build a small defect set with defect-synthesis (and
+# OpenCV, SciPy, Pillow, pinned) in .venv: crates/cli/tests/vision.rs.
+scripts/vision-data.sh --install
 # garak, the red-team scanner, in its own virtualenv (it needs openai 2.x):
 # the packages its OpenAI-compatible generator and text probes import, pinned.
 scripts/garak-venv.sh .venv-garak

