@@ -155,38 +155,14 @@ impl Classifier {
         for s in &mut scale {
             *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
         }
-        let rows: Vec<Vec<f64>> = examples
+        let rows: Vec<(Vec<f64>, bool)> = examples
             .iter()
-            .map(|(features, _)| {
-                features.dense().zip(&mean).zip(&scale).map(|((x, m), s)| (f64::from(x) - m) / s).collect()
+            .map(|(features, label)| {
+                let row = features.dense().zip(&mean).zip(&scale).map(|((x, m), s)| (f64::from(x) - m) / s).collect();
+                (row, *label)
             })
             .collect();
-        let mut weights = vec![0f64; dims];
-        // Start the intercept at the base rate, so an uninformative model predicts it.
-        let rate = ((positive_share(examples) * n + 0.5) / (n + 1.0)).clamp(1e-3, 1.0 - 1e-3);
-        let mut bias = (rate / (1.0 - rate)).ln();
-        let mut history = vec![1e-8f64; dims + 1];
-        let step = 0.5;
-        for _ in 0..300 {
-            let mut gradient = vec![0f64; dims];
-            let mut bias_gradient = 0f64;
-            for (row, (_, label)) in rows.iter().zip(examples) {
-                let z = bias + row.iter().zip(&weights).map(|(x, w)| x * w).sum::<f64>();
-                let error = sigmoid(z) - f64::from(u8::from(*label));
-                for (g, x) in gradient.iter_mut().zip(row) {
-                    *g += error * x;
-                }
-                bias_gradient += error;
-            }
-            for (i, g) in gradient.iter_mut().enumerate() {
-                *g = *g / n + l2 * weights[i];
-                history[i] += *g * *g;
-                weights[i] -= step * *g / history[i].sqrt();
-            }
-            let g = bias_gradient / n;
-            history[dims] += g * g;
-            bias -= step * g / history[dims].sqrt();
-        }
+        let (weights, bias) = crate::logistic::fit(&rows, dims, l2, positive_share(examples) * n);
         let narrow = |values: Vec<f64>| values.into_iter().map(|v| v as f32).collect();
         Self::Logistic(Logistic {
             mean: narrow(mean),

@@ -127,34 +127,8 @@ impl LearnedModel {
     /// Trains on `(features, label)` pairs with L2 penalty `l2` (full-batch AdaGrad, fixed epochs: deterministic).
     pub fn train(examples: &[(Features, bool)], buckets: u32, l2: f64, training: TrainingInfo) -> Self {
         let dims = buckets as usize + transparent_len();
-        let mut weights = vec![0f64; dims];
         let positives = examples.iter().filter(|(_, y)| *y).count() as f64;
-        let n = examples.len().max(1) as f64;
-        // Start the intercept at the base rate, so an uninformative model predicts it.
-        let rate = ((positives + 0.5) / (n + 1.0)).clamp(1e-3, 1.0 - 1e-3);
-        let mut bias = (rate / (1.0 - rate)).ln();
-        let mut history = vec![1e-8f64; dims + 1];
-        let step = 0.5;
-        for _ in 0..300 {
-            let mut gradient = vec![0f64; dims];
-            let mut bias_gradient = 0f64;
-            for (features, label) in examples {
-                let z = bias + features.iter().map(|&(i, v)| weights[i] * f64::from(v)).sum::<f64>();
-                let error = 1.0 / (1.0 + (-z).exp()) - f64::from(u8::from(*label));
-                for &(i, v) in features {
-                    gradient[i] += error * f64::from(v);
-                }
-                bias_gradient += error;
-            }
-            for (i, g) in gradient.iter_mut().enumerate() {
-                *g = *g / n + l2 * weights[i];
-                history[i] += *g * *g;
-                weights[i] -= step * *g / history[i].sqrt();
-            }
-            let g = bias_gradient / n;
-            history[dims] += g * g;
-            bias -= step * g / history[dims].sqrt();
-        }
+        let (weights, bias) = crate::logistic::fit(examples, dims, l2, positives);
         Self {
             version: FORMAT_VERSION,
             hash_buckets: buckets,
