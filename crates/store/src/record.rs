@@ -60,3 +60,9 @@ pub struct QueryRecord {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The timestamp `hours` before now, for reading the last hours of the log; `None` is the
+/// beginning (0).
+pub fn since_hours_ms(hours: Option<f64>) -> i64 {
+    hours.map_or(0, |hours| now_ms() - (hours * 3_600_000.0) as i64)
+}

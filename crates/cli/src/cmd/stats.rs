@@ -10,7 +10,7 @@ use crate::config::FileConfig;
 pub fn run(data_dir: &DataDir, args: &StatsArgs) -> anyhow::Result<()> {
     let path = data_dir.query_log(args.log_path.as_deref());
     anyhow::ensure!(path.is_file(), "no query log at {}; `edgeway serve` writes one as it answers", path.display());
-    let since_ms = args.since_hours.map_or(0, |hours| edgeway_store::record::now_ms() - (hours * 3_600_000.0) as i64);
+    let since_ms = edgeway_store::record::since_hours_ms(args.since_hours);
     let stats = Stats::load(&path, since_ms).with_context(|| format!("cannot read {}", path.display()))?;
     let total = stats.total_requests();
     if total == 0 {
