@@ -266,8 +266,8 @@ pub struct RoutingSection {
     /// Domain rules, checked in order, replacing the shipped ones when given.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
-    /// `transparent` (default), `learned` (hashed words) or `embedding` (the query's sentence
-    /// embedding): which complexity scorer routes.
+    /// `shipped` (default, unless a threshold is set: then `transparent`), `transparent`, `learned`
+    /// (hashed words) or `embedding` (the query's sentence embedding): which complexity scorer routes.
     pub scorer: Option<String>,
     /// The learned or embedding scorer's file [default: DATA_DIR/scorer.json, DATA_DIR/embedding-scorer.json].
     pub scorer_path: Option<PathBuf>,
@@ -538,7 +538,7 @@ impl ServeSettings {
             models,
             clouds,
             pool: merge_pool(args, file.pool)?,
-            scorer: scorer.clone(),
+            scorer,
             embedding_required: args.embedding_model.is_some() || file.embeddings.model.is_some(),
             rag: {
                 let defaults = edgeway_server::rag::RagSettings::default();
