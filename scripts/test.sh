@@ -23,6 +23,9 @@ fi
   || .venv/bin/pip install -q --disable-pip-version-check "openai-agents==0.24.0"
 .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
+# Triton's own KServe v2 client, for the inspection endpoints.
+.venv/bin/python -c "import tritonclient.http" 2>/dev/null \
+  || .venv/bin/pip install -q --disable-pip-version-check "tritonclient[http]==2.73.0"
 export EDGEWAY_TEST_PYTHON="$PWD/.venv/bin/python"
 # Vision: ONNX Runtime's library (scripts/setup.sh installed the wheel) and
 # scikit-image's sample photos (only its data files are read, so no dependencies).
@@ -36,6 +39,8 @@ export EDGEWAY_TEST_SKIMAGE_DATA
 # The inspection tests build a small defect set with defect-synthesis (and
 # OpenCV, SciPy, Pillow, pinned) in .venv: crates/cli/tests/vision.rs.
 scripts/vision-data.sh --install
+# INT8 backbones: ONNX Runtime's quantization tool (`edgeway vision quantize`).
+scripts/vision-tools.sh
 # garak, the red-team scanner, in its own virtualenv (it needs openai 2.x):
 # the packages its OpenAI-compatible generator and text probes import, pinned.
 scripts/garak-venv.sh .venv-garak

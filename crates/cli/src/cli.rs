@@ -85,6 +85,38 @@ pub enum VisionCommand {
     /// ground_truth/<defect>/*_mask.png): image and pixel AUROC, the confusion at the threshold,
     /// and a heat-map picture per image.
     Eval(VisionEvalArgs),
+    /// Make a static INT8 backbone (QDQ, per-channel weights) from calibration images with ONNX
+    /// Runtime's own quantization tool (Python: onnx and onnxruntime, scripts/vision-tools.sh),
+    /// and compare its outputs with the FP32 model's.
+    Quantize(VisionQuantizeArgs),
+}
+
+/// `edgeway vision quantize` flags.
+#[derive(Debug, Args)]
+pub struct VisionQuantizeArgs {
+    /// A folder of calibration images like the ones to inspect, e.g. the good parts fitted on.
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+
+    /// Most calibration images used (the first N by name).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub limit: usize,
+
+    /// The FP32 backbone and ONNX Runtime (to check the result).
+    #[command(flatten)]
+    pub backbone: VisionBackboneArgs,
+
+    /// Images are resized (shorter side) and centre-cropped to SIZE × SIZE, as for fitting.
+    #[arg(long, default_value_t = 224)]
+    pub size: u32,
+
+    /// Where to write the INT8 model [default: beside the FP32 one, as NAME.int8.onnx].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// The Python with onnx==1.23.2 and onnxruntime==1.31.1 [default: EDGEWAY_PYTHON, else .venv/bin/python].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 /// The backbone and ONNX Runtime flags `edgeway vision fit` and `eval` share.
@@ -102,6 +134,64 @@ pub struct VisionBackboneArgs {
     /// Threads ONNX Runtime uses for one operator.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+}
+
+/// `edgeway serve`'s flags for inspection models (`/v1/inspect`, KServe v2's `/v2/models/NAME/infer`).
+#[derive(Debug, Clone, Args)]
+pub struct ServeInspectArgs {
+    /// An inspection model to serve (the file `edgeway vision fit` writes), as FILE (named after
+    /// its file stem) or NAME=FILE; repeat for several.
+    #[arg(long = "inspect", env = "EDGEWAY_INSPECT", value_name = "[NAME=]FILE", value_delimiter = ',')]
+    pub inspect_models: Vec<String>,
+
+    /// The backbone ONNX model the inspection models run on, e.g. the INT8 one from `edgeway
+    /// vision quantize` [default: the converted EfficientNet-Lite0].
+    #[arg(long = "inspect-backbone", env = "EDGEWAY_INSPECT_BACKBONE", value_name = "FILE")]
+    pub inspect_backbone: Option<PathBuf>,
+
+    /// ONNX Runtime's library (libonnxruntime.so from the onnxruntime==1.31.1 wheel)
+    /// [default: ORT_DYLIB_PATH, else the one scripts/setup.sh installs into .venv].
+    #[arg(long, env = "EDGEWAY_ORT_DYLIB", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// Threads ONNX Runtime uses for one operator of an inspection model.
+    #[arg(long = "inspect-threads", env = "EDGEWAY_INSPECT_THREADS", default_value_t = INSPECT_DEFAULTS.threads, value_name = "N")]
+    pub inspect_threads: usize,
+
+    /// Most images judged in one backbone run (micro-batching).
+    #[arg(long = "inspect-batch", env = "EDGEWAY_INSPECT_BATCH", default_value_t = INSPECT_DEFAULTS.max_batch, value_name = "N")]
+    pub inspect_batch: usize,
+
+    /// How long a batch waits for more images after its first, in milliseconds; 0 batches only
+    /// the images already waiting, so a lone image never waits.
+    #[arg(long = "inspect-batch-delay-ms", env = "EDGEWAY_INSPECT_BATCH_DELAY_MS", default_value_t = INSPECT_DEFAULTS.max_delay.as_millis() as u64, value_name = "MS")]
+    pub inspect_batch_delay_ms: u64,
+
+    /// Images that may wait for the model; beyond that the server answers 503.
+    #[arg(long = "inspect-queue", env = "EDGEWAY_INSPECT_QUEUE", default_value_t = INSPECT_DEFAULTS.queue, value_name = "N")]
+    pub inspect_queue: usize,
+
+    /// Largest image accepted, in megapixels (checked from the header, before decoding).
+    #[arg(long = "inspect-max-megapixels", env = "EDGEWAY_INSPECT_MAX_MEGAPIXELS", default_value_t = INSPECT_DEFAULTS.max_pixels as f64 / 1e6, value_name = "MP")]
+    pub inspect_max_megapixels: f64,
+}
+
+/// The inspection service's defaults, which the flags' defaults repeat.
+const INSPECT_DEFAULTS: edgeway_vision::service::ServiceOptions = edgeway_vision::service::ServiceOptions::DEFAULT;
+
+impl Default for ServeInspectArgs {
+    fn default() -> Self {
+        Self {
+            inspect_models: Vec::new(),
+            inspect_backbone: None,
+            ort_lib: None,
+            inspect_threads: INSPECT_DEFAULTS.threads,
+            inspect_batch: INSPECT_DEFAULTS.max_batch,
+            inspect_batch_delay_ms: INSPECT_DEFAULTS.max_delay.as_millis() as u64,
+            inspect_queue: INSPECT_DEFAULTS.queue,
+            inspect_max_megapixels: INSPECT_DEFAULTS.max_pixels as f64 / 1e6,
+        }
+    }
 }
 
 /// `edgeway vision fit` flags.
@@ -169,6 +259,10 @@ pub struct VisionEvalArgs {
     /// Write no pictures.
     #[arg(long, conflicts_with = "pictures")]
     pub no_pictures: bool,
+
+    /// Also write the results as JSON to FILE: AUROCs, the confusion, every image's score.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 
     #[command(flatten)]
     pub backbone: VisionBackboneArgs,
@@ -746,6 +840,41 @@ pub enum BenchCommand {
     /// Structured output: generation speed with a JSON schema against free text on the same prompts,
     /// and the share of valid answers without and with the constraint (see bench/structured.sh).
     Structured(StructuredBenchArgs),
+    /// A running server's `/v1/inspect` under concurrent load: images per second through HTTP and
+    /// each image's latency, p50 and p99 (see bench/vision.sh).
+    Inspect(InspectBenchArgs),
+}
+
+/// `edgeway bench inspect` flags.
+#[derive(Debug, Args)]
+pub struct InspectBenchArgs {
+    /// The server's port on 127.0.0.1 (started with --inspect).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+
+    /// A folder of PNG or JPEG images (and its subfolders, e.g. an MVTec-AD category's test/).
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+
+    /// The inspection model, when the server has several.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Images sent in all (cycling through the folder's).
+    #[arg(short, long, default_value_t = 400)]
+    pub requests: usize,
+
+    /// Requests in flight at once.
+    #[arg(short, long, default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Images sent one at a time first and not counted.
+    #[arg(long, default_value_t = 8)]
+    pub warmup: usize,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `edgeway bench structured` flags.
@@ -1057,6 +1186,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub cloud: CloudArgs,
+
+    #[command(flatten)]
+    pub inspect: ServeInspectArgs,
 
     /// Name clients use to force the cloud tier in `model` [default: cloud].
     #[arg(long, env = "EDGEWAY_CLOUD_NAME")]

@@ -143,53 +143,68 @@ fn eval_lines(stdout: &str) -> Vec<(String, f32, bool)> {
         .collect()
 }
 
+/// A small synthetic plate set, the converted backbone and a model fitted on it: built once for
+/// the tests that need them (the first to ask builds, the others wait).
+struct Plates {
+    dir: PathBuf,
+    data: PathBuf,
+    backbone: String,
+    detector: String,
+}
+
+fn plates() -> &'static Plates {
+    static PLATES: std::sync::OnceLock<Plates> = std::sync::OnceLock::new();
+    PLATES.get_or_init(|| {
+        let dir = temp_dir("vision", "plates");
+        let data = dir.join("plates");
+        // A small set: 15 good parts (12 fitted, every 5th held out for the threshold), 3 good and 3 defective to test.
+        // With so few held-out images the threshold gets a wider margin than the default.
+        let output = Command::new("bash")
+            .arg(repo_root().join("scripts/vision-data.sh"))
+            .arg(&data)
+            .args(["--train", "15", "--test-good", "3", "--test-defective", "3", "--kinds", "burn,stain,crack"])
+            .output()
+            .expect("cannot run scripts/vision-data.sh");
+        assert!(output.status.success(), "{}", output_text(&output));
+        for kind in ["burn", "stain", "crack"] {
+            assert!(
+                data.join(format!("ground_truth/{kind}/000_mask.png")).is_file(),
+                "{kind}: {}",
+                output_text(&output)
+            );
+        }
+        let backbone = dir.join("lite0.onnx").display().to_string();
+        let output =
+            edgeway(&["vision", "convert", "--checkpoint", cached_checkpoint().to_str().unwrap(), "--out", &backbone]);
+        assert!(output.status.success(), "{}", output_text(&output));
+        let detector = dir.join("plates.patchcore").display().to_string();
+        let good = data.join("train/good");
+        let output = edgeway(&[
+            "vision",
+            "fit",
+            "--good",
+            good.to_str().unwrap(),
+            "--model",
+            &backbone,
+            "--out",
+            &detector,
+            "--margin",
+            "0.3",
+        ]);
+        let text = output_text(&output);
+        assert!(output.status.success(), "{text}");
+        assert!(
+            text.contains("15 good images (12 fitted, 3 held out)") && text.contains("28×28 grid, 152 dims"),
+            "{text}"
+        );
+        Plates { dir, data, backbone, detector }
+    })
+}
+
 #[test]
 fn inspection_model_fitted_on_good_parts_flags_the_defective_ones() {
-    let dir = temp_dir("vision", "inspection");
-    let data = dir.join("plates");
-    // A small set: 15 good parts (12 fitted, every 5th held out for the threshold), 3 good and 3 defective to test.
-    // With so few held-out images the threshold gets a wider margin than the default.
-    let output = Command::new("bash")
-        .arg(repo_root().join("scripts/vision-data.sh"))
-        .arg(&data)
-        .args(["--train", "15", "--test-good", "3", "--test-defective", "3", "--kinds", "burn,stain,crack"])
-        .output()
-        .expect("cannot run scripts/vision-data.sh");
-    assert!(output.status.success(), "{}", output_text(&output));
-    for kind in ["burn", "stain", "crack"] {
-        assert!(data.join(format!("ground_truth/{kind}/000_mask.png")).is_file(), "{kind}: {}", output_text(&output));
-    }
-
-    let model = dir.join("lite0.onnx");
-    let output = edgeway(&[
-        "vision",
-        "convert",
-        "--checkpoint",
-        cached_checkpoint().to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", output_text(&output));
-    let model = model.to_str().unwrap();
-    let detector = dir.join("plates.patchcore");
-    let detector = detector.to_str().unwrap();
-    let good = data.join("train/good");
-    let output = edgeway(&[
-        "vision",
-        "fit",
-        "--good",
-        good.to_str().unwrap(),
-        "--model",
-        model,
-        "--out",
-        detector,
-        "--margin",
-        "0.3",
-    ]);
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    assert!(text.contains("15 good images (12 fitted, 3 held out)") && text.contains("28×28 grid, 152 dims"), "{text}");
-
+    let Plates { dir, data, backbone: model, detector } = plates();
+    let (model, detector) = (model.as_str(), detector.as_str());
     let pictures = dir.join("pictures");
     let output = edgeway(&[
         "vision",
@@ -257,5 +272,249 @@ fn inspection_model_fitted_on_good_parts_flags_the_defective_ones() {
     let text = output_text(&output);
     assert!(!output.status.success() && text.contains("is not an edgeway PatchCore model"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The test images of the plate set: (category, path), good ones first.
+fn test_images(data: &Path) -> Vec<(String, PathBuf)> {
+    let mut images = Vec::new();
+    for category in ["good", "burn", "stain", "crack"] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(data.join("test").join(category))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect();
+        paths.sort();
+        images.extend(paths.into_iter().map(|p| (category.to_owned(), p)));
+    }
+    images
+}
+
+/// A PNG signature, an IHDR chunk that announces a `width × height` RGB image and an empty IDAT,
+/// with correct CRCs: what a decompression bomb looks like before its data.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let crc32 = |bytes: &[u8]| {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    };
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend(width.to_be_bytes());
+    chunk.extend(height.to_be_bytes());
+    chunk.extend([8, 2, 0, 0, 0]);
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend(13u32.to_be_bytes());
+    bytes.extend(&chunk);
+    bytes.extend(crc32(&chunk).to_be_bytes());
+    bytes.extend(0u32.to_be_bytes());
+    bytes.extend(b"IDAT");
+    bytes.extend(crc32(b"IDAT").to_be_bytes());
+    bytes
+}
+
+#[test]
+fn served_inspection_answers_plain_http_and_tritonclient() {
+    use base64::Engine as _;
+    use common::{client, Server};
+    use serde_json::Value;
+
+    let plates = plates();
+    let args: Vec<String> = [
+        "serve",
+        "--model",
+        common::test_model().to_str().unwrap(),
+        "--no-embeddings",
+        "--inspect",
+        &format!("plates={}", plates.detector),
+        "--inspect-backbone",
+        &plates.backbone,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Server::start_with(&args).expect("the server did not start");
+    let http = client();
+    let post_image = |query: &str, content_type: &str, body: Vec<u8>| -> (u16, Value) {
+        let response = http
+            .post(server.url(&format!("/v1/inspect{query}")))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap_or(Value::Null))
+    };
+
+    // Every test image as a raw body: the right label, and the model's facts.
+    let images = test_images(&plates.data);
+    assert_eq!(images.len(), 6);
+    let mut scores = Vec::new();
+    for (category, path) in &images {
+        let (status, body) = post_image("", "image/png", std::fs::read(path).unwrap());
+        assert_eq!(status, 200, "{body}");
+        let expected = if category == "good" { "good" } else { "defective" };
+        assert_eq!(body["label"], expected, "{category} {}: {body}", path.display());
+        assert_eq!(body["model"], "plates");
+        assert_eq!(body["precision"], "fp32");
+        assert!(body["latency_ms"].as_f64().unwrap() > 0.0 && body["threshold"].as_f64().unwrap() > 0.0, "{body}");
+        scores.push(body["score"].as_f64().unwrap());
+    }
+
+    // A multipart form with the heat map; base64 JSON; the same image gives the same score.
+    let (burn, burn_path) = images.iter().find(|(c, _)| c == "burn").unwrap();
+    let burn_index = images.iter().position(|(c, _)| c == burn).unwrap();
+    let mut form = b"--XYZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+    form.extend(std::fs::read(burn_path).unwrap());
+    form.extend(b"\r\n--XYZ\r\nContent-Disposition: form-data; name=\"heatmap\"\r\n\r\ntrue\r\n--XYZ--\r\n");
+    let (status, body) = post_image("", "multipart/form-data; boundary=XYZ", form);
+    assert_eq!(status, 200, "{body}");
+    assert!((body["score"].as_f64().unwrap() - scores[burn_index]).abs() < 1e-3, "{body}");
+    let png = base64::engine::general_purpose::STANDARD.decode(body["heatmap_png"].as_str().unwrap()).unwrap();
+    let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((size(16), size(20)), (448, 224), "the image and its heat map side by side");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(std::fs::read(burn_path).unwrap());
+    let json = serde_json::json!({ "image": encoded, "model": "plates" }).to_string().into_bytes();
+    let (status, body) = post_image("", "application/json", json);
+    assert_eq!((status, body["label"].as_str()), (200, Some("defective")), "{body}");
+
+    // Bad images: clear 400s, and the server keeps serving.
+    let good = std::fs::read(&images[0].1).unwrap();
+    let bad: [(&str, Vec<u8>, &str); 5] = [
+        ("text", b"inspection notes, not a photo".to_vec(), "not a PNG or JPEG"),
+        ("truncated", good[..good.len() / 2].to_vec(), "cannot be decoded"),
+        ("bomb", png_header(10_000, 10_000), "100.0 megapixels"),
+        ("tiny", png_header(8, 8), "at least 16 pixels"),
+        ("empty", Vec::new(), "empty"),
+    ];
+    for (what, bytes, expected) in bad {
+        let (status, body) = post_image("", "image/png", bytes);
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(message.contains(expected), "{what}: {body}");
+    }
+    let (status, body) = post_image("?model=nope", "image/png", good.clone());
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("plates"), "{body}");
+    let (status, _) = post_image("", "image/png", good.clone());
+    assert_eq!(status, 200, "still serving after the bad images");
+
+    // KServe v2 with Triton's own client: metadata, one batched request with binary tensors, JSON
+    // outputs, and a bad image's error.
+    let mut script_args = vec![format!("127.0.0.1:{}", server.port), "plates".to_owned()];
+    let notes = plates.dir.join("notes.txt");
+    std::fs::write(&notes, "not an image").unwrap();
+    script_args.push(notes.display().to_string());
+    script_args.extend(images.iter().map(|(_, p)| p.display().to_string()));
+    let script_args: Vec<&str> = script_args.iter().map(String::as_str).collect();
+    let stdout =
+        common::run_python_script("EDGEWAY_TEST_PYTHON", "kserve_client.py", &script_args, "tritonclient[http]");
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    eprintln!("{result}");
+    assert_eq!(result["server"], "edgeway");
+    assert_eq!(result["outputs"], serde_json::json!(["pred_score", "pred_label", "anomaly_map"]));
+    assert_eq!(result["map_shape"], serde_json::json!([6, 224, 224]));
+    for ((category, _), (verdict, score)) in
+        images.iter().zip(result["verdicts"].as_array().unwrap().iter().zip(&scores))
+    {
+        assert_eq!(verdict["defective"], category != "good", "{category}: {verdict}");
+        assert!((verdict["score"].as_f64().unwrap() - score).abs() < 1e-3, "batched like alone: {verdict} vs {score}");
+        assert!(verdict["map_max"].as_f64().unwrap() > 0.0, "{verdict}");
+    }
+    assert!((result["json_score"].as_f64().unwrap() - scores[0]).abs() < 1e-3, "{result}");
+    assert!(result["bad_image"]["message"].as_str().unwrap_or_default().contains("not a PNG or JPEG"), "{result}");
+
+    // KServe's error shape and paths.
+    let response = http.get(server.url("/v2/models/nope")).send().unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    let (status, body) = server.get("/v2/models/plates/versions/1");
+    assert_eq!((status, body["name"].as_str()), (200, Some("plates")), "{body}");
+
+    // One query-log row per image, with its verdict and precision.
+    let rows = common::logged_rows(
+        &server,
+        "SELECT endpoint, label, precision, score FROM queries WHERE endpoint IN ('inspect', 'kserve') AND status = 'ok'",
+        6 + 3 + 6 + 1,
+        |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, Option<String>>(2)?, row.get::<_, Option<f64>>(3)?)),
+    );
+    assert_eq!(rows.iter().filter(|r| r.0 == "kserve").count(), 7, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1.is_some() && r.2.as_deref() == Some("fp32") && r.3.is_some()), "{rows:?}");
+    let refused = common::logged_rows(
+        &server,
+        "SELECT status FROM queries WHERE endpoint = 'inspect' AND status != 'ok'",
+        5,
+        |row| row.get::<_, String>(0),
+    );
+    assert!(refused.len() >= 5, "bad images are logged too: {refused:?}");
+}
+
+#[test]
+fn int8_backbone_is_smaller_follows_fp32_and_serves_the_same_model() {
+    let plates = plates();
+    let int8 = plates.dir.join("lite0.int8.onnx").display().to_string();
+    let good = plates.data.join("train/good");
+    let output = edgeway(&[
+        "vision",
+        "quantize",
+        "--images",
+        good.to_str().unwrap(),
+        "--limit",
+        "12",
+        "--model",
+        &plates.backbone,
+        "--out",
+        &int8,
+    ]);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    eprintln!("{text}");
+    let smaller: f64 = text
+        .split_once("MiB (")
+        .and_then(|(_, rest)| rest.split_once("× smaller"))
+        .and_then(|(ratio, _)| ratio.parse().ok())
+        .unwrap_or_else(|| panic!("no size ratio: {text}"));
+    assert!(smaller > 3.0, "{text}");
+    let cosine = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: cosine to FP32 mean ")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no cosine for {name}: {text}"))
+    };
+    assert!(cosine("features_stride8") > 0.9 && cosine("features_stride16") > 0.9, "{text}");
+
+    // The model fitted on the FP32 backbone's features runs on the INT8 one and gives the same verdicts.
+    let output = edgeway(&[
+        "vision",
+        "eval",
+        plates.data.to_str().unwrap(),
+        "--model",
+        &int8,
+        "--detector",
+        &plates.detector,
+        "--no-pictures",
+    ]);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    eprintln!("{text}");
+    assert!(text.contains("3 of 3 defective flagged, 0 of 3 good flagged"), "{text}");
+
+    // A missing Python is a clear error that says what to install.
+    let output = edgeway(&[
+        "vision",
+        "quantize",
+        "--images",
+        good.to_str().unwrap(),
+        "--model",
+        &plates.backbone,
+        "--out",
+        &int8,
+        "--python",
+        "/nonexistent/python3",
+    ]);
+    let text = output_text(&output);
+    assert!(!output.status.success() && text.contains("scripts/vision-tools.sh"), "{text}");
 }

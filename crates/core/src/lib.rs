@@ -12,6 +12,7 @@
 //! - [`route`]: why a request was answered where it was, and what was tried first.
 //! - [`backend`]: the [`Backend`] trait every answer source implements, and its error type.
 //! - [`embed`]: the [`EmbeddingBackend`] trait and a request's [`QueryEmbedding`], computed once and shared.
+//! - [`inspect`]: the [`inspect::Inspector`] trait: an image of a part to a good/defective verdict.
 //! - [`keep_alive`]: how long a local model stays loaded after a request (Ollama's `keep_alive`).
 //! - [`text`]: turning a stream of token bytes into text, honouring stop sequences.
 //! - `fake` (feature `fake`): a deterministic [`Backend`] for fast tests of the layers above.
@@ -22,6 +23,7 @@ pub mod event;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod hash;
+pub mod inspect;
 pub mod keep_alive;
 pub mod request;
 pub mod retrieve;

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::EngineError;
 
+/// Watts one busy core draws, for energy accounting when RAPL counters are not readable.
+pub const DEFAULT_WATTS_PER_CORE: f64 = 10.0;
+
 /// Settings of one local model, named after llama-server's flags where one exists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -63,7 +66,7 @@ impl EngineConfig {
             swa_full: false,
             mmap: !crate::hugepages::available(),
             stream_interval: Duration::from_millis(16),
-            watts_per_core: 10.0,
+            watts_per_core: DEFAULT_WATTS_PER_CORE,
         }
     }
 

@@ -53,7 +53,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use tokio::sync::mpsc;
 
 use choices::ChoiceTrace;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, DEFAULT_WATTS_PER_CORE};
 pub use embed::{Embedder, LazyEmbedder};
 pub use gguf_check::GgufCheckError;
 use grammar::Constraint;

@@ -248,6 +248,8 @@ pub async fn answer_with_judge(
         answer_text: Some(text.clone()),
         format: None,
         format_verdict: None,
+        label: None,
+        precision: None,
     };
     let result = EvalRecord {
         run: run.to_owned(),

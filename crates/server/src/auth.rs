@@ -12,8 +12,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Paths anyone may call: liveness probes must not need a key (llama-server does the same;
-/// `/` is the probe of Ollama's clients).
-const PUBLIC_PATHS: &[&str] = &["/health", "/v1/health", "/"];
+/// `/` is the probe of Ollama's clients, `/v2/health/*` KServe's).
+const PUBLIC_PATHS: &[&str] = &["/health", "/v1/health", "/", "/v2/health/live", "/v2/health/ready"];
 
 /// The key a request carries: `Authorization: Bearer KEY`, or `x-api-key: KEY`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`app`]: the router; [`run`]: serving it until a shutdown signal.
-//! - [`routes`]: one module per endpoint; Ollama's API (`/api/*`) in [`routes::ollama`].
+//! - [`routes`]: one module per endpoint; Ollama's API (`/api/*`) in [`routes::ollama`], image
+//!   inspection in [`routes::inspect`] (`/v1/inspect`) and [`routes::kserve`] (KServe v2, `/v2/*`).
 //! - [`wire`]: OpenAI's and Ollama's JSON shapes and their validation into core types.
 //! - [`stream`]: collecting a generation, or streaming it as SSE (NDJSON for Ollama).
 //! - [`rag`]: retrieval from a local collection in the chat path.
@@ -54,17 +55,19 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list_models))
         .route("/models", get(routes::models::list_models))
         .route("/tokenize", post(routes::tokenize::tokenize))
+        .route("/v1/inspect", post(routes::inspect::inspect))
         .route("/metrics", get(routes::metrics::metrics))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))
         .merge(routes::ollama::router())
+        .merge(routes::kserve::router())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A panicking handler answers 500 in the API's error shape instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
-        // Errors on Ollama's paths (panics included) in Ollama's shape, `{"error": "..."}`.
+        // Errors on Ollama's and KServe's paths (panics included) in their shape, `{"error": "..."}`.
         .layer(axum::middleware::from_fn(routes::ollama::error_shape))
         // Failures are logged once, with their cause, by ApiError; the trace
         // layer's own failure events would repeat them at ERROR level.

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use edgeway_core::inspect::Inspector;
 use edgeway_core::{Backend, EmbeddingBackend, Retriever};
 use edgeway_guard::Guard;
 
@@ -28,6 +29,7 @@ struct Inner {
     log: Option<LogSettings>,
     metrics: Arc<Metrics>,
     guard: OnceLock<Arc<Guard>>,
+    inspectors: OnceLock<Vec<Arc<dyn Inspector>>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
                 log,
                 metrics: Arc::new(Metrics::new()),
                 guard: OnceLock::new(),
+                inspectors: OnceLock::new(),
             }),
         }
     }
@@ -91,6 +94,39 @@ impl AppState {
     /// Makes the loaded embedding model available; later calls are ignored.
     pub fn set_embedder(&self, embedder: Arc<dyn EmbeddingBackend>) {
         let _ = self.inner.embedder.set(embedder);
+    }
+
+    /// Makes the inspection models available (`/v1/inspect`, `/v2/models/…`); later calls are ignored.
+    pub fn set_inspectors(&self, inspectors: Vec<Arc<dyn Inspector>>) {
+        let _ = self.inner.inspectors.set(inspectors);
+    }
+
+    /// The loaded inspection models (none until they are set).
+    pub fn inspectors(&self) -> &[Arc<dyn Inspector>] {
+        self.inner.inspectors.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// The inspection model called `name`, or the only one when `name` is `None`.
+    pub fn inspector(&self, name: Option<&str>) -> Result<Arc<dyn Inspector>, ApiError> {
+        let inspectors = self.inspectors();
+        let available = || inspectors.iter().map(|i| i.info().id.clone()).collect::<Vec<_>>().join(", ");
+        match (inspectors, name) {
+            ([], _) => Err(ApiError::NotSupported(
+                "this server has no inspection model loaded; fit one with `edgeway vision fit --good DIR` and start \
+                 the server with --inspect MODEL"
+                    .into(),
+            )),
+            ([only], None) => Ok(only.clone()),
+            (_, None) => Err(crate::error::invalid(
+                "model",
+                format!("this server has several inspection models; name one with ?model= ({})", available()),
+            )),
+            (_, Some(name)) => inspectors
+                .iter()
+                .find(|i| i.info().id == name)
+                .cloned()
+                .ok_or_else(|| ApiError::UnknownModel { requested: name.to_owned(), available: available() }),
+        }
     }
 
     /// The embedding model, if one is loaded.

@@ -54,6 +54,10 @@ pub struct QueryRecord {
     pub format: Option<String>,
     /// Whether the answer had that format: `valid`, `invalid`, `truncated` or `unchecked`.
     pub format_verdict: Option<String>,
+    /// An inspected image's verdict (`good`, `defective`); its anomaly score is in `score`.
+    pub label: Option<String>,
+    /// The inspection model's precision (`fp32`, `int8`).
+    pub precision: Option<String>,
 }
 
 /// Now, in milliseconds since the Unix epoch: the log's timestamps (0 if the clock is before 1970).

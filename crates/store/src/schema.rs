@@ -94,6 +94,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 5: tiers: the answering model's tier and the models tried before it.
     "ALTER TABLE queries ADD COLUMN tier INTEGER;
     ALTER TABLE queries ADD COLUMN tried TEXT;",
+    // 6: inspection: an image's verdict and the precision of the model that gave it.
+    "ALTER TABLE queries ADD COLUMN label TEXT;
+    ALTER TABLE queries ADD COLUMN precision TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -153,9 +153,10 @@ pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Resu
     let mut statement = conn.prepare_cached(
         "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
             prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
-            status, error, prompt_text, answer_text, format, format_verdict, tier, tried)
+            status, error, prompt_text, answer_text, format, format_verdict, tier, tried,
+            label, precision)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-            ?24, ?25)",
+            ?24, ?25, ?26, ?27)",
     )?;
     statement.execute(params![
         r.ts_ms,
@@ -183,6 +184,8 @@ pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Resu
         r.format_verdict,
         r.tier,
         r.tried,
+        r.label,
+        r.precision,
     ])?;
     Ok(conn.last_insert_rowid())
 }

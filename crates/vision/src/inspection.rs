@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use ndarray::{Array4, Ix4};
-use sha2::{Digest, Sha256};
 
 use crate::anomaly_map::overlay;
 use crate::lite0::{FEATURES_STRIDE16, FEATURES_STRIDE8};
@@ -74,6 +73,9 @@ pub struct Backbone {
     session: VisionSession,
     info: BackboneInfo,
     path: PathBuf,
+    quantized: bool,
+    /// The FP32 model this one was quantized from (its own hash when it was not).
+    source_sha256: String,
     _runtime: Runtime,
 }
 
@@ -81,15 +83,36 @@ impl Backbone {
     /// Opens the ONNX backbone at `path` (named `name`) for `input_size`² images; it keeps the runtime.
     pub fn open(runtime: Runtime, path: &Path, name: &str, input_size: u32) -> Result<Self, InspectionError> {
         let bytes = std::fs::read(path).map_err(|error| RuntimeError::ReadModel { path: path.to_owned(), error })?;
-        let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = crate::quantize::hex_sha256(&bytes);
         let session = runtime.session_from_bytes(&bytes)?;
+        let source_sha256 = crate::quantize::source_sha256(&bytes).unwrap_or_else(|| sha256.clone());
         let info = BackboneInfo { name: name.to_owned(), sha256, input_size };
-        Ok(Self { session, info, path: path.to_owned(), _runtime: runtime })
+        let quantized = crate::onnx::is_quantized(&bytes);
+        Ok(Self { session, info, path: path.to_owned(), quantized, source_sha256, _runtime: runtime })
+    }
+
+    /// Whether the backbone runs quantized (INT8 QDQ or integer operators).
+    pub fn is_quantized(&self) -> bool {
+        self.quantized
     }
 
     /// What the model file will record about this backbone.
     pub fn info(&self) -> &BackboneInfo {
         &self.info
+    }
+
+    /// Fails unless `model` was fitted on this backbone's features, or on those of the FP32
+    /// model this one was quantized from.
+    pub fn check_model(&self, model: &PatchCoreModel) -> Result<(), InspectionError> {
+        if self.info.sha256 == model.backbone.sha256 || self.source_sha256 == model.backbone.sha256 {
+            return Ok(());
+        }
+        Err(InspectionError::BackboneMismatch {
+            expected: model.backbone.name.clone(),
+            expected_sha: model.backbone.sha256.clone(),
+            given: self.path.display().to_string(),
+            given_sha: self.info.sha256.clone(),
+        })
     }
 
     /// The preprocessing for this input size (EfficientNet-Lite0's normalisation).
@@ -244,14 +267,7 @@ pub fn evaluate(
     dataset: &Path,
     pictures: Option<&Path>,
 ) -> Result<Evaluation, InspectionError> {
-    if backbone.info().sha256 != model.backbone.sha256 {
-        return Err(InspectionError::BackboneMismatch {
-            expected: model.backbone.name.clone(),
-            expected_sha: model.backbone.sha256.clone(),
-            given: backbone.path.display().to_string(),
-            given_sha: backbone.info().sha256.clone(),
-        });
-    }
+    backbone.check_model(model)?;
     let test = dataset.join("test");
     let io = |action, path: &Path| {
         let path = path.to_owned();

@@ -12,11 +12,13 @@
 //! - [`onnx`]: the subset of `onnx.proto` edgeway writes, and a small graph builder.
 //! - [`lite0`]: an EfficientNet-Lite0 state dict to an ONNX graph (BN folded) with logits and feature maps.
 //! - [`preprocess`]: image files to the network's input tensor.
+//! - [`quantize`]: static INT8 (QDQ, per-channel) backbones by ONNX Runtime's own tool, run offline.
 //! - [`runtime`]: ONNX Runtime sessions (the one module that uses `ort`).
 //! - [`patchcore`]: the PatchCore-style anomaly detector (memory bank, scores, maps, model files).
 //! - [`coreset`]: greedy k-center coreset selection with a random projection.
 //! - [`anomaly_map`]: bilinear resizing, Gaussian smoothing, heat-map overlays.
 //! - [`metrics`]: AUROC and the confusion at a threshold.
+//! - [`service`]: a fitted model behind `edgeway_core::inspect::Inspector`, micro-batched by one worker thread, for the server.
 //! - [`inspection`]: fitting from a folder of good images and evaluating on an MVTec-AD-layout folder.
 //!
 //! Every error type is a `thiserror` enum whose message already includes its
@@ -31,5 +33,7 @@ pub mod metrics;
 pub mod onnx;
 pub mod patchcore;
 pub mod preprocess;
+pub mod quantize;
 pub mod runtime;
+pub mod service;
 pub mod torch_legacy;

@@ -36,6 +36,32 @@ pub struct ModelProto {
     /// Operator sets used by the graph.
     #[prost(message, repeated, tag = "8")]
     pub opset_import: Vec<OperatorSetIdProto>,
+    /// Free-form key/value facts about the model.
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// `StringStringEntryProto`: one metadata entry.
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    /// The key.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// The value.
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// Whether the ONNX model in `bytes` runs quantized: it has quantize/dequantize pairs (QDQ) or
+/// integer operators. `false` for bytes that are not a model.
+pub fn is_quantized(bytes: &[u8]) -> bool {
+    use prost::Message as _;
+    const QUANTIZED_OPS: [&str; 6] =
+        ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"];
+    ModelProto::decode(bytes)
+        .ok()
+        .and_then(|model| model.graph)
+        .is_some_and(|graph| graph.node.iter().any(|node| QUANTIZED_OPS.contains(&node.op_type.as_str())))
 }
 
 /// `OperatorSetIdProto`.
@@ -396,6 +422,7 @@ impl GraphBuilder {
                 output: outputs,
             }),
             opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET_VERSION }],
+            metadata_props: Vec::new(),
         };
         model.encode_to_vec()
     }

@@ -4,6 +4,7 @@
 //! another. [`DataDir`] owns every file name under the data directory; [`engine`] resolves and
 //! loads models (the generative engine and the embedder); [`gateway`] builds the model set, the
 //! tiers, the scorer and the router over them; [`guard`] opens the query log and the guard;
+//! [`vision`] converts the vision backbone and starts the inspection models;
 //! [`child`] starts `edgeway serve` as a child process for the benchmarks and the red team.
 
 pub mod child;
@@ -11,5 +12,6 @@ pub mod data_dir;
 pub mod engine;
 pub mod gateway;
 pub mod guard;
+pub mod vision;
 
 pub use data_dir::DataDir;

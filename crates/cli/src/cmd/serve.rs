@@ -10,7 +10,7 @@ use edgeway_server::AppState;
 use tokio::net::TcpListener;
 
 use crate::app::{self, DataDir};
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, ServeInspectArgs};
 use crate::config::{FileConfig, ServeSettings};
 
 /// Runs `edgeway serve`.
@@ -18,12 +18,18 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()
     let file = FileConfig::load(args.config.path.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
     let settings = ServeSettings::merge(&args, file)?;
+    let inspect = args.inspect.clone();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(serve(settings, data_dir, !args.no_pull))
+    runtime.block_on(serve(settings, data_dir, !args.no_pull, inspect))
 }
 
-async fn serve(settings: ServeSettings, data_dir: DataDir, allow_pull: bool) -> anyhow::Result<()> {
+async fn serve(
+    settings: ServeSettings,
+    data_dir: DataDir,
+    allow_pull: bool,
+    inspect: ServeInspectArgs,
+) -> anyhow::Result<()> {
     let address = format!("{}:{}", settings.host, settings.port);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
     let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
@@ -49,6 +55,23 @@ async fn serve(settings: ServeSettings, data_dir: DataDir, allow_pull: bool) -> 
     let server = tokio::spawn(edgeway_server::run(listener, state.clone(), shutdown));
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
+    // Inspection models first: they load in a second or two, and a bad file should fail before
+    // minutes of LLM download.
+    if !inspect.inspect_models.is_empty() {
+        let watts_per_core = settings.engine.watts_per_core.unwrap_or(edgeway_engine::DEFAULT_WATTS_PER_CORE);
+        let vision_dir = data_dir.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || app::vision::load_inspectors(&vision_dir, &inspect, watts_per_core))
+                .await;
+        match loaded.context("the inspection loader panicked").and_then(|result| result) {
+            Ok(inspectors) => state.set_inspectors(inspectors),
+            Err(error) => {
+                let _ = stop_tx.send(());
+                let _ = server.await;
+                return Err(error);
+            }
+        }
+    }
     let embedding_model = settings.embedding_model.clone();
     let embedding_required = settings.embedding_required;
     let rag_settings = settings.rag.clone();

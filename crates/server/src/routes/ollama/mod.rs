@@ -43,12 +43,13 @@ pub fn is_ollama_path(path: &str) -> bool {
 }
 
 /// Gives every error on Ollama's paths Ollama's body, `{"error": "message"}`, keeping the status
-/// and headers the one table gave it. A layer over the whole router, so the guard's 401s, bad JSON
+/// and headers the one table gave it; KServe v2's paths (`/v2/*`) take the same shape. A layer over the whole router, so the guard's 401s, bad JSON
 /// and panics are covered too, not only the handlers' own errors.
 pub async fn error_shape(request: Request, next: Next) -> Response {
-    let ollama = is_ollama_path(request.uri().path());
+    let path = request.uri().path();
+    let short = is_ollama_path(path) || super::kserve::is_kserve_path(path);
     let mut response = next.run(request).await;
-    if ollama {
+    if short {
         if let Some(error) = response.extensions_mut().remove::<ApiError>() {
             response.headers_mut().remove(header::CONTENT_LENGTH);
             *response.body_mut() = Body::from(error.ollama_body().to_string());
