@@ -89,6 +89,58 @@ pub enum VisionCommand {
     /// Runtime's own quantization tool (Python: onnx and onnxruntime, scripts/vision-tools.sh),
     /// and compare its outputs with the FP32 model's.
     Quantize(VisionQuantizeArgs),
+    /// Red-team the inspection model: a score-only Square Attack (L∞ ≤ ε) tries to make the
+    /// defective test images pass, on the FP32 and the INT8 backbone at the same query budget,
+    /// with transfer between them and the effect of a defence; evasion rates with 95 % intervals.
+    Redteam(VisionRedteamArgs),
+}
+
+/// `edgeway vision redteam` flags.
+#[derive(Debug, Args)]
+pub struct VisionRedteamArgs {
+    /// An MVTec-AD-layout folder: its test/<defect>/ images are attacked, test/good/ measures the defence's cost.
+    #[arg(value_name = "DIR")]
+    pub dataset: PathBuf,
+
+    /// The inspection model from `edgeway vision fit` [default: DATA_DIR/models/inspection.patchcore].
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+
+    /// The INT8 backbone (from `edgeway vision quantize`), attacked beside the FP32 one.
+    #[arg(long, value_name = "FILE")]
+    pub int8: Option<PathBuf>,
+
+    /// The L∞ budgets, in 0–255 pixel units (8 is 8/255).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16")]
+    pub epsilons: Vec<u8>,
+
+    /// Score queries per image.
+    #[arg(long, default_value_t = 100)]
+    pub queries: usize,
+
+    /// Most defective images attacked (the first N by folder and name).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+
+    /// The defence to measure: `jpeg:QUALITY`, `blur:SIGMA` or `none`.
+    #[arg(long, default_value = "jpeg:75")]
+    pub defence: String,
+
+    /// The budget the defence is measured at [default: the middle of --epsilons].
+    #[arg(long)]
+    pub defence_epsilon: Option<u8>,
+
+    /// Seeds the attack.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// The FP32 backbone and ONNX Runtime.
+    #[command(flatten)]
+    pub backbone: VisionBackboneArgs,
 }
 
 /// `edgeway vision quantize` flags.
@@ -120,7 +172,7 @@ pub struct VisionQuantizeArgs {
 }
 
 /// The backbone and ONNX Runtime flags `edgeway vision fit` and `eval` share.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VisionBackboneArgs {
     /// The backbone's ONNX model [default: the converted EfficientNet-Lite0, converted first if it is not there yet].
     #[arg(long, value_name = "FILE")]

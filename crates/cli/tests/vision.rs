@@ -452,25 +452,37 @@ fn served_inspection_answers_plain_http_and_tritonclient() {
     assert!(refused.len() >= 5, "bad images are logged too: {refused:?}");
 }
 
+/// The plates' backbone quantized to INT8 (`edgeway vision quantize`) and what the command printed:
+/// made once for the tests that need it.
+fn int8() -> &'static (String, String) {
+    static INT8: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    INT8.get_or_init(|| {
+        let plates = plates();
+        let int8 = plates.dir.join("lite0.int8.onnx").display().to_string();
+        let good = plates.data.join("train/good");
+        let output = edgeway(&[
+            "vision",
+            "quantize",
+            "--images",
+            good.to_str().unwrap(),
+            "--limit",
+            "12",
+            "--model",
+            &plates.backbone,
+            "--out",
+            &int8,
+        ]);
+        let text = output_text(&output);
+        assert!(output.status.success(), "{text}");
+        (int8, text)
+    })
+}
+
 #[test]
 fn int8_backbone_is_smaller_follows_fp32_and_serves_the_same_model() {
     let plates = plates();
-    let int8 = plates.dir.join("lite0.int8.onnx").display().to_string();
+    let (int8, text) = int8();
     let good = plates.data.join("train/good");
-    let output = edgeway(&[
-        "vision",
-        "quantize",
-        "--images",
-        good.to_str().unwrap(),
-        "--limit",
-        "12",
-        "--model",
-        &plates.backbone,
-        "--out",
-        &int8,
-    ]);
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
     eprintln!("{text}");
     let smaller: f64 = text
         .split_once("MiB (")
@@ -492,7 +504,7 @@ fn int8_backbone_is_smaller_follows_fp32_and_serves_the_same_model() {
         "eval",
         plates.data.to_str().unwrap(),
         "--model",
-        &int8,
+        int8,
         "--detector",
         &plates.detector,
         "--no-pictures",
@@ -511,10 +523,58 @@ fn int8_backbone_is_smaller_follows_fp32_and_serves_the_same_model() {
         "--model",
         &plates.backbone,
         "--out",
-        &int8,
+        int8,
         "--python",
         "/nonexistent/python3",
     ]);
     let text = output_text(&output);
     assert!(!output.status.success() && text.contains("scripts/vision-tools.sh"), "{text}");
+}
+
+#[test]
+fn red_team_attacks_fp32_and_int8_at_the_same_budget() {
+    let plates = plates();
+    let (int8, _) = int8();
+    let json = plates.dir.join("redteam.json");
+    let output = edgeway(&[
+        "vision",
+        "redteam",
+        plates.data.to_str().unwrap(),
+        "--detector",
+        &plates.detector,
+        "--model",
+        &plates.backbone,
+        "--int8",
+        int8,
+        "--epsilons",
+        "2,32",
+        "--queries",
+        "12",
+        "--defence",
+        "jpeg:75",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    eprintln!("{text}");
+    assert!(text.contains("| fp32 evaded |") && text.contains("| fp32 → int8 |"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["defective"], 3);
+    assert_eq!(report["attacked"], 3, "every defective plate is caught clean by both models");
+    let epsilons = report["epsilons"].as_array().unwrap();
+    assert_eq!(epsilons.len(), 2);
+    for row in epsilons {
+        for evasion in row["evasion"].as_array().unwrap() {
+            assert_eq!(evasion["evaded"]["n"], 3, "{row}");
+            assert!(evasion["mean_queries"].as_f64().unwrap() <= 12.0, "{row}");
+        }
+        assert_eq!(row["transfer"].as_array().unwrap().len(), 2, "{row}");
+    }
+    let defence = &report["defence"];
+    assert_eq!((defence["defence"].as_str(), defence["epsilon"].as_u64()), (Some("jpeg:75"), Some(32)));
+    assert_eq!(defence["models"].as_array().unwrap().len(), 2);
+    let output = edgeway(&["vision", "redteam", plates.data.to_str().unwrap(), "--defence", "median:3"]);
+    let text = output_text(&output);
+    assert!(!output.status.success() && text.contains("jpeg:QUALITY"), "{text}");
 }

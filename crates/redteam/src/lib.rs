@@ -25,9 +25,11 @@
 //! - [`probes`]: building the attempts.
 //! - [`detect`]: the detectors.
 //! - [`stats`]: the Wilson interval.
+//! - [`vision`]: the inspection model's red team: score-only evasion per precision, transfer, a defence.
 
 pub mod detect;
 pub mod probes;
 pub mod stats;
+pub mod vision;
 
 pub use probes::{Attempt, Check, Family};

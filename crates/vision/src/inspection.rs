@@ -147,6 +147,24 @@ impl Backbone {
     }
 }
 
+/// A fitted model on its backbone as a score-only oracle, for the attacks ([`crate::attack`]).
+pub struct ModelOracle<'a> {
+    /// The backbone (already checked against the model).
+    pub backbone: &'a mut Backbone,
+    /// The detector.
+    pub model: &'a PatchCoreModel,
+    /// Images scored so far.
+    pub queries: usize,
+}
+
+impl crate::attack::ScoreOracle for ModelOracle<'_> {
+    fn scores(&mut self, images: &[RgbImage]) -> Result<Vec<f32>, String> {
+        self.queries += images.len();
+        let grids = self.backbone.patch_grids(images, self.model.config.neighbourhood).map_err(|e| e.to_string())?;
+        grids.iter().map(|g| self.model.image_score(g).map_err(|e| e.to_string())).collect()
+    }
+}
+
 /// The PNG and JPEG files in `dir`, sorted by name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, InspectionError> {
     let io =
@@ -257,24 +275,12 @@ pub struct Evaluation {
     pub threshold: f32,
 }
 
-/// Scores every image of an MVTec-AD-layout folder (`test/good`,
-/// `test/<defect>`, `ground_truth/<defect>/<name>_mask.png`) and, when
-/// `pictures` is given, writes `pictures/<category>/<name>.png`: the image and
-/// its heat map side by side.
-pub fn evaluate(
-    backbone: &mut Backbone,
-    model: &PatchCoreModel,
-    dataset: &Path,
-    pictures: Option<&Path>,
-) -> Result<Evaluation, InspectionError> {
-    backbone.check_model(model)?;
+/// The test images of an MVTec-AD-layout folder as `(category, path)`: `test/good/` first, then
+/// each `test/<defect>/` by name, images by name. Fails unless there are good and defective ones.
+pub fn test_images(dataset: &Path) -> Result<Vec<(String, PathBuf)>, InspectionError> {
     let test = dataset.join("test");
-    let io = |action, path: &Path| {
-        let path = path.to_owned();
-        move |error: std::io::Error| InspectionError::Io { action, path, error: error.to_string() }
-    };
     let mut categories: Vec<String> = std::fs::read_dir(&test)
-        .map_err(io("list", &test))?
+        .map_err(|error| InspectionError::Io { action: "list", path: test.clone(), error: error.to_string() })?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -290,6 +296,25 @@ pub fn evaluate(
             dataset.display()
         )));
     }
+    Ok(images)
+}
+
+/// Scores every image of an MVTec-AD-layout folder (`test/good`,
+/// `test/<defect>`, `ground_truth/<defect>/<name>_mask.png`) and, when
+/// `pictures` is given, writes `pictures/<category>/<name>.png`: the image and
+/// its heat map side by side.
+pub fn evaluate(
+    backbone: &mut Backbone,
+    model: &PatchCoreModel,
+    dataset: &Path,
+    pictures: Option<&Path>,
+) -> Result<Evaluation, InspectionError> {
+    backbone.check_model(model)?;
+    let io = |action, path: &Path| {
+        let path = path.to_owned();
+        move |error: std::io::Error| InspectionError::Io { action, path, error: error.to_string() }
+    };
+    let images = test_images(dataset)?;
     let preprocessing = backbone.preprocessing();
     let size = model.backbone.input_size as usize;
     let (mut results, mut pixel_scores, mut pixel_labels) = (Vec::new(), Vec::new(), Vec::new());

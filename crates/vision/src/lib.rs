@@ -17,6 +17,7 @@
 //! - [`patchcore`]: the PatchCore-style anomaly detector (memory bank, scores, maps, model files).
 //! - [`coreset`]: greedy k-center coreset selection with a random projection.
 //! - [`anomaly_map`]: bilinear resizing, Gaussian smoothing, heat-map overlays.
+//! - [`attack`]: black-box evasion (the L∞ Square Attack on the score alone) and input defences.
 //! - [`metrics`]: AUROC and the confusion at a threshold.
 //! - [`service`]: a fitted model behind `edgeway_core::inspect::Inspector`, micro-batched by one worker thread, for the server.
 //! - [`inspection`]: fitting from a folder of good images and evaluating on an MVTec-AD-layout folder.
@@ -26,6 +27,7 @@
 //! error's source chain, which would repeat it.
 
 pub mod anomaly_map;
+pub mod attack;
 pub mod coreset;
 pub mod inspection;
 pub mod lite0;
@@ -37,3 +39,6 @@ pub mod quantize;
 pub mod runtime;
 pub mod service;
 pub mod torch_legacy;
+
+/// An 8-bit RGB image, the type every image here is decoded to (re-exported for callers).
+pub use image::{Rgb, RgbImage};

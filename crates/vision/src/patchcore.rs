@@ -311,6 +311,11 @@ impl PatchCoreModel {
         Array2::from_shape_vec((grid.height, grid.width), distances).map_err(|e| PatchCoreError::Shape(e.to_string()))
     }
 
+    /// One image's score alone (the highest patch score), without its map.
+    pub fn image_score(&self, grid: &PatchGrid) -> Result<f32, PatchCoreError> {
+        Ok(self.patch_scores(grid)?.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+    }
+
     /// Scores one image: its score (the highest patch score), the verdict at
     /// the threshold, and its map at the input size, smoothed.
     pub fn inspect(&self, grid: &PatchGrid) -> Result<Inspection, PatchCoreError> {

@@ -9,7 +9,7 @@
 //! reuse.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::{Array4, ArrayD};
 use ort::session::builder::GraphOptimizationLevel;
@@ -132,14 +132,15 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The library this process loaded, once it has.
-static LOADED: OnceLock<PathBuf> = OnceLock::new();
+/// The library this process loaded and its one environment (ONNX Runtime allows one per process),
+/// once it has.
+static LOADED: OnceLock<(PathBuf, Arc<ort::environment::Environment>)> = OnceLock::new();
 /// Serialises the first load, so two threads cannot race to load different files.
 static LOADING: Mutex<()> = Mutex::new(());
 
-/// ONNX Runtime, loaded: makes sessions.
+/// ONNX Runtime, loaded: makes sessions. Every runtime in a process shares the one environment.
 pub struct Runtime {
-    environment: ort::environment::Environment,
+    environment: Arc<ort::environment::Environment>,
     library: PathBuf,
     threads: usize,
 }
@@ -151,14 +152,16 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Finds and loads the library (once per process) and makes an environment.
+    /// Finds and loads the library and makes its environment (once per process; later calls
+    /// share them, with their own thread count).
     pub fn load(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
         let library = locate_library(config.library.as_deref())?;
         let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(loaded) = LOADED.get() {
+        if let Some((loaded, environment)) = LOADED.get() {
             if loaded != &library {
                 return Err(RuntimeError::AlreadyLoaded { loaded: loaded.clone(), requested: library });
             }
+            return Ok(Self { environment: environment.clone(), library, threads: config.threads });
         }
         let load_error = |reason: String| RuntimeError::Load { path: library.clone(), reason };
         let environment = ort::init_from(&library)
@@ -166,7 +169,8 @@ impl Runtime {
             .with_name("edgeway")
             .build()
             .map_err(|error| load_error(error.to_string()))?;
-        let _ = LOADED.set(library.clone());
+        let environment = Arc::new(environment);
+        let _ = LOADED.set((library.clone(), environment.clone()));
         Ok(Self { environment, library, threads: config.threads })
     }
 

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use edgeway_vision::inspection::{self, Backbone, FitOptions};
+use edgeway_redteam::vision::{self as vision_redteam, Target};
+use edgeway_vision::attack::Defence;
+use edgeway_vision::inspection::{self, Backbone, FitOptions, ModelOracle};
 use edgeway_vision::lite0::{self, LOGITS};
 use edgeway_vision::patchcore::{PatchCoreConfig, PatchCoreModel};
 use edgeway_vision::preprocess::{self, LITE0};
@@ -14,7 +16,7 @@ use edgeway_vision::runtime::{Runtime, RuntimeConfig};
 use crate::app::{self, DataDir};
 use crate::cli::{
     VisionBackboneArgs, VisionClassifyArgs, VisionCommand, VisionConvertArgs, VisionEvalArgs, VisionFitArgs,
-    VisionQuantizeArgs,
+    VisionQuantizeArgs, VisionRedteamArgs,
 };
 
 /// The inspection model's file name under DATA_DIR/models when `--out` / `--detector` is not given.
@@ -27,6 +29,7 @@ pub fn run(data_dir: &DataDir, command: &VisionCommand) -> anyhow::Result<()> {
         VisionCommand::Fit(args) => fit(data_dir, args),
         VisionCommand::Eval(args) => eval(data_dir, args),
         VisionCommand::Quantize(args) => quantize(data_dir, args),
+        VisionCommand::Redteam(args) => redteam(data_dir, args),
     }
 }
 
@@ -226,6 +229,60 @@ fn quantize(data_dir: &DataDir, args: &VisionQuantizeArgs) -> anyhow::Result<()>
             "{}: cosine to FP32 mean {:.4}, min {:.4}",
             agreement.name, agreement.mean_cosine, agreement.min_cosine
         );
+    }
+    Ok(())
+}
+
+fn redteam(data_dir: &DataDir, args: &VisionRedteamArgs) -> anyhow::Result<()> {
+    let defence = Defence::parse(&args.defence)
+        .with_context(|| format!("--defence {}: write jpeg:QUALITY (1-100), blur:SIGMA or none", args.defence))?;
+    anyhow::ensure!(!args.epsilons.is_empty() && args.queries > 0, "--epsilons and --queries must not be empty or 0");
+    let detector = args.detector.clone().unwrap_or_else(|| default_detector(data_dir));
+    let model = PatchCoreModel::load(&detector)?;
+    let mut fp32 = open_backbone(data_dir, &args.backbone, model.backbone.input_size)?;
+    fp32.check_model(&model)?;
+    let mut int8 = match &args.int8 {
+        Some(path) => {
+            let backbone_args = VisionBackboneArgs { model: Some(path.clone()), ..args.backbone.clone() };
+            let backbone = open_backbone(data_dir, &backbone_args, model.backbone.input_size)?;
+            backbone.check_model(&model)?;
+            Some(backbone)
+        }
+        None => None,
+    };
+    let preprocessing = fp32.preprocessing();
+    let images = inspection::test_images(&args.dataset)?;
+    let load = |paths: Vec<&std::path::PathBuf>| -> anyhow::Result<Vec<edgeway_vision::RgbImage>> {
+        Ok(paths.into_iter().map(|p| preprocess::load(p).map(|i| preprocessing.fit(&i))).collect::<Result<_, _>>()?)
+    };
+    let good = load(images.iter().filter(|(c, _)| c == "good").map(|(_, p)| p).collect())?;
+    let defective = load(images.iter().filter(|(c, _)| c != "good").map(|(_, p)| p).take(args.limit.max(1)).collect())?;
+    let mut fp32_oracle = ModelOracle { backbone: &mut fp32, model: &model, queries: 0 };
+    let mut targets = vec![Target { name: "fp32".into(), oracle: &mut fp32_oracle, threshold: model.threshold.value }];
+    let mut int8_oracle = int8.as_mut().map(|backbone| ModelOracle { backbone, model: &model, queries: 0 });
+    if let Some(oracle) = int8_oracle.as_mut() {
+        targets.push(Target { name: "int8".into(), oracle, threshold: model.threshold.value });
+    }
+    let mut epsilons = args.epsilons.clone();
+    epsilons.sort_unstable();
+    epsilons.dedup();
+    let defence_epsilon = args.defence_epsilon.unwrap_or(epsilons[epsilons.len() / 2]);
+    let settings = vision_redteam::Settings {
+        epsilons,
+        queries: args.queries,
+        p_init: 0.05,
+        seed: args.seed,
+        defence: (defence != Defence::None).then_some((defence, defence_epsilon)),
+    };
+    let started = std::time::Instant::now();
+    let report = vision_redteam::run(&mut targets, &defective, &good, &settings, &mut |line| eprintln!("{line}"))
+        .map_err(|e| anyhow::anyhow!("the attack failed: {e}"))?;
+    drop(targets);
+    print!("{}", vision_redteam::render(&report, args.queries));
+    println!("{:.0} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&vision_redteam::to_json(&report, args.queries))? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
