@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Inspection at FP32 and INT8 on the synthetic plate set, in one run, one table:
 # image and pixel AUROC (`edgeway vision eval`), model size and load time,
-# images/s and latency end to end through HTTP with 4 clients on this 2-core box
+# images/s and latency end to end through HTTP with 1 and 4 clients on this 2-core box
 # (`edgeway bench inspect` against `edgeway serve --inspect`), energy per image
 # (the query log), and the anchor: the same inspection by ONNX Runtime called
 # directly from Python on the same images (bench/vision_anchor.py).
@@ -48,6 +48,8 @@ for precision in fp32 int8; do
   done
   "$bin" bench inspect --port "$port" --images "$data/test" --requests "$requests" --concurrency 4 \
     --json "$out/http-$precision.json"
+  "$bin" bench inspect --port "$port" --images "$data/test" --requests "$((requests / 2))" --concurrency 1 \
+    --json "$out/http1-$precision.json"
   kill "$server"; wait "$server" 2>/dev/null || true
   echo "== $precision: anchor (ONNX Runtime from Python)" >&2
   "$python" bench/vision_anchor.py "${backbone[$precision]}" "$out/$base.patchcore" "$data/test" 2 "$((requests / 2))" \

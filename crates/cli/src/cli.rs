@@ -268,9 +268,15 @@ pub struct VisionFitArgs {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub neighbourhood: usize,
 
-    /// The fraction of good patches the coreset keeps.
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    /// The fraction of good patches the coreset keeps: each image's patches are searched against
+    /// it, so it sets the cost of an inspection (1 % serves several times the images per second
+    /// of 10 %, for the same AUROC within 0.001 on the plates).
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
     pub coreset: f32,
+
+    /// The coreset keeps at least this many patches (or all), so a few good images still cover themselves.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub coreset_min_rows: usize,
 
     /// Coreset distances in a random projection to this many dimensions (0: none).
     #[arg(long, default_value_t = 64)]
@@ -284,9 +290,14 @@ pub struct VisionFitArgs {
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub hold_out_every: usize,
 
-    /// The threshold is the highest held-out good score times 1 + MARGIN.
+    /// The threshold is the highest held-out good score (or the --false-reject-rate quantile) times 1 + MARGIN.
     #[arg(long, default_value_t = 0.1)]
     pub margin: f32,
+
+    /// Set the threshold for this share of good parts rejected (0.01 = 1 %), from the held-out
+    /// good images' scores; 0 rejects none of them.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub false_reject_rate: f64,
 
     /// The anomaly map's Gaussian smoothing (pixels).
     #[arg(long, default_value_t = 4.0)]

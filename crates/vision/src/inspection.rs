@@ -191,11 +191,13 @@ pub struct FitOptions {
     pub hold_out_every: usize,
     /// The threshold is the highest held-out score times `1 + margin`.
     pub margin: f32,
+    /// The false-reject rate on good parts the threshold is set for (0: none of the held-out ones).
+    pub false_reject_rate: f64,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { config: PatchCoreConfig::default(), hold_out_every: 5, margin: 0.1 }
+        Self { config: PatchCoreConfig::default(), hold_out_every: 5, margin: 0.1, false_reject_rate: 0.0 }
     }
 }
 
@@ -240,7 +242,7 @@ pub fn fit(backbone: &mut Backbone, good: &[PathBuf], options: &FitOptions) -> R
         .iter()
         .map(|g| model.inspect(g).map(|inspection| inspection.score))
         .collect::<Result<Vec<_>, _>>()?;
-    model.threshold = Threshold::from_held_out(&scores, options.margin)
+    model.threshold = Threshold::for_false_reject_rate(&scores, options.false_reject_rate, options.margin)
         .ok_or_else(|| InspectionError::Dataset("the held-out images gave no finite score".into()))?;
     Ok(model)
 }

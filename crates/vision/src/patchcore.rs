@@ -67,8 +67,12 @@ pub enum PatchCoreError {
 pub struct PatchCoreConfig {
     /// Each feature map is averaged over `n × n` neighbourhoods first (1: not at all; PatchCore uses 3).
     pub neighbourhood: usize,
-    /// The fraction of good patches the coreset keeps (PatchCore uses 1–10 %).
+    /// The fraction of good patches the coreset keeps (PatchCore uses 1–10 %)…
     pub coreset_ratio: f32,
+    /// …but never fewer rows than this (or all of them), so a small set of good images still
+    /// makes a bank that covers them.
+    #[serde(default)]
+    pub coreset_min_rows: usize,
     /// Coreset distances are measured in a random projection to this many dimensions (0: none).
     pub projection_dims: usize,
     /// Seeds the coreset's first pick and its projection.
@@ -79,7 +83,7 @@ pub struct PatchCoreConfig {
 
 impl Default for PatchCoreConfig {
     fn default() -> Self {
-        Self { neighbourhood: 3, coreset_ratio: 0.1, projection_dims: 64, seed: 0, sigma: 4.0 }
+        Self { neighbourhood: 3, coreset_ratio: 0.01, coreset_min_rows: 1000, projection_dims: 64, seed: 0, sigma: 4.0 }
     }
 }
 
@@ -178,7 +182,9 @@ impl MemoryBank {
             return Err(PatchCoreError::Empty);
         }
         let ratio = if config.coreset_ratio.is_finite() { config.coreset_ratio.clamp(0.0, 1.0) } else { 1.0 };
-        let k = ((all.nrows() as f64 * f64::from(ratio)).ceil() as usize).clamp(1, all.nrows());
+        let k = ((all.nrows() as f64 * f64::from(ratio)).ceil() as usize)
+            .max(config.coreset_min_rows)
+            .clamp(1, all.nrows());
         let chosen = greedy_coreset(all.view(), k, config.projection_dims, config.seed);
         Ok(Self::new(all.select(Axis(0), &chosen)))
     }
@@ -240,6 +246,42 @@ pub struct Threshold {
 }
 
 impl Threshold {
+    /// The threshold for a stated false-reject rate on good parts: the held-out good scores'
+    /// `1 − rate` quantile (nearest rank) times `1 + margin`; a rate of 0 is
+    /// [`Threshold::from_held_out`]. With `n` held-out images no rate below `1/n` can be told
+    /// from 0, and the rule says so. `None` without scores or for a rate outside [0, 1).
+    pub fn for_false_reject_rate(scores: &[f32], rate: f64, margin: f32) -> Option<Self> {
+        if rate == 0.0 {
+            return Self::from_held_out(scores, margin);
+        }
+        if !(0.0..1.0).contains(&rate) {
+            return None;
+        }
+        let mut sorted: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f32::total_cmp);
+        let n = sorted.len();
+        let rank = (((1.0 - rate) * n as f64).ceil() as usize).clamp(1, n);
+        let quantile = sorted[rank - 1];
+        let resolution = if rate < 1.0 / n as f64 {
+            format!("; with {n} held-out images no rate below {:.1} % can be set, so this is the max", 100.0 / n as f64)
+        } else {
+            String::new()
+        };
+        Some(Self {
+            value: quantile * (1.0 + margin),
+            rule: format!(
+                "the {:.1} % quantile of {n} held-out good image scores ({quantile:.4}) × (1 + {margin}): a {:.1} % \
+                 false-reject rate on good parts{resolution}",
+                (1.0 - rate) * 100.0,
+                rate * 100.0
+            ),
+            held_out_scores: scores.to_vec(),
+        })
+    }
+
     /// The highest held-out good score times `1 + margin`: no held-out good
     /// image is rejected, and the margin absorbs some of the spread a small
     /// held-out set does not show. `None` without scores.
@@ -477,8 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn the_coreset_keeps_at_least_its_floor_and_at_most_everything() {
+        let floor = |ratio, min_rows| {
+            let config =
+                PatchCoreConfig { coreset_ratio: ratio, coreset_min_rows: min_rows, ..PatchCoreConfig::default() };
+            model(config).bank.features().nrows()
+        };
+        assert_eq!(floor(0.01, 0), 4, "1 % of 384 patches");
+        assert_eq!(floor(0.01, 50), 50);
+        assert_eq!(floor(0.01, 1000), 384, "never more than there are");
+    }
+
+    #[test]
     fn a_far_away_patch_scores_highest_and_the_map_has_the_input_size() {
-        let model = model(PatchCoreConfig { coreset_ratio: 0.25, ..PatchCoreConfig::default() });
+        let model = model(PatchCoreConfig { coreset_ratio: 0.25, coreset_min_rows: 0, ..PatchCoreConfig::default() });
         assert_eq!(model.bank.features().nrows(), 96);
         let mut rng = SplitMix64::new(99);
         let (mut fine, coarse) = good_maps(&mut rng);
@@ -527,6 +581,15 @@ mod tests {
         let t = Threshold::from_held_out(&[0.5, 2.0, 1.0], 0.1).unwrap();
         assert!((t.value - 2.2).abs() < 1e-6 && t.rule.contains("max of 3"), "{t:?}");
         assert!(Threshold::from_held_out(&[], 0.1).is_none());
+        // Ten scores 1..=10: a 20 % false-reject rate puts the threshold at the 8th.
+        let scores: Vec<f32> = (1..=10).map(|v| v as f32).collect();
+        let t = Threshold::for_false_reject_rate(&scores, 0.2, 0.0).unwrap();
+        assert_eq!(t.value, 8.0, "{t:?}");
+        assert_eq!(scores.iter().filter(|&&s| s > t.value).count(), 2, "two of ten rejected");
+        let fine = Threshold::for_false_reject_rate(&scores, 0.01, 0.0).unwrap();
+        assert!(fine.value == 10.0 && fine.rule.contains("no rate below 10.0 %"), "{fine:?}");
+        assert_eq!(Threshold::for_false_reject_rate(&scores, 0.0, 0.1), Threshold::from_held_out(&scores, 0.1));
+        assert!(Threshold::for_false_reject_rate(&scores, 1.0, 0.0).is_none());
         assert!(MemoryBank::fit(&[], &PatchCoreConfig::default()).is_err());
     }
 }

@@ -80,6 +80,9 @@ impl Preprocessing {
     /// One image resized and cropped to `crop × crop`.
     pub fn fit(&self, image: &RgbImage) -> RgbImage {
         let (w, h) = image.dimensions();
+        if w == self.crop && h == self.crop && w == self.resize_shorter_to {
+            return image.clone();
+        }
         let scale = self.resize_shorter_to as f64 / w.min(h).max(1) as f64;
         let (rw, rh) =
             (((w as f64 * scale).round() as u32).max(self.crop), ((h as f64 * scale).round() as u32).max(self.crop));

@@ -143,6 +143,7 @@ pub struct Runtime {
     environment: Arc<ort::environment::Environment>,
     library: PathBuf,
     threads: usize,
+    spinning: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -161,7 +162,7 @@ impl Runtime {
             if loaded != &library {
                 return Err(RuntimeError::AlreadyLoaded { loaded: loaded.clone(), requested: library });
             }
-            return Ok(Self { environment: environment.clone(), library, threads: config.threads });
+            return Ok(Self { environment: environment.clone(), library, threads: config.threads, spinning: true });
         }
         let load_error = |reason: String| RuntimeError::Load { path: library.clone(), reason };
         let environment = ort::init_from(&library)
@@ -171,7 +172,15 @@ impl Runtime {
             .map_err(|error| load_error(error.to_string()))?;
         let environment = Arc::new(environment);
         let _ = LOADED.set((library.clone(), environment.clone()));
-        Ok(Self { environment, library, threads: config.threads })
+        Ok(Self { environment, library, threads: config.threads, spinning: true })
+    }
+
+    /// Sessions whose worker threads sleep between operators instead of spinning: slower for a
+    /// process that only runs the model, faster for a server whose other threads (HTTP,
+    /// decoding) need the same cores.
+    pub fn without_spinning(mut self) -> Self {
+        self.spinning = false;
+        self
     }
 
     /// The library in use.
@@ -193,6 +202,9 @@ impl Runtime {
             .map_err(|e| model_error(e.to_string()))?;
         if self.threads > 0 {
             builder = builder.with_intra_threads(self.threads).map_err(|e| model_error(e.to_string()))?;
+        }
+        if !self.spinning {
+            builder = builder.with_intra_op_spinning(false).map_err(|e| model_error(e.to_string()))?;
         }
         let session = builder.commit_from_memory(bytes).map_err(|e| model_error(e.to_string()))?;
         Ok(VisionSession { session })

@@ -208,6 +208,22 @@ fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, opt
             }
             Ok(grids) => {
                 for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
+                    if !job.options.map && !job.options.heatmap_png {
+                        // The score alone: no map to upsample and smooth.
+                        let verdict = model
+                            .image_score(grid)
+                            .map(|score| Verdict {
+                                score,
+                                label: if score > model.threshold.value { Label::Defective } else { Label::Good },
+                                map: None,
+                                heatmap_png: None,
+                                batch_size: size,
+                                energy_j: Some(joules),
+                            })
+                            .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")));
+                        let _ = job.reply.send(verdict);
+                        continue;
+                    }
                     let verdict = model
                         .inspect(grid)
                         .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")))

@@ -105,7 +105,8 @@ pub fn load_inspectors(
             "two inspection models are called '{id}'; name them with NAME=FILE"
         );
         let model = PatchCoreModel::load(&file)?;
-        let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.inspect_threads })?;
+        let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.inspect_threads })?
+            .without_spinning();
         let backbone = Backbone::open(runtime, &path, &name, model.backbone.input_size)?;
         let precision = if backbone.is_quantized() { Precision::Int8 } else { Precision::Fp32 };
         let service = InspectionService::start(&id, precision, backbone, model, options)

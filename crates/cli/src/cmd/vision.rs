@@ -87,17 +87,24 @@ fn fit(data_dir: &DataDir, args: &VisionFitArgs) -> anyhow::Result<()> {
     anyhow::ensure!((32..=1024).contains(&args.size), "--size {} is outside 32..=1024", args.size);
     anyhow::ensure!(args.neighbourhood % 2 == 1, "--neighbourhood {} is not odd (1, 3, 5…)", args.neighbourhood);
     anyhow::ensure!(args.coreset > 0.0 && args.coreset <= 1.0, "--coreset {} is not in (0, 1]", args.coreset);
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.false_reject_rate),
+        "--false-reject-rate {} is not in [0, 1)",
+        args.false_reject_rate
+    );
     let good = inspection::list_images(&args.good)?;
     let options = FitOptions {
         config: PatchCoreConfig {
             neighbourhood: args.neighbourhood,
             coreset_ratio: args.coreset,
+            coreset_min_rows: args.coreset_min_rows,
             projection_dims: args.projection,
             seed: args.seed,
             sigma: args.sigma,
         },
         hold_out_every: args.hold_out_every,
         margin: args.margin,
+        false_reject_rate: args.false_reject_rate,
     };
     let mut backbone = open_backbone(data_dir, &args.backbone, args.size)?;
     let started = std::time::Instant::now();
