@@ -28,3 +28,7 @@ data="$out/plate"
 "$bin" vision redteam "$data" --detector "$out/plate.patchcore" --model "$out/lite0.onnx" \
   --int8 "$out/lite0.int8.onnx" --epsilons "$epsilons" --queries "$queries" --limit 120 \
   --defence "$defence" --threads 2 --json "$out/redteam.json"
+# Heat-map pictures of the test set and the pictures for docs/vision.md.
+"$bin" vision eval "$data" --model "$out/lite0.int8.onnx" --detector "$out/plate.patchcore" \
+  --pictures "$out/heatmaps" --threads 2 >/dev/null
+.venv/bin/python bench/vision_plot.py "$out" docs

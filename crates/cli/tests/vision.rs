@@ -514,6 +514,35 @@ fn int8_backbone_is_smaller_follows_fp32_and_serves_the_same_model() {
     eprintln!("{text}");
     assert!(text.contains("3 of 3 defective flagged, 0 of 3 good flagged"), "{text}");
 
+    // Served on the INT8 backbone: the precision is read from the graph and the verdicts hold.
+    let args: Vec<String> = [
+        "serve",
+        "--model",
+        common::test_model().to_str().unwrap(),
+        "--no-embeddings",
+        "--inspect",
+        &plates.detector,
+        "--inspect-backbone",
+        int8,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = common::Server::start_with(&args).expect("the server did not start");
+    for (category, path) in test_images(&plates.data) {
+        let response = common::client()
+            .post(server.url("/v1/inspect"))
+            .header("content-type", "image/png")
+            .body(std::fs::read(&path).unwrap())
+            .send()
+            .unwrap();
+        let body: serde_json::Value = response.json().unwrap();
+        assert_eq!(body["precision"], "int8", "{body}");
+        assert_eq!(body["model"], "plates", "named after the file: {body}");
+        assert_eq!(body["label"], if category == "good" { "good" } else { "defective" }, "{category}: {body}");
+    }
+    drop(server);
+
     // A missing Python is a clear error that says what to install.
     let output = edgeway(&[
         "vision",
