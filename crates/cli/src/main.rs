@@ -23,10 +23,27 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `outer: cause: …`, leaving out a cause whose text the message
+/// before it already holds (many error types put their source in their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Logs to stderr. `EDGEWAY_LOG` (or `RUST_LOG`) overrides the level, with
@@ -44,4 +61,36 @@ fn init_logging(verbose: u8) {
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::describe;
+
+    /// An error that, like many here, puts its source in its own message.
+    #[derive(Debug)]
+    struct Read {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Read {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read model.gguf: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Read {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_the_message_already_holds_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(Read { source: io }).context("cannot load the model");
+        assert_eq!(describe(&error), "cannot load the model: cannot read model.gguf: No such file or directory");
+        let plain = anyhow::anyhow!("disk full").context("cannot write the log");
+        assert_eq!(describe(&plain), "cannot write the log: disk full");
+    }
 }

@@ -193,60 +193,80 @@ fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, opt
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
-        let grids = backbone.patch_grids(&images, model.config.neighbourhood);
-        let size = batch.len();
-        let joules =
-            started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
-        match grids {
-            Err(error) => {
-                let message = format!("the backbone failed: {error}");
-                for job in batch {
-                    let _ = job.reply.send(Err(BackendError::Internal(message.clone())));
-                }
+        // A panic in the model must not take the worker with it: every caller of the batch gets a
+        // 500 and the next batch runs.
+        let replies: Vec<mpsc::Sender<Result<Verdict, BackendError>>> = batch.iter().map(|j| j.reply.clone()).collect();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(&mut backbone, &model, &preprocessing, batch, &options)
+        }));
+        if outcome.is_err() {
+            for reply in replies {
+                let _ = reply.send(Err(BackendError::Internal("the inspection model failed unexpectedly".into())));
             }
-            Ok(grids) => {
-                for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
-                    if !job.options.map && !job.options.heatmap_png {
-                        // The score alone: no map to upsample and smooth.
-                        let verdict = model
-                            .image_score(grid)
-                            .map(|score| Verdict {
-                                score,
-                                label: if score > model.threshold.value { Label::Defective } else { Label::Good },
-                                map: None,
-                                heatmap_png: None,
-                                batch_size: size,
-                                energy_j: Some(joules),
-                            })
-                            .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")));
-                        let _ = job.reply.send(verdict);
-                        continue;
-                    }
+        }
+    }
+}
+
+/// Runs one batch through the backbone and the detector and answers each caller.
+fn run_batch(
+    backbone: &mut Backbone,
+    model: &PatchCoreModel,
+    preprocessing: &Preprocessing,
+    mut batch: Vec<Job>,
+    options: &ServiceOptions,
+) {
+    let started = Instant::now();
+    let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
+    let grids = backbone.patch_grids(&images, model.config.neighbourhood);
+    let size = batch.len();
+    let joules = started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
+    match grids {
+        Err(error) => {
+            let message = format!("the backbone failed: {error}");
+            for job in batch {
+                let _ = job.reply.send(Err(BackendError::Internal(message.clone())));
+            }
+        }
+        Ok(grids) => {
+            for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
+                if !job.options.map && !job.options.heatmap_png {
+                    // The score alone: no map to upsample and smooth.
                     let verdict = model
-                        .inspect(grid)
-                        .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")))
-                        .and_then(|inspection| {
-                            let heatmap_png = match job.options.heatmap_png {
-                                false => None,
-                                true => Some(png(&overlay(
-                                    &preprocessing.fit(image),
-                                    inspection.map.view(),
-                                    model.threshold.value,
-                                ))?),
-                            };
-                            Ok(Verdict {
-                                score: inspection.score,
-                                label: if inspection.anomalous { Label::Defective } else { Label::Good },
-                                map: job.options.map.then(|| inspection.map.iter().copied().collect()),
-                                heatmap_png,
-                                batch_size: size,
-                                energy_j: Some(joules),
-                            })
-                        });
+                        .image_score(grid)
+                        .map(|score| Verdict {
+                            score,
+                            label: if score > model.threshold.value { Label::Defective } else { Label::Good },
+                            map: None,
+                            heatmap_png: None,
+                            batch_size: size,
+                            energy_j: Some(joules),
+                        })
+                        .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")));
                     let _ = job.reply.send(verdict);
+                    continue;
                 }
+                let verdict = model
+                    .inspect(grid)
+                    .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")))
+                    .and_then(|inspection| {
+                        let heatmap_png = match job.options.heatmap_png {
+                            false => None,
+                            true => Some(png(&overlay(
+                                &preprocessing.fit(image),
+                                inspection.map.view(),
+                                model.threshold.value,
+                            ))?),
+                        };
+                        Ok(Verdict {
+                            score: inspection.score,
+                            label: if inspection.anomalous { Label::Defective } else { Label::Good },
+                            map: job.options.map.then(|| inspection.map.iter().copied().collect()),
+                            heatmap_png,
+                            batch_size: size,
+                            energy_j: Some(joules),
+                        })
+                    });
+                let _ = job.reply.send(verdict);
             }
         }
     }
