@@ -2,7 +2,7 @@
 
 Usage: python vision_plot.py REDTEAM_OUT DOCS_DIR
 Writes DOCS_DIR/vision-evasion.svg (evasion rate against ε per precision, with 95 %
-intervals) and DOCS_DIR/vision-heatmaps.jpg (test images beside their heat maps, one per
+intervals, from every redteam*.json in REDTEAM_OUT) and DOCS_DIR/vision-heatmaps.jpg (test images beside their heat maps, one per
 defect kind and a good one, from `edgeway vision eval --pictures`).
 """
 
@@ -18,8 +18,11 @@ def evasion_svg(report, path):
     epsilons = [row["epsilon"] for row in report["epsilons"]]
     models = [e["model"] for e in report["epsilons"][0]["evasion"]]
     colours = {"fp32": "#1f77b4", "int8": "#d62728"}
-    x_max = max(epsilons) * 1.1
-    sx = lambda e: left + (width - left - right) * e / x_max
+    # ε on a log2 axis: the budgets double.
+    import math
+
+    lo, hi = math.log2(min(epsilons)), math.log2(max(epsilons))
+    sx = lambda e: left + 20 + (width - left - right - 40) * (math.log2(e) - lo) / max(hi - lo, 1)
     sy = lambda r: height - bottom - (height - bottom - top) * r
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
     out.append(f'<rect width="{width}" height="{height}" fill="white"/>')
@@ -67,10 +70,22 @@ def heatmaps(pictures, path):
     sheet.save(path, quality=85)
 
 
+def merged(out):
+    """Every `redteam*.json` in OUT (runs at different budgets), their rows joined by ε."""
+    reports = []
+    for name in sorted(os.listdir(out)):
+        if name.startswith("redteam") and name.endswith(".json"):
+            with open(os.path.join(out, name)) as f:
+                reports.append(json.load(f))
+    report = dict(reports[0])
+    rows = {row["epsilon"]: row for r in reports for row in r["epsilons"]}
+    report["epsilons"] = [rows[e] for e in sorted(rows)]
+    return report
+
+
 def main():
     out, docs = sys.argv[1], sys.argv[2]
-    with open(os.path.join(out, "redteam.json")) as f:
-        evasion_svg(json.load(f), os.path.join(docs, "vision-evasion.svg"))
+    evasion_svg(merged(out), os.path.join(docs, "vision-evasion.svg"))
     heatmaps(os.path.join(out, "heatmaps"), os.path.join(docs, "vision-heatmaps.jpg"))
 
 
