@@ -21,8 +21,18 @@ fi
 # The OpenAI Agents SDK, for the Responses API's agent loop (0.24.0 takes openai>=3,<4).
 .venv/bin/python -c "import agents" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "openai-agents==0.24.0"
-.venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null \
-  || .venv/bin/pip install -q --disable-pip-version-check "llama-cpp-python[server]==0.3.36"
+# Built without llama.cpp's AMX kernels, which crash on AMX CPUs (see .cargo/config.toml); a
+# build from before that is rebuilt once (the marker file says which build this is).
+no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+if ! .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null; then
+  CFLAGS="$no_amx" CXXFLAGS="$no_amx" .venv/bin/pip install -q --disable-pip-version-check --no-cache-dir \
+    "llama-cpp-python[server]==0.3.36"
+  touch .venv/llama-cpp-python-no-amx
+elif [ ! -f .venv/llama-cpp-python-no-amx ]; then
+  CFLAGS="$no_amx" CXXFLAGS="$no_amx" .venv/bin/pip install -q --disable-pip-version-check --no-cache-dir \
+    --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+  touch .venv/llama-cpp-python-no-amx
+fi
 # Triton's own KServe v2 client, for the inspection endpoints.
 .venv/bin/python -c "import tritonclient.http" 2>/dev/null \
   || .venv/bin/pip install -q --disable-pip-version-check "tritonclient[http]==2.73.0"
