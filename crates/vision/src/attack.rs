@@ -105,14 +105,7 @@ pub fn square_attack(
         })
         .collect();
     let scores = oracle.scores(&striped)?;
-    for ((&i, candidate), score) in starts.iter().zip(striped).zip(scores) {
-        let outcome = &mut outcomes[i];
-        outcome.queries += 1;
-        if score < outcome.score {
-            (outcome.adversarial, outcome.score) = (candidate, score);
-            outcome.evaded = score <= threshold;
-        }
-    }
+    keep_better(&mut outcomes, &starts, striped, scores, threshold);
     for it in 2..settings.queries {
         let active: Vec<usize> = (0..outcomes.len()).filter(|&i| !outcomes[i].evaded).collect();
         if active.is_empty() {
@@ -140,16 +133,27 @@ pub fn square_attack(
             })
             .collect();
         let scores = oracle.scores(&candidates)?;
-        for ((&i, candidate), score) in active.iter().zip(candidates).zip(scores) {
-            let outcome = &mut outcomes[i];
-            outcome.queries += 1;
-            if score < outcome.score {
-                (outcome.adversarial, outcome.score) = (candidate, score);
-                outcome.evaded = score <= threshold;
-            }
-        }
+        keep_better(&mut outcomes, &active, candidates, scores, threshold);
     }
     Ok(outcomes)
+}
+
+/// Counts one query for each image in `indices` and keeps its candidate where it scores lower.
+fn keep_better(
+    outcomes: &mut [AttackOutcome],
+    indices: &[usize],
+    candidates: Vec<RgbImage>,
+    scores: Vec<f32>,
+    threshold: f32,
+) {
+    for ((&i, candidate), score) in indices.iter().zip(candidates).zip(scores) {
+        let outcome = &mut outcomes[i];
+        outcome.queries += 1;
+        if score < outcome.score {
+            (outcome.adversarial, outcome.score) = (candidate, score);
+            outcome.evaded = score <= threshold;
+        }
+    }
 }
 
 /// `image` with `delta(x, y, channel)` added to every pixel, clamped to 0–255.

@@ -353,6 +353,11 @@ impl PatchCoreModel {
         Array2::from_shape_vec((grid.height, grid.width), distances).map_err(|e| PatchCoreError::Shape(e.to_string()))
     }
 
+    /// Whether an image with this score is flagged: above the threshold.
+    pub fn is_anomalous(&self, score: f32) -> bool {
+        score > self.threshold.value
+    }
+
     /// One image's score alone (the highest patch score), without its map.
     pub fn image_score(&self, grid: &PatchGrid) -> Result<f32, PatchCoreError> {
         Ok(self.patch_scores(grid)?.iter().copied().fold(f32::NEG_INFINITY, f32::max))
@@ -365,7 +370,7 @@ impl PatchCoreModel {
         let score = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let size = self.backbone.input_size as usize;
         let map = gaussian_blur(resize_bilinear(scores.view(), size, size).view(), self.config.sigma);
-        Ok(Inspection { score, anomalous: score > self.threshold.value, map })
+        Ok(Inspection { score, anomalous: self.is_anomalous(score), map })
     }
 
     /// The model as bytes (see the module's documentation).

@@ -17,7 +17,7 @@ use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::anomaly_map::overlay;
 use crate::inspection::{Backbone, InspectionError};
-use crate::patchcore::PatchCoreModel;
+use crate::patchcore::{PatchCoreError, PatchCoreModel, PatchGrid};
 use crate::preprocess::Preprocessing;
 
 /// Smallest side an image may have: below this there is nothing to inspect.
@@ -179,7 +179,6 @@ pub fn decode_checked(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Backend
 /// The worker: waits for an image, gathers what else is waiting (up to the
 /// batch size, for at most the delay), runs the batch, answers each caller.
 fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, options: ServiceOptions) {
-    let preprocessing = backbone.preprocessing();
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + options.max_delay;
@@ -197,7 +196,7 @@ fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, opt
         // 500 and the next batch runs.
         let replies: Vec<mpsc::Sender<Result<Verdict, BackendError>>> = batch.iter().map(|j| j.reply.clone()).collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(&mut backbone, &model, &preprocessing, batch, &options)
+            run_batch(&mut backbone, &model, batch, &options)
         }));
         if outcome.is_err() {
             for reply in replies {
@@ -208,13 +207,7 @@ fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, opt
 }
 
 /// Runs one batch through the backbone and the detector and answers each caller.
-fn run_batch(
-    backbone: &mut Backbone,
-    model: &PatchCoreModel,
-    preprocessing: &Preprocessing,
-    mut batch: Vec<Job>,
-    options: &ServiceOptions,
-) {
+fn run_batch(backbone: &mut Backbone, model: &PatchCoreModel, mut batch: Vec<Job>, options: &ServiceOptions) {
     let started = Instant::now();
     let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
     let grids = backbone.patch_grids(&images, model.config.neighbourhood);
@@ -229,47 +222,42 @@ fn run_batch(
         }
         Ok(grids) => {
             for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
-                if !job.options.map && !job.options.heatmap_png {
-                    // The score alone: no map to upsample and smooth.
-                    let verdict = model
-                        .image_score(grid)
-                        .map(|score| Verdict {
-                            score,
-                            label: if score > model.threshold.value { Label::Defective } else { Label::Good },
-                            map: None,
-                            heatmap_png: None,
-                            batch_size: size,
-                            energy_j: Some(joules),
-                        })
-                        .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")));
-                    let _ = job.reply.send(verdict);
-                    continue;
-                }
-                let verdict = model
-                    .inspect(grid)
-                    .map_err(|e| BackendError::Internal(format!("the detector failed: {e}")))
-                    .and_then(|inspection| {
-                        let heatmap_png = match job.options.heatmap_png {
-                            false => None,
-                            true => Some(png(&overlay(
-                                &preprocessing.fit(image),
-                                inspection.map.view(),
-                                model.threshold.value,
-                            ))?),
-                        };
-                        Ok(Verdict {
-                            score: inspection.score,
-                            label: if inspection.anomalous { Label::Defective } else { Label::Good },
-                            map: job.options.map.then(|| inspection.map.iter().copied().collect()),
-                            heatmap_png,
-                            batch_size: size,
-                            energy_j: Some(joules),
-                        })
-                    });
+                let verdict = judge(model, grid, image, job.options, size, joules);
                 let _ = job.reply.send(verdict);
             }
         }
     }
+}
+
+/// One image's verdict, with its map and heat-map picture when asked for; the score alone skips
+/// upsampling and smoothing the map. `image` is the fitted input the grid came from.
+fn judge(
+    model: &PatchCoreModel,
+    grid: &PatchGrid,
+    image: &RgbImage,
+    options: InspectOptions,
+    batch_size: usize,
+    joules: f64,
+) -> Result<Verdict, BackendError> {
+    let failed = |e: PatchCoreError| BackendError::Internal(format!("the detector failed: {e}"));
+    let (score, map, heatmap_png) = if !options.map && !options.heatmap_png {
+        (model.image_score(grid).map_err(failed)?, None, None)
+    } else {
+        let inspection = model.inspect(grid).map_err(failed)?;
+        let heatmap_png = options
+            .heatmap_png
+            .then(|| png(&overlay(image, inspection.map.view(), model.threshold.value)))
+            .transpose()?;
+        (inspection.score, options.map.then(|| inspection.map.iter().copied().collect()), heatmap_png)
+    };
+    Ok(Verdict {
+        score,
+        label: if model.is_anomalous(score) { Label::Defective } else { Label::Good },
+        map,
+        heatmap_png,
+        batch_size,
+        energy_j: Some(joules),
+    })
 }
 
 /// A picture as PNG bytes.
