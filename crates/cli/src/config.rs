@@ -312,6 +312,49 @@ pub struct DomainSection {
 pub struct ServerSection {
     pub host: Option<String>,
     pub port: Option<u16>,
+    /// Open connections in all (nginx's `limit_conn` for the server).
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address.
+    pub max_connections_per_client: Option<usize>,
+    /// Seconds for a request header to arrive (nginx's `client_header_timeout`).
+    pub header_timeout_secs: Option<f64>,
+    /// Seconds an idle connection waits for its next request (nginx's `keepalive_timeout`).
+    pub keepalive_timeout_secs: Option<f64>,
+    /// Longest pause, in seconds, while a request body arrives (nginx's `client_body_timeout`).
+    pub body_timeout_secs: Option<f64>,
+    /// Seconds a write may wait on a client that stopped reading (nginx's `send_timeout`).
+    pub send_timeout_secs: Option<f64>,
+    /// The kernel's send buffer per connection, in bytes (nginx's `listen … sndbuf=`).
+    pub send_buffer_bytes: Option<usize>,
+}
+
+/// `[server]`'s connection limits over the defaults.
+fn merge_connections(file: &ServerSection) -> anyhow::Result<edgeway_server::ConnectionLimits> {
+    let defaults = edgeway_server::ConnectionLimits::default();
+    let seconds = |value: Option<f64>, name: &str, default: std::time::Duration| match value {
+        None => Ok(default),
+        Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        Some(secs) => anyhow::bail!("[server] {name} must be between 0 and 86400 seconds, got {secs}"),
+    };
+    let count = |value: Option<usize>, name: &str, default: usize| match value {
+        None => Ok(default),
+        Some(0) => anyhow::bail!("[server] {name} must be at least 1"),
+        Some(n) => Ok(n),
+    };
+    Ok(edgeway_server::ConnectionLimits {
+        max_connections: count(file.max_connections, "max_connections", defaults.max_connections)?,
+        max_per_client: count(file.max_connections_per_client, "max_connections_per_client", defaults.max_per_client)?,
+        header_timeout: seconds(file.header_timeout_secs, "header_timeout_secs", defaults.header_timeout)?,
+        keepalive_timeout: seconds(file.keepalive_timeout_secs, "keepalive_timeout_secs", defaults.keepalive_timeout)?,
+        body_timeout: seconds(file.body_timeout_secs, "body_timeout_secs", defaults.body_timeout)?,
+        send_timeout: seconds(file.send_timeout_secs, "send_timeout_secs", defaults.send_timeout)?,
+        send_buffer: match file.send_buffer_bytes {
+            Some(bytes) if bytes < 4096 => anyhow::bail!("[server] send_buffer_bytes must be at least 4096"),
+            other => other,
+        },
+    })
 }
 
 /// `[engine]`.
@@ -352,6 +395,8 @@ impl FileConfig {
 pub struct ServeSettings {
     pub host: String,
     pub port: u16,
+    /// How many connections, and how long each may stall (`[server]`).
+    pub connections: edgeway_server::ConnectionLimits,
     pub model: String,
     pub alias: Option<String>,
     /// Engine settings, flags already laid over the file's `[engine]`.
@@ -529,6 +574,7 @@ impl ServeSettings {
         let clouds = merge_clouds(args, file.cloud, top_local)?;
         let routing = with_shipped_thresholds(args, file.routing, &scorer, !clouds.is_empty())?;
         Ok(Self {
+            connections: merge_connections(&file.server)?,
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.server.port).unwrap_or(8080),
             model: models[0].model.clone(),

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// The body stopped arriving for longer than the server waits.
+    #[error("the request body stopped arriving for longer than the server waits ([server] body_timeout_secs)")]
+    BodyTimeout,
     /// A field is out of range or unsupported.
     #[error("{message}")]
     InvalidField {
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::TooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"))
             }
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request_error", Some("body_timeout")),
             ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("invalid_value")),
             ApiError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found")),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found")),

@@ -14,6 +14,18 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// Whether reading the body failed because it paused past the body timeout.
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Like `axum::Json`, but lenient about the content type and strict about the error shape.
 pub struct ApiJson<T>(pub T);
 
@@ -26,6 +38,9 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if timed_out(&rejection) {
+                return ApiError::BodyTimeout;
+            }
             let response = rejection.into_response();
             if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge(format!(

@@ -5,7 +5,8 @@
 //! build and lets its tests run against `edgeway_core::fake::FakeBackend`.
 //!
 //! # Layout
-//! - [`app`]: the router; [`run`]: serving it until a shutdown signal.
+//! - [`app`]: the router; [`run`]: serving it until a shutdown signal, each connection under the
+//!   [`listen::ConnectionLimits`] ([`listen`]).
 //! - [`routes`]: one module per endpoint; Ollama's API (`/api/*`) in [`routes::ollama`], image
 //!   inspection in [`routes::inspect`] (`/v1/inspect`) and [`routes::kserve`] (KServe v2, `/v2/*`).
 //! - [`wire`]: OpenAI's and Ollama's JSON shapes and their validation into core types.
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod listen;
 pub mod metrics;
 pub mod query_embedding;
 pub mod rag;
@@ -28,6 +30,7 @@ pub mod stream;
 pub mod wire;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
@@ -36,13 +39,20 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use listen::ConnectionLimits;
 pub use state::AppState;
 
 /// Largest request body accepted: room for a long RAG prompt, not for abuse.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// The application router, without a socket, so tests can drive it directly.
+/// The application router, without a socket, so tests can drive it directly; request bodies
+/// that pause for longer than the default body timeout fail.
 pub fn app(state: AppState) -> Router {
+    app_with(state, ConnectionLimits::default().body_timeout)
+}
+
+/// [`app`] with this body timeout: a request body that pauses longer fails its request.
+pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/chat/completions", post(routes::chat::chat_completions))
@@ -65,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         // A panicking handler answers 500 in the API's error shape instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         // Errors on Ollama's and KServe's paths (panics included) in their shape, `{"error": "..."}`.
@@ -78,12 +89,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then lets
+/// Serves [`app`] on `listener` under `limits` until `shutdown` completes, then lets
 /// in-flight requests finish.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let metrics = state.metrics().clone();
+    let router = app_with(state, limits.body_timeout);
+    listen::serve(listener, router, limits, metrics, shutdown).await
 }

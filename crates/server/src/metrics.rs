@@ -10,9 +10,44 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use edgeway_core::BackendLoad;
 use edgeway_store::QueryRecord;
+
+use crate::listen::Gate;
+
+/// Why the server closed or refused a connection, for `edgeway_connections_closed_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Closed {
+    /// Refused: the server had `max_connections` open.
+    Full,
+    /// Refused: the client's address had `max_per_client` open.
+    ClientFull,
+    /// The request header did not arrive in time.
+    HeaderTimeout,
+    /// Idle past the keep-alive timeout.
+    Idle,
+    /// The client stopped reading its answer.
+    SendTimeout,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ClientFull => "client_full",
+            Self::HeaderTimeout => "header_timeout",
+            Self::Idle => "idle",
+            Self::SendTimeout => "send_timeout",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClosedLabels {
+    reason: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -50,6 +85,9 @@ pub struct Metrics {
     queued: Gauge,
     power: Gauge<f64, AtomicU64>,
     cloud_up: Gauge,
+    connections_open: Gauge,
+    connections_closed: Family<ClosedLabels, Counter>,
+    gate: OnceLock<Arc<Gate>>,
 }
 
 impl Default for Metrics {
@@ -72,6 +110,8 @@ impl Metrics {
         let queued = Gauge::default();
         let power = Gauge::<f64, AtomicU64>::default();
         let cloud_up = Gauge::default();
+        let connections_open = Gauge::default();
+        let connections_closed = Family::<ClosedLabels, Counter>::default();
         registry.register("requests", "Requests by route, domain and status", requests.clone());
         registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
         registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
@@ -86,7 +126,38 @@ impl Metrics {
             "1 while the cloud tier is in service, 0 while it cools down or none is configured",
             cloud_up.clone(),
         );
-        Self { registry, requests, latency, ttft, tokens, cost, energy, busy_slots, queued, power, cloud_up }
+        registry.register("connections_open", "Client connections open now", connections_open.clone());
+        registry.register(
+            "connections_closed",
+            "Connections the server refused (full, client_full) or closed (header_timeout, idle, send_timeout)",
+            connections_closed.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            ttft,
+            tokens,
+            cost,
+            energy,
+            busy_slots,
+            queued,
+            power,
+            cloud_up,
+            connections_open,
+            connections_closed,
+            gate: OnceLock::new(),
+        }
+    }
+
+    /// Reads the open-connection gauge from `gate` at each scrape.
+    pub fn watch_connections(&self, gate: Arc<Gate>) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// Counts one connection the server refused or closed.
+    pub fn connection_closed(&self, reason: Closed) {
+        self.connections_closed.get_or_create(&ClosedLabels { reason: reason.as_str() }).inc();
     }
 
     /// Counts one finished request.
@@ -116,6 +187,9 @@ impl Metrics {
             self.queued.set(i64::from(load.queued));
             self.power.set(load.power_watts.unwrap_or(0.0));
             self.cloud_up.set(i64::from(load.cloud_up.unwrap_or(false)));
+        }
+        if let Some(gate) = self.gate.get() {
+            self.connections_open.set(gate.open() as i64);
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

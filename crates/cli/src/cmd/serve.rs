@@ -31,6 +31,7 @@ async fn serve(
     inspect: ServeInspectArgs,
 ) -> anyhow::Result<()> {
     let address = format!("{}:{}", settings.host, settings.port);
+    raise_fd_limit(settings.connections.max_connections);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
     let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
@@ -52,7 +53,7 @@ async fn serve(
             _ = stop_rx => {}
         }
     };
-    let server = tokio::spawn(edgeway_server::run(listener, state.clone(), shutdown));
+    let server = tokio::spawn(edgeway_server::run(listener, state.clone(), settings.connections.clone(), shutdown));
     tracing::info!("listening on http://{address}, loading {}", settings.model);
 
     // Inspection models first: they load in a second or two, and a bad file should fail before
@@ -156,6 +157,26 @@ async fn serve(
 }
 
 /// Completes on Ctrl-C or SIGTERM.
+/// Raises the soft limit on open files to the hard limit, as servers do: every connection is a
+/// descriptor, and the common soft default (1024) is below the connection cap.
+fn raise_fd_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(open_files = limit, "raised the open-file limit");
+            // Model files, the log, sockets to the cloud: room beside the client connections.
+            if (limit as usize) < max_connections + 64 {
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open-file limit is below [server] max_connections plus room for the server's own files; \
+                     raise it (ulimit -n) or lower max_connections"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
