@@ -178,3 +178,20 @@ fn caps_idle_keepalive_and_slow_bodies_each_get_a_clean_end() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
 }
+
+#[test]
+fn client_named_domains_cannot_grow_the_metrics() {
+    let server = Server::start(&[]);
+    for domain in ["a7f3", "b91c", "c0de", "d00d", "e5e5", "code"] {
+        let (status, _, body) = server.post_with_headers(
+            "/v1/chat/completions",
+            &chat("Hi", json!({"max_tokens": 2})),
+            &[("x-edgeway-domain", domain)],
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let text = common::client().get(server.url("/metrics")).send().unwrap().text().unwrap();
+    let domains: std::collections::BTreeSet<&str> =
+        text.lines().filter_map(|line| line.split("domain=\"").nth(1)?.split('"').next()).collect();
+    assert_eq!(domains.into_iter().collect::<Vec<_>>(), ["code", "other"], "{text}");
+}

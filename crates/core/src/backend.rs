@@ -301,6 +301,25 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// Prompts with at least this many bytes of text are submitted from a blocking thread: a local
+/// backend tokenizes (and compiles any grammar) inside [`Backend::submit`], which for a prompt of
+/// megabytes takes long enough to stall every other request on the async threads.
+pub const LARGE_PROMPT_BYTES: usize = 16 * 1024;
+
+/// [`Backend::submit`], from a blocking thread when the prompt is large ([`LARGE_PROMPT_BYTES`]),
+/// inline otherwise (a thread hand-off costs more than tokenizing a short prompt).
+pub async fn submit_off_runtime(
+    backend: std::sync::Arc<dyn Backend>,
+    request: GenerateRequest,
+) -> Result<Generation, BackendError> {
+    if request.prompt.text_len() < LARGE_PROMPT_BYTES {
+        return backend.submit(request);
+    }
+    tokio::task::spawn_blocking(move || backend.submit(request))
+        .await
+        .unwrap_or_else(|_| Err(BackendError::Internal("submitting the request panicked".into())))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};

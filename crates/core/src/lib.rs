@@ -30,7 +30,10 @@ pub mod retrieve;
 pub mod route;
 pub mod text;
 
-pub use backend::{Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus, Residency};
+pub use backend::{
+    submit_off_runtime, Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus, Residency,
+    LARGE_PROMPT_BYTES,
+};
 pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput, QueryEmbedding};
 pub use event::{
     token_cost, ChoiceProbability, Completion, EnergyUse, FinishReason, GenerationEvent, RouteInfo, Timings,

@@ -97,6 +97,14 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// Bytes of text in it, every message counted: what tokenizing it costs grows with this.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Prompt::Text(text) => text.len(),
+            Prompt::Chat(messages) => messages.iter().map(|m| m.content.len() + m.role.len()).sum(),
+        }
+    }
+
     /// What the user wrote: the whole text, or a chat's last user message (`None` if it has none).
     pub fn user_text(&self) -> Option<&str> {
         match self {

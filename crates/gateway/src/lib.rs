@@ -124,6 +124,8 @@ pub struct Gateway {
     tiers: Tiers,
     scorer: Arc<dyn ComplexityScorer>,
     config: GatewayConfig,
+    /// Every domain a rule, threshold or model names: what a client may name (others become `other`).
+    known_domains: Vec<String>,
     /// Whether routing on a fallback score has been reported in the log.
     fallback_warned: AtomicBool,
 }
@@ -154,7 +156,17 @@ impl Gateway {
 
     /// A gateway over any number of local models and clouds on tiers.
     pub fn with_tiers(tiers: Tiers, scorer: Arc<dyn ComplexityScorer>, config: GatewayConfig) -> Self {
-        Self { tiers, scorer, config, fallback_warned: AtomicBool::new(false) }
+        let mut known_domains: Vec<String> = config
+            .domains
+            .names()
+            .chain(config.thresholds.domains())
+            .chain(config.tier_thresholds.domains())
+            .map(str::to_owned)
+            .chain(tiers.members().iter().flat_map(|member| member.domains.iter().cloned()))
+            .collect();
+        known_domains.sort();
+        known_domains.dedup();
+        Self { tiers, scorer, config, known_domains, fallback_warned: AtomicBool::new(false) }
     }
 
     /// The models it routes over, lowest tier first.
@@ -371,9 +383,18 @@ impl Backend for Gateway {
 }
 
 impl Gateway {
-    /// The request's domain: the client's, else the rules'.
+    /// The request's domain: the client's when it is one this gateway knows (any other is
+    /// `other`: a client cannot mint new domains), else the rules'.
     fn domain(&self, request: &GenerateRequest) -> String {
-        request.route.domain.clone().unwrap_or_else(|| self.config.domains.classify(&request.prompt).to_owned())
+        match &request.route.domain {
+            Some(named) => self
+                .known_domains
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(named))
+                .map_or(edgeway_policy::domain::OTHER, String::as_str)
+                .to_owned(),
+            None => self.config.domains.classify(&request.prompt).to_owned(),
+        }
     }
 
     /// Says once, at warn level, that the router routes on the transparent score (every
@@ -927,6 +948,16 @@ mod tests {
         gateway.unload(Some(AUTO)).unwrap();
         let error = gateway.unload(Some("nope")).unwrap_err();
         assert!(error.to_string().contains("no model named \"nope\""), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_domain_the_gateway_does_not_know_becomes_other() {
+        let gateway = tiered(cloud_a(), GatewayConfig::default());
+        let named = |domain: &str| RouteHints { domain: Some(domain.into()), ..RouteHints::default() };
+        for (sent, kept) in [("CODE", "code"), ("finance", "finance"), ("x-7f3a9c", "other"), ("", "other")] {
+            let (route, _) = route_of(&gateway, request("Hi there", named(sent))).await;
+            assert_eq!(route.domain.as_deref(), Some(kept), "{sent}");
+        }
     }
 
     #[tokio::test]

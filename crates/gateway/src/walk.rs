@@ -173,7 +173,8 @@ impl Walk {
         if cascade.is_some() {
             asked.sampling.logprobs.get_or_insert(0);
         }
-        let mut generation = match member.backend.submit(asked) {
+        // A local model tokenizes in `submit`: a long prompt does it off the async threads.
+        let mut generation = match edgeway_core::submit_off_runtime(Arc::clone(&member.backend), asked).await {
             Ok(generation) => generation,
             Err(error) => return self.local_failed(error),
         };

@@ -94,6 +94,11 @@ impl Thresholds {
     pub fn of(&self, domain: &str) -> f32 {
         self.per_domain.get(domain).copied().unwrap_or(self.default)
     }
+
+    /// The domains that have a threshold of their own.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.per_domain.keys().map(String::as_str)
+    }
 }
 
 /// Per-domain score thresholds for tiers above the first: a score at or above
@@ -128,6 +133,11 @@ impl TierThresholds {
     /// Whether any threshold is set.
     pub fn is_empty(&self) -> bool {
         self.default.is_empty() && self.per_domain.is_empty()
+    }
+
+    /// The domains that have thresholds of their own.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.per_domain.keys().map(String::as_str)
     }
 }
 

@@ -12,6 +12,10 @@ use crate::scorer::scored_text;
 /// The domain of requests no rule matches.
 pub const GENERAL: &str = "general";
 
+/// The domain a client-named domain becomes when no rule, threshold or model knows it, so that
+/// what clients send cannot grow the metrics' label sets without bound.
+pub const OTHER: &str = "other";
+
 /// One domain and how to recognise it.
 #[derive(Debug, Clone)]
 pub struct DomainRule {

@@ -75,7 +75,17 @@ pub async fn augment(
             })?;
     let passages: Vec<Passage> = passages.into_iter().filter(|p| p.score >= state.rag().min_score).collect();
     let passages = screen_passages(state, caller, passages);
-    let kept = fit(backend.as_ref(), request, passages, state.rag().answer_reserve);
+    let reserve = state.rag().answer_reserve;
+    let max_tokens = request.sampling.max_tokens;
+    let kept = if request.prompt.text_len() < edgeway_core::LARGE_PROMPT_BYTES {
+        fit(backend.as_ref(), &request.prompt, max_tokens, passages, reserve)
+    } else {
+        // Counting the tokens of a long prompt is work for a blocking thread.
+        let (backend, prompt) = (Arc::clone(backend), request.prompt.clone());
+        tokio::task::spawn_blocking(move || fit(backend.as_ref(), &prompt, max_tokens, passages, reserve))
+            .await
+            .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("fitting passages failed".into())))?
+    };
     if !kept.is_empty() {
         if let Prompt::Chat(messages) = &mut request.prompt {
             messages.insert(0, ChatMessage::new("system", context_message(&kept)));
@@ -101,11 +111,17 @@ fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) ->
 }
 
 /// The passages, best first, that fit in the slot's context next to the prompt and the answer.
-fn fit(backend: &dyn Backend, request: &GenerateRequest, passages: Vec<Passage>, reserve: u32) -> Vec<Passage> {
+fn fit(
+    backend: &dyn Backend,
+    prompt: &Prompt,
+    max_tokens: Option<u32>,
+    passages: Vec<Passage>,
+    reserve: u32,
+) -> Vec<Passage> {
     let window = backend.model_info().n_ctx_slot;
-    let answer = request.sampling.max_tokens.unwrap_or(reserve).min(window / 2);
+    let answer = max_tokens.unwrap_or(reserve).min(window / 2);
     let count = |text: &str| backend.tokenize(&Prompt::Text(text.to_owned())).map_or(text.len() / 3, |t| t.len());
-    let prompt_tokens = backend.tokenize(&request.prompt).map_or(0, |t| t.len() as u32);
+    let prompt_tokens = backend.tokenize(prompt).map_or(0, |t| t.len() as u32);
     let mut budget = window.saturating_sub(prompt_tokens + answer + 64) as usize;
     let mut kept = Vec::new();
     for passage in passages {

@@ -448,3 +448,37 @@ async fn a_prompt_injection_is_refused_when_the_action_is_block() {
     let (status, _) = post_json(&state, "/v1/chat/completions", chat(json!({}))).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A retriever that counts its searches and finds nothing.
+struct CountingRetriever(std::sync::atomic::AtomicUsize);
+
+impl edgeway_core::retrieve::Retriever for CountingRetriever {
+    fn retrieve(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&edgeway_core::QueryEmbedding>,
+        _: usize,
+    ) -> Result<Vec<edgeway_core::Passage>, edgeway_core::BackendError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+
+    fn collections(&self) -> Vec<String> {
+        vec!["docs".into()]
+    }
+}
+
+#[tokio::test]
+async fn a_key_over_its_quota_costs_no_retrieval() {
+    let limits = edgeway_store::KeyLimits { requests_per_min: Some(1), ..Default::default() };
+    let (state, key) = guarded(FakeBackend::new("fake", REPLY), "carol", limits);
+    let retriever = Arc::new(CountingRetriever(Default::default()));
+    state.set_retriever(retriever.clone(), edgeway_server::rag::RagSettings::default());
+    let (status, _, body) = post_with_key(&state, Some(&key), chat(json!({"collection": "docs"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(retriever.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (status, _, _) = post_with_key(&state, Some(&key), chat(json!({"collection": "docs"}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retriever.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the refused request searched the index");
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::rag::{augment, requested_collection, COLLECTION_HEADER};
+use crate::rag::{requested_collection, COLLECTION_HEADER};
 use crate::state::AppState;
 use crate::stream::{accounting_headers, collect, route_headers, sse_response, whole_answer_extension, ChunkShape};
 use crate::wire::chat::{ChatChunk, ChatCompletion, ChatLogprobs, ChatRequest, ChunkChoice, Delta};
@@ -25,17 +25,13 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
     let model_field = body.model.clone();
-    let (mut request, options) = body.validate()?;
+    let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
-    let sources = match requested_collection(options.collection.as_deref(), header, state.rag()) {
-        Some(collection) => augment(&state, &backend, &caller, &mut request, &collection).await?,
-        None => Vec::new(),
-    };
-    let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
+    let collection = requested_collection(options.collection.as_deref(), header, state.rag());
+    let asker = super::Asker { caller: &caller, model: model_field.as_deref(), collection };
     let checks = super::Checks { format: options.format_check, tools: options.tools_check };
     let (mut started, model) = super::begin(&state, backend, &headers, "chat", asker, request, checks).await?;
-    started.sources = sources;
     let id = response_id("chatcmpl");
     let created = unix_seconds();
     if options.stream {

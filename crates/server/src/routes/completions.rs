@@ -26,7 +26,7 @@ pub async fn completions(
     let model_field = body.model.clone();
     let (request, options) = body.validate()?;
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
+    let asker = super::Asker { caller: &caller, model: model_field.as_deref(), collection: None };
     let (started, model) = super::begin(
         &state,
         backend,

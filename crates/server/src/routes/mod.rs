@@ -33,12 +33,14 @@ pub const ROUTE_HEADER: &str = "x-edgeway-route";
 /// Header that names the request's domain for per-domain thresholds.
 pub const DOMAIN_HEADER: &str = "x-edgeway-domain";
 
-/// Who is asking and for which model, as the generating endpoints hand it to [`begin`].
+/// Who is asking, for which model and from which collection, as the generating endpoints hand it to [`begin`].
 pub(crate) struct Asker<'a> {
     /// The caller, from the auth layer.
     pub caller: &'a Caller,
     /// The `model` field.
     pub model: Option<&'a str>,
+    /// The collection to retrieve from, if any: retrieval runs once the request is admitted.
+    pub collection: Option<String>,
 }
 
 /// The checks a finished answer gets (compiled at validation), as the endpoints hand them to [`begin`].
@@ -51,9 +53,11 @@ pub(crate) struct Checks {
 }
 
 /// What the generating endpoints share: read the routing headers, let the
-/// guard check the caller's allow-lists and quota, submit, and wait until the
-/// route and first output are known. Returns the started generation and the
-/// model name to report.
+/// guard check the caller's allow-lists and quota, retrieve (admitted requests
+/// only: an over-quota key costs no embedding or index search), screen, submit
+/// (a long prompt is tokenized off the async threads), and wait until the
+/// route and first output are known. Returns the started generation, its
+/// sources, and the model name to report.
 async fn begin(
     state: &AppState,
     backend: Arc<dyn Backend>,
@@ -87,6 +91,16 @@ async fn begin(
     if let Some(forced) = permit.force_route.as_deref().and_then(RouteTarget::parse) {
         request.route.target = Some(forced);
     }
+    let sources = match &asker.collection {
+        Some(collection) => match crate::rag::augment(state, &backend, asker.caller, &mut request, collection).await {
+            Ok(sources) => sources,
+            Err(error) => {
+                recorder.refused(&error);
+                return Err(error);
+            }
+        },
+        None => Vec::new(),
+    };
     let guard = state.guard();
     let watched =
         guard.extraction_config().action != ExtractionAction::Off || guard.injection_action() != InjectionAction::Off;
@@ -104,7 +118,7 @@ async fn begin(
     if request.query_embedding.is_none() && backend.wants_query_embedding(&request) {
         crate::query_embedding::ensure(state, &mut request).await;
     }
-    let generation = match backend.submit(request) {
+    let generation = match edgeway_core::submit_off_runtime(backend, request).await {
         Ok(generation) => generation,
         Err(error) => {
             let error = ApiError::from(error);
@@ -113,6 +127,7 @@ async fn begin(
         }
     };
     let mut started = start(generation, recorder).await?;
+    started.sources = sources;
     started.watch_format(checks.format, checks.tools);
     let model = started.route.as_ref().map_or_else(|| state.model_id().to_owned(), |route| route.model.clone());
     Ok((started, model))

@@ -12,7 +12,7 @@ use edgeway_guard::Caller;
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::rag::{augment, requested_collection, COLLECTION_HEADER};
+use crate::rag::{requested_collection, COLLECTION_HEADER};
 use crate::state::AppState;
 use crate::stream::{accounting_headers, collect, route_headers, sse_response, whole_answer_extension};
 use crate::wire::common::unix_seconds;
@@ -28,16 +28,12 @@ pub async fn responses(
 ) -> Result<Response, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
     let model_field = body.model.clone();
-    let (mut request, options) = body.validate()?;
+    let (request, options) = body.validate()?;
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
-    let sources = match requested_collection(options.collection.as_deref(), header, state.rag()) {
-        Some(collection) => augment(&state, &backend, &caller, &mut request, &collection).await?,
-        None => Vec::new(),
-    };
-    let asker = super::Asker { caller: &caller, model: model_field.as_deref() };
+    let collection = requested_collection(options.collection.as_deref(), header, state.rag());
+    let asker = super::Asker { caller: &caller, model: model_field.as_deref(), collection };
     let checks = super::Checks { format: options.format_check, tools: options.tools_check };
     let (mut started, model) = super::begin(&state, backend, &headers, "responses", asker, request, checks).await?;
-    started.sources = sources;
     let response = ResponseObject::begun(item_id("resp"), unix_seconds(), model, options.settings);
     if options.stream {
         return Ok(sse_response(started, events::ResponseEvents::new(response)));

@@ -24,6 +24,13 @@ pub async fn tokenize(
     ApiJson(body): ApiJson<TokenizeRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
-    let tokens = backend.tokenize(&Prompt::Text(body.content))?;
+    let prompt = Prompt::Text(body.content);
+    let tokens = if prompt.text_len() < edgeway_core::LARGE_PROMPT_BYTES {
+        backend.tokenize(&prompt)?
+    } else {
+        tokio::task::spawn_blocking(move || backend.tokenize(&prompt))
+            .await
+            .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("tokenizing failed".into())))??
+    };
     Ok(Json(json!({ "tokens": tokens })))
 }

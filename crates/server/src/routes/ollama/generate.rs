@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::OllamaJson;
 use crate::error::ApiError;
-use crate::rag::{augment, requested_collection, COLLECTION_HEADER};
+use crate::rag::{requested_collection, COLLECTION_HEADER};
 use crate::state::AppState;
 use crate::stream::{
     accounting_headers, collect, ndjson_response, route_headers, whole_answer_extension, ChunkShape, Started,
@@ -34,20 +34,17 @@ pub async fn chat(
     let arrived = Instant::now();
     let model = required_model(body.model.as_deref())?.to_owned();
     let backend = state.backend_for(Some(base_name(&model)))?;
-    let Job { mut request, format_check, tools_check, stream } = match body.validate()? {
+    let Job { request, format_check, tools_check, stream } = match body.validate()? {
         Intent::Load { keep_alive } => {
             return load_call(&state, &caller, backend, ReplyKind::Chat, &model, keep_alive).await
         }
         Intent::Generate(job) => *job,
     };
     let header = headers.get(COLLECTION_HEADER).and_then(|v| v.to_str().ok());
-    let sources = match requested_collection(None, header, state.rag()) {
-        Some(collection) => augment(&state, &backend, &caller, &mut request, &collection).await?,
-        None => Vec::new(),
-    };
+    let collection = requested_collection(None, header, state.rag());
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)) };
-    let (mut started, _) = super::super::begin(
+    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)), collection };
+    let (started, _) = super::super::begin(
         &state,
         backend,
         &headers,
@@ -57,7 +54,6 @@ pub async fn chat(
         super::super::Checks { format: format_check, tools: tools_check },
     )
     .await?;
-    started.sources = sources;
     let shape = OllamaShape { kind: ReplyKind::Chat, model, arrived, wants_logprobs, calls: 0 };
     respond(started, shape, stream).await
 }
@@ -79,7 +75,7 @@ pub async fn generate(
         Intent::Generate(job) => *job,
     };
     let wants_logprobs = request.sampling.logprobs.is_some();
-    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)) };
+    let asker = super::super::Asker { caller: &caller, model: Some(base_name(&model)), collection: None };
     let (started, _) = super::super::begin(
         &state,
         backend,
