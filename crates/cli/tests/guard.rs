@@ -35,7 +35,11 @@ fn keys_created_and_revoked_on_a_running_server_take_effect_at_once() {
     let alice = create_key(&server, "alice", &["--rpm", "3"]);
     assert!(alice.starts_with("ew-"), "{alice}");
     // An open server looks for new keys once a second.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.get("/v1/models").0 != 401 {
+        assert!(std::time::Instant::now() < deadline, "the new key was not noticed within 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let (status, _, error) = post(&server, None, &body);
     assert_eq!(status, 401, "{error}");
     assert_eq!(error["error"]["code"], "invalid_api_key");

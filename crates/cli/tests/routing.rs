@@ -40,12 +40,19 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 struct PythonProcess(Child);
 
 impl PythonProcess {
-    fn start(args: &[&str]) -> Self {
+    /// Starts Python with `args` and waits until it listens on `port`.
+    fn start(port: u16, args: &[&str]) -> Self {
         let python = std::env::var("EDGEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let child =
             Command::new(python).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("python3");
-        std::thread::sleep(Duration::from_millis(500));
-        Self(child)
+        let mut process = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(process.0.try_wait().ok().flatten().is_none(), "python {args:?} exited before it listened");
+            assert!(Instant::now() < deadline, "python {args:?} did not listen on {port} within 120 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
     }
 }
 
@@ -164,7 +171,7 @@ fn a_cloud_killed_before_the_request_falls_back_to_the_edge() {
 #[test]
 fn a_cloud_answering_5xx_falls_back_to_the_edge() {
     let port = free_port();
-    let _cloud = PythonProcess::start(&["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]);
+    let _cloud = PythonProcess::start(port, &["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]);
     let gateway = gateway_to(&format!("http://127.0.0.1:{port}/v1"), "5");
     let request = chat(HARD, json!({"max_tokens": 8, "stream": true}));
     let events = gateway.stream("/v1/chat/completions", &request);
@@ -181,7 +188,7 @@ fn a_stalled_cloud_times_out_and_the_edge_answers() {
         "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
          s.bind(('127.0.0.1',{port})); s.listen(8); conns=[s.accept() for _ in range(8)]; time.sleep(60)"
     );
-    let _cloud = PythonProcess::start(&["-c", &listen]);
+    let _cloud = PythonProcess::start(port, &["-c", &listen]);
     let gateway = gateway_to(&format!("http://127.0.0.1:{port}/v1"), "1");
     let started = Instant::now();
     let (status, headers, body) =
@@ -362,20 +369,23 @@ fn wait_for_models(port: u16, within: Duration) {
 fn a_cloud_this_project_did_not_write_llama_cpp_python_server() {
     let port = free_port();
     let model = common::test_model();
-    let _cloud = PythonProcess::start(&[
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        model.to_str().unwrap(),
-        "--model_alias",
-        "smol-python",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--n_ctx",
-        "2048",
-    ]);
+    let _cloud = PythonProcess::start(
+        port,
+        &[
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model.to_str().unwrap(),
+            "--model_alias",
+            "smol-python",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--n_ctx",
+            "2048",
+        ],
+    );
     wait_for_models(port, Duration::from_secs(120));
     let url = format!("http://127.0.0.1:{port}/v1");
     let gateway = Server::start(&[
@@ -427,7 +437,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Prose).serve_forever()
 #[test]
 fn a_cloud_answer_in_the_wrong_shape_falls_back_or_fails_as_configured() {
     let port = free_port();
-    let _cloud = PythonProcess::start(&["-c", PROSE_CLOUD, &port.to_string()]);
+    let _cloud = PythonProcess::start(port, &["-c", PROSE_CLOUD, &port.to_string()]);
     let url = format!("http://127.0.0.1:{port}/v1");
     let schema = json!({"type": "object", "properties": {"defect": {"type": "boolean"}}, "required": ["defect"]});
     let body = chat(
@@ -508,7 +518,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Tools).serve_forever()
 fn tools_pass_through_the_cloud_route_on_both_apis() {
     let port = free_port();
     let seen = common::temp_dir("routing", "tool-cloud").join("seen.jsonl");
-    let _cloud = PythonProcess::start(&["-c", TOOL_CLOUD, &port.to_string(), seen.to_str().unwrap()]);
+    let _cloud = PythonProcess::start(port, &["-c", TOOL_CLOUD, &port.to_string(), seen.to_str().unwrap()]);
     let url = format!("http://127.0.0.1:{port}/v1");
     let gateway = Server::start(&["--cloud-url", &url, "--cloud-model", "tooly", "--tools-route", "cloud"]);
     let tools = json!([{"type": "function", "function": {"name": "get_weather",

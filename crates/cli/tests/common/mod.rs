@@ -19,17 +19,33 @@ pub fn test_model() -> PathBuf {
     if let Some(path) = std::env::var_os("EDGEWAY_TEST_MODEL") {
         return PathBuf::from(path);
     }
-    let data_dir = std::env::var_os("EDGEWAY_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache").join("edgeway")
-    });
-    let path = data_dir.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = shared_data_dir().join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.is_file(),
         "the test model is missing at {}; run `edgeway model pull smollm2-135m` (scripts/test.sh does)",
         path.display()
     );
     path
+}
+
+/// The data directory whose model cache the suite shares: `EDGEWAY_DATA_DIR`, else the default.
+pub fn shared_data_dir() -> PathBuf {
+    std::env::var_os("EDGEWAY_DATA_DIR").map(PathBuf::from).unwrap_or_else(edgeway_models::ModelCache::default_data_dir)
+}
+
+/// A fresh data directory for one server: state of its own (no developer's classifier, scorer
+/// or knowledge base leaks in), with the shared model and package caches linked into it.
+fn server_data_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeway-test-{port}-data"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a data directory");
+    let shared = shared_data_dir();
+    for cache in ["models", "packages"] {
+        if shared.join(cache).is_dir() {
+            std::os::unix::fs::symlink(shared.join(cache), dir.join(cache)).expect("link the shared cache");
+        }
+    }
+    dir
 }
 
 /// A free loopback port (the OS picks; the listener is closed before use).
@@ -44,6 +60,8 @@ pub struct Server {
     stderr_log: PathBuf,
     /// This server's own query log.
     pub query_log: PathBuf,
+    /// This server's own data directory (removed on drop), unless the arguments named one.
+    data_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -64,7 +82,12 @@ impl Server {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", query_log.display()));
         }
-        let child = Command::new(env!("CARGO_BIN_EXE_edgeway"))
+        let data_dir = (!args.iter().any(|arg| arg == "--data-dir")).then(|| server_data_dir(port));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edgeway"));
+        if let Some(dir) = &data_dir {
+            command.arg("--data-dir").arg(dir);
+        }
+        let child = command
             .args(args)
             .args(["--port", &port.to_string(), "--threads", "2"])
             .arg("--log-path")
@@ -75,7 +98,7 @@ impl Server {
             .stderr(std::fs::File::create(&stderr_log).expect("create log"))
             .spawn()
             .expect("cannot start edgeway");
-        let mut server = Self { port, child, stderr_log, query_log };
+        let mut server = Self { port, child, stderr_log, query_log, data_dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = server.child.try_wait() {
@@ -155,6 +178,9 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.stderr_log);
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.query_log.display()));
         }
