@@ -160,13 +160,20 @@ fn five_thousand_half_open_connections_and_a_stalled_reader_leave_room_for_a_nor
 #[test]
 fn caps_idle_keepalive_and_slow_bodies_each_get_a_clean_end() {
     let (server, _dir) = server_with(
-        "max_connections_per_client = 8\nkeepalive_timeout_secs = 1\nbody_timeout_secs = 1\nheader_timeout_secs = 30",
+        "max_connections_per_client = 8\nkeepalive_timeout_secs = 3\nbody_timeout_secs = 1\nheader_timeout_secs = 30",
         &[],
     );
 
     // Over the per-client cap: a 503 with Retry-After and the API's error shape, then close.
-    let held: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(("127.0.0.1", server.port)).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Each of the 8 held connections has had an answer, so the server has surely accepted it.
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut socket = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            socket.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+            assert!(read_until(&mut socket, "\r\n\r\n").starts_with("HTTP/1.1 200"));
+            socket
+        })
+        .collect();
     let mut over = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     over.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     over.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

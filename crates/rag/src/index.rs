@@ -114,8 +114,12 @@ impl CollectionIndex {
             Sidecar { generation: self.generation, max_chunk_id: self.max_chunk_id, dims: self.collection.dims };
         let partial = sidecar_path.with_extension("json.partial");
         let io = |e: std::io::Error| RagError::Io { path: sidecar_path.clone(), source: e };
-        std::fs::write(&partial, serde_json::to_vec(&sidecar).unwrap_or_default()).map_err(io)?;
-        std::fs::rename(&partial, &sidecar_path).map_err(io)
+        let written = std::fs::write(&partial, serde_json::to_vec(&sidecar).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&partial, &sidecar_path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written.map_err(io)
     }
 
     /// The collection.

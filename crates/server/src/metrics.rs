@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use edgeway_core::BackendLoad;
-use edgeway_store::QueryRecord;
+use edgeway_store::{LogStatus, QueryRecord};
 
 use crate::listen::Gate;
 
@@ -88,6 +88,9 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_closed: Family<ClosedLabels, Counter>,
     gate: OnceLock<Arc<Gate>>,
+    log_writable: Gauge,
+    log_held: Gauge,
+    log_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -112,6 +115,9 @@ impl Metrics {
         let cloud_up = Gauge::default();
         let connections_open = Gauge::default();
         let connections_closed = Family::<ClosedLabels, Counter>::default();
+        let log_writable = Gauge::default();
+        let log_held = Gauge::default();
+        let log_dropped = Counter::default();
         registry.register("requests", "Requests by route, domain and status", requests.clone());
         registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
         registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
@@ -132,6 +138,21 @@ impl Metrics {
             "Connections the server refused (full, client_full) or closed (header_timeout, idle, send_timeout)",
             connections_closed.clone(),
         );
+        registry.register(
+            "query_log_writable",
+            "1 while the query log is written, 0 while writes fail (a full disk)",
+            log_writable.clone(),
+        );
+        registry.register(
+            "query_log_held",
+            "Query-log records held in memory until the disk takes them",
+            log_held.clone(),
+        );
+        registry.register(
+            "query_log_dropped",
+            "Query-log records given up on after writes failed too long",
+            log_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -147,6 +168,19 @@ impl Metrics {
             connections_open,
             connections_closed,
             gate: OnceLock::new(),
+            log_writable,
+            log_held,
+            log_dropped,
+        }
+    }
+
+    /// Sets the query log's gauges from its writer's status (at scrape time).
+    pub fn set_log_status(&self, status: &LogStatus) {
+        self.log_writable.set(i64::from(status.error.is_none()));
+        self.log_held.set(status.held as i64);
+        let counted = self.log_dropped.get();
+        if status.dropped > counted {
+            self.log_dropped.inc_by(status.dropped - counted);
         }
     }
 

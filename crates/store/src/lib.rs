@@ -29,13 +29,13 @@ pub use keys::{ApiKeyRecord, GuardEvent, KeyLimits, KeyStore};
 pub use knowledge::KnowledgeBase;
 pub use record::QueryRecord;
 pub use stats::{RouteStats, Stats};
-pub use writer::QueryLog;
+pub use writer::{LogStatus, QueryLog};
 
 /// Why the log could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite said no (a corrupt file, a full disk, permissions…).
-    #[error("query log {path}: {source}")]
+    #[error("database {path}: {source}")]
     Sqlite {
         /// The database file.
         path: String,
@@ -43,7 +43,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database was written by a newer edgeway.
-    #[error("query log {path} has schema version {found}, newer than this edgeway knows ({known}); upgrade edgeway")]
+    #[error("database {path} has schema version {found}, newer than this edgeway knows ({known}); upgrade edgeway")]
     TooNew {
         /// The database file.
         path: String,

@@ -1,7 +1,8 @@
 //! The background writer: the request path hands records over and moves on.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::StoreError;
 const BATCH: usize = 256;
 /// Most records held for retry while the disk refuses writes.
 const RETRY_LIMIT: usize = 10_000;
+/// How often held records are retried when no new ones arrive.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 enum Message {
     Record(Box<QueryRecord>),
@@ -26,6 +29,31 @@ pub struct QueryLog {
     path: PathBuf,
     sender: Option<mpsc::Sender<Message>>,
     writer: Option<JoinHandle<()>>,
+    health: Arc<WriterHealth>,
+}
+
+/// How the writer is doing, as `/health` and `/metrics` report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStatus {
+    /// Records waiting to be written because the last write failed (a full disk, a locked file).
+    pub held: usize,
+    /// Records given up on since start (more than the writer holds failed for too long).
+    pub dropped: u64,
+    /// Why the last write failed, while writes fail; `None` once one succeeds.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct WriterHealth {
+    held: AtomicUsize,
+    dropped: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl WriterHealth {
+    fn set_error(&self, error: Option<String>) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
 }
 
 /// Opens (creating if needed) the query log at `path` and brings its schema up to date.
@@ -54,14 +82,25 @@ impl QueryLog {
         let conn = open_connection(&path)?;
         let (sender, receiver) = mpsc::channel();
         let shown = path.display().to_string();
+        let health = Arc::new(WriterHealth::default());
+        let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("edgeway-query-log".into())
-            .spawn(move || write_loop(conn, &shown, receiver))
+            .spawn(move || write_loop(conn, &shown, receiver, &writer_health))
             .map_err(|error| StoreError::Sqlite {
                 path: path.display().to_string(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(error)),
             })?;
-        Ok(Self { path, sender: Some(sender), writer: Some(writer) })
+        Ok(Self { path, sender: Some(sender), writer: Some(writer), health })
+    }
+
+    /// Whether writes succeed, and what is held or was dropped when they do not.
+    pub fn status(&self) -> LogStatus {
+        LogStatus {
+            held: self.health.held.load(Ordering::Relaxed),
+            dropped: self.health.dropped.load(Ordering::Relaxed),
+            error: self.health.error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
     }
 
     /// The database file.
@@ -97,35 +136,64 @@ impl Drop for QueryLog {
     }
 }
 
-fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message>) {
+fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message>, health: &WriterHealth) {
     let mut pending: Vec<QueryRecord> = Vec::new();
-    while let Ok(first) = receiver.recv() {
+    loop {
+        // Held records are retried every second even when nothing new arrives, so the log
+        // catches up as soon as the disk has room again.
+        let first = if pending.is_empty() {
+            receiver.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            receiver.recv_timeout(RETRY_EVERY)
+        };
         let mut flushes = Vec::new();
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Record(record) => pending.push(*record),
-                Message::Flush(done) => flushes.push(done),
+        match first {
+            Ok(first) => {
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Record(record) => pending.push(*record),
+                        Message::Flush(done) => flushes.push(done),
+                    }
+                    taken += 1;
+                    if taken < BATCH {
+                        next = receiver.try_recv().ok();
+                    }
+                }
             }
-            taken += 1;
-            if taken < BATCH {
-                next = receiver.try_recv().ok();
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         match insert(&mut conn, &pending) {
-            Ok(()) => pending.clear(),
+            Ok(()) => {
+                if health.held.load(Ordering::Relaxed) > 0 {
+                    tracing::info!(
+                        path,
+                        written = pending.len(),
+                        "the query log is writable again; held records written"
+                    );
+                }
+                pending.clear();
+                health.set_error(None);
+            }
             Err(error) => {
-                // A full disk or a locked file: keep the records and try again with the next batch.
-                tracing::error!(%error, path, held = pending.len(), "cannot write the query log; will retry");
+                // A full disk or a locked file: keep the records (the transaction rolled back, so
+                // nothing is half-written) and try again.
+                if health.held.load(Ordering::Relaxed) == 0 {
+                    tracing::error!(%error, path, held = pending.len(), "cannot write the query log; holding records and retrying");
+                }
+                health.set_error(Some(error.to_string()));
                 if pending.len() > RETRY_LIMIT {
                     let lost = pending.len() - RETRY_LIMIT;
                     pending.drain(..lost);
+                    health.dropped.fetch_add(lost as u64, Ordering::Relaxed);
                     tracing::error!(lost, "query log records dropped after repeated write failures");
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        health.held.store(pending.len(), Ordering::Relaxed);
         for done in flushes {
             let _ = done.send(());
         }

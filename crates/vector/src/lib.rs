@@ -98,9 +98,19 @@ impl VectorIndex {
         }
         let partial = path.with_extension("partial");
         let shown = partial.to_str().ok_or_else(|| file_error("the path is not UTF-8".into()))?;
-        self.index.save(shown).map_err(|e| file_error(e.to_string()))?;
-        std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(|e| file_error(e.to_string()))?;
-        std::fs::rename(&partial, path).map_err(|e| file_error(e.to_string()))
+        let written = self
+            .index
+            .save(shown)
+            .map_err(|e| file_error(e.to_string()))
+            .and_then(|()| {
+                std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(|e| file_error(e.to_string()))
+            })
+            .and_then(|()| std::fs::rename(&partial, path).map_err(|e| file_error(e.to_string())));
+        if written.is_err() {
+            // A full disk: the old index stays as it was, and the half-written copy gives its space back.
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
     }
 
     /// Vector length.

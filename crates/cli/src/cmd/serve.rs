@@ -33,7 +33,7 @@ async fn serve(
     let address = format!("{}:{}", settings.host, settings.port);
     raise_fd_limit(settings.connections.max_connections);
     // Bind before loading: a taken port fails at once, and /health can say "loading".
-    let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listener = bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let model_id = settings.alias.clone().unwrap_or_else(|| edgeway_models::resolve::served_id(&settings.model));
     let clouds = settings.clouds.clone();
     let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
@@ -157,6 +157,27 @@ async fn serve(
 }
 
 /// Completes on Ctrl-C or SIGTERM.
+/// Connections the kernel may hold for the server before it accepts them. tokio's `bind` asks for
+/// 1,024; a burst of connections beyond the queue has its SYNs dropped, and each dropped one costs
+/// its client a second. The kernel caps it at `net.core.somaxconn` (4,096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` (a host name or IP, and a port) with [`LISTEN_BACKLOG`].
+async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for resolved in tokio::net::lookup_host(address).await? {
+        let socket =
+            if resolved.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(resolved).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the address resolves to nothing")))
+}
+
 /// Raises the soft limit on open files to the hard limit, as servers do: every connection is a
 /// descriptor, and the common soft default (1024) is below the connection cap.
 fn raise_fd_limit(max_connections: usize) {

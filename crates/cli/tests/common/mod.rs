@@ -78,10 +78,18 @@ impl Server {
     pub fn start_with(args: &[String]) -> Result<Self, String> {
         let port = free_port();
         let stderr_log = std::env::temp_dir().join(format!("edgeway-test-{port}.log"));
-        let query_log = std::env::temp_dir().join(format!("edgeway-test-{port}.db"));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", query_log.display()));
-        }
+        // The arguments' own query log, else a fresh one per server.
+        let named_log = args.iter().position(|arg| arg == "--log-path").and_then(|at| args.get(at + 1));
+        let query_log = match named_log {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let fresh = std::env::temp_dir().join(format!("edgeway-test-{port}.db"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", fresh.display()));
+                }
+                fresh
+            }
+        };
         let data_dir = (!args.iter().any(|arg| arg == "--data-dir")).then(|| server_data_dir(port));
         let mut command = Command::new(env!("CARGO_BIN_EXE_edgeway"));
         if let Some(dir) = &data_dir {
@@ -90,8 +98,8 @@ impl Server {
         let child = command
             .args(args)
             .args(["--port", &port.to_string(), "--threads", "2"])
-            .arg("--log-path")
-            .arg(&query_log)
+            .args(named_log.is_none().then_some("--log-path"))
+            .args(named_log.is_none().then_some(&query_log))
             .env("EDGEWAY_LOG", "info,llama-cpp-2=warn,llama_cpp_2=error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

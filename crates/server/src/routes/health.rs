@@ -7,14 +7,25 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// 200 with slot and queue counts when the model is loaded; 503 while it loads.
+/// 200 with slot and queue counts when the model is loaded; 503 while it loads. The status is
+/// `degraded` (still 200: requests are served) while the query log cannot be written.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let log = state.log().map(|settings| settings.log.status());
+    let log_json = log.as_ref().map(|status| {
+        json!({
+            "writable": status.error.is_none(),
+            "held": status.held,
+            "dropped": status.dropped,
+            "error": status.error,
+        })
+    });
     match state.backend() {
         Some(backend) => {
             let load = backend.load();
             let info = backend.model_info();
+            let degraded = log.as_ref().is_some_and(|status| status.error.is_some());
             let body = json!({
-                "status": "ok",
+                "status": if degraded { "degraded" } else { "ok" },
                 "model": info.id,
                 "model_loaded": true,
                 "slots_total": info.parallel,
@@ -22,6 +33,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_js
                 "queued": load.queued,
                 "power_watts": load.power_watts,
                 "cloud_up": load.cloud_up,
+                "query_log": log_json,
             });
             (StatusCode::OK, Json(body))
         }
