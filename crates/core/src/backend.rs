@@ -306,18 +306,25 @@ pub trait Backend: Send + Sync + 'static {
 /// megabytes takes long enough to stall every other request on the async threads.
 pub const LARGE_PROMPT_BYTES: usize = 16 * 1024;
 
-/// [`Backend::submit`], from a blocking thread when the prompt is large ([`LARGE_PROMPT_BYTES`]),
-/// inline otherwise (a thread hand-off costs more than tokenizing a short prompt).
+/// Runs `work` on a blocking thread when it is `heavy`, inline otherwise (a thread hand-off costs
+/// more than light work); a panic in it is an internal error.
+pub async fn off_runtime_if<T: Send + 'static>(
+    heavy: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BackendError> {
+    if !heavy {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work).await.map_err(|_| BackendError::Internal("a blocking task panicked".into()))
+}
+
+/// [`Backend::submit`], from a blocking thread when the prompt is large ([`LARGE_PROMPT_BYTES`]).
 pub async fn submit_off_runtime(
     backend: std::sync::Arc<dyn Backend>,
     request: GenerateRequest,
 ) -> Result<Generation, BackendError> {
-    if request.prompt.text_len() < LARGE_PROMPT_BYTES {
-        return backend.submit(request);
-    }
-    tokio::task::spawn_blocking(move || backend.submit(request))
-        .await
-        .unwrap_or_else(|_| Err(BackendError::Internal("submitting the request panicked".into())))
+    let heavy = request.prompt.text_len() >= LARGE_PROMPT_BYTES;
+    off_runtime_if(heavy, move || backend.submit(request)).await?
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ pub mod route;
 pub mod text;
 
 pub use backend::{
-    submit_off_runtime, Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus, Residency,
-    LARGE_PROMPT_BYTES,
+    off_runtime_if, submit_off_runtime, Backend, BackendError, BackendLoad, Generation, ModelInfo, ModelStatus,
+    Residency, LARGE_PROMPT_BYTES,
 };
 pub use embed::{EmbeddingBackend, EmbeddingInfo, EmbeddingOutput, QueryEmbedding};
 pub use event::{

@@ -77,15 +77,12 @@ pub async fn augment(
     let passages = screen_passages(state, caller, passages);
     let reserve = state.rag().answer_reserve;
     let max_tokens = request.sampling.max_tokens;
-    let kept = if request.prompt.text_len() < edgeway_core::LARGE_PROMPT_BYTES {
-        fit(backend.as_ref(), &request.prompt, max_tokens, passages, reserve)
-    } else {
-        // Counting the tokens of a long prompt is work for a blocking thread.
-        let (backend, prompt) = (Arc::clone(backend), request.prompt.clone());
-        tokio::task::spawn_blocking(move || fit(backend.as_ref(), &prompt, max_tokens, passages, reserve))
-            .await
-            .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("fitting passages failed".into())))?
-    };
+    // Counting the tokens of a long prompt is work for a blocking thread.
+    let heavy = request.prompt.text_len() >= edgeway_core::LARGE_PROMPT_BYTES;
+    let (backend, prompt) = (Arc::clone(backend), request.prompt.clone());
+    let kept =
+        edgeway_core::off_runtime_if(heavy, move || fit(backend.as_ref(), &prompt, max_tokens, passages, reserve))
+            .await?;
     if !kept.is_empty() {
         if let Prompt::Chat(messages) = &mut request.prompt {
             messages.insert(0, ChatMessage::new("system", context_message(&kept)));

@@ -25,12 +25,7 @@ pub async fn tokenize(
 ) -> Result<Json<Value>, ApiError> {
     let backend = state.backend_for(body.model.as_deref())?;
     let prompt = Prompt::Text(body.content);
-    let tokens = if prompt.text_len() < edgeway_core::LARGE_PROMPT_BYTES {
-        backend.tokenize(&prompt)?
-    } else {
-        tokio::task::spawn_blocking(move || backend.tokenize(&prompt))
-            .await
-            .map_err(|_| ApiError::Backend(edgeway_core::BackendError::Internal("tokenizing failed".into())))??
-    };
+    let heavy = prompt.text_len() >= edgeway_core::LARGE_PROMPT_BYTES;
+    let tokens = edgeway_core::off_runtime_if(heavy, move || backend.tokenize(&prompt)).await??;
     Ok(Json(json!({ "tokens": tokens })))
 }
