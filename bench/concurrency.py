@@ -35,19 +35,22 @@ TOPICS = [
 
 
 def prompts(count, seed=7):
-    """`count` user prompts: a third short, a third medium, a third long."""
+    """`count` user prompts, each different from every other of this seed: a third short, a third
+    medium, a third long. Only the system prompt is shared, as in real traffic; a prompt repeated
+    whole would measure which server happens to keep that prompt's cache, not scheduling."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
         topic = rng.choice(TOPICS)
+        machine = f"Machine {rng.randint(100, 999)}-{i}: "
         kind = i % 3
         if kind == 0:
-            out.append(f"What should I check first for {topic}?")
+            out.append(f"{machine}what should I check first for {topic}?")
         elif kind == 1:
-            out.append(f"Write a checklist for {topic}. " + "Include safety steps and tools. " * 12)
+            out.append(f"{machine}write a checklist for {topic}. " + "Include safety steps and tools. " * 12)
         else:
             log = " ".join(f"[{t:04d}] sensor {rng.randint(1, 9)} reads {rng.random():.3f}" for t in range(60))
-            out.append(f"Here is the log for {topic}: {log}. What does it show?")
+            out.append(f"{machine}here is the log for {topic}: {log}. What does it show?")
     return out
 
 
@@ -151,10 +154,11 @@ def main():
     args = parser.parse_args()
     servers = [s.split("=", 1) for s in args.server]
     levels = [int(x) for x in args.levels.split(",")]
-    texts = prompts(48)
     runs = []
     for streams in levels:
         for round_ in range(args.rounds):
+            # New prompts for every level and round, the same for both servers.
+            texts = prompts(48, seed=1000 * streams + round_)
             order = servers if round_ % 2 == 0 else list(reversed(servers))
             for name, url in order:
                 row = asyncio.run(level(url, args.model, streams, args.requests_per_stream, args.max_tokens, texts))

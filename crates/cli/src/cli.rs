@@ -967,9 +967,15 @@ pub struct StructuredBenchArgs {
 /// `edgeway bench injection` flags.
 #[derive(Debug, Args)]
 pub struct InjectionBenchArgs {
-    /// Where to save the trained classifier [default: DATA_DIR/injection-classifier.json, which `serve` loads].
+    /// Where to save the trained classifier [default: DATA_DIR/injection-classifier.json, which
+    /// `serve` loads instead of the one shipped with edgeway].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// A folder with `train.jsonl` (more training texts) and `independent.jsonl` (measured only),
+    /// as `scripts/injection-corpus.py` writes them.
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
 
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -1198,6 +1204,11 @@ pub struct ServeArgs {
     /// [default: 256, or --batch-size if smaller].
     #[arg(long, env = "EDGEWAY_UBATCH_SIZE")]
     pub ubatch_size: Option<u32>,
+
+    /// Most prompt tokens read in one step while other requests are generating: a long new
+    /// prompt then delays the others' next tokens by one chunk, not by the whole prompt [default: 128].
+    #[arg(long, env = "EDGEWAY_PREFILL_CHUNK", value_name = "TOKENS")]
+    pub prefill_chunk: Option<u32>,
 
     /// Requests that may wait for a free slot; beyond that the server answers 503 [default: 32].
     #[arg(long, env = "EDGEWAY_QUEUE_SIZE")]

@@ -6,6 +6,11 @@
 //! still reading their prompt, (4) decodes it, and (5) samples the next token
 //! for every slot that produced logits.
 //!
+//! Prompts are read oldest request first. While any request is generating, a
+//! step reads at most `prefill_chunk` prompt tokens, so a long new prompt
+//! delays the streams already running by one chunk per token instead of by the
+//! whole prompt (chunked prefill, as vLLM and TGI schedule it).
+//!
 //! A slot keeps its tokens' KV entries after its request ends. That cache is
 //! what the next request with the same prefix (a system prompt, a RAG
 //! context, a conversation so far) reuses instead of recomputing.
@@ -182,6 +187,7 @@ pub fn run(
             .collect(),
         batch: LlamaBatch::new(config.batch_size as usize, 1),
         batch_size: config.batch_size as usize,
+        prefill_chunk: config.prefill_chunk as usize,
         n_ctx_slot: n_ctx_slot as usize,
         step: 0,
         busy_slots,
@@ -219,6 +225,8 @@ struct Scheduler<'m> {
     slots: Vec<Slot>,
     batch: LlamaBatch<'static>,
     batch_size: usize,
+    /// Most prompt tokens per step while some request is generating.
+    prefill_chunk: usize,
     n_ctx_slot: usize,
     step: u64,
     busy_slots: Arc<AtomicU32>,
@@ -361,8 +369,17 @@ impl Scheduler<'_> {
                 budget -= 1;
             }
         }
-        // Then prompt chunks with what is left of the batch.
-        for slot in &mut self.slots {
+        // Then prompt chunks, oldest request first, with what is left of the batch, or
+        // one chunk's worth when others are waiting for their next token.
+        if self.batch.n_tokens() > 0 {
+            budget = budget.min(self.prefill_chunk);
+        }
+        let mut reading: Vec<usize> = (0..self.slots.len())
+            .filter(|&index| self.slots[index].task.as_ref().is_some_and(|task| task.logits_index.is_none()))
+            .collect();
+        reading.sort_by_key(|&index| self.slots[index].task.as_ref().map(|task| task.admitted_at));
+        for index in reading {
+            let slot = &mut self.slots[index];
             let Some(task) = slot.task.as_mut() else {
                 continue;
             };
