@@ -213,19 +213,28 @@ impl Guard {
         self.injection_action
     }
 
-    /// Screens `text` (`source`: `user` or the passage's document) for prompt injection; a
-    /// flagged text is logged with what matched. `None` when screening is off.
-    pub fn screen(&self, caller: &Caller, text: &str, source: &str) -> Option<injection::Screening> {
+    /// Screens `text`, arriving on `channel` (`source`: `user`, the passage's document or the
+    /// tool's name), for prompt injection; a flagged text is logged with what matched. `None`
+    /// when screening is off.
+    pub fn screen(
+        &self,
+        caller: &Caller,
+        text: &str,
+        channel: injection::Channel,
+        source: &str,
+    ) -> Option<injection::Screening> {
         if self.injection_action == injection::InjectionAction::Off {
             return None;
         }
-        let screening = self.injection.screen(text);
+        let screening = self.injection.screen(text, channel);
         if screening.flagged {
             let action = self.injection_action.as_str();
-            tracing::warn!(key = ?caller.key_id, source, rules = ?screening.rules, classifier = ?screening.classifier, action, "prompt injection suspected");
+            let channel = channel.as_str();
+            tracing::warn!(key = ?caller.key_id, channel, source, rules = ?screening.rules, classifier = ?screening.classifier, action, "prompt injection suspected");
             let excerpt: String = text.chars().take(200).collect();
             let evidence = serde_json::json!({
-                "source": source, "rules": screening.rules, "classifier": screening.classifier, "excerpt": excerpt,
+                "channel": channel, "source": source, "rules": screening.rules,
+                "classifier": screening.classifier, "excerpt": excerpt,
             });
             self.log_event(caller, "injection", action, screening.classifier.map(f64::from), evidence.to_string());
         }

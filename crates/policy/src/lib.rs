@@ -17,7 +17,7 @@ pub mod decision;
 pub mod domain;
 pub mod embedding;
 pub mod learned;
-mod logistic;
+pub mod logistic;
 pub mod scorer;
 
 pub use decision::{

@@ -11,7 +11,7 @@ const STEP: f64 = 0.5;
 
 /// How a training row is read: its dot product with the weights, and how it adds `scale` times
 /// itself to a gradient.
-pub(crate) trait Row {
+pub trait Row {
     /// `weights · row`.
     fn dot(&self, weights: &[f64]) -> f64;
     /// `gradient += scale · row`.
@@ -21,7 +21,7 @@ pub(crate) trait Row {
 /// Fits weights over `dims` features and an intercept to `(row, label)` pairs; `positives` is
 /// the number (or share × count) of positive labels, which starts the intercept at the base rate
 /// so an uninformative model predicts it.
-pub(crate) fn fit<R: Row>(examples: &[(R, bool)], dims: usize, l2: f64, positives: f64) -> (Vec<f64>, f64) {
+pub fn fit<R: Row>(examples: &[(R, bool)], dims: usize, l2: f64, positives: f64) -> (Vec<f64>, f64) {
     let n = examples.len().max(1) as f64;
     let rate = ((positives + 0.5) / (n + 1.0)).clamp(1e-3, 1.0 - 1e-3);
     let mut bias = (rate / (1.0 - rate)).ln();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use edgeway_core::{Backend, ChatMessage, GenerateRequest, Passage, Prompt};
-use edgeway_guard::injection::InjectionAction;
+use edgeway_guard::injection::{Channel, InjectionAction};
 use edgeway_guard::Caller;
 
 use crate::error::{invalid, ApiError};
@@ -101,7 +101,8 @@ fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) ->
     passages
         .into_iter()
         .filter(|passage| {
-            let flagged = guard.screen(caller, &passage.text, &passage.source).is_some_and(|s| s.flagged);
+            let flagged =
+                guard.screen(caller, &passage.text, Channel::Passage, &passage.source).is_some_and(|s| s.flagged);
             !(flagged && guard.injection_action() == InjectionAction::Block)
         })
         .collect()

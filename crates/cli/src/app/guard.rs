@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use edgeway_guard::injection::{InjectionScreen, DEFAULT_CLASSIFIER_THRESHOLD};
+use edgeway_guard::injection::{InjectionModel, InjectionScreen};
 use edgeway_guard::Guard;
 use edgeway_store::QueryLog;
 
@@ -42,15 +42,24 @@ pub fn open_guard(log_path: &Path, settings: &ServeSettings, data_dir: &DataDir)
     Ok(Arc::new(guard))
 }
 
-/// The injection screen: rules, plus the classifier `edgeway bench injection` saved, if it did.
+/// The injection screen: rules, plus the classifier `edgeway bench injection` saved in the data
+/// directory, or else the one shipped with edgeway.
 fn injection_screen(data_dir: &DataDir) -> anyhow::Result<InjectionScreen> {
     let path = data_dir.injection_classifier();
-    if !path.is_file() {
-        return Ok(InjectionScreen::rules_only());
+    if path.is_file() {
+        match InjectionModel::load(&path) {
+            Ok(model) => {
+                tracing::info!(path = %path.display(), "prompt-injection classifier loaded");
+                return Ok(InjectionScreen::with_classifier(model));
+            }
+            Err(error) => tracing::warn!(%error, "using the prompt-injection classifier shipped with edgeway instead"),
+        }
     }
-    let model = edgeway_policy::learned::LearnedModel::load(&path)?;
-    tracing::info!(path = %path.display(), "prompt-injection classifier loaded");
-    Ok(InjectionScreen::with_classifier(model, DEFAULT_CLASSIFIER_THRESHOLD))
+    let model = crate::shipped::injection_classifier()?;
+    tracing::info!(
+        "prompt-injection classifier: the one shipped with edgeway (`edgeway bench injection` trains your own)"
+    );
+    Ok(InjectionScreen::with_classifier(model))
 }
 
 /// Whether `host` is a loopback address (or `localhost`).

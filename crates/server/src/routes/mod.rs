@@ -15,9 +15,9 @@ pub mod tokenize;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use edgeway_core::{Backend, GenerateRequest, RouteTarget};
+use edgeway_core::{Backend, GenerateRequest, Prompt, RouteTarget};
 use edgeway_guard::extraction::ExtractionAction;
-use edgeway_guard::injection::InjectionAction;
+use edgeway_guard::injection::{Channel, InjectionAction};
 use edgeway_guard::{Ask, Caller, Denied, Guard, Permit};
 
 use edgeway_structured::tools::ToolsCheck;
@@ -113,6 +113,7 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
+    screen_tool_results(guard, asker.caller, &mut request.prompt);
     // Only when the router would read it (its scorer embeds, and this request is routed by score),
     // and only once: retrieval may have embedded the text already.
     if request.query_embedding.is_none() && backend.wants_query_embedding(&request) {
@@ -147,7 +148,7 @@ fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(
     if guard.injection_action() == InjectionAction::Off {
         return Ok(());
     }
-    match guard.screen(caller, user_text, "user") {
+    match guard.screen(caller, user_text, Channel::User, "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
             Err(ApiError::Guard(Denied::Refused {
                 code: "prompt_injection",
@@ -158,6 +159,31 @@ fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(
             }))
         }
         _ => Ok(()),
+    }
+}
+
+/// What a tool result the screen withholds is replaced with: the model still sees that the call
+/// returned, and can tell the user why it has no answer from it.
+pub(crate) const WITHHELD_TOOL_RESULT: &str =
+    "[edgeway withheld this tool result: it looks like a prompt-injection attempt. Tell the user the tool's answer could not be used.]";
+
+/// Screens the tools' results in a conversation (`role: tool` messages, which an agent copies from
+/// web pages, files and APIs): a flagged one is logged and, when the action is `block`, replaced by
+/// [`WITHHELD_TOOL_RESULT`]. The request goes on either way: an agent's loop should not break on one
+/// poisoned page. Microseconds per message, so it runs inline.
+fn screen_tool_results(guard: &Guard, caller: &Caller, prompt: &mut Prompt) {
+    if guard.injection_action() == InjectionAction::Off {
+        return;
+    }
+    let Prompt::Chat(messages) = prompt else {
+        return;
+    };
+    for message in messages.iter_mut().filter(|m| m.role == "tool" || m.role == "function") {
+        let source = message.tool_call_id.as_deref().unwrap_or("tool");
+        let flagged = guard.screen(caller, &message.content, Channel::Tool, source).is_some_and(|s| s.flagged);
+        if flagged && guard.injection_action() == InjectionAction::Block {
+            message.content = WITHHELD_TOOL_RESULT.to_owned();
+        }
     }
 }
 
