@@ -54,7 +54,7 @@ def well_formed_error(response):
         return False
 
 
-async def one(client, kind, args, rng):
+async def one(client, kind, args, rng, counts):
     """Sends one request of `kind`; returns whether its answer was whole or a well-formed error."""
     question = rng.choice(QUESTIONS)
     headers = {"Authorization": f"Bearer {args.key}"}
@@ -66,7 +66,11 @@ async def one(client, kind, args, rng):
                 await response.aread()
                 return well_formed_error(response)
             lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
-            return bool(lines) and lines[-1] == "data: [DONE]"
+            if bool(lines) and lines[-1] == "data: [DONE]":
+                return True
+            # What a broken stream ended with, for the report.
+            counts.setdefault("errors", []).append(f"stream ended without [DONE]: {lines[-2:]!r}"[:300])
+            return False
     if kind == "embed":
         response = await client.post("/v1/embeddings", json={"input": [question, question[::-1]]}, headers=headers)
         return len(response.json().get("data", [])) == 2 if response.status_code == 200 else well_formed_error(response)
@@ -82,7 +86,10 @@ async def one(client, kind, args, rng):
     response = await client.post("/v1/chat/completions", json=chat, headers=headers)
     if response.status_code == 200:
         return response.json()["choices"][0]["message"]["content"] is not None
-    return well_formed_error(response)
+    if well_formed_error(response):
+        return True
+    counts.setdefault("errors", []).append(f"{kind}: HTTP {response.status_code} {response.text[:200]!r}")
+    return False
 
 
 async def traffic(args, deadline, counts):
@@ -94,7 +101,7 @@ async def traffic(args, deadline, counts):
             while time.monotonic() < deadline:
                 kind = rng.choice(kinds)
                 try:
-                    ok = await one(client, kind, args, rng)
+                    ok = await one(client, kind, args, rng, counts)
                 except (httpx.HTTPError, ValueError, KeyError) as error:
                     ok = False
                     counts.setdefault("errors", []).append(f"{kind}: {error!r}"[:200])
@@ -196,10 +203,10 @@ def main():
         f"| growth | | {end['rss_mib'] - warm['rss_mib']:+.1f} | {end['fds'] - warm['fds']:+d} | "
         f"{end['threads'] - warm['threads']:+d} | {end['log_mib'] - warm['log_mib']:+.2f} |"
     )
-    for error in counts.get("errors", [])[:5]:
+    for error in counts.get("errors", [])[:10]:
         print("error:", error)
     with open(os.path.join(args.out, "soak.json"), "w") as f:
-        json.dump({"counts": {k: v for k, v in counts.items() if k != "errors"}, "samples": rows}, f, indent=2)
+        json.dump({"counts": {k: v for k, v in counts.items() if k != "errors"}, "errors": counts.get("errors", []), "samples": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
