@@ -473,6 +473,18 @@ async fn an_injection_in_a_tool_result_is_withheld_and_the_conversation_goes_on(
     let tools: Vec<&str> = messages.iter().filter(|m| m.role == "tool").map(|m| m.content.as_str()).collect();
     assert!(tools[0].starts_with("[edgeway withheld this tool result"), "{tools:?}");
     assert_eq!(tools[1], "Weather in Bergen: 7 °C, rain.");
+
+    // A large result (screened on a blocking thread) is treated the same way.
+    let page = format!("{} {poisoned}", "Forecast tables follow. ".repeat(1_000));
+    let conversation = json!({"messages": [
+        {"role": "user", "content": "Summarise the forecast page."},
+        {"role": "tool", "tool_call_id": "c3", "content": page}]});
+    let (status, body) = post_json(&state, "/v1/chat/completions", conversation).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let Some(edgeway_core::Prompt::Chat(messages)) = backend.last_request().map(|r| r.prompt) else {
+        panic!("the backend saw no chat");
+    };
+    assert!(messages[1].content.starts_with("[edgeway withheld this tool result"), "{}", &messages[1].content[..80]);
 }
 
 /// A retriever that counts its searches and finds nothing.

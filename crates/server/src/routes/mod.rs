@@ -109,11 +109,10 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
-    if let Err(error) = screen_user_text(guard, asker.caller, &user_text) {
+    if let Err(error) = screen_injections(guard, asker.caller, user_text, &mut request.prompt).await {
         recorder.refused(&error);
         return Err(error);
     }
-    screen_tool_results(guard, asker.caller, &mut request.prompt);
     // Only when the router would read it (its scorer embeds, and this request is routed by score),
     // and only once: retrieval may have embedded the text already.
     if request.query_embedding.is_none() && backend.wants_query_embedding(&request) {
@@ -141,9 +140,34 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
     Ok(permit)
 }
 
-/// Screens the user's text for prompt injection; refuses it (400) when the action is `block`.
-/// Rules and a linear model over the text: microseconds, so it runs inline (decisions are logged by a
-/// background thread).
+/// Screens the user's text and the tools' results for prompt injection (see [`screen_user_text`] and
+/// [`screen_tool_results`]). Rules and a linear model over the text: microseconds for a chat
+/// message, so inline; a large prompt is screened on a blocking thread.
+async fn screen_injections(
+    guard: &Arc<Guard>,
+    caller: &Caller,
+    user_text: String,
+    prompt: &mut Prompt,
+) -> Result<(), ApiError> {
+    if guard.injection_action() == InjectionAction::Off {
+        return Ok(());
+    }
+    let heavy = prompt.text_len() >= edgeway_core::LARGE_PROMPT_BYTES;
+    let (guard, caller) = (guard.clone(), caller.clone());
+    let mut owned = std::mem::replace(prompt, Prompt::Text(String::new()));
+    let (verdict, owned) = edgeway_core::off_runtime_if(heavy, move || {
+        let verdict = screen_user_text(&guard, &caller, &user_text);
+        screen_tool_results(&guard, &caller, &mut owned);
+        (verdict, owned)
+    })
+    .await
+    .map_err(ApiError::from)?;
+    *prompt = owned;
+    verdict
+}
+
+/// Screens the user's text for prompt injection; refuses it (400) when the action is `block`
+/// (decisions are logged by a background thread).
 fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(), ApiError> {
     if guard.injection_action() == InjectionAction::Off {
         return Ok(());
@@ -170,7 +194,7 @@ pub(crate) const WITHHELD_TOOL_RESULT: &str =
 /// Screens the tools' results in a conversation (`role: tool` messages, which an agent copies from
 /// web pages, files and APIs): a flagged one is logged and, when the action is `block`, replaced by
 /// [`WITHHELD_TOOL_RESULT`]. The request goes on either way: an agent's loop should not break on one
-/// poisoned page. Microseconds per message, so it runs inline.
+/// poisoned page.
 fn screen_tool_results(guard: &Guard, caller: &Caller, prompt: &mut Prompt) {
     if guard.injection_action() == InjectionAction::Off {
         return;
