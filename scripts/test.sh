@@ -16,7 +16,7 @@ if [ "${1:-}" = "--fast" ]; then
   exec cargo test --locked --workspace "${SLOW_CRATES[@]/#/--exclude=}"
 fi
 
-scripts/setup.sh
+scripts/setup.sh --test
 
 # Clients and servers this project did not write, for the interoperability
 # and routing tests, in a project virtualenv: the official `openai` and `ollama` clients,

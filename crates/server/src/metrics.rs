@@ -233,9 +233,48 @@ impl Metrics {
     }
 }
 
+/// The OpenMetrics exposition rewritten in Prometheus' classic text format (0.0.4), for clients
+/// that do not ask for OpenMetrics (`curl`, `promtool check metrics`, older scrapers).
+///
+/// The two differ for counters: OpenMetrics names the family (`# TYPE edgeway_requests counter`)
+/// and suffixes its samples (`edgeway_requests_total`), and the classic format expects the help
+/// and type under the sample's own name. It has no `# UNIT` and no `# EOF` either. Hand-written
+/// because `prometheus-client` encodes OpenMetrics only, and these three rules are all it takes.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_format_names_a_counter_s_help_and_type_after_its_samples() {
+        let openmetrics = "# HELP edgeway_requests Requests answered.\n# TYPE edgeway_requests counter\n\
+                           edgeway_requests_total{route=\"edge\"} 1\n# HELP edgeway_power_watts Power.\n\
+                           # TYPE edgeway_power_watts gauge\n# UNIT edgeway_power_watts watts\nedgeway_power_watts 7.5\n# EOF\n";
+        assert_eq!(
+            classic_text(openmetrics),
+            "# HELP edgeway_requests_total Requests answered.\n# TYPE edgeway_requests_total counter\n\
+             edgeway_requests_total{route=\"edge\"} 1\n# HELP edgeway_power_watts Power.\n\
+             # TYPE edgeway_power_watts gauge\nedgeway_power_watts 7.5\n"
+        );
+    }
 
     #[test]
     fn a_request_shows_up_in_every_family() {
