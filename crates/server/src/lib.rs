@@ -67,6 +67,7 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
         .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/v1/inspect", post(routes::inspect::inspect))
         .route("/metrics", get(routes::metrics::metrics))
+        .route("/dashboard/api/overview", get(routes::dashboard::overview))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))
         .merge(routes::ollama::router())

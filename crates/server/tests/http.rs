@@ -520,3 +520,36 @@ async fn a_key_over_its_quota_costs_no_retrieval() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retriever.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the refused request searched the index");
 }
+
+#[tokio::test]
+async fn the_dashboard_api_sums_up_the_logged_requests_without_their_text() {
+    let dir = std::env::temp_dir().join(format!("edgeway-http-dashboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(edgeway_store::QueryLog::open(dir.join("q.db")).unwrap());
+    let settings = edgeway_server::record::LogSettings { log: log.clone(), store_text: true };
+    let state = AppState::loading_with_log("fake", settings);
+    state.set_backend(Arc::new(FakeBackend::new("fake", REPLY)));
+    for _ in 0..3 {
+        let (status, _) = post_json(&state, "/v1/chat/completions", chat(json!({}))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = send(&state, "POST", "/v1/chat/completions", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    log.flush();
+
+    let (status, _, text) = send(&state, "GET", "/dashboard/api/overview?window=day", None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["window"], "day");
+    assert_eq!(body["buckets"].as_array().unwrap().len(), 96);
+    let answered: u64 = body["routes"].as_array().unwrap().iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert!(answered >= 3, "{body}");
+    assert!(body["routes"][0]["latency_p50_ms"].is_number(), "{body}");
+    assert!(body["recent"].as_array().unwrap().iter().all(|r| r["prompt_text"].is_null()), "{body}");
+    assert!(!text.contains("capital of France"), "query text reached the API: {text}");
+
+    let (status, _, text) = send(&state, "GET", "/dashboard/api/overview?window=month", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("hour, day or week"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

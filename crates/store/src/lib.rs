@@ -14,6 +14,7 @@
 //! - [`knowledge`]: the knowledge base for retrieval: collections, documents, chunks and their vectors.
 //! - [`eval`]: graded evaluation answers, for `edgeway eval` and `edgeway calibrate`.
 
+pub mod dashboard;
 pub mod eval;
 pub mod export;
 pub mod keys;

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod dashboard;
 pub mod embeddings;
 pub mod health;
 pub mod inspect;
