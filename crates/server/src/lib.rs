@@ -67,6 +67,8 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
         .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/v1/inspect", post(routes::inspect::inspect))
         .route("/metrics", get(routes::metrics::metrics))
+        .route("/dashboard", get(routes::dashboard::page))
+        .route("/dashboard/style.css", get(routes::dashboard::style))
         .route("/dashboard/api/overview", get(routes::dashboard::overview))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))

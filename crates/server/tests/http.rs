@@ -551,5 +551,26 @@ async fn the_dashboard_api_sums_up_the_logged_requests_without_their_text() {
     let (status, _, text) = send(&state, "GET", "/dashboard/api/overview?window=month", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("hour, day or week"), "{text}");
+
+    // The page: HTML with its charts inline, a policy that allows no script, and no query text.
+    let (status, headers, html) = send(&state, "GET", "/dashboard?window=day", None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(html.contains("requests by route") && html.contains("<svg") && html.contains("Per domain"), "{html}");
+    assert!(!html.contains("<script") && !html.contains("capital of France"), "{html}");
+    let (status, headers, css) = send(&state, "GET", "/dashboard/style.css", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/css") && css.contains(".card"));
+
+    // A browser at / is sent to the dashboard; Ollama's clients still read their probe.
+    let browser = Request::builder().uri("/").header("accept", "text/html,application/xhtml+xml").body(Body::empty());
+    let response = app(state.clone()).oneshot(browser.unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/dashboard");
+    let (status, _, text) = send(&state, "GET", "/", None).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "Ollama is running"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,9 +19,18 @@ use crate::wire::ollama::request::ShowBody;
 /// What Ollama answers on `/`, which its clients probe.
 pub const RUNNING: &str = "Ollama is running";
 
-/// `GET /` (and `HEAD /`): the liveness probe Ollama's clients send.
-pub async fn root() -> &'static str {
-    RUNNING
+/// `GET /` (and `HEAD /`): the liveness probe Ollama's clients send, which read "Ollama is
+/// running"; a browser (it asks for HTML) is sent to the dashboard instead.
+pub async fn root(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return axum::response::Redirect::to("/dashboard").into_response();
+    }
+    RUNNING.into_response()
 }
 
 /// `GET /api/version`: the Ollama API version served, and edgeway's.

@@ -1,0 +1,89 @@
+//! The dashboard: `GET /dashboard?window=hour|day|week` (an HTML page, charts drawn on the
+//! server, no script), `GET /dashboard/style.css`, and `GET /dashboard/api/overview` (the same
+//! aggregates as JSON, so other tools can read them), all from the query log
+//! (`edgeway_store::dashboard`). Behind the same key check as every API route; query text is
+//! never shown.
+
+mod chart;
+mod page;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use edgeway_store::dashboard::{Overview, Window};
+use serde::Deserialize;
+
+use crate::error::{invalid, ApiError};
+use crate::state::AppState;
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+pub struct OverviewQuery {
+    /// `hour` (the default), `day` or `week`.
+    window: Option<String>,
+}
+
+/// The page's style.
+const STYLE: &str = include_str!("style.css");
+
+/// What the browser may do with the page: load its own style sheet, nothing else (no script,
+/// no frames around it, no other origin).
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The aggregates of one window, as JSON.
+pub async fn overview(
+    State(state): State<AppState>,
+    query: Result<Query<OverviewQuery>, QueryRejection>,
+) -> Result<Json<Overview>, ApiError> {
+    Ok(Json(load(&state, query).await?))
+}
+
+/// The dashboard page.
+pub async fn page(
+    State(state): State<AppState>,
+    query: Result<Query<OverviewQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let overview = load(&state, query).await?;
+    let html = page::render(&overview, state.model_id());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// The page's style sheet.
+pub async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], STYLE)
+}
+
+/// Reads the window the query names from the query log, on a blocking thread.
+async fn load(state: &AppState, query: Result<Query<OverviewQuery>, QueryRejection>) -> Result<Overview, ApiError> {
+    let Query(query) = query.map_err(|e| invalid("query", format!("the query string is not valid here: {e}")))?;
+    let window = match query.window.as_deref() {
+        None => Window::Hour,
+        Some(text) => Window::parse(text)
+            .ok_or_else(|| invalid("window", format!("window must be hour, day or week, got '{text}'")))?,
+    };
+    let Some(settings) = state.log() else {
+        return Err(ApiError::NotSupported(
+            "this server keeps no query log (--log-path none), so there is nothing to show".into(),
+        ));
+    };
+    let path = settings.log.path().to_owned();
+    let now = edgeway_store::record::now_ms();
+    // SQLite reads are blocking; a week of traffic takes a while.
+    edgeway_core::off_runtime_if(true, move || Overview::load(&path, window, now, false))
+        .await?
+        .map_err(|error| ApiError::Backend(edgeway_core::BackendError::Internal(error.to_string())))
+}

@@ -1,0 +1,182 @@
+//! The dashboard page: server-rendered HTML (maud escapes every value) with the charts inline
+//! as SVG and the style in `/dashboard/style.css`; no script.
+
+use edgeway_store::dashboard::{Overview, RouteSummary, Window};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::chart::{time_series, Line, PALETTE};
+
+/// The whole page for `overview`; `model` names the box's default model in the title.
+pub fn render(overview: &Overview, model: &str) -> String {
+    let total: u64 = overview.routes.iter().map(|r| r.requests).sum();
+    let edge: u64 = overview.routes.iter().filter(|r| r.route == "edge").map(|r| r.requests).sum();
+    let cost: f64 = overview.routes.iter().map(|r| r.cost).sum();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "edgeway · " (model) }
+                link rel="stylesheet" href="/dashboard/style.css";
+            }
+            body {
+                header {
+                    h1 { "edgeway" span.model { (model) } }
+                    nav {
+                        @for (window, name) in [(Window::Hour, "last hour"), (Window::Day, "last day"), (Window::Week, "last week")] {
+                            @if window == overview.window {
+                                strong { (name) }
+                            } @else {
+                                a href={ "/dashboard?window=" (window_name(window)) } { (name) }
+                            }
+                        }
+                        a href={ "/dashboard/api/overview?window=" (window_name(overview.window)) } { "JSON" }
+                    }
+                }
+                section.cards {
+                    (card("requests", &total.to_string()))
+                    (card("answered at the edge", &share(edge, total)))
+                    (card("spent", &format!("{cost:.4}")))
+                    (card("failed", &overview.statuses.iter().map(|(_, n)| n).sum::<u64>().to_string()))
+                }
+                section.charts {
+                    (PreEscaped(requests_chart(overview)))
+                    (PreEscaped(problems_chart(overview)))
+                }
+                h2 { "Per route" }
+                (routes_table(&overview.routes))
+                h2 { "Per domain" }
+                table {
+                    tr { th { "domain" } th { "requests" } th { "at the edge" } th { "tokens in" } th { "tokens out" } th { "spent" } }
+                    @for d in &overview.domains {
+                        tr {
+                            td { (d.domain) } td.n { (d.requests) } td.n { (share(d.edge_requests, d.requests)) }
+                            td.n { (d.prompt_tokens) } td.n { (d.completion_tokens) } td.n { (format!("{:.4}", d.cost)) }
+                        }
+                    }
+                }
+                h2 { "Failures by status" }
+                @if overview.statuses.is_empty() {
+                    p { "None in this window." }
+                } @else {
+                    table {
+                        tr { th { "status" } th { "requests" } }
+                        @for (status, n) in &overview.statuses { tr { td { (status) } td.n { (n) } } }
+                    }
+                }
+                h2 { "Latest requests" }
+                table {
+                    tr { th { "time (UTC)" } th { "key" } th { "domain" } th { "route" } th { "model" } th { "tokens in/out" } th { "latency" } th { "spent" } th { "status" } }
+                    @for r in &overview.recent {
+                        tr {
+                            td { (time_of_day(r.ts_ms)) } td { (r.key_id.as_deref().unwrap_or("–")) }
+                            td { (r.domain.as_deref().unwrap_or("–")) } td { (r.route) } td { (r.model.as_deref().unwrap_or("–")) }
+                            td.n { (r.prompt_tokens) "/" (r.completion_tokens) } td.n { (format!("{:.0} ms", r.latency_ms)) }
+                            td.n { (format!("{:.4}", r.cost)) } td { (r.status) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+/// The window's name in links.
+fn window_name(window: Window) -> &'static str {
+    match window {
+        Window::Hour => "hour",
+        Window::Day => "day",
+        Window::Week => "week",
+    }
+}
+
+fn card(label: &str, value: &str) -> Markup {
+    html! { div.card { div.value { (value) } div.label { (label) } } }
+}
+
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "–".into();
+    }
+    format!("{:.1} %", 100.0 * part as f64 / whole as f64)
+}
+
+fn millis(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |ms| format!("{ms:.0} ms"))
+}
+
+fn time_of_day(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms).map_or_else(String::new, |t| t.format("%m-%d %H:%M:%S").to_string())
+}
+
+fn routes_table(routes: &[RouteSummary]) -> Markup {
+    html! {
+        table {
+            tr {
+                th { "route" } th { "requests" } th { "failed" } th { "fallbacks" } th { "latency p50" } th { "latency p95" }
+                th { "first token p50" } th { "first token p95" } th { "tokens/s" } th { "spent" } th { "energy / request" }
+            }
+            @for r in routes {
+                tr {
+                    td { (r.route) } td.n { (r.requests) } td.n { (r.errors) } td.n { (r.fallbacks) }
+                    td.n { (millis(r.latency_p50_ms)) } td.n { (millis(r.latency_p95_ms)) }
+                    td.n { (millis(r.ttft_p50_ms)) } td.n { (millis(r.ttft_p95_ms)) }
+                    td.n { (r.tokens_per_s.map_or_else(|| "–".into(), |t| format!("{t:.1}"))) }
+                    td.n { (format!("{:.4}", r.cost)) }
+                    td.n { (r.energy_j_per_request.map_or_else(|| "–".into(), |j| format!("{j:.1} J"))) }
+                }
+            }
+        }
+    }
+}
+
+/// Requests per slice, one line per route (models of a route summed).
+fn requests_chart(overview: &Overview) -> String {
+    let n = overview.buckets.len();
+    let mut routes: Vec<(String, Vec<f64>)> = Vec::new();
+    for series in &overview.requests {
+        let index = match routes.iter().position(|(route, _)| *route == series.route) {
+            Some(index) => index,
+            None => {
+                routes.push((series.route.clone(), vec![0.0; n]));
+                routes.len() - 1
+            }
+        };
+        for (slot, count) in routes[index].1.iter_mut().zip(&series.counts) {
+            *slot += *count as f64;
+        }
+    }
+    let lines: Vec<Line> = routes
+        .into_iter()
+        .zip(PALETTE.iter().cycle())
+        .map(|((route, values), colour)| Line { label: route, colour, values })
+        .collect();
+    time_series("requests by route", &slice_unit(overview.window), overview.bucket_ms, n, &lines)
+}
+
+/// Failures and fallbacks per slice.
+fn problems_chart(overview: &Overview) -> String {
+    let to_f64 = |v: &[u64]| v.iter().map(|&c| c as f64).collect();
+    let lines = [
+        Line { label: "failed".into(), colour: PALETTE[3], values: to_f64(&overview.errors) },
+        Line { label: "fallbacks".into(), colour: PALETTE[1], values: to_f64(&overview.fallbacks) },
+    ];
+    time_series(
+        "failures and fallbacks",
+        &slice_unit(overview.window),
+        overview.bucket_ms,
+        overview.buckets.len(),
+        &lines,
+    )
+}
+
+fn slice_unit(window: Window) -> String {
+    match window {
+        Window::Hour => "per minute",
+        Window::Day => "per 15 minutes",
+        Window::Week => "per hour",
+    }
+    .into()
+}
