@@ -40,7 +40,7 @@ pub fn time_series(title: &str, unit: &str, bucket_ms: i64, n: usize, lines: &[L
             ms => format!("-{:.1} d", ms / 86_400_000.0),
         }
     };
-    panel.grid(&mut svg, 4, ago, |y| format_count(y));
+    panel.grid(&mut svg, 4, ago, format_count);
     panel.frame(&mut svg, "#999");
     svg.vertical_text(14.0, panel.top + panel.height / 2.0, unit);
     for (i, line) in lines.iter().enumerate() {
