@@ -461,6 +461,10 @@ pub struct KeyCreateArgs {
     #[arg(long)]
     pub no_logprobs: bool,
 
+    /// An administrator's key: it opens the dashboard (`/dashboard`), which shows the logged query text.
+    #[arg(long)]
+    pub admin: bool,
+
     #[command(flatten)]
     pub store: KeyStoreArgs,
 }

@@ -53,6 +53,18 @@ impl Caller {
     pub fn anonymous() -> Self {
         Self { key_id: None, name: "anonymous".into(), limits: unlimited() }
     }
+
+    /// Whether the caller may open the dashboard: anyone on a server without keys, else an
+    /// administrator's key.
+    pub fn may_view_dashboard(&self) -> bool {
+        self.key_id.is_none() || self.limits.admin
+    }
+
+    /// Whether the dashboard shows this caller the logged query text: only to an administrator's
+    /// key (on a server without keys, nobody has proven who they are).
+    pub fn sees_query_text(&self) -> bool {
+        self.key_id.is_some() && self.limits.admin
+    }
 }
 
 fn unlimited() -> KeyLimits {

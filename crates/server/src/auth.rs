@@ -12,8 +12,28 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Paths anyone may call: liveness probes must not need a key (llama-server does the same;
-/// `/` is the probe of Ollama's clients, `/v2/health/*` KServe's).
-const PUBLIC_PATHS: &[&str] = &["/health", "/v1/health", "/", "/v2/health/live", "/v2/health/ready"];
+/// `/` is the probe of Ollama's clients, `/v2/health/*` KServe's), and the dashboard's login
+/// form and style sheet.
+const PUBLIC_PATHS: &[&str] =
+    &["/health", "/v1/health", "/", "/v2/health/live", "/v2/health/ready", "/dashboard/login", "/dashboard/style.css"];
+
+/// The cookie the dashboard's login sets (HttpOnly, SameSite=Strict, path `/dashboard`).
+pub const DASHBOARD_COOKIE: &str = "edgeway_key";
+
+/// The key in the dashboard's cookie, read only for the dashboard's own paths: the API never
+/// takes a cookie, so another site cannot make a browser spend a key.
+fn cookie_key<'h>(headers: &'h HeaderMap, path: &str) -> Option<&'h str> {
+    if !path.starts_with("/dashboard") {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(DASHBOARD_COOKIE)?.strip_prefix('='))
+        .map(str::trim)
+}
 
 /// The key a request carries: `Authorization: Bearer KEY`, or `x-api-key: KEY`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -36,7 +56,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(false) => Ok(Caller::anonymous()),
         Err(error) => Err(error),
         Ok(true) => {
-            let presented = presented_key(request.headers()).map(str::to_owned);
+            let path = request.uri().path();
+            let presented =
+                presented_key(request.headers()).or_else(|| cookie_key(request.headers(), path)).map(str::to_owned);
             tokio::task::spawn_blocking(move || guard.authenticate(presented.as_deref()))
                 .await
                 .unwrap_or_else(|_| Err(edgeway_guard::Denied::Store("the key check failed".into())))
@@ -49,9 +71,18 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         }
         Err(denied) => {
             tracing::info!(path = %request.uri().path(), reason = %denied, "request refused by the guard");
+            if request.uri().path() == "/dashboard" && accepts_html(request.headers()) {
+                // A person at the dashboard without a (valid) key: the login form, not JSON.
+                return axum::response::Redirect::to("/dashboard/login").into_response();
+            }
             ApiError::Guard(denied).into_response()
         }
     }
+}
+
+/// Whether the client is a browser asking for a page.
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
 }
 
 #[cfg(test)]
@@ -69,5 +100,16 @@ mod tests {
         assert_eq!(presented_key(&headers), Some("ew-2"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(presented_key(&headers), None, "another scheme is not a key");
+    }
+
+    #[test]
+    fn the_dashboard_cookie_counts_on_the_dashboard_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("theme=dark; edgeway_key=ew-3; x=1"));
+        assert_eq!(cookie_key(&headers, "/dashboard"), Some("ew-3"));
+        assert_eq!(cookie_key(&headers, "/dashboard/api/overview"), Some("ew-3"));
+        assert_eq!(cookie_key(&headers, "/v1/chat/completions"), None);
+        headers.insert(header::COOKIE, HeaderValue::from_static("edgeway_keyx=ew-4"));
+        assert_eq!(cookie_key(&headers, "/dashboard"), None);
     }
 }

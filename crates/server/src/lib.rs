@@ -69,6 +69,8 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
         .route("/metrics", get(routes::metrics::metrics))
         .route("/dashboard", get(routes::dashboard::page))
         .route("/dashboard/style.css", get(routes::dashboard::style))
+        .route("/dashboard/login", get(routes::dashboard::login_form).post(routes::dashboard::login))
+        .route("/dashboard/logout", get(routes::dashboard::logout))
         .route("/dashboard/api/overview", get(routes::dashboard::overview))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))

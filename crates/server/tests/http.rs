@@ -574,3 +574,102 @@ async fn the_dashboard_api_sums_up_the_logged_requests_without_their_text() {
     assert_eq!((status, text.as_str()), (StatusCode::OK, "Ollama is running"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `method path` with these headers and body; status, headers and text.
+async fn request_with(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app(state.clone()).oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn the_dashboard_wants_an_administrator_and_only_an_administrator_sees_query_text() {
+    let dir = std::env::temp_dir().join(format!("edgeway-http-dashboard-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(edgeway_store::QueryLog::open(dir.join("q.db")).unwrap());
+    let state =
+        AppState::loading_with_log("fake", edgeway_server::record::LogSettings { log: log.clone(), store_text: true });
+    state.set_backend(Arc::new(FakeBackend::new("fake", REPLY)));
+    let store = Arc::new(edgeway_store::KeyStore::open(dir.join("keys.db")).unwrap());
+    let mut secrets = Vec::new();
+    for (name, admin) in [("operator", true), ("app", false)] {
+        let key = edgeway_guard::key::generate().unwrap();
+        let limits = edgeway_store::KeyLimits { admin, allow_logprobs: true, ..Default::default() };
+        let record = edgeway_store::ApiKeyRecord {
+            id: key.id.clone(),
+            name: name.into(),
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone(),
+            created_ms: 0,
+            revoked_ms: None,
+            limits,
+        };
+        store.insert(&record).unwrap();
+        secrets.push(key.secret);
+    }
+    let (admin, app_key) = (secrets[0].clone(), secrets[1].clone());
+    state.set_guard(Arc::new(edgeway_guard::Guard::new(Some(store), None)));
+    let (status, _, _) = post_with_key(&state, Some(&app_key), chat(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    log.flush();
+
+    // No key: a browser is sent to the login form, an API client gets 401.
+    let html = [("accept", "text/html")];
+    let (status, headers, _) = request_with(&state, "GET", "/dashboard", &html, "").await;
+    assert_eq!((status, headers["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/dashboard/login"));
+    let (status, _, _) = request_with(&state, "GET", "/dashboard/api/overview", &[], "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, form) = request_with(&state, "GET", "/dashboard/login", &html, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("<form method=\"post\" action=\"/dashboard/login\""), "{form}");
+
+    // An application's key is not enough, through the header or the form; a wrong key neither.
+    let bearer = format!("Bearer {app_key}");
+    let (status, _, body) =
+        request_with(&state, "GET", "/dashboard/api/overview", &[("authorization", &bearer)], "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("admin_required"), "{body}");
+    let urlencoded = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, headers, page) =
+        request_with(&state, "POST", "/dashboard/login", &urlencoded, &format!("key={app_key}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(headers.get("set-cookie").is_none() && page.contains("not an administrator"), "{page}");
+    let (status, _, page) = request_with(&state, "POST", "/dashboard/login", &urlencoded, "key=ew-nope").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+
+    // The administrator logs in: an HttpOnly, SameSite=Strict cookie for /dashboard only.
+    let (status, headers, _) =
+        request_with(&state, "POST", "/dashboard/login", &urlencoded, &format!("key={admin}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = headers["set-cookie"].to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/dashboard"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (status, _, page) =
+        request_with(&state, "GET", "/dashboard", &[("accept", "text/html"), ("cookie", &cookie)], "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("capital of France"), "the administrator sees the logged text: {page}");
+    // The cookie opens the dashboard, never the API.
+    let (status, _, _) = request_with(
+        &state,
+        "POST",
+        "/v1/chat/completions",
+        &[("cookie", &cookie), ("content-type", "application/json")],
+        &chat(json!({})).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,8 @@ pub struct KeyLimits {
     pub routes: Vec<String>,
     /// Whether responses may carry log-probabilities.
     pub allow_logprobs: bool,
+    /// An administrator's key: it opens the dashboard, which shows the logged query text.
+    pub admin: bool,
 }
 
 /// One key, as stored.
@@ -73,7 +75,7 @@ pub struct KeyStore {
 }
 
 const COLUMNS: &str = "id, name, prefix, hash, created_ms, revoked_ms, requests_per_min, tokens_per_min, \
-                       tokens_per_day, models, routes, allow_logprobs";
+                       tokens_per_day, models, routes, allow_logprobs, admin";
 
 fn split_list(text: String) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
@@ -94,6 +96,7 @@ fn from_row(row: &Row) -> rusqlite::Result<ApiKeyRecord> {
             models: split_list(row.get(9)?),
             routes: split_list(row.get(10)?),
             allow_logprobs: row.get(11)?,
+            admin: row.get(12)?,
         },
     })
 }
@@ -118,7 +121,9 @@ impl KeyStore {
         let l = &key.limits;
         self.conn()
             .execute(
-                &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!(
+                    "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ),
                 params![
                     key.id,
                     key.name,
@@ -132,6 +137,7 @@ impl KeyStore {
                     l.models.join(","),
                     l.routes.join(","),
                     l.allow_logprobs,
+                    l.admin,
                 ],
             )
             .map_err(self.sqlite())?;
@@ -265,6 +271,7 @@ mod tests {
                 models: vec!["a".into(), "b".into()],
                 routes: vec![],
                 allow_logprobs: false,
+                admin: false,
             },
         }
     }

@@ -97,6 +97,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 6: inspection: an image's verdict and the precision of the model that gave it.
     "ALTER TABLE queries ADD COLUMN label TEXT;
     ALTER TABLE queries ADD COLUMN precision TEXT;",
+    // 7: administrators' keys (the dashboard), and the dashboard's reads by time and route.
+    "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX queries_ts_route ON queries(ts_ms, route, model);",
 ];
 
 /// The schema version this build writes.

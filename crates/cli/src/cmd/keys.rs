@@ -47,6 +47,7 @@ fn create(store: &KeyStore, args: &KeyCreateArgs) -> anyhow::Result<()> {
         models: args.models.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect(),
         routes: args.routes.clone(),
         allow_logprobs: !args.no_logprobs,
+        admin: args.admin,
     };
     store.insert(&ApiKeyRecord {
         id: key.id.clone(),
@@ -75,6 +76,9 @@ fn describe(limits: &KeyLimits) -> String {
     }
     if !limits.routes.is_empty() {
         parts.push(format!("routes {}", limits.routes.join(",")));
+    }
+    if limits.admin {
+        parts.push("admin (opens the dashboard)".into());
     }
     if !limits.allow_logprobs {
         parts.push("no logprobs".into());

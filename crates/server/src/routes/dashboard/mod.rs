@@ -1,22 +1,31 @@
 //! The dashboard: `GET /dashboard?window=hour|day|week` (an HTML page, charts drawn on the
 //! server, no script), `GET /dashboard/style.css`, and `GET /dashboard/api/overview` (the same
 //! aggregates as JSON, so other tools can read them), all from the query log
-//! (`edgeway_store::dashboard`). Behind the same key check as every API route; query text is
-//! never shown.
+//! (`edgeway_store::dashboard`).
+//!
+//! Access: on a server without keys, anyone who reaches it; with keys, an administrator's key
+//! (`edgeway keys create NAME --admin`), sent as `Authorization: Bearer` or through the login
+//! form (`/dashboard/login`), which keeps it in an HttpOnly, SameSite=Strict cookie read on
+//! `/dashboard` paths only. Everything here only reads, so a forged request changes nothing.
+//! The logged query text is shown to an administrator's key only.
 
 mod chart;
+mod login;
 mod page;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use edgeway_guard::{Caller, Denied};
 use edgeway_store::dashboard::{Overview, Window};
 use serde::Deserialize;
 
 use crate::error::{invalid, ApiError};
 use crate::state::AppState;
+
+pub use login::{login, login_form, logout};
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -36,19 +45,26 @@ const CONTENT_SECURITY_POLICY: &str =
 /// The aggregates of one window, as JSON.
 pub async fn overview(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<OverviewQuery>, QueryRejection>,
 ) -> Result<Json<Overview>, ApiError> {
-    Ok(Json(load(&state, query).await?))
+    Ok(Json(load(&state, &caller, query).await?))
 }
 
 /// The dashboard page.
 pub async fn page(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<OverviewQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let overview = load(&state, query).await?;
+    let overview = load(&state, &caller, query).await?;
     let html = page::render(&overview, state.model_id());
-    Ok((
+    Ok(html_response(html))
+}
+
+/// A page with the dashboard's headers: no script, no frames, no caching, no sniffing.
+fn html_response(html: String) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
@@ -59,7 +75,7 @@ pub async fn page(
         ],
         html,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The page's style sheet.
@@ -68,7 +84,20 @@ pub async fn style() -> impl IntoResponse {
 }
 
 /// Reads the window the query names from the query log, on a blocking thread.
-async fn load(state: &AppState, query: Result<Query<OverviewQuery>, QueryRejection>) -> Result<Overview, ApiError> {
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    query: Result<Query<OverviewQuery>, QueryRejection>,
+) -> Result<Overview, ApiError> {
+    if !caller.may_view_dashboard() {
+        return Err(ApiError::Guard(Denied::Forbidden {
+            code: "admin_required",
+            message: format!(
+                "the dashboard needs an administrator's key; '{}' is not one (edgeway keys create NAME --admin)",
+                caller.name
+            ),
+        }));
+    }
     let Query(query) = query.map_err(|e| invalid("query", format!("the query string is not valid here: {e}")))?;
     let window = match query.window.as_deref() {
         None => Window::Hour,
@@ -81,9 +110,10 @@ async fn load(state: &AppState, query: Result<Query<OverviewQuery>, QueryRejecti
         ));
     };
     let path = settings.log.path().to_owned();
+    let with_text = settings.store_text && caller.sees_query_text();
     let now = edgeway_store::record::now_ms();
     // SQLite reads are blocking; a week of traffic takes a while.
-    edgeway_core::off_runtime_if(true, move || Overview::load(&path, window, now, false))
+    edgeway_core::off_runtime_if(true, move || Overview::load(&path, window, now, with_text))
         .await?
         .map_err(|error| ApiError::Backend(edgeway_core::BackendError::Internal(error.to_string())))
 }

@@ -11,6 +11,7 @@ pub fn render(overview: &Overview, model: &str) -> String {
     let total: u64 = overview.routes.iter().map(|r| r.requests).sum();
     let edge: u64 = overview.routes.iter().filter(|r| r.route == "edge").map(|r| r.requests).sum();
     let cost: f64 = overview.routes.iter().map(|r| r.cost).sum();
+    let with_text = overview.recent.iter().any(|r| r.prompt_text.is_some());
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -32,6 +33,7 @@ pub fn render(overview: &Overview, model: &str) -> String {
                             }
                         }
                         a href={ "/dashboard/api/overview?window=" (window_name(overview.window)) } { "JSON" }
+                        a href="/dashboard/logout" { "log out" }
                     }
                 }
                 section.cards {
@@ -67,13 +69,17 @@ pub fn render(overview: &Overview, model: &str) -> String {
                 }
                 h2 { "Latest requests" }
                 table {
-                    tr { th { "time (UTC)" } th { "key" } th { "domain" } th { "route" } th { "model" } th { "tokens in/out" } th { "latency" } th { "spent" } th { "status" } }
+                    tr {
+                        th { "time (UTC)" } th { "key" } th { "domain" } th { "route" } th { "model" } th { "tokens in/out" } th { "latency" } th { "spent" } th { "status" }
+                        @if with_text { th { "prompt" } }
+                    }
                     @for r in &overview.recent {
                         tr {
                             td { (time_of_day(r.ts_ms)) } td { (r.key_id.as_deref().unwrap_or("–")) }
                             td { (r.domain.as_deref().unwrap_or("–")) } td { (r.route) } td { (r.model.as_deref().unwrap_or("–")) }
                             td.n { (r.prompt_tokens) "/" (r.completion_tokens) } td.n { (format!("{:.0} ms", r.latency_ms)) }
                             td.n { (format!("{:.4}", r.cost)) } td { (r.status) }
+                            @if with_text { td.text { (r.prompt_text.as_deref().unwrap_or("")) } }
                         }
                     }
                 }

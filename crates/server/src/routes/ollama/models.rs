@@ -23,11 +23,7 @@ pub const RUNNING: &str = "Ollama is running";
 /// running"; a browser (it asks for HTML) is sent to the dashboard instead.
 pub async fn root(headers: axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let wants_html = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
+    if crate::auth::accepts_html(&headers) {
         return axum::response::Redirect::to("/dashboard").into_response();
     }
     RUNNING.into_response()

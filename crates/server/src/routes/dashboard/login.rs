@@ -1,0 +1,86 @@
+//! The dashboard's login: a form that takes an administrator's key and keeps it in a cookie
+//! (HttpOnly: no script can read it; SameSite=Strict: no other site's page sends it; path
+//! `/dashboard`: the API never sees it), so a browser can open the dashboard of a server that
+//! requires keys.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, DOCTYPE};
+use serde::Deserialize;
+
+use crate::auth::DASHBOARD_COOKIE;
+use crate::state::AppState;
+
+/// How long the login lasts (12 hours, a shift).
+const COOKIE_MAX_AGE_SECS: u32 = 12 * 3600;
+
+/// The form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    key: String,
+}
+
+/// `GET /dashboard/login`: the form.
+pub async fn login_form() -> Response {
+    form_page(StatusCode::OK, None)
+}
+
+/// `POST /dashboard/login`: checks the key; an administrator's gets the cookie and the dashboard.
+pub async fn login(State(state): State<AppState>, Form(submitted): Form<LoginForm>) -> Response {
+    let guard = state.guard().clone();
+    let key = submitted.key.trim().to_owned();
+    let checked = {
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || guard.authenticate(Some(&key))).await
+    };
+    match checked {
+        Ok(Ok(caller)) if caller.may_view_dashboard() => {
+            let cookie = format!(
+                "{DASHBOARD_COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={COOKIE_MAX_AGE_SECS}"
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard")).into_response()
+        }
+        Ok(Ok(caller)) => form_page(
+            StatusCode::FORBIDDEN,
+            Some(format!("'{}' is not an administrator's key (edgeway keys create NAME --admin).", caller.name)),
+        ),
+        Ok(Err(denied)) => form_page(StatusCode::UNAUTHORIZED, Some(denied.to_string())),
+        Err(_) => form_page(StatusCode::INTERNAL_SERVER_ERROR, Some("the key check failed; try again".into())),
+    }
+}
+
+/// `GET /dashboard/logout`: forgets the cookie.
+pub async fn logout() -> Response {
+    let cookie = format!("{DASHBOARD_COOKIE}=; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard/login")).into_response()
+}
+
+fn form_page(status: StatusCode, error: Option<String>) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "edgeway · log in" }
+                link rel="stylesheet" href="/dashboard/style.css";
+            }
+            body {
+                h1 { "edgeway" }
+                p { "The dashboard needs an administrator's key." }
+                @if let Some(error) = error { p.error { (error) } }
+                form method="post" action="/dashboard/login" {
+                    label for="key" { "Key " }
+                    input #key type="password" name="key" autocomplete="current-password" required;
+                    " "
+                    button type="submit" { "Log in" }
+                }
+            }
+        }
+    };
+    let mut response = super::html_response(page.into_string());
+    *response.status_mut() = status;
+    response
+}
