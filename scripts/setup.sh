@@ -11,6 +11,7 @@
 #   python3 venv     the test suite's clients (scripts/test.sh)
 #   curl             the test suite's second client
 #   promtool         with --test only: the test suite lints /metrics (Debian's prometheus)
+#   chromium, chromedriver  with --test only: the dashboard's test in a headless browser
 #   onnxruntime      ONNX Runtime's libonnxruntime.so for `edgeway vision` (crates/vision
 #                    loads it at run time): the onnxruntime==1.31.1 wheel, in .venv
 #
@@ -72,6 +73,8 @@ python_has "import venv, ensurepip" || want python3-venv "the test suite's virtu
 # Test-only tools (scripts/test.sh passes --test): not needed to build or serve.
 if [ "${1:-}" = "--test" ]; then
   command -v promtool >/dev/null || want prometheus "promtool: the test suite lints /metrics with it"
+  command -v chromium >/dev/null || want chromium "the dashboard's browser test (headless)"
+  command -v chromedriver >/dev/null || want chromium-driver "the dashboard's browser test (WebDriver)"
 fi
 
 if ((${#missing[@]})); then
