@@ -1,6 +1,7 @@
 //! Aggregates for the dashboard over one window of the query log: requests over time by
 //! route and model, errors and fallbacks over time, latency and time-to-first-token
-//! percentiles, cost and energy per route, the split per domain, refusals by reason, and
+//! percentiles, cost and energy per route, the split per domain, refusals by reason, the
+//! guard's decisions (injection screen, extraction detector) and the keys they concern, and
 //! the most recent requests.
 //!
 //! Percentiles are exact: the window's latencies are read and sorted here (SQLite has no
@@ -141,6 +142,32 @@ pub struct RecentRequest {
     pub prompt_text: Option<String>,
 }
 
+/// The guard's decisions of one kind over the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GuardCount {
+    /// `injection` or `extraction`.
+    pub detector: String,
+    /// `flag`, `slow`, `strip_logprobs`, `block`, …
+    pub action: String,
+    /// Decisions.
+    pub events: u64,
+    /// Distinct keys they concern (0 on a server without keys).
+    pub keys: u64,
+}
+
+/// A key the extraction detector acted on in the window, with its latest decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlaggedKey {
+    /// The key's id.
+    pub key_id: String,
+    /// The latest action taken on it.
+    pub action: String,
+    /// The detector's score then.
+    pub score: Option<f64>,
+    /// When (Unix milliseconds).
+    pub ts_ms: i64,
+}
+
 /// Everything the dashboard shows for one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Overview {
@@ -164,6 +191,10 @@ pub struct Overview {
     pub domains: Vec<DomainSummary>,
     /// Requests that did not succeed, by status, most first.
     pub statuses: Vec<(String, u64)>,
+    /// The guard's decisions by detector and action.
+    pub guard: Vec<GuardCount>,
+    /// Keys the extraction detector acted on, latest first.
+    pub flagged_keys: Vec<FlaggedKey>,
     /// The latest requests, newest first.
     pub recent: Vec<RecentRequest>,
 }
@@ -222,6 +253,8 @@ impl Overview {
             routes: routes(&conn, first).map_err(sqlite)?,
             domains: domains(&conn, first).map_err(sqlite)?,
             statuses: statuses(&conn, first).map_err(sqlite)?,
+            guard: guard(&conn, first).map_err(sqlite)?,
+            flagged_keys: flagged_keys(&conn, first).map_err(sqlite)?,
             recent: recent(&conn, first, with_text).map_err(sqlite)?,
         })
     }
@@ -308,6 +341,39 @@ fn statuses(conn: &Connection, since: i64) -> rusqlite::Result<Vec<(String, u64)
     statuses
 }
 
+fn guard(conn: &Connection, since: i64) -> rusqlite::Result<Vec<GuardCount>> {
+    let mut statement = conn.prepare(
+        "SELECT detector, action, COUNT(*), COUNT(DISTINCT key_id) FROM guard_events WHERE ts_ms >= ?1
+         GROUP BY detector, action ORDER BY COUNT(*) DESC",
+    )?;
+    let counts = statement
+        .query_map(params![since], |row| {
+            Ok(GuardCount {
+                detector: row.get(0)?,
+                action: row.get(1)?,
+                events: row.get::<_, i64>(2)? as u64,
+                keys: row.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect();
+    counts
+}
+
+fn flagged_keys(conn: &Connection, since: i64) -> rusqlite::Result<Vec<FlaggedKey>> {
+    // The latest extraction decision of each key (SQLite takes the bare columns from the MAX row).
+    let mut statement = conn.prepare(
+        "SELECT key_id, action, score, MAX(ts_ms) FROM guard_events
+         WHERE ts_ms >= ?1 AND detector = 'extraction' AND key_id IS NOT NULL
+         GROUP BY key_id ORDER BY MAX(ts_ms) DESC LIMIT 50",
+    )?;
+    let keys = statement
+        .query_map(params![since], |row| {
+            Ok(FlaggedKey { key_id: row.get(0)?, action: row.get(1)?, score: row.get(2)?, ts_ms: row.get(3)? })
+        })?
+        .collect();
+    keys
+}
+
 fn recent(conn: &Connection, since: i64, with_text: bool) -> rusqlite::Result<Vec<RecentRequest>> {
     let mut statement = conn.prepare(
         "SELECT ts_ms, key_id, domain, route, model, prompt_tokens, completion_tokens, latency_ms, cost, status,
@@ -374,6 +440,19 @@ mod tests {
             log.record(record(now, "none", 2.0, "rate_limited"));
             log.flush();
         }
+        let keys = crate::KeyStore::open(&path).unwrap();
+        for (ts_ms, score) in [(now - 7_200_000, 0.5), (now - 120_000, 0.8), (now - 60_000, 0.9)] {
+            let evidence = "{}".to_owned();
+            let event = crate::GuardEvent {
+                ts_ms,
+                key_id: Some("key_x".into()),
+                detector: "extraction".into(),
+                action: "block".into(),
+                score: Some(score),
+                evidence,
+            };
+            keys.record_event(&event).unwrap();
+        }
         let overview = Overview::load(&path, Window::Hour, now, false).unwrap();
         assert_eq!(overview.buckets.len(), 60);
         assert_eq!(*overview.buckets.last().unwrap(), now);
@@ -387,6 +466,13 @@ mod tests {
         assert_eq!((summary.latency_p50_ms, summary.latency_p95_ms), (Some(50.0), Some(95.0)));
         assert_eq!(summary.ttft_p95_ms, Some(95.0 / 4.0));
         assert_eq!(overview.statuses, vec![("rate_limited".to_owned(), 1)]);
+        let guard = &overview.guard[0];
+        assert_eq!(
+            (guard.detector.as_str(), guard.action.as_str(), guard.events, guard.keys),
+            ("extraction", "block", 2, 1)
+        );
+        assert_eq!(overview.flagged_keys.len(), 1);
+        assert_eq!((overview.flagged_keys[0].ts_ms, overview.flagged_keys[0].score), (now - 60_000, Some(0.9)));
         let code = &overview.domains[0];
         assert_eq!((code.domain.as_str(), code.requests, code.edge_requests), ("code", 102, 100));
         assert_eq!(overview.recent.len(), RECENT);

@@ -67,6 +67,30 @@ pub fn render(overview: &Overview, model: &str) -> String {
                         @for (status, n) in &overview.statuses { tr { td { (status) } td.n { (n) } } }
                     }
                 }
+                h2 { "Guard" }
+                @if overview.guard.is_empty() {
+                    p { "No injection or extraction decisions in this window." }
+                } @else {
+                    table {
+                        tr { th { "detector" } th { "action" } th { "decisions" } th { "keys" } }
+                        @for g in &overview.guard {
+                            tr { td { (g.detector) } td { (g.action) } td.n { (g.events) } td.n { (g.keys) } }
+                        }
+                    }
+                }
+                @if !overview.flagged_keys.is_empty() {
+                    h3 { "Keys the extraction detector acted on" }
+                    table {
+                        tr { th { "key" } th { "latest action" } th { "score" } th { "when (UTC)" } }
+                        @for k in &overview.flagged_keys {
+                            tr {
+                                td { (k.key_id) } td { (k.action) }
+                                td.n { (k.score.map_or_else(|| "–".into(), |s| format!("{s:.2}"))) }
+                                td { (time_of_day(k.ts_ms)) }
+                            }
+                        }
+                    }
+                }
                 h2 { "Latest requests" }
                 table {
                     tr {
