@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chat, edgeway, output_text, Server};
+use common::{chat, create_key, Server};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
@@ -44,15 +44,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn create_key(server: &Server, name: &str, flags: &[&str]) -> String {
-    let log = server.query_log.display().to_string();
-    let mut args = vec!["keys", "create", name, "--log-path", &log];
-    args.extend_from_slice(flags);
-    let output = edgeway(&args);
-    assert!(output.status.success(), "{}", output_text(&output));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 #[test]

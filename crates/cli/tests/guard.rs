@@ -4,17 +4,8 @@
 
 mod common;
 
-use common::{chat, edgeway, output_text, Server};
+use common::{chat, create_key, edgeway, output_text, Server};
 use serde_json::{json, Value};
-
-fn create_key(server: &Server, name: &str, flags: &[&str]) -> String {
-    let log = server.query_log.display().to_string();
-    let mut args = vec!["keys", "create", name, "--log-path", &log];
-    args.extend_from_slice(flags);
-    let output = edgeway(&args);
-    assert!(output.status.success(), "{}", output_text(&output));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 fn post(server: &Server, key: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut request = common::client().post(server.url("/v1/chat/completions")).json(body);

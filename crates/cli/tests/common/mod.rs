@@ -303,3 +303,13 @@ pub fn logged_rows<T>(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Creates a key with `edgeway keys create NAME FLAGS` in `server`'s key table; returns the key.
+pub fn create_key(server: &Server, name: &str, flags: &[&str]) -> String {
+    let log = server.query_log.display().to_string();
+    let mut args = vec!["keys", "create", name, "--log-path", &log];
+    args.extend_from_slice(flags);
+    let output = edgeway(&args);
+    assert!(output.status.success(), "{}", output_text(&output));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}

@@ -61,12 +61,7 @@ fn form_page(status: StatusCode, error: Option<String>) -> Response {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "edgeway · log in" }
-                link rel="stylesheet" href="/dashboard/style.css";
-            }
+            (super::page::head("edgeway · log in"))
             body {
                 h1 { "edgeway" }
                 p { "The dashboard needs an administrator's key." }

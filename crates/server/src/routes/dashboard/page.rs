@@ -15,12 +15,7 @@ pub fn render(overview: &Overview, model: &str) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "edgeway · " (model) }
-                link rel="stylesheet" href="/dashboard/style.css";
-            }
+            (head(&format!("edgeway · {model}")))
             body {
                 header {
                     h1 { "edgeway" span.model { (model) } }
@@ -119,6 +114,18 @@ fn window_name(window: Window) -> &'static str {
         Window::Hour => "hour",
         Window::Day => "day",
         Window::Week => "week",
+    }
+}
+
+/// The `<head>` of every dashboard page: its title and the style sheet.
+pub fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) }
+            link rel="stylesheet" href="/dashboard/style.css";
+        }
     }
 }
 
