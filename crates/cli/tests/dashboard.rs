@@ -85,22 +85,31 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
         // Not logged in: the login form.
         browser.goto(&server.url("/dashboard")).await.unwrap();
         assert!(browser.current_url().await.unwrap().path().ends_with("/dashboard/login"));
-        let log_in = |key: String| {
+        // Submits the form with `key` and waits (up to 10 s) for a page that says `expect`: the
+        // browser may still show the previous page when `submit` returns.
+        let log_in = |key: String, expect: &'static str| {
             let browser = browser.clone();
             async move {
                 let form = browser.form(Locator::Css("form")).await.unwrap();
                 form.set_by_name("key", &key).await.unwrap();
                 form.submit().await.unwrap();
-                browser.source().await.unwrap()
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let page = browser.source().await.unwrap();
+                    if page.contains(expect) || Instant::now() > deadline {
+                        return page;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         };
-        let page = log_in("ew-not-a-key".into()).await;
+        let page = log_in("ew-not-a-key".into(), "invalid API key").await;
         assert!(page.contains("invalid API key"), "{page}");
-        let page = log_in(app.clone()).await;
+        let page = log_in(app.clone(), "not an administrator").await;
         assert!(page.contains("not an administrator"), "{page}");
 
         // The administrator: the dashboard with the test's requests, their text, and charts.
-        let page = log_in(admin.clone()).await;
+        let page = log_in(admin.clone(), "requests by route").await;
         assert_eq!(browser.current_url().await.unwrap().path(), "/dashboard", "{page}");
         assert!(page.contains("requests by route") && page.contains(marker), "{page}");
         let lines = browser.find_all(Locator::Css("svg polyline")).await.unwrap();
@@ -113,6 +122,7 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
 
         // The window selector.
         browser.find(Locator::LinkText("last week")).await.unwrap().click().await.unwrap();
+        browser.wait().for_element(Locator::XPath("//strong[text()='last week']")).await.unwrap();
         assert_eq!(browser.current_url().await.unwrap().query(), Some("window=week"));
         let page = browser.source().await.unwrap();
         assert!(page.contains("per hour") && page.contains("<strong>last week</strong>"), "{page}");
@@ -125,6 +135,7 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
 
         // Logging out forgets the key.
         browser.find(Locator::LinkText("log out")).await.unwrap().click().await.unwrap();
+        browser.wait().for_element(Locator::Css("form")).await.unwrap();
         browser.goto(&server.url("/dashboard")).await.unwrap();
         assert!(browser.current_url().await.unwrap().path().ends_with("/dashboard/login"));
         browser.close().await.unwrap();
