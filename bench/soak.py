@@ -68,6 +68,15 @@ async def one(client, kind, args, rng, counts):
             lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
             if bool(lines) and lines[-1] == "data: [DONE]":
                 return True
+            # A stream cut by a failure after it started (the cloud killed mid-answer) must end
+            # with an error event in OpenAI's shape: a well-formed error, counted apart.
+            if lines and '"error"' in lines[-1]:
+                try:
+                    if json.loads(lines[-1][6:])["error"]["message"]:
+                        counts["stream_error_events"] = counts.get("stream_error_events", 0) + 1
+                        return True
+                except (ValueError, KeyError, TypeError):
+                    pass
             # What a broken stream ended with, for the report.
             counts.setdefault("errors", []).append(f"stream ended without [DONE]: {lines[-2:]!r}"[:300])
             return False
@@ -192,6 +201,7 @@ def main():
     end = rows[-1]
     sent = sum(v for k, v in counts.items() if k in dict(WEIGHTS))
     print(f"{args.duration:.0f} s, {args.workers} clients, {sent} requests, {counts.get('broken', 0)} broken, "
+          f"{counts.get('stream_error_events', 0)} streams ended by an error event, "
           f"{counts.get('cloud_faults', 0)} cloud faults; per kind: "
           + ", ".join(f"{k} {counts.get(k, 0)}" for k, _ in WEIGHTS))
     print()
