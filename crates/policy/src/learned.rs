@@ -166,13 +166,7 @@ impl LearnedModel {
 
     /// Writes the file (atomically: a temporary file, then a rename).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        let partial = path.with_extension("json.partial");
-        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, path)
+        crate::json_file::save(path, self)
     }
 }
 

@@ -12,10 +12,12 @@
 //! - [`learned`]: the learned scorer that `edgeway calibrate` trains from graded answers.
 //! - [`embedding`]: the learned scorer over the query's sentence embedding (computed once per request elsewhere).
 //! - [`decision`]: thresholds and the starting tier with its reason.
+//! - [`json_file`]: how the trained models' files are written (whole or not at all).
 
 pub mod decision;
 pub mod domain;
 pub mod embedding;
+pub mod json_file;
 pub mod learned;
 pub mod logistic;
 pub mod scorer;

@@ -2,11 +2,13 @@
 //! guard, which says who the caller is (or answers 401) and hands the
 //! handlers a [`Caller`] as a request extension.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use edgeway_guard::Caller;
+use edgeway_guard::{Caller, Denied, Guard};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -59,9 +61,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             let path = request.uri().path();
             let presented =
                 presented_key(request.headers()).or_else(|| cookie_key(request.headers(), path)).map(str::to_owned);
-            tokio::task::spawn_blocking(move || guard.authenticate(presented.as_deref()))
-                .await
-                .unwrap_or_else(|_| Err(edgeway_guard::Denied::Store("the key check failed".into())))
+            check_key(guard, presented).await
         }
     };
     match caller {
@@ -78,6 +78,13 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             ApiError::Guard(denied).into_response()
         }
     }
+}
+
+/// Looks `key` up in the guard's key table (an SQLite read) on a blocking thread.
+pub async fn check_key(guard: Arc<Guard>, key: Option<String>) -> Result<Caller, Denied> {
+    tokio::task::spawn_blocking(move || guard.authenticate(key.as_deref()))
+        .await
+        .unwrap_or_else(|_| Err(Denied::Store("the key check failed".into())))
 }
 
 /// Whether the client is a browser asking for a page.

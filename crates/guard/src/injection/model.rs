@@ -71,6 +71,9 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// Every channel at 0.5: before tuning, and for a channel with no benign text to tune on.
+    pub const UNTUNED: Self = Self { user: 0.5, passage: 0.5, tool: 0.5 };
+
     /// The threshold of `channel`.
     pub fn of(&self, channel: Channel) -> f32 {
         match channel {
@@ -163,16 +166,7 @@ impl InjectionModel {
 
     /// Writes the model to `path` (through a temporary file, so a reader never sees half of it).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        let partial = path.with_extension("json.partial");
-        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        let written = std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        written
+        edgeway_policy::json_file::save(path, self)
     }
 
     fn densify(&mut self) {
@@ -200,7 +194,7 @@ impl InjectionModel {
 
     /// Trains on `examples` and chooses each channel's threshold as the lowest score that flags
     /// at most `target_fpr` of the benign texts of that channel in `tuning` (texts not trained
-    /// on). A channel without benign tuning texts gets the user channel's threshold, or 0.5.
+    /// on). A channel without benign tuning texts keeps [`Thresholds::UNTUNED`].
     pub fn train(
         examples: &[Example],
         tuning: &[Example],
@@ -250,7 +244,7 @@ impl InjectionModel {
             buckets,
             weights,
             bias: bias as f32,
-            thresholds: Thresholds { user: 0.5, passage: 0.5, tool: 0.5 },
+            thresholds: Thresholds::UNTUNED,
             training: Provenance::default(),
             dense: Vec::new(),
         };
@@ -259,7 +253,7 @@ impl InjectionModel {
     }
 
     fn tune_thresholds(&self, tuning: &[Example], target_fpr: f64) -> Thresholds {
-        let mut thresholds = Thresholds { user: 0.5, passage: 0.5, tool: 0.5 };
+        let mut thresholds = Thresholds::UNTUNED;
         for channel in [Channel::User, Channel::Passage, Channel::Tool] {
             let mut benign: Vec<f32> =
                 tuning.iter().filter(|e| !e.attack && e.channel == channel).map(|e| self.score(&e.text)).collect();

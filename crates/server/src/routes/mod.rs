@@ -170,9 +170,6 @@ async fn screen_injections(
 /// Screens the user's text for prompt injection; refuses it (400) when the action is `block`
 /// (decisions are logged by a background thread).
 fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(), ApiError> {
-    if guard.injection_action() == InjectionAction::Off {
-        return Ok(());
-    }
     match guard.screen(caller, user_text, Channel::User, "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
             Err(ApiError::Guard(Denied::Refused {
@@ -197,9 +194,6 @@ pub(crate) const WITHHELD_TOOL_RESULT: &str =
 /// [`WITHHELD_TOOL_RESULT`]. The request goes on either way: an agent's loop should not break on one
 /// poisoned page.
 fn screen_tool_results(guard: &Guard, caller: &Caller, prompt: &mut Prompt) {
-    if guard.injection_action() == InjectionAction::Off {
-        return;
-    }
     let Prompt::Chat(messages) = prompt else {
         return;
     };

@@ -10,7 +10,9 @@ use axum::Form;
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
 
-use crate::auth::DASHBOARD_COOKIE;
+use edgeway_guard::Denied;
+
+use crate::auth::{check_key, DASHBOARD_COOKIE};
 use crate::state::AppState;
 
 /// How long the login lasts (12 hours, a shift).
@@ -29,25 +31,22 @@ pub async fn login_form() -> Response {
 
 /// `POST /dashboard/login`: checks the key; an administrator's gets the cookie and the dashboard.
 pub async fn login(State(state): State<AppState>, Form(submitted): Form<LoginForm>) -> Response {
-    let guard = state.guard().clone();
     let key = submitted.key.trim().to_owned();
-    let checked = {
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || guard.authenticate(Some(&key))).await
-    };
-    match checked {
-        Ok(Ok(caller)) if caller.may_view_dashboard() => {
+    match check_key(state.guard().clone(), Some(key.clone())).await {
+        Ok(caller) if caller.may_view_dashboard() => {
             let cookie = format!(
                 "{DASHBOARD_COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={COOKIE_MAX_AGE_SECS}"
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard")).into_response()
         }
-        Ok(Ok(caller)) => form_page(
+        Ok(caller) => form_page(
             StatusCode::FORBIDDEN,
             Some(format!("'{}' is not an administrator's key (edgeway keys create NAME --admin).", caller.name)),
         ),
-        Ok(Err(denied)) => form_page(StatusCode::UNAUTHORIZED, Some(denied.to_string())),
-        Err(_) => form_page(StatusCode::INTERNAL_SERVER_ERROR, Some("the key check failed; try again".into())),
+        Err(Denied::Store(_)) => {
+            form_page(StatusCode::INTERNAL_SERVER_ERROR, Some("the key check failed; try again".into()))
+        }
+        Err(denied) => form_page(StatusCode::UNAUTHORIZED, Some(denied.to_string())),
     }
 }
 
