@@ -272,6 +272,24 @@ pub struct RoutingSection {
     pub scorer: Option<String>,
     /// The learned or embedding scorer's file [default: DATA_DIR/scorer.json, DATA_DIR/embedding-scorer.json].
     pub scorer_path: Option<PathBuf>,
+    /// Where the thresholds came from, written by `edgeway calibrate` (the dashboard shows it).
+    pub calibration: Option<CalibrationSection>,
+}
+
+/// `[routing.calibration]`: the calibration that chose the thresholds.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationSection {
+    /// When (RFC 3339, UTC).
+    pub at: Option<String>,
+    /// The evaluation run whose graded answers it used.
+    pub run: Option<String>,
+    /// Graded items it used.
+    pub items: Option<u64>,
+    /// The share of cloud-only quality it aimed for.
+    pub target: Option<f64>,
+    /// The curve it drew.
+    pub plot: Option<PathBuf>,
 }
 
 /// Which complexity scorer routes requests.
@@ -436,6 +454,8 @@ pub struct ServeSettings {
     pub extraction: edgeway_guard::extraction::ExtractionConfig,
     /// What happens to text the injection screen flags.
     pub injection_action: edgeway_guard::injection::InjectionAction,
+    /// `[routing.calibration]`, for the dashboard.
+    pub calibration: Option<CalibrationSection>,
 }
 
 /// One local model, resolved: where it sits and how its engine runs.
@@ -553,7 +573,8 @@ fn merge_clouds(args: &ServeArgs, sections: Vec<CloudSection>, above: u32) -> an
 
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
-    pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
+    pub fn merge(args: &ServeArgs, mut file: FileConfig) -> anyhow::Result<Self> {
+        let calibration = file.routing.calibration.take();
         let file_engine = file.engine;
         let engine = EngineSection {
             model: args.edge.model.clone().or(file_engine.model),
@@ -620,6 +641,7 @@ impl ServeSettings {
                 }
                 None => edgeway_guard::injection::InjectionAction::Flag,
             },
+            calibration,
         })
     }
 

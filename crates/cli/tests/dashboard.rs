@@ -1,8 +1,10 @@
 //! The dashboard in a real browser: Debian's headless Chromium driven through chromedriver
 //! (WebDriver, with `fantoccini`) against a real `edgeway serve` after real requests. The login
 //! form refuses a wrong key and an application's key and lets an administrator in, the charts
-//! draw the requests the test made, the window selector changes what is shown, the style
-//! sheet loads under the page's Content-Security-Policy, and a screenshot is written to
+//! draw the requests the test made, savings against a priced cloud (a second `edgeway serve`),
+//! the power budget, the thresholds with their calibration and its curve are shown, the window
+//! selector changes what is shown, the style sheet loads under the page's
+//! Content-Security-Policy, the console stays free of errors, and a screenshot is written to
 //! `target/test-output/dashboard.png`.
 
 mod common;
@@ -46,12 +48,55 @@ impl Drop for Driver {
     }
 }
 
+/// The browser's console messages since the last call (chromedriver's log endpoint).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+/// A config with a priced cloud (a second `edgeway serve`), a power budget, and calibration
+/// provenance with its curve, so every section of the dashboard has something to show.
+fn config_with_cloud(dir: &std::path::Path, cloud_url: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let plot = dir.join("calibration.svg");
+    std::fs::write(
+        &plot,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="400" height="200"><rect width="400" height="200" fill="#eef"/><text x="20" y="100">curve</text></svg>"##,
+    )
+    .unwrap();
+    let config = dir.join("edgeway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloud]\nbase_url = \"{cloud_url}\"\nmodel = \"smollm2\"\nprice_input_per_mtok = 0.15\nprice_output_per_mtok = 0.6\n\n\
+             [routing]\nthreshold = 0.5\npower_budget_watts = 30\n\n\
+             [routing.calibration]\nat = \"2026-12-01T10:00:00Z\"\nrun = \"browser-mix\"\nitems = 321\ntarget = 0.95\nplot = \"{}\"\n",
+            plot.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 #[test]
 fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
-    let server = Server::start(&[]);
+    let cloud = Server::start(&[]);
+    let dir = common::temp_dir("dashboard", "browser");
+    let config = config_with_cloud(&dir, &cloud.url("/v1"));
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
     let marker = "Which torque does the dashboard-test bolt need?";
-    for _ in 0..3 {
-        let (status, body) = server.post("/v1/chat/completions", &chat(marker, json!({"max_tokens": 4})));
+    // Two answered at the edge, one sent to the cloud by name.
+    for model in ["smollm2", "smollm2", "cloud"] {
+        let (status, body) =
+            server.post("/v1/chat/completions", &chat(marker, json!({"max_tokens": 4, "model": model})));
         assert_eq!(status, 200, "{body}");
     }
     let admin = create_key(&server, "ops", &["--admin"]);
@@ -72,6 +117,7 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1800"],
             },
+            "goog:loggingPrefs": { "browser": "ALL" },
         });
         let capabilities = capabilities.as_object().unwrap().clone().into_iter().collect();
         // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
@@ -108,6 +154,9 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
         let page = log_in(app.clone(), "not an administrator").await;
         assert!(page.contains("not an administrator"), "{page}");
 
+        // Those refusals were 401 and 403 answers, which the console lists; from here on it must stay clean.
+        browser.issue_cmd(BrowserLog).await.expect("chromedriver's browser log");
+
         // The administrator: the dashboard with the test's requests, their text, and charts.
         let page = log_in(admin.clone(), "requests by route").await;
         assert_eq!(browser.current_url().await.unwrap().path(), "/dashboard", "{page}");
@@ -119,6 +168,14 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
         // The style sheet loaded under the page's policy.
         let card = browser.find(Locator::Css(".card")).await.unwrap();
         assert_eq!(card.css_value("border-top-left-radius").await.unwrap(), "6px");
+        // Savings against the priced cloud, the power budget, the thresholds with their
+        // calibration, and its curve, loaded as an image.
+        for expected in ["saved against all-cloud", "/ 30 W", "budget", "browser-mix", "321 graded items", "every other domain"] {
+            assert!(page.contains(expected), "no {expected:?} in {page}");
+        }
+        let plot = browser.find(Locator::Css("img.plot")).await.unwrap();
+        let (_, _, width, height) = plot.rectangle().await.unwrap();
+        assert!(width > 100.0 && height > 50.0, "the calibration curve did not load: {width}×{height}");
 
         // The window selector.
         browser.find(Locator::LinkText("last week")).await.unwrap().click().await.unwrap();
@@ -126,6 +183,16 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
         assert_eq!(browser.current_url().await.unwrap().query(), Some("window=week"));
         let page = browser.source().await.unwrap();
         assert!(page.contains("per hour") && page.contains("<strong>last week</strong>"), "{page}");
+
+        // Nothing went wrong in the browser: no script error, no policy violation, no failed load.
+        let messages = browser.issue_cmd(BrowserLog).await.expect("chromedriver's browser log");
+        let problems: Vec<_> = messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["level"] == "SEVERE" || m["level"] == "WARNING")
+            .collect();
+        assert!(problems.is_empty(), "the console reported problems: {problems:?}");
 
         let png = browser.screenshot().await.unwrap();
         let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-output");

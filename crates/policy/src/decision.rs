@@ -90,6 +90,11 @@ impl Thresholds {
         self
     }
 
+    /// The threshold of domains without their own.
+    pub fn default_threshold(&self) -> f32 {
+        self.default
+    }
+
     /// The threshold of a domain.
     pub fn of(&self, domain: &str) -> f32 {
         self.per_domain.get(domain).copied().unwrap_or(self.default)

@@ -40,6 +40,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use listen::ConnectionLimits;
+pub use routes::dashboard::{Calibration, DashboardFacts, Routing};
 pub use state::AppState;
 
 /// Largest request body accepted: room for a long RAG prompt, not for abuse.
@@ -72,6 +73,7 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
         .route("/dashboard/login", get(routes::dashboard::login_form).post(routes::dashboard::login))
         .route("/dashboard/logout", get(routes::dashboard::logout))
         .route("/dashboard/api/overview", get(routes::dashboard::overview))
+        .route("/dashboard/calibration.svg", get(routes::dashboard::calibration_plot))
         .route("/health", get(routes::health::health))
         .route("/v1/health", get(routes::health::health))
         .merge(routes::ollama::router())

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rag::RagSettings;
 use crate::record::LogSettings;
+use crate::routes::dashboard::DashboardFacts;
 
 /// Shared handler state. Cheap to clone.
 ///
@@ -30,6 +31,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     guard: OnceLock<Arc<Guard>>,
     inspectors: OnceLock<Vec<Arc<dyn Inspector>>>,
+    dashboard: OnceLock<DashboardFacts>,
 }
 
 impl AppState {
@@ -50,8 +52,20 @@ impl AppState {
                 metrics: Arc::new(Metrics::new()),
                 guard: OnceLock::new(),
                 inspectors: OnceLock::new(),
+                dashboard: OnceLock::new(),
             }),
         }
+    }
+
+    /// What the dashboard shows of the box's configuration (prices, power budget, thresholds,
+    /// knowledge base); later calls are ignored.
+    pub fn set_dashboard_facts(&self, facts: DashboardFacts) {
+        let _ = self.inner.dashboard.set(facts);
+    }
+
+    /// The dashboard's facts (empty until set).
+    pub fn dashboard_facts(&self) -> DashboardFacts {
+        self.inner.dashboard.get().cloned().unwrap_or_default()
     }
 
     /// Puts `guard` (keys, allow-lists, quotas) in front of every endpoint but `/health`; later calls are ignored.

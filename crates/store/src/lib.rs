@@ -17,9 +17,11 @@
 pub mod dashboard;
 pub mod eval;
 pub mod export;
+pub mod histogram;
 pub mod keys;
 pub mod knowledge;
 pub mod record;
+pub mod rollup;
 pub mod schema;
 pub mod stats;
 pub mod writer;

@@ -100,6 +100,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 7: administrators' keys (the dashboard), and the dashboard's reads by time and route.
     "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX queries_ts_route ON queries(ts_ms, route, model);",
+    // 8: the dashboard's rollups (`rollup.rs`): sums and histograms per time slice, route, model,
+    // domain and status, up to the query row in `rollup_mark`; guard events and inspections by time.
+    "CREATE TABLE query_rollups (
+        slice_len_ms INTEGER NOT NULL,
+        slice_ms INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        fallbacks INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        energy_j REAL NOT NULL,
+        energy_requests INTEGER NOT NULL,
+        generated_tokens INTEGER NOT NULL,
+        generating_ms REAL NOT NULL,
+        latency_hist BLOB NOT NULL,
+        ttft_hist BLOB NOT NULL,
+        PRIMARY KEY (slice_len_ms, slice_ms, route, model, domain, status)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_mark (last_query_id INTEGER NOT NULL);
+    INSERT INTO rollup_mark VALUES (0);
+    CREATE INDEX guard_events_ts ON guard_events(ts_ms);
+    CREATE INDEX queries_label ON queries(ts_ms, label) WHERE label IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

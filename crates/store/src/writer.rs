@@ -137,6 +137,9 @@ impl Drop for QueryLog {
 }
 
 fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message>, health: &WriterHealth) {
+    // A log from before the rollups (or rows added another way) is folded in first; records
+    // queue meanwhile.
+    while let Ok(ROLLUP_CHUNK) = roll_up(&mut conn, path) {}
     let mut pending: Vec<QueryRecord> = Vec::new();
     loop {
         // Held records are retried every second even when nothing new arrives, so the log
@@ -176,6 +179,7 @@ fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message
                 }
                 pending.clear();
                 health.set_error(None);
+                let _ = roll_up(&mut conn, path);
             }
             Err(error) => {
                 // A full disk or a locked file: keep the records (the transaction rolled back, so
@@ -203,6 +207,22 @@ fn write_loop(mut conn: Connection, path: &str, receiver: mpsc::Receiver<Message
             tracing::error!(%error, lost = pending.len(), "query log records lost at shutdown");
         }
     }
+}
+
+/// Most query rows folded into the rollups in one transaction.
+const ROLLUP_CHUNK: usize = 50_000;
+
+/// Folds new query rows into the dashboard's rollups, in their own transaction: a failure
+/// here never holds back the log itself (the rows are folded in on a later try).
+fn roll_up(conn: &mut Connection, path: &str) -> rusqlite::Result<usize> {
+    let result = conn.transaction().and_then(|tx| {
+        let folded = crate::rollup::catch_up(&tx, ROLLUP_CHUNK)?;
+        tx.commit().map(|()| folded)
+    });
+    if let Err(error) = &result {
+        tracing::warn!(%error, path, "cannot update the dashboard's rollups; will retry");
+    }
+    result
 }
 
 fn insert(conn: &mut Connection, records: &[QueryRecord]) -> rusqlite::Result<()> {

@@ -5,9 +5,11 @@
 //! loads models (the generative engine and the embedder); [`gateway`] builds the model set, the
 //! tiers, the scorer and the router over them; [`guard`] opens the query log and the guard;
 //! [`vision`] converts the vision backbone and starts the inspection models;
+//! [`dashboard`] tells the dashboard what the box is configured with;
 //! [`child`] starts `edgeway serve` as a child process for the benchmarks and the red team.
 
 pub mod child;
+pub mod dashboard;
 pub mod data_dir;
 pub mod engine;
 pub mod gateway;

@@ -73,10 +73,13 @@ async fn serve(
             }
         }
     }
+    let (knowledge_db, index_dir) = data_dir.knowledge(settings.knowledge_path.as_deref());
+    let retrieval_on = settings.embedding_model.is_some();
+    state.set_dashboard_facts(app::dashboard::facts(&settings, retrieval_on.then(|| knowledge_db.clone())));
     let embedding_model = settings.embedding_model.clone();
     let embedding_required = settings.embedding_required;
     let rag_settings = settings.rag.clone();
-    let (knowledge_db, index_dir) = data_dir.knowledge(settings.knowledge_path.as_deref());
+
     // One thread: a second OpenMP team in the process makes libgomp throttle every team's
     // spin-waiting (more managed threads than cores), which halved generation speed when measured.
     // Query embeddings are short; bulk embedding (`edgeway ingest`) runs in its own process.

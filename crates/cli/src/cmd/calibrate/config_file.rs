@@ -74,10 +74,19 @@ pub(super) fn routing_toml(policy: &RoutingPolicy, scorer: Option<WrittenScorer>
     Ok(document.to_string())
 }
 
-/// Writes the policy into the config file (created if missing), keeping everything else in it.
-pub(super) fn write_config(path: &Path, policy: &RoutingPolicy, scorer: Option<WrittenScorer>) -> anyhow::Result<()> {
+/// Writes the policy (and where it came from) into the config file (created if missing),
+/// keeping everything else in it.
+pub(super) fn write_config(
+    path: &Path,
+    policy: &RoutingPolicy,
+    scorer: Option<WrittenScorer>,
+    provenance: Option<&Provenance>,
+) -> anyhow::Result<()> {
     let mut document = read_config(path)?;
     set_routing(&mut document, policy, scorer)?;
+    if let Some(provenance) = provenance {
+        set_provenance(&mut document, provenance)?;
+    }
     save_config(path, &document)
 }
 
@@ -96,6 +105,35 @@ pub(super) fn save_config(path: &Path, document: &toml_edit::DocumentMut) -> any
     let partial = path.with_extension("toml.partial");
     std::fs::write(&partial, document.to_string()).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Where calibrated thresholds came from, kept in `[routing.calibration]` for the dashboard.
+pub(super) struct Provenance<'a> {
+    /// The evaluation run.
+    pub run: &'a str,
+    /// Graded items used.
+    pub items: usize,
+    /// The share of the upper tier's quality aimed for.
+    pub target: f64,
+    /// The curve drawn, if one was.
+    pub plot: Option<&'a Path>,
+}
+
+/// Sets `[routing.calibration]` in `document`: now, the run, its size, the target and the plot
+/// (as an absolute path, so `serve` finds it from any directory).
+pub(super) fn set_provenance(document: &mut toml_edit::DocumentMut, provenance: &Provenance) -> anyhow::Result<()> {
+    use toml_edit::{value, Item, Table};
+    let mut table = Table::new();
+    table["at"] = value(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    table["run"] = value(provenance.run);
+    table["items"] = value(provenance.items as i64);
+    table["target"] = value(provenance.target);
+    if let Some(plot) = provenance.plot {
+        let absolute = std::path::absolute(plot).unwrap_or_else(|_| plot.to_owned());
+        table["plot"] = value(absolute.display().to_string());
+    }
+    routing_table(document)?["calibration"] = Item::Table(table);
     Ok(())
 }
 

@@ -259,6 +259,7 @@ pub(super) fn run_tiers(
         }
         LadderScorer::Transparent => {}
     }
+    set_provenance(&mut document, &Provenance { run, items: records.len(), target: args.target, plot: None })?;
     save_config(&config_path, &document)?;
     println!("tier thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())

@@ -229,7 +229,13 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         }
         _ => {}
     }
-    write_config(&config_path, &policy, written)?;
+    let provenance = Provenance {
+        run: &run,
+        items: calibration.len() + held_out.len(),
+        target: args.target,
+        plot: Some(&plot_path),
+    };
+    write_config(&config_path, &policy, written, Some(&provenance))?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())
 }
@@ -273,7 +279,8 @@ mod tests {
             escalate_below: Some(-0.8123),
         };
         let scorer_file = dir.join("scorer.json");
-        write_config(&path, &policy, ScorerKind::Learned.written(&scorer_file)).unwrap();
+        let provenance = Provenance { run: "mix-1", items: 400, target: 0.95, plot: Some(Path::new("curve.svg")) };
+        write_config(&path, &policy, ScorerKind::Learned.written(&scorer_file), Some(&provenance)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# my settings"), "{text}");
         let file = FileConfig::load(Some(&path)).unwrap();
@@ -283,7 +290,15 @@ mod tests {
         assert_eq!(file.routing.domains[0].threshold, Some(0.2));
         assert_eq!(file.routing.escalate_below_logprob, Some(-0.812));
         assert_eq!(file.routing.scorer.as_deref(), Some("learned"));
+        let calibration = file.routing.calibration.clone().unwrap();
+        assert_eq!(
+            (calibration.run.as_deref(), calibration.items, calibration.target),
+            (Some("mix-1"), Some(400), Some(0.95))
+        );
+        assert!(calibration.plot.unwrap().is_absolute(), "serve finds the plot from any directory");
+        assert!(calibration.at.unwrap().ends_with('Z'));
         let settings = crate::config::ServeSettings::merge(&Default::default(), file).unwrap();
+        assert_eq!(settings.calibration.as_ref().and_then(|c| c.run.as_deref()), Some("mix-1"));
         assert_eq!(settings.gateway.thresholds.of("inspection"), 0.2);
         assert_eq!(settings.gateway.thresholds.of("code"), 0.7);
         assert!((settings.gateway.thresholds.of("general") - 0.3123).abs() < 1e-6);
@@ -291,7 +306,7 @@ mod tests {
 
         // Recalibrating without escalation or the learned scorer removes what no longer applies.
         let plain = RoutingPolicy { escalate_below: None, domain_thresholds: Default::default(), ..policy };
-        write_config(&path, &plain, None).unwrap();
+        write_config(&path, &plain, None, None).unwrap();
         let file = FileConfig::load(Some(&path)).unwrap();
         assert_eq!(file.routing.escalate_below_logprob, None);
         assert_eq!(file.routing.scorer.as_deref(), Some("transparent"));
@@ -308,7 +323,7 @@ mod tests {
         let policy =
             RoutingPolicy { default_threshold: 0.4, domain_thresholds: Default::default(), escalate_below: None };
         let scorer_file = dir.join("embedding-scorer.json");
-        write_config(&path, &policy, ScorerKind::Embedding.written(&scorer_file)).unwrap();
+        write_config(&path, &policy, ScorerKind::Embedding.written(&scorer_file), None).unwrap();
         let file = FileConfig::load(Some(&path)).unwrap();
         assert_eq!(file.routing.scorer.as_deref(), Some("embedding"));
         let settings = crate::config::ServeSettings::merge(&Default::default(), file).unwrap();

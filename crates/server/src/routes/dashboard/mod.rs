@@ -12,6 +12,7 @@
 mod chart;
 mod login;
 mod page;
+mod view;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -21,11 +22,13 @@ use axum::{Extension, Json};
 use edgeway_guard::{Caller, Denied};
 use edgeway_store::dashboard::{Overview, Window};
 use serde::Deserialize;
+use view::View;
 
 use crate::error::{invalid, ApiError};
 use crate::state::AppState;
 
 pub use login::{login, login_form, logout};
+pub use view::{Calibration, DashboardFacts, Routing};
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -42,12 +45,12 @@ const STYLE: &str = include_str!("style.css");
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// The aggregates of one window, as JSON.
+/// The dashboard's content for one window, as JSON.
 pub async fn overview(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<OverviewQuery>, QueryRejection>,
-) -> Result<Json<Overview>, ApiError> {
+) -> Result<Json<View>, ApiError> {
     Ok(Json(load(&state, &caller, query).await?))
 }
 
@@ -57,8 +60,8 @@ pub async fn page(
     Extension(caller): Extension<Caller>,
     query: Result<Query<OverviewQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let overview = load(&state, &caller, query).await?;
-    let html = page::render(&overview, state.model_id());
+    let view = load(&state, &caller, query).await?;
+    let html = page::render(&view, state.model_id());
     Ok(html_response(html))
 }
 
@@ -83,21 +86,52 @@ pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], STYLE)
 }
 
-/// Reads the window the query names from the query log, on a blocking thread.
+/// The calibration curve `edgeway calibrate` drew (an SVG it wrote, shown as an image).
+pub async fn calibration_plot(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    admit(&caller)?;
+    let Some(path) = state.dashboard_facts().calibration_plot else {
+        return Err(ApiError::NotFound("no calibration curve: run `edgeway calibrate`".into()));
+    };
+    let svg = tokio::fs::read(&path)
+        .await
+        .map_err(|error| ApiError::NotFound(format!("no calibration curve at {}: {error}", path.display())))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            // Opened on its own, an SVG is a document: no script in it may run.
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// Refuses a caller who may not see the dashboard.
+fn admit(caller: &Caller) -> Result<(), ApiError> {
+    if caller.may_view_dashboard() {
+        return Ok(());
+    }
+    Err(ApiError::Guard(Denied::Forbidden {
+        code: "admin_required",
+        message: format!(
+            "the dashboard needs an administrator's key; '{}' is not one (edgeway keys create NAME --admin)",
+            caller.name
+        ),
+    }))
+}
+
+/// Reads the window the query names from the query log, on a blocking thread, with the box's facts.
 async fn load(
     state: &AppState,
     caller: &Caller,
     query: Result<Query<OverviewQuery>, QueryRejection>,
-) -> Result<Overview, ApiError> {
-    if !caller.may_view_dashboard() {
-        return Err(ApiError::Guard(Denied::Forbidden {
-            code: "admin_required",
-            message: format!(
-                "the dashboard needs an administrator's key; '{}' is not one (edgeway keys create NAME --admin)",
-                caller.name
-            ),
-        }));
-    }
+) -> Result<View, ApiError> {
+    admit(caller)?;
     let Query(query) = query.map_err(|e| invalid("query", format!("the query string is not valid here: {e}")))?;
     let window = match query.window.as_deref() {
         None => Window::Hour,
@@ -112,8 +146,11 @@ async fn load(
     let path = settings.log.path().to_owned();
     let with_text = settings.store_text && caller.sees_query_text();
     let now = edgeway_store::record::now_ms();
-    // SQLite reads are blocking; a week of traffic takes a while.
-    edgeway_core::off_runtime_if(true, move || Overview::load(&path, window, now, with_text))
-        .await?
-        .map_err(|error| ApiError::Backend(edgeway_core::BackendError::Internal(error.to_string())))
+    let facts = state.dashboard_facts();
+    // SQLite reads are blocking.
+    edgeway_core::off_runtime_if(true, move || {
+        Overview::load(&path, window, now, with_text).map(|overview| View::build(overview, &facts))
+    })
+    .await?
+    .map_err(|error| ApiError::Backend(edgeway_core::BackendError::Internal(error.to_string())))
 }

@@ -5,9 +5,11 @@ use edgeway_store::dashboard::{Overview, RouteSummary, Window};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::chart::{time_series, Line, PALETTE};
+use super::view::{Power, View};
 
-/// The whole page for `overview`; `model` names the box's default model in the title.
-pub fn render(overview: &Overview, model: &str) -> String {
+/// The whole page for `view`; `model` names the box's default model in the title.
+pub fn render(view: &View, model: &str) -> String {
+    let overview = &view.overview;
     let total: u64 = overview.routes.iter().map(|r| r.requests).sum();
     let edge: u64 = overview.routes.iter().filter(|r| r.route == "edge").map(|r| r.requests).sum();
     let cost: f64 = overview.routes.iter().map(|r| r.cost).sum();
@@ -34,25 +36,24 @@ pub fn render(overview: &Overview, model: &str) -> String {
                 section.cards {
                     (card("requests", &total.to_string()))
                     (card("answered at the edge", &share(edge, total)))
-                    (card("spent", &format!("{cost:.4}")))
+                    (card("spent", &money(cost)))
+                    @if !view.savings.is_empty() {
+                        (card("saved against all-cloud", &money(view.savings.iter().map(|s| s.saved).sum())))
+                    }
                     (card("failed", &overview.statuses.iter().map(|(_, n)| n).sum::<u64>().to_string()))
+                    (card("edge power, peak", &power_card(&view.power)))
                 }
                 section.charts {
                     (PreEscaped(requests_chart(overview)))
                     (PreEscaped(problems_chart(overview)))
+                    (PreEscaped(power_chart(view)))
                 }
                 h2 { "Per route" }
                 (routes_table(&overview.routes))
                 h2 { "Per domain" }
-                table {
-                    tr { th { "domain" } th { "requests" } th { "at the edge" } th { "tokens in" } th { "tokens out" } th { "spent" } }
-                    @for d in &overview.domains {
-                        tr {
-                            td { (d.domain) } td.n { (d.requests) } td.n { (share(d.edge_requests, d.requests)) }
-                            td.n { (d.prompt_tokens) } td.n { (d.completion_tokens) } td.n { (format!("{:.4}", d.cost)) }
-                        }
-                    }
-                }
+                (domains_table(view))
+                h2 { "Routing" }
+                (routing_section(view))
                 h2 { "Failures by status" }
                 @if overview.statuses.is_empty() {
                     p { "None in this window." }
@@ -86,6 +87,22 @@ pub fn render(overview: &Overview, model: &str) -> String {
                         }
                     }
                 }
+                @if !view.collections.is_empty() {
+                    h2 { "Knowledge base" }
+                    table {
+                        tr { th { "collection" } th { "embedding model" } th { "documents" } th { "chunks" } }
+                        @for c in &view.collections {
+                            tr { td { (c.name) } td { (c.embedding_model) } td.n { (c.documents) } td.n { (c.chunks) } }
+                        }
+                    }
+                }
+                @if !overview.inspections.is_empty() {
+                    h2 { "Inspections" }
+                    table {
+                        tr { th { "label" } th { "images" } }
+                        @for (label, n) in &overview.inspections { tr { td { (label) } td.n { (n) } } }
+                    }
+                }
                 h2 { "Latest requests" }
                 table {
                     tr {
@@ -97,7 +114,7 @@ pub fn render(overview: &Overview, model: &str) -> String {
                             td { (time_of_day(r.ts_ms)) } td { (r.key_id.as_deref().unwrap_or("–")) }
                             td { (r.domain.as_deref().unwrap_or("–")) } td { (r.route) } td { (r.model.as_deref().unwrap_or("–")) }
                             td.n { (r.prompt_tokens) "/" (r.completion_tokens) } td.n { (format!("{:.0} ms", r.latency_ms)) }
-                            td.n { (format!("{:.4}", r.cost)) } td { (r.status) }
+                            td.n { (money(r.cost)) } td { (r.status) }
                             @if with_text { td.text { (r.prompt_text.as_deref().unwrap_or("")) } }
                         }
                     }
@@ -106,6 +123,68 @@ pub fn render(overview: &Overview, model: &str) -> String {
         }
     };
     page.into_string()
+}
+
+/// Per domain: requests, the edge's share, tokens, and money against all-cloud when the cloud's prices are known.
+fn domains_table(view: &View) -> Markup {
+    let priced = !view.savings.is_empty();
+    html! {
+        table {
+            tr {
+                th { "domain" } th { "requests" } th { "at the edge" } th { "tokens in" } th { "tokens out" } th { "spent" }
+                @if priced { th { "all-cloud" } th { "saved" } }
+            }
+            @for (i, d) in view.overview.domains.iter().enumerate() {
+                tr {
+                    td { (d.domain) } td.n { (d.requests) } td.n { (share(d.edge_requests, d.requests)) }
+                    td.n { (d.prompt_tokens) } td.n { (d.completion_tokens) } td.n { (money(d.cost)) }
+                    @if let Some(s) = view.savings.get(i).filter(|_| priced) {
+                        td.n { (money(s.all_cloud)) } td.n { (money(s.saved)) }
+                    }
+                }
+            }
+        }
+        @if !priced {
+            p { "Savings against all-cloud need the cloud's prices ("
+                code { "price_input_per_mtok" } ", " code { "price_output_per_mtok" } " in " code { "[cloud]" } ")." }
+        }
+    }
+}
+
+/// The thresholds in force, where they came from, and the calibration curve.
+fn routing_section(view: &View) -> Markup {
+    let routing = &view.routing;
+    html! {
+        p {
+            "Scorer: " strong { (routing.scorer) } ". A request whose score is at or above its domain's threshold goes to the cloud."
+        }
+        table {
+            tr { th { "domain" } th { "threshold" } }
+            @if let Some(t) = routing.default_threshold { tr { td { em { "every other domain" } } td.n { (format!("{t:.3}")) } } }
+            @for (domain, t) in &routing.thresholds { tr { td { (domain) } td.n { (format!("{t:.3}")) } } }
+        }
+        @match &routing.calibration {
+            Some(c) => p {
+                "Calibrated"
+                @if let Some(at) = &c.at { " " (at) }
+                @if let Some(run) = &c.run { " from run " code { (run) } }
+                @if let Some(items) = c.items { " (" (items) " graded items)" }
+                @if let Some(target) = c.target { ", aiming at " (format!("{:.0} %", target * 100.0)) " of cloud-only quality" }
+                "."
+            },
+            None => p { "Not calibrated on this box: these are the shipped defaults or hand-set values (" code { "edgeway calibrate" } " measures better ones)." },
+        }
+        @if view.calibration_plot {
+            img.plot src="/dashboard/calibration.svg" alt="held-out quality against the share sent to the cloud, per scorer";
+        }
+    }
+}
+
+fn power_card(power: &Power) -> String {
+    match power.budget_watts {
+        Some(budget) => format!("{:.1} / {budget:.0} W", power.peak_watts),
+        None => format!("{:.1} W", power.peak_watts),
+    }
 }
 
 /// The window's name in links.
@@ -125,6 +204,9 @@ pub fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) }
             link rel="stylesheet" href="/dashboard/style.css";
+            // No icon: without this line the browser asks for /favicon.ico, which a server with
+            // keys refuses.
+            link rel="icon" href="data:,";
         }
     }
 }
@@ -161,7 +243,7 @@ fn routes_table(routes: &[RouteSummary]) -> Markup {
                     td.n { (millis(r.latency_p50_ms)) } td.n { (millis(r.latency_p95_ms)) }
                     td.n { (millis(r.ttft_p50_ms)) } td.n { (millis(r.ttft_p95_ms)) }
                     td.n { (r.tokens_per_s.map_or_else(|| "–".into(), |t| format!("{t:.1}"))) }
-                    td.n { (format!("{:.4}", r.cost)) }
+                    td.n { (money(r.cost)) }
                     td.n { (r.energy_j_per_request.map_or_else(|| "–".into(), |j| format!("{j:.1} J"))) }
                 }
             }
@@ -207,6 +289,26 @@ fn problems_chart(overview: &Overview) -> String {
         overview.buckets.len(),
         &lines,
     )
+}
+
+/// The edge's mean power per slice, with the budget as a flat line when one is set.
+fn power_chart(view: &View) -> String {
+    let overview = &view.overview;
+    let n = overview.buckets.len();
+    let mut lines = vec![Line { label: "edge draw".into(), colour: PALETTE[2], values: view.power.draw_watts.clone() }];
+    if let Some(budget) = view.power.budget_watts {
+        lines.push(Line { label: "budget".into(), colour: PALETTE[3], values: vec![budget; n] });
+    }
+    time_series("edge power (mean per slice)", "watts", overview.bucket_ms, n, &lines)
+}
+
+/// Money, with enough places to show fractions of a cent.
+fn money(amount: f64) -> String {
+    if amount != 0.0 && amount.abs() < 0.01 {
+        format!("{amount:.6}")
+    } else {
+        format!("{amount:.4}")
+    }
 }
 
 fn slice_unit(window: Window) -> String {

@@ -1,0 +1,56 @@
+//! The dashboard's view of the configuration: prices, power budget, thresholds and where they
+//! came from, the calibration curve and the knowledge base.
+
+use std::path::PathBuf;
+
+use edgeway_server::{Calibration, DashboardFacts, Routing};
+
+use crate::config::{ScorerSetting, ServeSettings};
+
+/// What `serve` tells the dashboard about itself; `knowledge_db` when retrieval is on.
+pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> DashboardFacts {
+    let thresholds = &settings.gateway.thresholds;
+    let mut per_domain: Vec<(String, f32)> =
+        thresholds.domains().map(|domain| (domain.to_owned(), thresholds.of(domain))).collect();
+    per_domain.sort_by(|a, b| a.0.cmp(&b.0));
+    let calibration = settings.calibration.as_ref();
+    DashboardFacts {
+        cloud_price_per_mtok: settings
+            .clouds
+            .first()
+            .map(|cloud| (cloud.config.price_input_per_mtok, cloud.config.price_output_per_mtok))
+            .filter(|(input, output)| *input > 0.0 || *output > 0.0),
+        power_budget_watts: settings.gateway.power_budget.as_ref().map(|budget| budget.watts),
+        routing: Routing {
+            scorer: scorer_name(&settings.scorer),
+            default_threshold: (!settings.clouds.is_empty()).then(|| thresholds.default_threshold()),
+            thresholds: if settings.clouds.is_empty() { Vec::new() } else { per_domain },
+            calibration: calibration.map(|c| Calibration {
+                at: c.at.clone(),
+                run: c.run.clone(),
+                items: c.items,
+                target: c.target,
+            }),
+        },
+        calibration_plot: calibration.and_then(|c| c.plot.clone()),
+        knowledge_db,
+    }
+}
+
+/// The scorer as the dashboard names it.
+fn scorer_name(scorer: &ScorerSetting) -> String {
+    match scorer {
+        ScorerSetting::Shipped => "shipped (learned on the default traffic mix)".into(),
+        ScorerSetting::Transparent => "transparent (weighted features)".into(),
+        ScorerSetting::Learned(path) => {
+            format!(
+                "learned ({})",
+                path.as_ref().map_or_else(|| "DATA_DIR/scorer.json".into(), |p| p.display().to_string())
+            )
+        }
+        ScorerSetting::Embedding(path) => format!(
+            "embedding ({})",
+            path.as_ref().map_or_else(|| "DATA_DIR/embedding-scorer.json".into(), |p| p.display().to_string())
+        ),
+    }
+}
