@@ -4,7 +4,9 @@
 # server's RSS, open descriptors, threads and query-log size sampled every 10 s, written to
 # OUT/soak.csv, plotted to OUT/soak.svg, and printed as a table (end of warm-up against end).
 #
-# Usage: bench/soak.sh      Env: DURATION (3600), FAULT_EVERY (300), WORKERS (4), OUT (bench/out/soak)
+# Usage: bench/soak.sh      Env: DURATION (3600), FAULT_EVERY (300), WORKERS (4), OUT (bench/out/soak),
+#   SERVE_CONFIG (a config file for the edge server), THEN (a command run after the soak while the
+#   server is still up, with EDGEWAY_URL and EDGEWAY_LOG set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-3600}
@@ -32,7 +34,9 @@ limited=$($bin keys create limited --rpm 1 --log-path "$log")
 cloud_port=18791
 edge_port=18792
 cloud_cmd="$bin serve --model smollm2-135m --alias cloud --port $cloud_port --threads 1 --no-embeddings --log-path $data/cloud.db"
-$bin serve --model smollm2-135m --port "$edge_port" --threads 1 --parallel 2 --log-path "$log" --knowledge-path "$kb" \
+config_args=()
+[ -n "${SERVE_CONFIG:-}" ] && config_args=(--config "$SERVE_CONFIG")
+$bin serve "${config_args[@]}" --model smollm2-135m --port "$edge_port" --threads 1 --parallel 2 --log-path "$log" --knowledge-path "$kb" \
   --cloud-url "http://127.0.0.1:$cloud_port/v1" --cloud-model cloud --cloud-timeout 10 >"$out/edgeway.log" 2>&1 &
 edge_pid=$!
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$edge_port/health" >/dev/null && break; sleep 1; done
@@ -40,3 +44,6 @@ for _ in $(seq 120); do curl -sf "http://127.0.0.1:$edge_port/health" >/dev/null
 .venv/bin/python bench/soak.py --url "http://127.0.0.1:$edge_port" --pid "$edge_pid" --log "$log" \
   --key "$key" --limited-key "$limited" --cloud-cmd "$cloud_cmd" --duration "$duration" \
   --fault-every "$fault_every" --workers "$workers" --out "$out" | tee "$out/soak.md"
+if [ -n "${THEN:-}" ]; then
+  EDGEWAY_URL="http://127.0.0.1:$edge_port" EDGEWAY_LOG="$log" bash -c "$THEN"
+fi

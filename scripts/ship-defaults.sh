@@ -25,8 +25,10 @@ items=$(grep -m1 -o '[0-9]* paired items, [0-9]* to calibrate' "$work/report.txt
   echo "# Calibrated by scripts/ship-defaults.sh on run \`$run\`"
   echo "# ($items), target 95 % of cloud-only quality."
   echo "# \`edgeway calibrate\` on your own graded answers replaces it."
-  grep -v -E '^(scorer|scorer_path) =' "$work/routing.toml"
+  grep -v -E '^(scorer|scorer_path|plot) =' "$work/routing.toml"
 } > "$dir/routing.toml"
 cp "$work/scorer.json" "$dir/scorer.json"
+# The dashboard shows this curve while the shipped thresholds are in force (shipped.rs embeds it).
+cp "$work/plot.svg" docs/calibration-mix.svg
 sed -n '/^held-out split/,/^plot:/p' "$work/report.txt"
-echo "wrote $dir/routing.toml and $dir/scorer.json"
+echo "wrote $dir/routing.toml, $dir/scorer.json and docs/calibration-mix.svg"

@@ -454,8 +454,10 @@ pub struct ServeSettings {
     pub extraction: edgeway_guard::extraction::ExtractionConfig,
     /// What happens to text the injection screen flags.
     pub injection_action: edgeway_guard::injection::InjectionAction,
-    /// `[routing.calibration]`, for the dashboard.
+    /// `[routing.calibration]`, for the dashboard (the shipped routing's when it is in force).
     pub calibration: Option<CalibrationSection>,
+    /// Whether the thresholds are the ones edgeway ships with.
+    pub shipped_routing: bool,
 }
 
 /// One local model, resolved: where it sits and how its engine runs.
@@ -573,8 +575,7 @@ fn merge_clouds(args: &ServeArgs, sections: Vec<CloudSection>, above: u32) -> an
 
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
-    pub fn merge(args: &ServeArgs, mut file: FileConfig) -> anyhow::Result<Self> {
-        let calibration = file.routing.calibration.take();
+    pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
         let file_engine = file.engine;
         let engine = EngineSection {
             model: args.edge.model.clone().or(file_engine.model),
@@ -597,7 +598,9 @@ impl ServeSettings {
         let models = merge_models(file.models, &engine, &single)?;
         let top_local = models.iter().map(|m| m.tier).max().unwrap_or(0);
         let clouds = merge_clouds(args, file.cloud, top_local)?;
-        let routing = with_shipped_thresholds(args, file.routing, &scorer, !clouds.is_empty())?;
+        let shipped_routing = scorer == ScorerSetting::Shipped && !has_thresholds(args, &file.routing);
+        let mut routing = with_shipped_thresholds(args, file.routing, &scorer, !clouds.is_empty())?;
+        let calibration = routing.calibration.take();
         Ok(Self {
             connections: merge_connections(&file.server)?,
             host: args.host.clone().or(file.server.host).unwrap_or_else(|| "127.0.0.1".into()),
@@ -642,6 +645,7 @@ impl ServeSettings {
                 None => edgeway_guard::injection::InjectionAction::Flag,
             },
             calibration,
+            shipped_routing,
         })
     }
 
@@ -758,6 +762,7 @@ fn with_shipped_thresholds(
         file.threshold = shipped.threshold;
         file.thresholds = shipped.thresholds;
         file.escalate_below_logprob = shipped.escalate_below_logprob.filter(|_| has_cloud);
+        file.calibration = shipped.calibration;
     }
     Ok(file)
 }
@@ -940,6 +945,9 @@ mod tests {
             assert_eq!(settings.gateway.thresholds.of(domain), *threshold, "{domain}");
         }
         assert_eq!(settings.gateway.cascade.map(|c| c.min_mean_logprob), shipped.escalate_below_logprob);
+        // The dashboard says where the shipped thresholds came from.
+        assert!(settings.shipped_routing);
+        assert_eq!(settings.calibration.as_ref().and_then(|c| c.items), Some(556));
         // Without a cloud nothing escalates: local tiers cascade only when configured to.
         let settings = ServeSettings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
         assert_eq!(settings.scorer, ScorerSetting::Shipped);
@@ -953,6 +961,7 @@ mod tests {
             assert_eq!(settings.gateway.thresholds.of(domain), 0.4, "{domain}");
         }
         assert!(settings.gateway.cascade.is_none());
+        assert!(!settings.shipped_routing && settings.calibration.is_none());
 
         // Naming the transparent scorer brings its own defaults.
         let args = ServeArgs { scorer: Some("transparent".into()), ..ServeArgs::default() };

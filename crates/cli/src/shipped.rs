@@ -18,6 +18,10 @@ const SCORER_JSON: &str = include_str!("../shipped/scorer.json");
 /// The prompt-injection classifier (`scripts/ship-injection.sh` trains it).
 const INJECTION_JSON: &str = include_str!("../shipped/injection.json");
 
+/// The calibration curve of the shipped routing (held-out quality against the cloud share per
+/// scorer), which the dashboard shows while the shipped thresholds are in force.
+pub const CALIBRATION_SVG: &str = include_str!("../../../docs/calibration-mix.svg");
+
 /// Where the shipped files are named in messages and logs.
 pub const ORIGIN: &str = "the scorer shipped with edgeway";
 

@@ -37,6 +37,31 @@ fn promtool_finds_nothing_to_complain_about_and_openmetrics_is_there_for_who_ask
     let linted = promtool.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&linted.stdout), String::from_utf8_lossy(&linted.stderr));
     assert!(linted.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
+    // Refusals before the request is parsed count among the HTTP responses.
+    assert!(text.contains("edgeway_http_responses_total{code=\"400\"} 1"), "{text}");
+
+    // Every metric the shipped Grafana dashboard queries is one the server registers (a family
+    // without series yet is left out of the exposition, so the registrations are the list).
+    let source = include_str!("../../server/src/metrics.rs");
+    let registered: Vec<String> = source
+        .split("registry.register(")
+        .skip(1)
+        .filter_map(|call| call.split('"').nth(1).map(|name| format!("edgeway_{name}")))
+        .collect();
+    let grafana = include_str!("../../../docs/grafana-dashboard.json");
+    let mut queried: Vec<&str> = grafana
+        .match_indices("edgeway_")
+        .map(|(at, _)| {
+            let name = &grafana[at..];
+            &name[..name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(name.len())]
+        })
+        .collect();
+    queried.sort_unstable();
+    queried.dedup();
+    for name in queried {
+        let family = name.trim_end_matches("_bucket").trim_end_matches("_total");
+        assert!(registered.iter().any(|r| r == family), "the Grafana dashboard queries {name}, which edgeway lacks");
+    }
 
     let response =
         client.get(server.url("/metrics")).header("accept", "application/openmetrics-text; version=1.0.0").send();

@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use listen::ConnectionLimits;
-pub use routes::dashboard::{Calibration, DashboardFacts, Routing};
+pub use routes::dashboard::{Calibration, CalibrationPlot, DashboardFacts, Routing};
 pub use state::AppState;
 
 /// Largest request body accepted: room for a long RAG prompt, not for abuse.
@@ -93,6 +93,7 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
             tower_http::trace::TraceLayer::new_for_http()
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
+        .layer(axum::middleware::from_fn_with_state(state.metrics().clone(), metrics::count_responses))
         .with_state(state)
 }
 

@@ -57,6 +57,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabels {
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
 }
@@ -91,6 +96,9 @@ pub struct Metrics {
     log_writable: Gauge,
     log_held: Gauge,
     log_dropped: Counter,
+    fallbacks: Family<RouteLabels, Counter>,
+    power_budget: Gauge<f64, AtomicU64>,
+    responses: Family<ResponseLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,6 +126,9 @@ impl Metrics {
         let log_writable = Gauge::default();
         let log_held = Gauge::default();
         let log_dropped = Counter::default();
+        let fallbacks = Family::<RouteLabels, Counter>::default();
+        let power_budget = Gauge::<f64, AtomicU64>::default();
+        let responses = Family::<ResponseLabels, Counter>::default();
         registry.register("requests", "Requests by route, domain and status", requests.clone());
         registry.register("request_duration_seconds", "Time from arrival to the last token", latency.clone());
         registry.register("time_to_first_token_seconds", "Time from arrival to the first token", ttft.clone());
@@ -153,6 +164,17 @@ impl Metrics {
             "Query-log records given up on after writes failed too long",
             log_dropped.clone(),
         );
+        registry.register(
+            "fallbacks",
+            "Requests answered by another tier after the one chosen failed, by the route that answered",
+            fallbacks.clone(),
+        );
+        registry.register("power_budget_watts", "The edge's power budget in watts (0: none)", power_budget.clone());
+        registry.register(
+            "http_responses",
+            "HTTP responses by status code, requests refused before they were parsed included",
+            responses.clone(),
+        );
         Self {
             registry,
             requests,
@@ -171,7 +193,20 @@ impl Metrics {
             log_writable,
             log_held,
             log_dropped,
+            fallbacks,
+            power_budget,
+            responses,
         }
+    }
+
+    /// Sets the power budget gauge (`None`: no budget, shown as 0).
+    pub fn set_power_budget(&self, watts: Option<f64>) {
+        self.power_budget.set(watts.unwrap_or(0.0));
+    }
+
+    /// Counts one HTTP response by its status code.
+    pub fn response(&self, code: u16) {
+        self.responses.get_or_create(&ResponseLabels { code }).inc();
     }
 
     /// Sets the query log's gauges from its writer's status (at scrape time).
@@ -208,6 +243,9 @@ impl Metrics {
         let token_labels = |kind| TokenLabels { route: record.route.clone(), kind };
         self.tokens.get_or_create(&token_labels("prompt")).inc_by(u64::from(record.prompt_tokens));
         self.tokens.get_or_create(&token_labels("completion")).inc_by(u64::from(record.completion_tokens));
+        if record.fallback_from.is_some() {
+            self.fallbacks.get_or_create(&route).inc();
+        }
         self.cost.get_or_create(&route).inc_by(record.cost);
         if let Some(joules) = record.energy_j {
             self.energy.get_or_create(&route).inc_by(joules);
@@ -231,6 +269,18 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Middleware counting every response by status code (`edgeway_http_responses_total`), outside
+/// the authentication and the body limit so their refusals count too.
+pub async fn count_responses(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    metrics.response(response.status().as_u16());
+    response
 }
 
 /// The OpenMetrics exposition rewritten in Prometheus' classic text format (0.0.4), for clients
@@ -288,9 +338,12 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 5,
             energy_j: Some(1.5),
+            fallback_from: Some("the cloud timed out".into()),
             ..QueryRecord::default()
         };
         metrics.observe(&record);
+        metrics.set_power_budget(Some(12.0));
+        metrics.response(401);
         let text = metrics.render(Some(BackendLoad {
             busy_slots: 1,
             queued: 2,
@@ -305,6 +358,9 @@ mod tests {
             "edgeway_power_watts 7.5",
             "edgeway_cloud_up 1",
             "edgeway_time_to_first_token_seconds_count{route=\"edge\"} 1",
+            "edgeway_fallbacks_total{route=\"edge\"} 1",
+            "edgeway_power_budget_watts 12.0",
+            "edgeway_http_responses_total{code=\"401\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

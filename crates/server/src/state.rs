@@ -58,8 +58,9 @@ impl AppState {
     }
 
     /// What the dashboard shows of the box's configuration (prices, power budget, thresholds,
-    /// knowledge base); later calls are ignored.
+    /// knowledge base), and the power budget's gauge on `/metrics`; later calls are ignored.
     pub fn set_dashboard_facts(&self, facts: DashboardFacts) {
+        self.inner.metrics.set_power_budget(facts.power_budget_watts);
         let _ = self.inner.dashboard.set(facts);
     }
 

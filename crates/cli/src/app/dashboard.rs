@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use edgeway_server::{Calibration, DashboardFacts, Routing};
+use edgeway_server::{Calibration, CalibrationPlot, DashboardFacts, Routing};
 
 use crate::config::{ScorerSetting, ServeSettings};
 
@@ -32,7 +32,11 @@ pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> Dashboa
                 target: c.target,
             }),
         },
-        calibration_plot: calibration.and_then(|c| c.plot.clone()),
+        calibration_plot: if settings.shipped_routing {
+            Some(CalibrationPlot::Shipped(crate::shipped::CALIBRATION_SVG))
+        } else {
+            calibration.and_then(|c| c.plot.clone()).map(CalibrationPlot::File)
+        },
         knowledge_db,
     }
 }

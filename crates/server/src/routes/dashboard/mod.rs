@@ -28,7 +28,7 @@ use crate::error::{invalid, ApiError};
 use crate::state::AppState;
 
 pub use login::{login, login_form, logout};
-pub use view::{Calibration, DashboardFacts, Routing};
+pub use view::{Calibration, CalibrationPlot, DashboardFacts, Routing};
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -86,18 +86,20 @@ pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], STYLE)
 }
 
-/// The calibration curve `edgeway calibrate` drew (an SVG it wrote, shown as an image).
+/// The calibration curve of the thresholds in force (the SVG `edgeway calibrate` wrote, or the
+/// shipped routing's), shown as an image.
 pub async fn calibration_plot(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     admit(&caller)?;
-    let Some(path) = state.dashboard_facts().calibration_plot else {
-        return Err(ApiError::NotFound("no calibration curve: run `edgeway calibrate`".into()));
+    let svg = match state.dashboard_facts().calibration_plot {
+        None => return Err(ApiError::NotFound("no calibration curve: run `edgeway calibrate`".into())),
+        Some(CalibrationPlot::Shipped(svg)) => svg.as_bytes().to_vec(),
+        Some(CalibrationPlot::File(path)) => tokio::fs::read(&path)
+            .await
+            .map_err(|error| ApiError::NotFound(format!("no calibration curve at {}: {error}", path.display())))?,
     };
-    let svg = tokio::fs::read(&path)
-        .await
-        .map_err(|error| ApiError::NotFound(format!("no calibration curve at {}: {error}", path.display())))?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),

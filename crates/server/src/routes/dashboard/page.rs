@@ -154,6 +154,9 @@ fn domains_table(view: &View) -> Markup {
 /// The thresholds in force, where they came from, and the calibration curve.
 fn routing_section(view: &View) -> Markup {
     let routing = &view.routing;
+    if routing.default_threshold.is_none() {
+        return html! { p { "No cloud tier: every request is answered at the edge." } };
+    }
     html! {
         p {
             "Scorer: " strong { (routing.scorer) } ". A request whose score is at or above its domain's threshold goes to the cloud."

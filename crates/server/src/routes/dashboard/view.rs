@@ -19,10 +19,29 @@ pub struct DashboardFacts {
     pub power_budget_watts: Option<f64>,
     /// The routing thresholds in force.
     pub routing: Routing,
-    /// The calibration curve `edgeway calibrate` drew, when there is one.
-    pub calibration_plot: Option<PathBuf>,
+    /// The calibration curve of the thresholds in force, when there is one.
+    pub calibration_plot: Option<CalibrationPlot>,
     /// The knowledge base retrieval reads, when retrieval is on.
     pub knowledge_db: Option<PathBuf>,
+}
+
+/// A calibration curve (SVG).
+#[derive(Debug, Clone)]
+pub enum CalibrationPlot {
+    /// The file `edgeway calibrate` wrote.
+    File(PathBuf),
+    /// The curve of the routing edgeway ships with, inside the binary.
+    Shipped(&'static str),
+}
+
+impl CalibrationPlot {
+    /// Whether there is a curve to show.
+    fn exists(&self) -> bool {
+        match self {
+            CalibrationPlot::File(path) => path.is_file(),
+            CalibrationPlot::Shipped(_) => true,
+        }
+    }
 }
 
 /// The routing thresholds in force and where they came from.
@@ -125,7 +144,7 @@ impl View {
         let peak_watts = draw_watts.iter().copied().fold(0.0, f64::max);
         let power = Power { budget_watts: facts.power_budget_watts, draw_watts, peak_watts };
         let collections = facts.knowledge_db.as_deref().map(collection_sizes).unwrap_or_default();
-        let calibration_plot = facts.calibration_plot.as_deref().is_some_and(Path::is_file);
+        let calibration_plot = facts.calibration_plot.as_ref().is_some_and(CalibrationPlot::exists);
         Self { overview, savings, power, routing: facts.routing.clone(), calibration_plot, collections }
     }
 }
