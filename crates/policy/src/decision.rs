@@ -144,6 +144,18 @@ impl TierThresholds {
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         self.per_domain.keys().map(String::as_str)
     }
+
+    /// Every threshold set: `(None, tier, t)` for the default ones, then each domain's own,
+    /// domains in name order.
+    pub fn entries(&self) -> Vec<(Option<&str>, u32, f32)> {
+        let mut domains: Vec<&String> = self.per_domain.keys().collect();
+        domains.sort();
+        let defaults = self.default.iter().map(|(&tier, &t)| (None, tier, t));
+        let own = domains
+            .into_iter()
+            .flat_map(|domain| self.per_domain[domain].iter().map(move |(&tier, &t)| (Some(domain.as_str()), tier, t)));
+        defaults.chain(own).collect()
+    }
 }
 
 /// One step of a domain's ladder of tiers, as the decision sees it.
@@ -276,6 +288,7 @@ mod tests {
         assert_eq!(decide(0.1, "code", &t, &tiers, &rungs, None).rung, 1);
         assert_eq!(decide(0.69, "code", &t, &tiers, &rungs, None).rung, 1, "code's own cloud threshold wins");
         assert_eq!(decide(0.7, "code", &t, &tiers, &rungs, None).rung, 2);
+        assert_eq!(tiers.entries(), vec![(None, 1, 0.3), (Some("code"), 1, 0.1), (Some("code"), 2, 0.7)]);
     }
 
     #[test]

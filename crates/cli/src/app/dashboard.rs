@@ -25,6 +25,13 @@ pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> Dashboa
             scorer: scorer_name(&settings.scorer),
             default_threshold: (!settings.clouds.is_empty()).then(|| thresholds.default_threshold()),
             thresholds: if settings.clouds.is_empty() { Vec::new() } else { per_domain },
+            tier_thresholds: settings
+                .gateway
+                .tier_thresholds
+                .entries()
+                .into_iter()
+                .map(|(domain, tier, threshold)| (domain.map(str::to_owned), tier, threshold))
+                .collect(),
             calibration: calibration.map(|c| Calibration {
                 at: c.at.clone(),
                 run: c.run.clone(),

@@ -166,6 +166,18 @@ fn routing_section(view: &View) -> Markup {
             @if let Some(t) = routing.default_threshold { tr { td { em { "every other domain" } } td.n { (format!("{t:.3}")) } } }
             @for (domain, t) in &routing.thresholds { tr { td { (domain) } td.n { (format!("{t:.3}")) } } }
         }
+        @if !routing.tier_thresholds.is_empty() {
+            p { "A score at or above a tier's threshold starts the request at that tier:" }
+            table {
+                tr { th { "domain" } th { "tier" } th { "threshold" } }
+                @for (domain, tier, t) in &routing.tier_thresholds {
+                    tr {
+                        td { @if let Some(domain) = domain { (domain) } @else { em { "every other domain" } } }
+                        td.n { (tier) } td.n { (format!("{t:.3}")) }
+                    }
+                }
+            }
+        }
         @match &routing.calibration {
             Some(c) => p {
                 "Calibrated"

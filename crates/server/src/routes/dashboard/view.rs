@@ -53,6 +53,9 @@ pub struct Routing {
     pub default_threshold: Option<f32>,
     /// Domains with a threshold of their own.
     pub thresholds: Vec<(String, f32)>,
+    /// Thresholds that start a request at a tier above the first: (domain, or `None` for the
+    /// default; tier; threshold).
+    pub tier_thresholds: Vec<(Option<String>, u32, f32)>,
     /// The calibration that chose them; `None` for the shipped defaults or hand-set values.
     pub calibration: Option<Calibration>,
 }
