@@ -36,7 +36,8 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "form").submit()
         WebDriverWait(driver, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
         driver.get(f"{url}/dashboard?window={window}")
-        height = driver.execute_script("return document.documentElement.scrollHeight")
+        # The whole page down to the first rows of the latest requests (all 50 make it very long).
+        height = min(driver.execute_script("return document.documentElement.scrollHeight"), 2350)
         driver.set_window_size(1280, height + 120)
         driver.save_screenshot(png)
         print(f"screenshot: {png} (1280×{height})")

@@ -67,6 +67,64 @@ pub enum Command {
     /// fit and evaluate an inspection (anomaly detection) model.
     #[command(subcommand)]
     Vision(VisionCommand),
+    /// The fleet's center on PostgreSQL: create its schema, drop old days, see the boxes.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+/// `edgeway fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create or migrate the center's schema (the day-partitioned query log, box status,
+    /// versioned config), and with --box-role the role boxes ship as (insert-only).
+    Init(FleetInitArgs),
+    /// Drop the center's days older than --keep (whole partitions, no DELETE).
+    Prune(FleetPruneArgs),
+    /// Each box: last seen, backlog, applied config version, edge share, cost per query.
+    Status(FleetStatusArgs),
+}
+
+/// The center to talk to.
+#[derive(Debug, Args, Clone)]
+pub struct FleetCenterArgs {
+    /// The center's PostgreSQL URL, as a role that owns the schema
+    /// (`postgres://admin:…@center:5432/fleet`).
+    #[arg(long, env = "EDGEWAY_FLEET_URL", value_name = "URL")]
+    pub url: String,
+}
+
+/// `edgeway fleet init` flags.
+#[derive(Debug, Args)]
+pub struct FleetInitArgs {
+    #[command(flatten)]
+    pub center: FleetCenterArgs,
+    /// Create (or update) this role for the boxes: it may insert into the log, report its
+    /// status and read the config, nothing else.
+    #[arg(long, value_name = "ROLE")]
+    pub box_role: Option<String>,
+    /// The environment variable holding the box role's password [default: none set].
+    #[arg(long, value_name = "VAR", requires = "box_role")]
+    pub box_password_env: Option<String>,
+}
+
+/// `edgeway fleet prune` flags.
+#[derive(Debug, Args)]
+pub struct FleetPruneArgs {
+    #[command(flatten)]
+    pub center: FleetCenterArgs,
+    /// Days to keep: `90d` or `90` [default: 90d].
+    #[arg(long, default_value = "90d", value_name = "DAYS")]
+    pub keep: String,
+}
+
+/// `edgeway fleet status` flags.
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    #[command(flatten)]
+    pub center: FleetCenterArgs,
+    /// Traffic figures over the last this many hours.
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    pub hours: u32,
 }
 
 /// `edgeway vision` subcommands.

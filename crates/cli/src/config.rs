@@ -71,6 +71,68 @@ pub struct FileConfig {
     pub embeddings: EmbeddingsSection,
     #[serde(default)]
     pub rag: RagSection,
+    /// `[fleet]`: ship the query log to a central PostgreSQL.
+    pub fleet: Option<FleetSection>,
+}
+
+/// `[fleet]`: where the box ships its query log, and as whom.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// The center's PostgreSQL URL (`postgres://edgeway_box@center:5432/fleet`).
+    pub url: Option<String>,
+    /// The environment variable holding the URL instead (it carries a password).
+    pub url_env: Option<String>,
+    /// This box's id, unique in the fleet [default: the host name].
+    pub box_id: Option<String>,
+    /// A site label: a store, a plant, a vehicle.
+    pub site: Option<String>,
+    /// Seconds between shipments [default: 5].
+    pub ship_every_secs: Option<f64>,
+    /// Most rows in one shipment [default: 500].
+    pub batch_rows: Option<usize>,
+    /// Ship prompt and answer text too, when the box logs it [default: false].
+    pub ship_text: Option<bool>,
+    /// Shipped rows kept in the local log; older ones are pruned [default: 1000000].
+    pub keep_local_rows: Option<u64>,
+}
+
+impl FleetSection {
+    /// The shipper's configuration.
+    pub fn ship_config(&self) -> anyhow::Result<edgeway_fleet::ShipConfig> {
+        let url = match (&self.url, &self.url_env) {
+            (Some(url), None) => url.clone(),
+            (None, Some(var)) => {
+                std::env::var(var).with_context(|| format!("[fleet] url_env names ${var}, which is not set"))?
+            }
+            (Some(_), Some(_)) => anyhow::bail!("[fleet] takes url or url_env, not both"),
+            (None, None) => anyhow::bail!("[fleet] needs url (or url_env): the center's PostgreSQL URL"),
+        };
+        let box_id = match &self.box_id {
+            Some(id) => id.clone(),
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .context("[fleet] box_id is not set and the host name cannot be read")?,
+        };
+        anyhow::ensure!(!box_id.trim().is_empty(), "[fleet] box_id must not be empty");
+        let mut config = edgeway_fleet::ShipConfig::new(url, box_id);
+        config.site = self.site.clone();
+        if let Some(secs) = self.ship_every_secs {
+            anyhow::ensure!(secs > 0.0 && secs.is_finite(), "[fleet] ship_every_secs must be a positive number");
+            config.every = std::time::Duration::from_secs_f64(secs);
+        }
+        if let Some(rows) = self.batch_rows {
+            anyhow::ensure!((1..=100_000).contains(&rows), "[fleet] batch_rows must be between 1 and 100000");
+            config.batch_rows = rows;
+        }
+        config.ship_text = self.ship_text.unwrap_or(false);
+        if let Some(keep) = self.keep_local_rows {
+            config.keep_local_rows = Some(keep);
+        }
+        Ok(config)
+    }
 }
 
 /// `[rag]`: retrieval in the chat path.
@@ -458,6 +520,8 @@ pub struct ServeSettings {
     pub calibration: Option<CalibrationSection>,
     /// Whether the thresholds are the ones edgeway ships with.
     pub shipped_routing: bool,
+    /// Shipping the query log to the fleet's center, when `[fleet]` is set.
+    pub fleet: Option<edgeway_fleet::ShipConfig>,
 }
 
 /// One local model, resolved: where it sits and how its engine runs.
@@ -576,6 +640,7 @@ fn merge_clouds(args: &ServeArgs, sections: Vec<CloudSection>, above: u32) -> an
 impl ServeSettings {
     /// Flags (which already include environment variables) win over the file.
     pub fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let fleet = file.fleet;
         let file_engine = file.engine;
         let engine = EngineSection {
             model: args.edge.model.clone().or(file_engine.model),
@@ -646,6 +711,7 @@ impl ServeSettings {
             },
             calibration,
             shipped_routing,
+            fleet: fleet.as_ref().map(FleetSection::ship_config).transpose()?,
         })
     }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use edgeway_core::BackendLoad;
-use edgeway_store::{LogStatus, QueryRecord};
+use edgeway_store::{LogStatus, QueryRecord, ShipStats};
 
 use crate::listen::Gate;
 
@@ -54,6 +54,28 @@ struct RequestLabels {
     route: String,
     domain: String,
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BoxLabels {
+    box_id: String,
+}
+
+/// The fleet shipper's series, by the box's id (they exist only when the box ships).
+#[derive(Clone, Default)]
+struct ShipFamilies {
+    backlog: Family<BoxLabels, Gauge>,
+    shipped: Family<BoxLabels, Counter>,
+    failures: Family<BoxLabels, Counter>,
+    center_up: Family<BoxLabels, Gauge>,
+    last_ok: Family<BoxLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// The fleet shipper's figures and the series they are exported as.
+struct Shipping {
+    box_id: BoxLabels,
+    stats: Arc<ShipStats>,
+    families: ShipFamilies,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +121,8 @@ pub struct Metrics {
     fallbacks: Family<RouteLabels, Counter>,
     power_budget: Gauge<f64, AtomicU64>,
     responses: Family<ResponseLabels, Counter>,
+    shipping: OnceLock<Shipping>,
+    ship_families: ShipFamilies,
 }
 
 impl Default for Metrics {
@@ -175,6 +199,32 @@ impl Metrics {
             "HTTP responses by status code, requests refused before they were parsed included",
             responses.clone(),
         );
+        let ship_families = ShipFamilies::default();
+        registry.register(
+            "fleet_backlog_rows",
+            "Logged rows not yet shipped to the fleet center",
+            ship_families.backlog.clone(),
+        );
+        registry.register(
+            "fleet_shipped_rows",
+            "Rows the fleet center committed since start",
+            ship_families.shipped.clone(),
+        );
+        registry.register(
+            "fleet_ship_failures",
+            "Shipping attempts that failed (center down, slow or refusing)",
+            ship_families.failures.clone(),
+        );
+        registry.register(
+            "fleet_center_up",
+            "1 while the last shipping attempt reached the center",
+            ship_families.center_up.clone(),
+        );
+        registry.register(
+            "fleet_last_shipped_timestamp_seconds",
+            "When the center last committed a shipment or took a report (Unix seconds)",
+            ship_families.last_ok.clone(),
+        );
         Self {
             registry,
             requests,
@@ -196,7 +246,15 @@ impl Metrics {
             fallbacks,
             power_budget,
             responses,
+            shipping: OnceLock::new(),
+            ship_families,
         }
+    }
+
+    /// Exports the fleet shipper's `stats` under `box_id` from now on; later calls are ignored.
+    pub fn watch_shipping(&self, box_id: &str, stats: Arc<ShipStats>) {
+        let box_id = BoxLabels { box_id: box_id.to_owned() };
+        let _ = self.shipping.set(Shipping { box_id, stats, families: self.ship_families.clone() });
     }
 
     /// Sets the power budget gauge (`None`: no budget, shown as 0).
@@ -263,11 +321,31 @@ impl Metrics {
         if let Some(gate) = self.gate.get() {
             self.connections_open.set(gate.open() as i64);
         }
+        if let Some(shipping) = self.shipping.get() {
+            shipping.render();
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+}
+
+impl Shipping {
+    /// Brings the series up to the shipper's figures.
+    fn render(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (label, families) = (&self.box_id, &self.families);
+        families.backlog.get_or_create(label).set(self.stats.backlog.load(Relaxed) as i64);
+        let catch_up = |counter: &Family<BoxLabels, Counter>, now: u64| {
+            let counter = counter.get_or_create(label);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        };
+        catch_up(&families.shipped, self.stats.shipped.load(Relaxed));
+        catch_up(&families.failures, self.stats.failures.load(Relaxed));
+        families.center_up.get_or_create(label).set(i64::from(self.stats.center_up.load(Relaxed)));
+        families.last_ok.get_or_create(label).set(self.stats.last_ok_ms.load(Relaxed) as f64 / 1000.0);
     }
 }
 

@@ -126,6 +126,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO rollup_mark VALUES (0);
     CREATE INDEX guard_events_ts ON guard_events(ts_ms);
     CREATE INDEX queries_label ON queries(ts_ms, label) WHERE label IS NOT NULL;",
+    // 9: the fleet's outbox (`outbox.rs`): the last query row the center has committed.
+    "CREATE TABLE fleet_mark (last_shipped_id INTEGER NOT NULL);
+    INSERT INTO fleet_mark VALUES (0);",
 ];
 
 /// The schema version this build writes.

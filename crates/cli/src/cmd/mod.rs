@@ -5,6 +5,7 @@ mod calibrate;
 mod compare;
 mod eval;
 mod export_set;
+mod fleet;
 mod keys;
 mod knowledge;
 mod model;
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(&DataDir::resolve(cli.data_dir, None), &command),
         Command::Redteam(args) => redteam::run(&DataDir::resolve(cli.data_dir, None), &args),
         Command::Vision(command) => vision::run(&DataDir::resolve(cli.data_dir, None), &command),
+        Command::Fleet(command) => fleet::run(&command),
     }
 }

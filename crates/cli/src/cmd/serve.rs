@@ -46,6 +46,12 @@ async fn serve(
     let state =
         AppState::loading_with_log(model_id.clone(), LogSettings { log: Arc::new(log), store_text: settings.log_text });
     state.set_guard(guard);
+    if let Some(ship) = settings.fleet.clone() {
+        let stats = Arc::new(edgeway_store::ShipStats::default());
+        state.metrics().watch_shipping(&ship.box_id, Arc::clone(&stats));
+        tracing::info!(box_id = %ship.box_id, site = ?ship.site, every = ?ship.every, "shipping the query log to the fleet center");
+        tokio::spawn(edgeway_fleet::ship::run(ship, log_path.clone(), stats));
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {

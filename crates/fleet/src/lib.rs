@@ -1,0 +1,27 @@
+//! A fleet of edgeway boxes on PostgreSQL: each box's query log shipped to a central database
+//! ([`ship`]), never on the request path, and the center's schema, retention and view of the
+//! boxes ([`center`]).
+
+pub mod center;
+pub mod ship;
+
+pub use ship::ShipConfig;
+/// A connection to the center.
+pub use tokio_postgres::Client;
+
+/// What can go wrong between a box and the center.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The center refused or failed a statement, or the connection broke.
+    #[error("fleet center: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The center did not answer in time.
+    #[error("the fleet center did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The center's schema is not one this edgeway can use.
+    #[error("fleet schema: {0}")]
+    Schema(String),
+    /// The local query log could not be read or updated.
+    #[error("local query log: {0}")]
+    Local(String),
+}
