@@ -12,6 +12,7 @@
 #   curl             the test suite's second client
 #   promtool         with --test only: the test suite lints /metrics (Debian's prometheus)
 #   chromium, chromedriver  with --test only: the dashboard's test in a headless browser
+#   postgresql       with --test only: the fleet test's center (initdb, pg_ctl, psql)
 #   onnxruntime      ONNX Runtime's libonnxruntime.so for `edgeway vision` (crates/vision
 #                    loads it at run time): the onnxruntime==1.31.1 wheel, in .venv
 #
@@ -75,6 +76,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v promtool >/dev/null || want prometheus "promtool: the test suite lints /metrics with it"
   command -v chromium >/dev/null || want chromium "the dashboard's browser test (headless)"
   command -v chromedriver >/dev/null || want chromium-driver "the dashboard's browser test (WebDriver)"
+  # The fleet test starts its own PostgreSQL cluster (initdb, pg_ctl) and queries it with psql.
+  { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v psql >/dev/null; } \
+    || want postgresql "the fleet test's central database (initdb, pg_ctl, psql)"
 fi
 
 if ((${#missing[@]})); then

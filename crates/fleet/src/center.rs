@@ -99,7 +99,7 @@ const MIGRATIONS: &[&str] = &[
 pub async fn init(client: &mut Client, box_role: Option<(&str, Option<&str>)>) -> Result<usize, FleetError> {
     let tx = client.transaction().await?;
     // One initialiser at a time.
-    tx.execute("SELECT pg_advisory_xact_lock(7462_0001)", &[]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock(74620001)", &[]).await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS fleet_meta (key text PRIMARY KEY, value text NOT NULL)").await?;
     let applied: usize = match tx.query_opt("SELECT value FROM fleet_meta WHERE key = 'schema_version'", &[]).await? {
         Some(row) => row

@@ -1,0 +1,228 @@
+//! A fleet on a real PostgreSQL: a throwaway cluster (`initdb`, `pg_ctl` on a loopback port,
+//! as the `postgres` user when the tests run as root, since `initdb` refuses root), the schema
+//! and the box role made by `edgeway fleet init`, and four `edgeway serve` boxes shipping their
+//! query logs. The center ends up holding exactly the union of the boxes' rows, with no gap
+//! and no duplicate in `(box_id, seq)`, through a center outage (every request still answered)
+//! and a `kill -9` of a box with a backlog; the box role can only insert; `fleet status` and
+//! `fleet prune` work on it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{chat, Server};
+use serde_json::json;
+
+/// A PostgreSQL cluster of its own on a free loopback port, stopped and removed on drop.
+struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let bin = newest_postgres_bin();
+        let dir = common::temp_dir("fleet", "postgres");
+        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if as_root {
+            let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
+            assert!(chown.success(), "cannot hand {} to the postgres user", dir.display());
+        }
+        let postgres = Self { bin, dir, port: common::free_port(), as_root };
+        let data = postgres.dir.join("data");
+        let initdb = postgres
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+        postgres.start_server();
+        postgres
+    }
+
+    /// `program` from PostgreSQL's bin folder, as the `postgres` user when we are root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn start_server(&self) {
+        let options = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off", self.port, self.dir.display());
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "pg_ctl start: {}", self.log());
+    }
+
+    fn stop_server(&self, mode: &str) {
+        let _ = self.command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", mode, "-w", "stop"]).output();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn url(&self, user: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs `sql` as `user` with psql; its output (unaligned, tuples only) or its error.
+    fn psql(&self, user: &str, sql: &str) -> Result<String, String> {
+        let output =
+            Command::new("psql").args(["-X", "-q", "-A", "-t", "-d", &self.url(user), "-c", sql]).output().unwrap();
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
+    }
+
+    /// Per box: `box|rows|distinct seqs|min seq|max seq`, one line each.
+    fn shipped(&self) -> String {
+        self.psql(
+            "postgres",
+            "SELECT box_id, COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM fleet_queries GROUP BY 1 ORDER BY 1",
+        )
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop_server("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The newest `/usr/lib/postgresql/N/bin` (Debian's layout).
+fn newest_postgres_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run scripts/setup.sh --test (Debian's postgresql)")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("no initdb under /usr/lib/postgresql/*/bin").1
+}
+
+/// A box: its config ships to `url` as `box_id` every half second.
+fn start_box(dir: &Path, url: &str, box_id: &str, log: &Path) -> Server {
+    let config = dir.join(format!("{box_id}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n",
+            &box_id[box_id.len() - 1..]
+        ),
+    )
+    .unwrap();
+    Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"])
+}
+
+fn ask(server: &Server, n: usize) {
+    for i in 0..n {
+        let (status, body) =
+            server.post("/v1/chat/completions", &chat(&format!("Count to {i}."), json!({"max_tokens": 2})));
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Waits up to `secs` for the center to hold `expected` (as [`Postgres::shipped`] prints it).
+fn wait_for(postgres: &Postgres, expected: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let shipped = postgres.shipped();
+        if shipped == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "after {secs} s the center holds\n{shipped}\ninstead of\n{expected}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
+    let postgres = Postgres::start();
+    let init = common::edgeway(&["fleet", "init", "--url", &postgres.url("postgres"), "--box-role", "edgeway_box"]);
+    assert!(init.status.success(), "{}", common::output_text(&init));
+    // Again: a migrated center is left as it is.
+    let again = common::edgeway(&["fleet", "init", "--url", &postgres.url("postgres"), "--box-role", "edgeway_box"]);
+    assert!(common::output_text(&again).contains("version 1"), "{}", common::output_text(&again));
+
+    let dir = common::temp_dir("fleet", "boxes");
+    let box_url = postgres.url("edgeway_box");
+    let logs: Vec<PathBuf> = (1..=4).map(|i| dir.join(format!("box-{i}.db"))).collect();
+    // Box 1 is declared first so that, restarted later, its first process is dropped last.
+    let mut first_box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
+    let others: Vec<Server> = (2..=4).map(|i| start_box(&dir, &box_url, &format!("box-{i}"), &logs[i - 1])).collect();
+    let boxes = || std::iter::once(&first_box_1).chain(&others);
+    for server in boxes() {
+        ask(server, 3);
+    }
+    let all =
+        |n: [usize; 4]| (1..=4).map(|i| format!("box-{i}|{0}|{0}|1|{0}", n[i - 1])).collect::<Vec<_>>().join("\n");
+    wait_for(&postgres, &all([3; 4]), 30);
+
+    // The center goes down: every box keeps answering, the backlog shows on /metrics.
+    postgres.stop_server("fast");
+    for server in boxes() {
+        ask(server, 3);
+    }
+    let metrics = common::client().get(first_box_1.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("edgeway_fleet_backlog_rows{box_id=\"box-1\"}"), "{metrics}");
+    postgres.start_server();
+    wait_for(&postgres, &all([6; 4]), 60);
+
+    // Box 1 builds a backlog, and is killed (-9) while it ships it after the center returns.
+    postgres.stop_server("fast");
+    ask(&first_box_1, 12);
+    postgres.start_server();
+    std::thread::sleep(Duration::from_millis(600));
+    first_box_1.kill();
+    let box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
+    ask(&box_1, 2);
+    wait_for(&postgres, &all([20, 6, 6, 6]), 60);
+
+    // The box role may only insert: it cannot read or change the log.
+    for sql in ["SELECT count(*) FROM fleet_queries", "DELETE FROM fleet_queries", "UPDATE box_status SET backlog = 0"]
+    {
+        let refused = postgres.psql("edgeway_box", sql).unwrap_err();
+        assert!(refused.contains("permission denied"), "{sql}: {refused}");
+    }
+
+    let status = common::edgeway(&["fleet", "status", "--url", &postgres.url("postgres")]);
+    let text = common::output_text(&status);
+    assert!(status.status.success() && (1..=4).all(|i| text.contains(&format!("box-{i}"))), "{text}");
+    assert!(text.contains("plant-2") && text.contains("100.0 %"), "{text}");
+
+    // Retention drops whole days: an old one goes, today stays.
+    postgres.psql("postgres", "SELECT fleet_ensure_day('2020-01-01')").unwrap();
+    let prune = common::edgeway(&["fleet", "prune", "--url", &postgres.url("postgres"), "--keep", "90d"]);
+    let text = common::output_text(&prune);
+    assert!(text.contains("dropped 1 day(s)") && text.contains("fleet_queries_20200101"), "{text}");
+    wait_for(&postgres, &all([20, 6, 6, 6]), 5);
+    drop(box_1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
