@@ -82,6 +82,25 @@ pub enum FleetCommand {
     Prune(FleetPruneArgs),
     /// Each box: last seen, backlog, applied config version, edge share, cost per query.
     Status(FleetStatusArgs),
+    /// Publish the `[routing]` thresholds of a config file (one `edgeway calibrate` wrote) as the
+    /// fleet's newest config version: every box (or a site's) applies it within its poll interval.
+    Push(FleetPushArgs),
+}
+
+/// `edgeway fleet push` flags.
+#[derive(Debug, Args)]
+pub struct FleetPushArgs {
+    #[command(flatten)]
+    pub center: FleetCenterArgs,
+    /// The config file whose `[routing]` table to publish.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only for the boxes of this site [default: every box].
+    #[arg(long)]
+    pub site: Option<String>,
+    /// A note kept with the version (why, from what data).
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 /// The center to talk to.

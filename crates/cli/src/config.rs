@@ -95,11 +95,34 @@ pub struct FleetSection {
     pub ship_text: Option<bool>,
     /// Shipped rows kept in the local log; older ones are pruned [default: 1000000].
     pub keep_local_rows: Option<u64>,
+    /// Seconds between looks for a newer fleet config at the center [default: 30].
+    pub config_every_secs: Option<f64>,
+}
+
+/// A box of a fleet: how it ships its log and follows the center's config.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Shipping the query log.
+    pub ship: edgeway_fleet::ShipConfig,
+    /// How often to look for a newer config.
+    pub config_every: std::time::Duration,
 }
 
 impl FleetSection {
+    /// The box's fleet settings.
+    pub fn settings(&self) -> anyhow::Result<FleetSettings> {
+        let config_every = match self.config_every_secs {
+            Some(secs) => {
+                anyhow::ensure!(secs > 0.0 && secs.is_finite(), "[fleet] config_every_secs must be a positive number");
+                std::time::Duration::from_secs_f64(secs)
+            }
+            None => std::time::Duration::from_secs(30),
+        };
+        Ok(FleetSettings { ship: self.ship_config()?, config_every })
+    }
+
     /// The shipper's configuration.
-    pub fn ship_config(&self) -> anyhow::Result<edgeway_fleet::ShipConfig> {
+    fn ship_config(&self) -> anyhow::Result<edgeway_fleet::ShipConfig> {
         let url = match (&self.url, &self.url_env) {
             (Some(url), None) => url.clone(),
             (None, Some(var)) => {
@@ -520,8 +543,8 @@ pub struct ServeSettings {
     pub calibration: Option<CalibrationSection>,
     /// Whether the thresholds are the ones edgeway ships with.
     pub shipped_routing: bool,
-    /// Shipping the query log to the fleet's center, when `[fleet]` is set.
-    pub fleet: Option<edgeway_fleet::ShipConfig>,
+    /// Shipping the query log to the fleet's center and following its config, when `[fleet]` is set.
+    pub fleet: Option<FleetSettings>,
 }
 
 /// One local model, resolved: where it sits and how its engine runs.
@@ -711,7 +734,7 @@ impl ServeSettings {
             },
             calibration,
             shipped_routing,
-            fleet: fleet.as_ref().map(FleetSection::ship_config).transpose()?,
+            fleet: fleet.as_ref().map(FleetSection::settings).transpose()?,
         })
     }
 
@@ -831,6 +854,29 @@ fn with_shipped_thresholds(
         file.calibration = shipped.calibration;
     }
     Ok(file)
+}
+
+/// The thresholds in a `[routing]` table alone (a fleet config version), as `serve` would
+/// read them from its config file.
+pub fn routing_thresholds(text: &str) -> anyhow::Result<(edgeway_policy::Thresholds, edgeway_policy::TierThresholds)> {
+    let file: FileConfig = toml::from_str(text).context("not a valid [routing] table")?;
+    let config = merge_routing(&ServeArgs::default(), file.routing)?;
+    Ok((config.thresholds, config.tier_thresholds))
+}
+
+/// The `[routing]` table of the config file at `path`, alone, as TOML, once checked to be
+/// thresholds `serve` accepts: what `edgeway fleet push` publishes.
+pub fn routing_table_text(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let document: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let routing =
+        document.get("routing").with_context(|| format!("{} has no [routing] table to publish", path.display()))?;
+    let mut alone = toml::Table::new();
+    alone.insert("routing".into(), routing.clone());
+    let routing = toml::to_string(&alone)?;
+    routing_thresholds(&routing).with_context(|| format!("the [routing] table of {}", path.display()))?;
+    Ok(routing)
 }
 
 /// Thresholds and cooldown from flags and `[routing]`.

@@ -127,18 +127,38 @@ fn newest_postgres_bin() -> PathBuf {
     versions.pop().expect("no initdb under /usr/lib/postgresql/*/bin").1
 }
 
-/// A box: its config ships to `url` as `box_id` every half second.
+/// A box: its config ships to `url` as `box_id` and looks for a newer fleet config every half
+/// second; its cloud is unreachable and its threshold keeps every request at the edge.
 fn start_box(dir: &Path, url: &str, box_id: &str, log: &Path) -> Server {
     let config = dir.join(format!("{box_id}.toml"));
     std::fs::write(
         &config,
         format!(
-            "[fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n",
+            "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n\n[routing]\nthreshold = 1.0\n\n\
+             [fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n\
+             config_every_secs = 0.5\n",
             &box_id[box_id.len() - 1..]
         ),
     )
     .unwrap();
-    Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"])
+    let data_dir = dir.join(box_id);
+    Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--log-path",
+        log.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--no-embeddings",
+    ])
+}
+
+/// Why the box routed a request the way it did.
+fn route_reason(server: &Server) -> String {
+    let (status, headers, body) =
+        server.post_with_headers("/v1/chat/completions", &chat("Say hi.", json!({"max_tokens": 2})), &[]);
+    assert_eq!(status, 200, "{body}");
+    headers["x-edgeway-route-reason"].to_str().unwrap().to_owned()
 }
 
 fn ask(server: &Server, n: usize) {
@@ -223,6 +243,37 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     let text = common::output_text(&prune);
     assert!(text.contains("dropped 1 day(s)") && text.contains("fleet_queries_20200101"), "{text}");
     wait_for(&postgres, &all([20, 6, 6, 6]), 5);
+
+    // A new config version reaches every box within two poll intervals and changes its routing:
+    // threshold 0 sends everything to the (unreachable) cloud, so the edge answers as a fallback.
+    assert_eq!(route_reason(&box_1), "score_below_threshold");
+    let pushed = dir.join("calibrated.toml");
+    std::fs::write(&pushed, "[server]\nport = 1\n\n[routing]\nthreshold = 0.0\n").unwrap();
+    let push = common::edgeway(&[
+        "fleet",
+        "push",
+        "--url",
+        &postgres.url("postgres"),
+        "--config",
+        pushed.to_str().unwrap(),
+        "--note",
+        "test",
+    ]);
+    let text = common::output_text(&push);
+    assert!(push.status.success() && text.contains("version 1") && !text.contains("port"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postgres.psql("postgres", "SELECT count(*) FROM box_status WHERE config_version = 1").unwrap() != "4" {
+        assert!(Instant::now() < deadline, "not every box applied version 1 within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for server in std::iter::once(&box_1).chain(&others) {
+        assert_ne!(route_reason(server), "score_below_threshold");
+    }
+    // A box that starts while the center is down routes by the version it saved.
+    drop(box_1);
+    postgres.stop_server("fast");
+    let box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
+    assert_ne!(route_reason(&box_1), "score_below_threshold");
     drop(box_1);
     let _ = std::fs::remove_dir_all(&dir);
 }

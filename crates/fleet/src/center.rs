@@ -167,6 +167,34 @@ pub async fn prune(client: &Client, keep_days: u32) -> Result<Vec<String>, Fleet
     Ok(dropped)
 }
 
+/// Adds `routing` (a `[routing]` TOML table) as the newest config version, for the boxes of
+/// `site` (every box when `None`); returns its version.
+pub async fn push_config(
+    client: &Client,
+    routing: &str,
+    site: Option<&str>,
+    note: Option<&str>,
+) -> Result<i64, FleetError> {
+    let row = client
+        .query_one(
+            "INSERT INTO fleet_config (site, routing, note) VALUES ($1, $2, $3) RETURNING version",
+            &[&site, &routing, &note],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The newest config version for a box of `site`: its own site's or the fleet-wide one.
+pub async fn latest_config(client: &Client, site: Option<&str>) -> Result<Option<(i64, String)>, FleetError> {
+    let row = client
+        .query_opt(
+            "SELECT version, routing FROM fleet_config WHERE site IS NULL OR site = $1 ORDER BY version DESC LIMIT 1",
+            &[&site],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
 /// One box as the center sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxStatus {

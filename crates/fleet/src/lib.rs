@@ -1,8 +1,10 @@
 //! A fleet of edgeway boxes on PostgreSQL: each box's query log shipped to a central database
-//! ([`ship`]), never on the request path, and the center's schema, retention and view of the
-//! boxes ([`center`]).
+//! ([`ship`]), never on the request path; the center's configuration followed by every box
+//! ([`follow`]); and the center's schema, retention, config versions and view of the boxes
+//! ([`center`]).
 
 pub mod center;
+pub mod follow;
 pub mod ship;
 
 pub use ship::ShipConfig;

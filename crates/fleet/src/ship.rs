@@ -155,8 +155,12 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
         .await?;
     }
     let remaining = backlog.saturating_sub(rows.len() as u64) as i64;
-    tx.execute("SELECT fleet_report_status($1, $2, $3, $4, NULL)", &[&config.box_id, &config.site, &remaining, &last])
-        .await?;
+    let applied = Some(stats.config_version.load(Ordering::Relaxed)).filter(|&version| version > 0);
+    tx.execute(
+        "SELECT fleet_report_status($1, $2, $3, $4, $5)",
+        &[&config.box_id, &config.site, &remaining, &last, &applied],
+    )
+    .await?;
     tx.commit().await?;
     // The center has them: now, and only now, the watermark moves.
     if !rows.is_empty() {

@@ -19,7 +19,7 @@
 //! which says which model and tier answer, why, and what was tried first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use edgeway_core::{
@@ -119,11 +119,34 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The thresholds a gateway routes by, replaceable while it serves (a fleet center's pushed
+/// configuration): requests already routed keep theirs, the next ones take the new ones.
+#[derive(Clone)]
+pub struct ThresholdsHandle(Arc<RwLock<Arc<(Thresholds, TierThresholds)>>>);
+
+impl ThresholdsHandle {
+    fn new(thresholds: Thresholds, tier_thresholds: TierThresholds) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new((thresholds, tier_thresholds)))))
+    }
+
+    /// Routes every request from now on by these thresholds.
+    pub fn set(&self, thresholds: Thresholds, tier_thresholds: TierThresholds) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new((thresholds, tier_thresholds));
+    }
+
+    /// The thresholds in force.
+    pub fn current(&self) -> Arc<(Thresholds, TierThresholds)> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// Local models and clouds, on tiers, behind one [`Backend`].
 pub struct Gateway {
     tiers: Tiers,
     scorer: Arc<dyn ComplexityScorer>,
     config: GatewayConfig,
+    /// `config`'s thresholds, as they are now.
+    thresholds: ThresholdsHandle,
     /// Every domain a rule, threshold or model names: what a client may name (others become `other`).
     known_domains: Vec<String>,
     /// Whether routing on a fallback score has been reported in the log.
@@ -166,7 +189,13 @@ impl Gateway {
             .collect();
         known_domains.sort();
         known_domains.dedup();
-        Self { tiers, scorer, config, known_domains, fallback_warned: AtomicBool::new(false) }
+        let thresholds = ThresholdsHandle::new(config.thresholds.clone(), config.tier_thresholds.clone());
+        Self { tiers, scorer, config, thresholds, known_domains, fallback_warned: AtomicBool::new(false) }
+    }
+
+    /// The handle that replaces its thresholds while it serves.
+    pub fn thresholds(&self) -> ThresholdsHandle {
+        self.thresholds.clone()
     }
 
     /// The models it routes over, lowest tier first.
@@ -231,14 +260,8 @@ impl Gateway {
         let mut ladder = self.tiers.ladder(&context.domain);
         let forced = self.forced(request, &mut ladder);
         let rungs: Vec<_> = ladder.iter().map(|member| member.rung()).collect();
-        let decision = decide(
-            context.score,
-            &context.domain,
-            &self.config.thresholds,
-            &self.config.tier_thresholds,
-            &rungs,
-            forced,
-        );
+        let thresholds = self.thresholds.current();
+        let decision = decide(context.score, &context.domain, &thresholds.0, &thresholds.1, &rungs, forced);
         let local = ladder[decision.rung].target == RouteTarget::Edge;
         Plan {
             rung: decision.rung,

@@ -28,6 +28,8 @@ pub struct ShipStats {
     pub last_ok_ms: AtomicI64,
     /// Whether the last attempt reached the center.
     pub center_up: AtomicBool,
+    /// The fleet config version applied (0: none).
+    pub config_version: AtomicI64,
 }
 
 /// A logged request waiting to be shipped.

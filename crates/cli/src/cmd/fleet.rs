@@ -32,6 +32,15 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
                 let dropped = center::prune(&client, keep).await?;
                 println!("dropped {} day(s) older than {keep} days{}", dropped.len(), list(&dropped));
             }
+            FleetCommand::Push(args) => {
+                let routing = crate::config::routing_table_text(&args.config)?;
+                let client = connect(&args.center.url).await?;
+                let version =
+                    center::push_config(&client, &routing, args.site.as_deref(), args.note.as_deref()).await?;
+                let whom =
+                    args.site.as_deref().map_or_else(|| "every box".to_owned(), |site| format!("the boxes of {site}"));
+                println!("published config version {version} for {whom}:\n{routing}");
+            }
             FleetCommand::Status(args) => {
                 let client = connect(&args.center.url).await?;
                 let boxes = center::status(&client, args.hours).await?;

@@ -46,11 +46,13 @@ async fn serve(
     let state =
         AppState::loading_with_log(model_id.clone(), LogSettings { log: Arc::new(log), store_text: settings.log_text });
     state.set_guard(guard);
-    if let Some(ship) = settings.fleet.clone() {
-        let stats = Arc::new(edgeway_store::ShipStats::default());
-        state.metrics().watch_shipping(&ship.box_id, Arc::clone(&stats));
+    let fleet = settings.fleet.clone();
+    let ship_stats = Arc::new(edgeway_store::ShipStats::default());
+    if let Some(fleet) = &fleet {
+        let ship = fleet.ship.clone();
+        state.metrics().watch_shipping(&ship.box_id, Arc::clone(&ship_stats));
         tracing::info!(box_id = %ship.box_id, site = ?ship.site, every = ?ship.every, "shipping the query log to the fleet center");
-        tokio::spawn(edgeway_fleet::ship::run(ship, log_path.clone(), stats));
+        tokio::spawn(edgeway_fleet::ship::run(ship, log_path.clone(), Arc::clone(&ship_stats)));
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -158,6 +160,9 @@ async fn serve(
     }
     let tiers = app::gateway::build_tiers(&clouds)?;
     let gateway = app::gateway::build_gateway(models, tiers, gateway_config, scorer)?;
+    if let Some(fleet) = &fleet {
+        app::fleet::follow(fleet, &data_dir, gateway.thresholds(), ship_stats);
+    }
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");
     server.await.context("the server task failed")?.context("the server stopped with an error")?;
