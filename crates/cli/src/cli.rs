@@ -974,6 +974,8 @@ pub enum BenchCommand {
     Engine(EngineBenchArgs),
     /// The router's added latency over calling the cloud upstream directly, p50 and p99.
     Gateway(GatewayBenchArgs),
+    /// The fleet: rows/s into the center from simulated boxes, and the latency shipping adds to a box.
+    Fleet(FleetBenchArgs),
     /// The knowledge base at scale: ingest throughput, ANN recall@10 against exact search, latency, size.
     Vectors(VectorsBenchArgs),
     /// Retrieval quality on SQuAD and BoolQ (recall@k, MRR) and the edge model's answers with and without it.
@@ -1101,6 +1103,34 @@ pub struct VectorsBenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// `edgeway bench fleet` flags.
+#[derive(Debug, Args)]
+pub struct FleetBenchArgs {
+    /// The center's PostgreSQL URL, as the schema's owner (bench/fleet.sh starts one).
+    #[arg(long, env = "EDGEWAY_FLEET_URL", value_name = "URL")]
+    pub url: String,
+
+    /// Simulated boxes shipping at once.
+    #[arg(long, default_value_t = 4)]
+    pub boxes: usize,
+
+    /// Logged requests each simulated box ships.
+    #[arg(long, default_value_t = 25_000)]
+    pub rows: usize,
+
+    /// Rows per shipment.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+
+    /// Request pairs (a box that ships, one that does not) to time.
+    #[arg(short, long, default_value_t = 1000)]
+    pub requests: usize,
+
+    /// Edge model for the box processes (they load one, but this benchmark never calls it).
+    #[arg(short, long, default_value = edgeway_models::DEFAULT_MODEL)]
+    pub model: String,
 }
 
 /// `edgeway bench gateway` flags.

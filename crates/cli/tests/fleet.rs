@@ -204,6 +204,13 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     let all =
         |n: [usize; 4]| (1..=4).map(|i| format!("box-{i}|{0}|{0}|1|{0}", n[i - 1])).collect::<Vec<_>>().join("\n");
     wait_for(&postgres, &all([3; 4]), 30);
+    // The dashboard says where the box ships and how it goes.
+    let (status, view) = others[0].get("/dashboard/api/overview");
+    assert_eq!(
+        (status, view["fleet"]["box_id"].as_str(), view["fleet"]["site"].as_str()),
+        (200, Some("box-2"), Some("plant-2"))
+    );
+    assert_eq!(view["fleet"]["center_up"], true, "{}", view["fleet"]);
 
     // The center goes down: every box keeps answering, the backlog shows on /metrics.
     postgres.stop_server("fast");

@@ -107,6 +107,24 @@ pub async fn run(config: ShipConfig, log_path: PathBuf, stats: Arc<ShipStats>) {
     }
 }
 
+/// Ships everything the log at `log_path` holds and returns how many rows went (a benchmark,
+/// or a box's last upload before it is retired).
+pub async fn drain(config: &ShipConfig, log_path: PathBuf) -> Result<u64, FleetError> {
+    let outbox = tokio::task::spawn_blocking(move || Outbox::open(log_path))
+        .await
+        .map_err(|error| FleetError::Local(format!("the outbox opener panicked: {error}")))?
+        .map_err(|error| FleetError::Local(error.to_string()))?;
+    let (outbox, stats) = (Arc::new(Mutex::new(outbox)), ShipStats::default());
+    let mut total = 0;
+    loop {
+        let shipped = ship_once(config, &outbox, &stats).await?;
+        if shipped == 0 {
+            return Ok(total);
+        }
+        total += shipped as u64;
+    }
+}
+
 /// Runs `job` on the outbox on a blocking thread.
 async fn with_outbox<T: Send + 'static>(
     outbox: &Arc<Mutex<Outbox>>,

@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use listen::ConnectionLimits;
-pub use routes::dashboard::{Calibration, CalibrationPlot, DashboardFacts, Routing};
+pub use routes::dashboard::{Calibration, CalibrationPlot, DashboardFacts, FleetFacts, Routing};
 pub use state::AppState;
 
 /// Largest request body accepted: room for a long RAG prompt, not for abuse.

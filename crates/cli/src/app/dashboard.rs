@@ -45,6 +45,7 @@ pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> Dashboa
             calibration.and_then(|c| c.plot.clone()).map(CalibrationPlot::File)
         },
         knowledge_db,
+        fleet: None,
     }
 }
 

@@ -83,7 +83,13 @@ async fn serve(
     }
     let (knowledge_db, index_dir) = data_dir.knowledge(settings.knowledge_path.as_deref());
     let retrieval_on = settings.embedding_model.is_some();
-    state.set_dashboard_facts(app::dashboard::facts(&settings, retrieval_on.then(|| knowledge_db.clone())));
+    let mut facts = app::dashboard::facts(&settings, retrieval_on.then(|| knowledge_db.clone()));
+    facts.fleet = fleet.as_ref().map(|fleet| edgeway_server::FleetFacts {
+        box_id: fleet.ship.box_id.clone(),
+        site: fleet.ship.site.clone(),
+        stats: Arc::clone(&ship_stats),
+    });
+    state.set_dashboard_facts(facts);
     let embedding_model = settings.embedding_model.clone();
     let embedding_required = settings.embedding_required;
     let rag_settings = settings.rag.clone();

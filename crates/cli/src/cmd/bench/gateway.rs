@@ -231,7 +231,7 @@ impl SplitMix {
 }
 
 /// Starts an OpenAI-compatible upstream that streams a fixed answer at once; returns its port.
-fn start_mock_upstream(chunks: usize) -> anyhow::Result<u16> {
+pub(super) fn start_mock_upstream(chunks: usize) -> anyhow::Result<u16> {
     let mut stream = String::from("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
     for i in 0..chunks {
         stream.push_str(&format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"w{i} \"}}}}]}}\n\n"));

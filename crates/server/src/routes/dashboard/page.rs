@@ -42,6 +42,20 @@ pub fn render(view: &View, model: &str) -> String {
                     }
                     (card("failed", &overview.statuses.iter().map(|(_, n)| n).sum::<u64>().to_string()))
                     (card("edge power, peak", &power_card(&view.power)))
+                    @if let Some(fleet) = &view.fleet {
+                        (card("rows not yet at the fleet center", &fleet.backlog.to_string()))
+                    }
+                }
+                @if let Some(fleet) = &view.fleet {
+                    p.fleet {
+                        "Fleet: box " strong { (fleet.box_id) }
+                        @if let Some(site) = &fleet.site { " at " (site) }
+                        ", center " @if fleet.center_up { "reachable" } @else { strong.error { "unreachable" } }
+                        ", " (fleet.shipped) " rows shipped since start"
+                        @if let Some(ms) = fleet.last_shipped_ms { ", last at " (time_of_day(ms)) " UTC" }
+                        @if let Some(version) = fleet.config_version { ", fleet config version " (version) }
+                        "."
+                    }
                 }
                 section.charts {
                     (PreEscaped(requests_chart(overview)))

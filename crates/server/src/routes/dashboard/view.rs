@@ -1,13 +1,16 @@
 //! Everything the dashboard shows for one window: the query log's aggregates
 //! ([`Overview`]) and what only the running box knows: money saved against all-cloud per
 //! domain (at the first cloud's prices), the edge's power draw against the budget, the
-//! routing thresholds and the calibration they came from, and the RAG collections. This is
+//! routing thresholds and the calibration they came from, the RAG collections, and the fleet
+//! shipper's backlog. This is
 //! also the JSON of `/dashboard/api/overview`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use edgeway_store::dashboard::Overview;
-use edgeway_store::KnowledgeBase;
+use edgeway_store::{KnowledgeBase, ShipStats};
 use serde::Serialize;
 
 /// What the box is configured with, set once by `edgeway serve` ([`crate::AppState::set_dashboard_facts`]).
@@ -23,6 +26,38 @@ pub struct DashboardFacts {
     pub calibration_plot: Option<CalibrationPlot>,
     /// The knowledge base retrieval reads, when retrieval is on.
     pub knowledge_db: Option<PathBuf>,
+    /// The box's place in a fleet, when it ships to a center.
+    pub fleet: Option<FleetFacts>,
+}
+
+/// A box of a fleet: who it is and how its shipping goes.
+#[derive(Debug, Clone)]
+pub struct FleetFacts {
+    /// Its id at the center.
+    pub box_id: String,
+    /// Its site.
+    pub site: Option<String>,
+    /// The shipper's figures, live.
+    pub stats: Arc<ShipStats>,
+}
+
+/// The fleet shipper as the dashboard shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetState {
+    /// The box's id.
+    pub box_id: String,
+    /// Its site.
+    pub site: Option<String>,
+    /// Rows not yet at the center.
+    pub backlog: u64,
+    /// Rows shipped since start.
+    pub shipped: u64,
+    /// Whether the last attempt reached the center.
+    pub center_up: bool,
+    /// When the center last took a shipment or report (Unix milliseconds).
+    pub last_shipped_ms: Option<i64>,
+    /// The fleet config version applied.
+    pub config_version: Option<i64>,
 }
 
 /// A calibration curve (SVG).
@@ -126,6 +161,8 @@ pub struct View {
     pub calibration_plot: bool,
     /// RAG collections (empty when retrieval is off).
     pub collections: Vec<CollectionSize>,
+    /// The fleet shipper, when the box ships.
+    pub fleet: Option<FleetState>,
 }
 
 impl View {
@@ -148,7 +185,19 @@ impl View {
         let power = Power { budget_watts: facts.power_budget_watts, draw_watts, peak_watts };
         let collections = facts.knowledge_db.as_deref().map(collection_sizes).unwrap_or_default();
         let calibration_plot = facts.calibration_plot.as_ref().is_some_and(CalibrationPlot::exists);
-        Self { overview, savings, power, routing: facts.routing.clone(), calibration_plot, collections }
+        let fleet = facts.fleet.as_ref().map(|fleet| {
+            let stats = &fleet.stats;
+            FleetState {
+                box_id: fleet.box_id.clone(),
+                site: fleet.site.clone(),
+                backlog: stats.backlog.load(Relaxed),
+                shipped: stats.shipped.load(Relaxed),
+                center_up: stats.center_up.load(Relaxed),
+                last_shipped_ms: Some(stats.last_ok_ms.load(Relaxed)).filter(|&ms| ms > 0),
+                config_version: Some(stats.config_version.load(Relaxed)).filter(|&v| v > 0),
+            }
+        });
+        Self { overview, savings, power, routing: facts.routing.clone(), calibration_plot, collections, fleet }
     }
 }
 
