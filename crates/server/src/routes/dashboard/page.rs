@@ -146,12 +146,14 @@ fn domains_table(view: &View) -> Markup {
         table {
             tr {
                 th { "domain" } th { "requests" } th { "at the edge" } th { "tokens in" } th { "tokens out" } th { "spent" }
+                th { "per request" }
                 @if priced { th { "all-cloud" } th { "saved" } }
             }
             @for (i, d) in view.overview.domains.iter().enumerate() {
                 tr {
                     td { (d.domain) } td.n { (d.requests) } td.n { (share(d.edge_requests, d.requests)) }
                     td.n { (d.prompt_tokens) } td.n { (d.completion_tokens) } td.n { (money(d.cost)) }
+                    td.n { (money(d.cost / d.requests.max(1) as f64)) }
                     @if let Some(s) = view.savings.get(i).filter(|_| priced) {
                         td.n { (money(s.all_cloud)) } td.n { (money(s.saved)) }
                     }
@@ -280,28 +282,41 @@ fn routes_table(routes: &[RouteSummary]) -> Markup {
     }
 }
 
-/// Requests per slice, one line per route (models of a route summed).
+/// Most lines in the requests chart; smaller series are summed into "other".
+const MAX_LINES: usize = 6;
+
+/// Requests per slice, one line per route and model (the busiest [`MAX_LINES`]; the rest
+/// summed as "other").
 fn requests_chart(overview: &Overview) -> String {
     let n = overview.buckets.len();
-    let mut routes: Vec<(String, Vec<f64>)> = Vec::new();
-    for series in &overview.requests {
-        let index = match routes.iter().position(|(route, _)| *route == series.route) {
-            Some(index) => index,
-            None => {
-                routes.push((series.route.clone(), vec![0.0; n]));
-                routes.len() - 1
+    let mut series: Vec<(String, Vec<f64>)> = overview
+        .requests
+        .iter()
+        .map(|s| {
+            let label = match &s.model {
+                Some(model) => format!("{} · {model}", s.route),
+                None => s.route.clone(),
+            };
+            (label, s.counts.iter().map(|&c| c as f64).collect())
+        })
+        .collect();
+    series.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
+    if series.len() > MAX_LINES {
+        let rest = series.split_off(MAX_LINES - 1);
+        let mut other = vec![0.0; n];
+        for (_, values) in rest {
+            for (slot, value) in other.iter_mut().zip(values) {
+                *slot += value;
             }
-        };
-        for (slot, count) in routes[index].1.iter_mut().zip(&series.counts) {
-            *slot += *count as f64;
         }
+        series.push(("other".into(), other));
     }
-    let lines: Vec<Line> = routes
+    let lines: Vec<Line> = series
         .into_iter()
         .zip(PALETTE.iter().cycle())
-        .map(|((route, values), colour)| Line { label: route, colour, values })
+        .map(|((label, values), colour)| Line { label, colour, values })
         .collect();
-    time_series("requests by route", &slice_unit(overview.window), overview.bucket_ms, n, &lines)
+    time_series("requests by route and model", &slice_unit(overview.window), overview.bucket_ms, n, &lines)
 }
 
 /// Failures and fallbacks per slice.
