@@ -945,6 +945,11 @@ pub struct StatsArgs {
     /// Config file to read cloud prices from [default: ./edgeway.toml when it exists].
     #[arg(long, env = "EDGEWAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Summarise every box of a fleet instead, from its center (a PostgreSQL URL), for the
+    /// whole fleet and per site.
+    #[arg(long, value_name = "URL", conflicts_with = "log_path")]
+    pub fleet: Option<String>,
 }
 
 /// `edgeway export-set` flags.

@@ -244,6 +244,15 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     assert!(status.status.success() && (1..=4).all(|i| text.contains(&format!("box-{i}"))), "{text}");
     assert!(text.contains("plant-2") && text.contains("100.0 %"), "{text}");
 
+    // The fleet's aggregates: all of it (38 requests), then per site (each box is its own, plant-N).
+    let stats = common::edgeway(&["stats", "--fleet", &postgres.url("postgres")]);
+    let text = common::output_text(&stats);
+    assert!(
+        stats.status.success() && text.contains("== the whole fleet") && text.contains("== site plant-3"),
+        "{text}"
+    );
+    assert!(text.contains("38 requests") && text.contains("20 requests"), "{text}");
+
     // Retention drops whole days: an old one goes, today stays.
     postgres.psql("postgres", "SELECT fleet_ensure_day('2020-01-01')").unwrap();
     let prune = common::edgeway(&["fleet", "prune", "--url", &postgres.url("postgres"), "--keep", "90d"]);

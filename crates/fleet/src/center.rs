@@ -11,6 +11,7 @@
 //! Boxes connect as a role that may only insert into the log, call those two functions and
 //! read the config (`edgeway fleet init --box-role`).
 
+use edgeway_store::{RouteStats, Stats};
 use tokio_postgres::Client;
 
 use crate::FleetError;
@@ -243,6 +244,44 @@ pub async fn status(client: &Client, hours: u32) -> Result<Vec<BoxStatus>, Fleet
             cost_per_query: row.get(7),
         })
         .collect())
+}
+
+/// The same aggregates as `edgeway stats`, over every box's rows from `since_ms` on: for the
+/// whole fleet (`None`) and per site (unlabelled boxes under `""`), sites in name order.
+pub async fn stats(client: &Client, since_ms: i64) -> Result<Vec<(Option<String>, Stats)>, FleetError> {
+    let rows = client
+        .query(
+            "SELECT GROUPING(site) = 1, COALESCE(site, ''), route, COUNT(*),
+                    COUNT(*) FILTER (WHERE status NOT IN ('ok', 'cancelled')), COUNT(fallback_from),
+                    COALESCE(SUM(prompt_tokens), 0)::bigint, COALESCE(SUM(completion_tokens), 0)::bigint,
+                    COALESCE(SUM(cost), 0), COALESCE(SUM(energy_j), 0), AVG(latency_ms), COALESCE(AVG(ttft_ms), 0)
+             FROM fleet_queries WHERE ts >= to_timestamp($1::float8 / 1000)
+             GROUP BY GROUPING SETS ((route), (site, route))
+             ORDER BY 1 DESC, 2, 4 DESC",
+            &[&(since_ms as f64)],
+        )
+        .await?;
+    let mut groups: Vec<(Option<String>, Stats)> = Vec::new();
+    for row in rows {
+        let site = if row.get::<_, bool>(0) { None } else { Some(row.get::<_, String>(1)) };
+        let route = RouteStats {
+            route: row.get(2),
+            requests: row.get::<_, i64>(3) as u64,
+            errors: row.get::<_, i64>(4) as u64,
+            fallbacks: row.get::<_, i64>(5) as u64,
+            prompt_tokens: row.get::<_, i64>(6) as u64,
+            completion_tokens: row.get::<_, i64>(7) as u64,
+            cost: row.get(8),
+            energy_j: row.get(9),
+            mean_latency_ms: row.get(10),
+            mean_ttft_ms: row.get(11),
+        };
+        match groups.last_mut() {
+            Some((last, stats)) if *last == site => stats.routes.push(route),
+            _ => groups.push((site, Stats { routes: vec![route] })),
+        }
+    }
+    Ok(groups)
 }
 
 /// `name` as a quoted SQL identifier; refused when it holds a NUL.

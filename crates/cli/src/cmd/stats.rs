@@ -8,15 +8,46 @@ use crate::cli::StatsArgs;
 use crate::config::FileConfig;
 
 pub fn run(data_dir: &DataDir, args: &StatsArgs) -> anyhow::Result<()> {
+    let since_ms = edgeway_store::record::since_hours_ms(args.since_hours);
+    if let Some(url) = &args.fleet {
+        return fleet(url, since_ms, args);
+    }
     let path = data_dir.query_log(args.log_path.as_deref());
     anyhow::ensure!(path.is_file(), "no query log at {}; `edgeway serve` writes one as it answers", path.display());
-    let since_ms = edgeway_store::record::since_hours_ms(args.since_hours);
     let stats = Stats::load(&path, since_ms).with_context(|| format!("cannot read {}", path.display()))?;
-    let total = stats.total_requests();
-    if total == 0 {
+    if stats.total_requests() == 0 {
         println!("no requests logged in {}", path.display());
         return Ok(());
     }
+    print(&stats, args)
+}
+
+/// The fleet's center: the whole fleet, then each site.
+fn fleet(url: &str, since_ms: i64, args: &StatsArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let groups = runtime.block_on(async {
+        let client = edgeway_fleet::ship::connect(url, std::time::Duration::from_secs(30))
+            .await
+            .context("cannot reach the fleet center")?;
+        anyhow::Ok(edgeway_fleet::center::stats(&client, since_ms).await?)
+    })?;
+    if groups.is_empty() {
+        println!("no requests at the fleet center yet");
+    }
+    for (site, stats) in &groups {
+        match site {
+            None => println!("== the whole fleet"),
+            Some(site) if site.is_empty() => println!("\n== boxes without a site"),
+            Some(site) => println!("\n== site {site}"),
+        }
+        print(stats, args)?;
+    }
+    Ok(())
+}
+
+/// The table, the totals and the savings against all-cloud.
+fn print(stats: &Stats, args: &StatsArgs) -> anyhow::Result<()> {
+    let total = stats.total_requests();
     println!(
         "{:<6} {:>9} {:>7} {:>7} {:>9} {:>11} {:>11} {:>12} {:>10} {:>10} {:>10}",
         "ROUTE",
