@@ -110,6 +110,10 @@ pub struct FleetCenterArgs {
     /// (`postgres://admin:…@center:5432/fleet`).
     #[arg(long, env = "EDGEWAY_FLEET_URL", value_name = "URL")]
     pub url: String,
+    /// A PEM file of the private certificate authority that signed the center's certificate
+    /// (public authorities are trusted without it). TLS follows the URL's `sslmode`.
+    #[arg(long, env = "EDGEWAY_FLEET_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `edgeway fleet init` flags.
@@ -950,6 +954,10 @@ pub struct StatsArgs {
     /// whole fleet and per site.
     #[arg(long, value_name = "URL", conflicts_with = "log_path")]
     pub fleet: Option<String>,
+
+    /// The fleet center's private certificate authority (PEM), for --fleet.
+    #[arg(long, env = "EDGEWAY_FLEET_CA_FILE", value_name = "FILE", requires = "fleet")]
+    pub fleet_ca_file: Option<PathBuf>,
 }
 
 /// `edgeway export-set` flags.

@@ -97,6 +97,9 @@ pub struct FleetSection {
     pub keep_local_rows: Option<u64>,
     /// Seconds between looks for a newer fleet config at the center [default: 30].
     pub config_every_secs: Option<f64>,
+    /// A PEM file of the private certificate authority that signed the center's certificate
+    /// (public ones are trusted without it). TLS follows the URL's `sslmode`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A box of a fleet: how it ships its log and follows the center's config.
@@ -151,6 +154,7 @@ impl FleetSection {
             config.batch_rows = rows;
         }
         config.ship_text = self.ship_text.unwrap_or(false);
+        config.ca_file = self.ca_file.clone();
         if let Some(keep) = self.keep_local_rows {
             config.keep_local_rows = Some(keep);
         }

@@ -3,8 +3,9 @@
 //! and the box role made by `edgeway fleet init`, and four `edgeway serve` boxes shipping their
 //! query logs. The center ends up holding exactly the union of the boxes' rows, with no gap
 //! and no duplicate in `(box_id, seq)`, through a center outage (every request still answered)
-//! and a `kill -9` of a box with a backlog; the box role can only insert; `fleet status` and
-//! `fleet prune` work on it.
+//! and a `kill -9` of a box with a backlog; the box role can only insert; `fleet status`,
+//! `fleet prune`, `fleet push` and `stats --fleet` work on it; and a center that takes TLS only
+//! (a certificate from a throwaway authority) is reached over TLS, with its certificate checked.
 
 mod common;
 
@@ -25,14 +26,97 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Self {
+        let postgres = Self::init();
+        postgres.start_server();
+        postgres
+    }
+
+    /// A cluster that takes TLS connections only, with a certificate for 127.0.0.1 signed by a
+    /// throwaway authority; returns it and the authority's certificate (PEM).
+    fn start_tls_only() -> (Self, PathBuf) {
+        let postgres = Self::init();
+        let data = postgres.dir.join("data");
+        let ca = postgres.dir.join("ca.crt");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl").args(args).current_dir(&postgres.dir).output().unwrap();
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=edgeway test authority",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(postgres.dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+            .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        for file in ["server.crt", "server.key"] {
+            std::fs::rename(postgres.dir.join(file), data.join(file)).unwrap();
+        }
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        if postgres.as_root {
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&postgres.dir).status().unwrap();
+        }
+        Command::new("chmod").arg("600").arg(data.join("server.key")).status().unwrap();
+        postgres.start_server();
+        (postgres, ca)
+    }
+
+    /// A new cluster, not started yet.
+    fn init() -> Self {
         let bin = newest_postgres_bin();
-        let dir = common::temp_dir("fleet", "postgres");
+        let port = common::free_port();
+        let dir = common::temp_dir("fleet", &format!("postgres-{port}"));
         let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
         if as_root {
             let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
             assert!(chown.success(), "cannot hand {} to the postgres user", dir.display());
         }
-        let postgres = Self { bin, dir, port: common::free_port(), as_root };
+        let postgres = Self { bin, dir, port, as_root };
         let data = postgres.dir.join("data");
         let initdb = postgres
             .command("initdb")
@@ -42,7 +126,6 @@ impl Postgres {
             .output()
             .unwrap();
         assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
-        postgres.start_server();
         postgres
     }
 
@@ -125,6 +208,37 @@ fn newest_postgres_bin() -> PathBuf {
         .collect();
     versions.sort();
     versions.pop().expect("no initdb under /usr/lib/postgresql/*/bin").1
+}
+
+#[test]
+fn a_box_ships_over_tls_to_a_center_that_takes_nothing_else() {
+    let (postgres, ca) = Postgres::start_tls_only();
+    let admin = format!("{}?sslmode=require", postgres.url("postgres"));
+    let ca_file = ca.to_str().unwrap();
+    // The center's certificate is checked: without its authority the connection is refused.
+    let refused = common::edgeway(&["fleet", "init", "--url", &admin]);
+    let text = common::output_text(&refused);
+    assert!(!refused.status.success() && text.to_lowercase().contains("certificate"), "{text}");
+    let init = common::edgeway(&["fleet", "init", "--url", &admin, "--ca-file", ca_file, "--box-role", "edgeway_box"]);
+    assert!(init.status.success(), "{}", common::output_text(&init));
+
+    let dir = common::temp_dir("fleet", "tls");
+    let config = dir.join("box.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fleet]\nurl = \"{}?sslmode=require\"\nbox_id = \"tls-box\"\nca_file = \"{ca_file}\"\nship_every_secs = 0.5\n",
+            postgres.url("edgeway_box")
+        ),
+    )
+    .unwrap();
+    let log = dir.join("box.db");
+    let server =
+        Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"]);
+    ask(&server, 3);
+    wait_for(&postgres, "tls-box|3|3|1|3", 30);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A box: its config ships to `url` as `box_id` and looks for a newer fleet config every half

@@ -27,6 +27,8 @@ pub struct FollowConfig {
     pub timeout: Duration,
     /// Where the last applied version is kept.
     pub saved: PathBuf,
+    /// The center's private certificate authority, if any (see [`crate::ShipConfig::ca_file`]).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A version of the fleet's configuration.
@@ -99,7 +101,7 @@ pub async fn run(
 }
 
 async fn newest(config: &FollowConfig) -> Result<Option<PushedConfig>, FleetError> {
-    let client = ship::connect(&config.url, config.timeout).await?;
+    let client = ship::connect(&config.url, config.timeout, config.ca_file.as_deref()).await?;
     let latest = center::latest_config(&client, config.site.as_deref()).await?;
     Ok(latest.map(|(version, routing)| PushedConfig { version, routing }))
 }

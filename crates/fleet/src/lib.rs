@@ -23,6 +23,9 @@ pub enum FleetError {
     /// The center's schema is not one this edgeway can use.
     #[error("fleet schema: {0}")]
     Schema(String),
+    /// The TLS settings could not be used (a CA file that cannot be read or parsed).
+    #[error("TLS to the fleet center: {0}")]
+    Tls(String),
     /// The local query log could not be read or updated.
     #[error("local query log: {0}")]
     Local(String),

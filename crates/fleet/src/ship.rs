@@ -12,7 +12,7 @@
 //! first, never unshipped ones), shows on `/metrics`, and drains when the center is back.
 //! Failures back off exponentially up to a minute.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,8 @@ use std::time::Duration;
 use edgeway_store::{Outbox, OutboxRow, ShipStats};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::FleetError;
 
@@ -43,6 +44,9 @@ pub struct ShipConfig {
     pub keep_local_rows: Option<u64>,
     /// How long to wait for the center to accept a connection or answer a statement.
     pub timeout: Duration,
+    /// A PEM file of the certificate authority that signed the center's certificate, when it
+    /// is a private one (public authorities are trusted without it).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ShipConfig {
@@ -58,6 +62,7 @@ impl ShipConfig {
             ship_text: false,
             keep_local_rows: Some(1_000_000),
             timeout: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -143,7 +148,7 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
     let (rows, backlog, watermark) =
         with_outbox(outbox, move |o| Ok((o.pending(batch)?, o.backlog()?, o.watermark()?))).await?;
     stats.backlog.store(backlog, Ordering::Relaxed);
-    let mut client = connect(&config.url, config.timeout).await?;
+    let mut client = connect(&config.url, config.timeout, config.ca_file.as_deref()).await?;
     let last = rows.last().map_or(watermark, |row| row.seq);
     let tx = client.transaction().await?;
     if !rows.is_empty() {
@@ -199,8 +204,13 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
 }
 
 /// A connection to `url`, given up on after `timeout`; statements time out after it too.
-pub async fn connect(url: &str, timeout: Duration) -> Result<Client, FleetError> {
-    let (client, connection) = tokio::time::timeout(timeout, tokio_postgres::connect(url, NoTls))
+///
+/// TLS as the URL's `sslmode` says (`prefer`, the default: when the center offers it;
+/// `require`: always; `disable`: never), with the center's certificate checked against the
+/// public authorities and `ca_file`'s.
+pub async fn connect(url: &str, timeout: Duration, ca_file: Option<&Path>) -> Result<Client, FleetError> {
+    let tls = tls(ca_file)?;
+    let (client, connection) = tokio::time::timeout(timeout, tokio_postgres::connect(url, tls))
         .await
         .map_err(|_| FleetError::Timeout(timeout))??;
     tokio::spawn(async move {
@@ -210,6 +220,26 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<Client, FleetError>
     });
     client.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis())).await?;
     Ok(client)
+}
+
+/// The TLS connector: rustls (on `ring`), trusting the public authorities and `ca_file`'s.
+fn tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, FleetError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = ca_file {
+        let bad = |error: &dyn std::fmt::Display| FleetError::Tls(format!("{}: {error}", path.display()));
+        let certificates = CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
+        for certificate in certificates {
+            roots.add(certificate.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| FleetError::Tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// One timestamp per UTC day the rows fall on.

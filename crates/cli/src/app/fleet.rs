@@ -36,6 +36,7 @@ pub fn follow(fleet: &FleetSettings, data_dir: &DataDir, thresholds: ThresholdsH
         every: fleet.config_every,
         timeout: fleet.ship.timeout,
         saved,
+        ca_file: fleet.ship.ca_file.clone(),
     };
     tokio::spawn(edgeway_fleet::follow::run(config, applied, apply, stats));
 }

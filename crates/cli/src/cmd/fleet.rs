@@ -3,7 +3,7 @@
 use anyhow::Context;
 use edgeway_fleet::center;
 
-use crate::cli::{FleetCommand, FleetPruneArgs};
+use crate::cli::{FleetCenterArgs, FleetCommand, FleetPruneArgs};
 
 /// How long a command waits for the center.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -18,7 +18,7 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
                     Some(var) => Some(std::env::var(var).with_context(|| format!("${var} is not set"))?),
                     None => None,
                 };
-                let mut client = connect(&args.center.url).await?;
+                let mut client = connect(&args.center).await?;
                 let role = args.box_role.as_deref().map(|role| (role, password.as_deref()));
                 let version = center::init(&mut client, role).await?;
                 println!("the fleet schema is at version {version}");
@@ -28,13 +28,13 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
             }
             FleetCommand::Prune(args) => {
                 let keep = keep_days(args)?;
-                let client = connect(&args.center.url).await?;
+                let client = connect(&args.center).await?;
                 let dropped = center::prune(&client, keep).await?;
                 println!("dropped {} day(s) older than {keep} days{}", dropped.len(), list(&dropped));
             }
             FleetCommand::Push(args) => {
                 let routing = crate::config::routing_table_text(&args.config)?;
-                let client = connect(&args.center.url).await?;
+                let client = connect(&args.center).await?;
                 let version =
                     center::push_config(&client, &routing, args.site.as_deref(), args.note.as_deref()).await?;
                 let whom =
@@ -42,7 +42,7 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
                 println!("published config version {version} for {whom}:\n{routing}");
             }
             FleetCommand::Status(args) => {
-                let client = connect(&args.center.url).await?;
+                let client = connect(&args.center).await?;
                 let boxes = center::status(&client, args.hours).await?;
                 if boxes.is_empty() {
                     println!("no box has reported yet");
@@ -71,8 +71,10 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
     })
 }
 
-async fn connect(url: &str) -> anyhow::Result<edgeway_fleet::Client> {
-    edgeway_fleet::ship::connect(url, TIMEOUT).await.context("cannot reach the fleet center")
+async fn connect(center: &FleetCenterArgs) -> anyhow::Result<edgeway_fleet::Client> {
+    edgeway_fleet::ship::connect(&center.url, TIMEOUT, center.ca_file.as_deref())
+        .await
+        .context("cannot reach the fleet center")
 }
 
 /// `--keep`: `90d` or `90`.

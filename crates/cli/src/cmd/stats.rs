@@ -26,7 +26,8 @@ pub fn run(data_dir: &DataDir, args: &StatsArgs) -> anyhow::Result<()> {
 fn fleet(url: &str, since_ms: i64, args: &StatsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let groups = runtime.block_on(async {
-        let client = edgeway_fleet::ship::connect(url, std::time::Duration::from_secs(30))
+        let ca_file = args.fleet_ca_file.as_deref();
+        let client = edgeway_fleet::ship::connect(url, std::time::Duration::from_secs(30), ca_file)
             .await
             .context("cannot reach the fleet center")?;
         anyhow::Ok(edgeway_fleet::center::stats(&client, since_ms).await?)

@@ -33,7 +33,7 @@ pub(super) fn run(data_dir: &DataDir, args: &FleetBenchArgs) -> anyhow::Result<(
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut client = edgeway_fleet::ship::connect(&args.url, Duration::from_secs(30)).await?;
+        let mut client = edgeway_fleet::ship::connect(&args.url, Duration::from_secs(30), None).await?;
         edgeway_fleet::center::init(&mut client, None).await.context("cannot create the fleet schema")
     })?;
     let scratch = data_dir.scratch(&format!("bench-fleet-{}", std::process::id()));
