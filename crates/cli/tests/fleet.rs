@@ -5,7 +5,8 @@
 //! and no duplicate in `(box_id, seq)`, through a center outage (every request still answered)
 //! and a `kill -9` of a box with a backlog; the box role can only insert; `fleet status`,
 //! `fleet prune`, `fleet push` and `stats --fleet` work on it; and a center that takes TLS only
-//! (a certificate from a throwaway authority) is reached over TLS, with its certificate checked.
+//! (a certificate from a throwaway authority) is reached over TLS, with its certificate checked;
+//! graded evaluation answers and guard decisions ship too, their text only when asked.
 
 mod common;
 
@@ -241,6 +242,74 @@ fn a_box_ships_over_tls_to_a_center_that_takes_nothing_else() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn graded_answers_and_guard_decisions_ship_with_their_text_when_asked() {
+    let postgres = Postgres::start();
+    let init = common::edgeway(&["fleet", "init", "--url", &postgres.url("postgres"), "--box-role", "edgeway_box"]);
+    assert!(init.status.success(), "{}", common::output_text(&init));
+    let dir = common::temp_dir("fleet", "graded");
+    let log = dir.join("box.db");
+    // An evaluation run on the box's own log, and a decision of the extraction detector.
+    let set = dir.join("plant.jsonl");
+    std::fs::write(
+        &set,
+        "{\"question\": \"Is steel magnetic? Answer yes or no.\", \"reference\": \"yes\", \"choices\": [\"yes\", \"no\"]}\n\
+         {\"question\": \"Is glass magnetic? Answer yes or no.\", \"reference\": \"no\", \"choices\": [\"yes\", \"no\"]}\n",
+    )
+    .unwrap();
+    let model = common::test_model().display().to_string();
+    let eval = common::edgeway(&[
+        "eval",
+        "--set",
+        set.to_str().unwrap(),
+        "--route",
+        "edge",
+        "--model",
+        &model,
+        "--threads",
+        "2",
+        "--log-path",
+        log.to_str().unwrap(),
+        "--run",
+        "plant-run",
+    ]);
+    assert!(eval.status.success(), "{}", common::output_text(&eval));
+    let keys = edgeway_store::KeyStore::open(&log).unwrap();
+    let event = edgeway_store::GuardEvent {
+        ts_ms: edgeway_store::record::now_ms(),
+        key_id: Some("key_x".into()),
+        detector: "extraction".into(),
+        action: "flag".into(),
+        score: Some(0.9),
+        evidence: "{\"distinct_prompts\": 900}".into(),
+    };
+    keys.record_event(&event).unwrap();
+    drop(keys);
+
+    let config = dir.join("box.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fleet]\nurl = \"{}\"\nbox_id = \"lab\"\nship_text = true\nship_every_secs = 0.5\n",
+            postgres.url("edgeway_box")
+        ),
+    )
+    .unwrap();
+    let server =
+        Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"]);
+    wait_for(&postgres, "lab|2|2|1|2", 30);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sql = "SELECT (SELECT count(*) FROM fleet_eval_results WHERE run = 'plant-run' AND question LIKE '%magnetic%' AND query_seq IS NOT NULL)
+                   || '|' || (SELECT count(*) FROM fleet_guard_events WHERE detector = 'extraction' AND evidence LIKE '%900%')
+                   || '|' || (SELECT count(*) FROM fleet_queries WHERE prompt_text IS NOT NULL)";
+    while postgres.psql("postgres", sql).unwrap() != "2|1|2" {
+        assert!(Instant::now() < deadline, "the center holds {}", postgres.psql("postgres", sql).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A box: its config ships to `url` as `box_id` and looks for a newer fleet config every half
 /// second; its cloud is unreachable and its threshold keeps every request at the edge.
 fn start_box(dir: &Path, url: &str, box_id: &str, log: &Path) -> Server {
@@ -303,7 +372,7 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     assert!(init.status.success(), "{}", common::output_text(&init));
     // Again: a migrated center is left as it is.
     let again = common::edgeway(&["fleet", "init", "--url", &postgres.url("postgres"), "--box-role", "edgeway_box"]);
-    assert!(common::output_text(&again).contains("version 1"), "{}", common::output_text(&again));
+    assert!(common::output_text(&again).contains("the fleet schema is at version"), "{}", common::output_text(&again));
 
     let dir = common::temp_dir("fleet", "boxes");
     let box_url = postgres.url("edgeway_box");
@@ -346,6 +415,11 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     ask(&box_1, 2);
     wait_for(&postgres, &all([20, 6, 6, 6]), 60);
 
+    // Without ship_text the prompts stayed on the boxes.
+    assert_eq!(
+        postgres.psql("postgres", "SELECT count(*) FROM fleet_queries WHERE prompt_text IS NOT NULL").unwrap(),
+        "0"
+    );
     // The box role may only insert: it cannot read or change the log.
     for sql in ["SELECT count(*) FROM fleet_queries", "DELETE FROM fleet_queries", "UPDATE box_status SET backlog = 0"]
     {

@@ -5,6 +5,8 @@
 //!   table's key must hold its partition column; a row's `ts` never changes, so `(box_id,
 //!   seq)` alone decides), range-partitioned by UTC day, so retention drops whole partitions
 //!   instead of deleting rows. A box creates the day it needs through `fleet_ensure_day`.
+//! - `fleet_eval_results`, `fleet_guard_events`: graded evaluation answers and guard
+//!   decisions, keyed by `(box_id, seq)` the same way.
 //! - `box_status`: each box's last report (`fleet_report_status`).
 //! - `fleet_config`: versioned routing settings for the boxes to apply.
 //!
@@ -92,6 +94,50 @@ const MIGRATIONS: &[&str] = &[
         note text
     );
     "#,
+    // 2: graded evaluation answers and guard decisions, for central calibration and review.
+    r#"
+    CREATE TABLE fleet_eval_results (
+        box_id text NOT NULL,
+        seq bigint NOT NULL,
+        site text,
+        query_seq bigint,
+        run text NOT NULL,
+        dataset text NOT NULL,
+        item_id text NOT NULL,
+        subject text,
+        route text NOT NULL,
+        model text,
+        domain text,
+        score real,
+        question text,
+        reference text,
+        answer text,
+        extracted text,
+        grade double precision NOT NULL,
+        correct boolean NOT NULL,
+        mean_logprob double precision,
+        prompt_tokens integer NOT NULL,
+        completion_tokens integer NOT NULL,
+        latency_ms double precision NOT NULL,
+        cost double precision NOT NULL,
+        energy_j double precision,
+        PRIMARY KEY (box_id, seq)
+    );
+    CREATE INDEX fleet_eval_results_run ON fleet_eval_results (run);
+
+    CREATE TABLE fleet_guard_events (
+        box_id text NOT NULL,
+        seq bigint NOT NULL,
+        site text,
+        ts timestamptz NOT NULL,
+        key_id text,
+        detector text NOT NULL,
+        action text NOT NULL,
+        score double precision,
+        evidence text,
+        PRIMARY KEY (box_id, seq)
+    );
+    "#,
 ];
 
 /// Creates or migrates the center's schema over `client` (an owner's connection), and when
@@ -134,8 +180,9 @@ pub async fn init(client: &mut Client, box_role: Option<(&str, Option<&str>)>) -
             tx.batch_execute(&format!("ALTER ROLE {role} PASSWORD {}", quote_literal(password))).await?;
         }
         tx.batch_execute(&format!(
-            "REVOKE ALL ON fleet_queries, box_status, fleet_config, fleet_meta FROM {role};
-             GRANT INSERT ON fleet_queries TO {role};
+            "REVOKE ALL ON fleet_queries, fleet_eval_results, fleet_guard_events, box_status, fleet_config, fleet_meta
+                 FROM {role};
+             GRANT INSERT ON fleet_queries, fleet_eval_results, fleet_guard_events TO {role};
              GRANT SELECT ON fleet_config TO {role};
              GRANT EXECUTE ON FUNCTION fleet_ensure_day(date) TO {role};
              GRANT EXECUTE ON FUNCTION fleet_report_status(text, text, bigint, bigint, bigint) TO {role};"

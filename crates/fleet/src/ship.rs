@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use edgeway_store::{Outbox, OutboxRow, ShipStats};
+use edgeway_store::{Outbox, OutboxEval, OutboxGuardEvent, OutboxRow, ShipStats};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -147,6 +147,7 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
     let batch = config.batch_rows;
     let (rows, backlog, watermark) =
         with_outbox(outbox, move |o| Ok((o.pending(batch)?, o.backlog()?, o.watermark()?))).await?;
+    let (evals, guards) = with_outbox(outbox, move |o| Ok((o.pending_eval(batch)?, o.pending_guard(batch)?))).await?;
     stats.backlog.store(backlog, Ordering::Relaxed);
     let mut client = connect(&config.url, config.timeout, config.ca_file.as_deref()).await?;
     let last = rows.last().map_or(watermark, |row| row.seq);
@@ -177,6 +178,8 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
         )
         .await?;
     }
+    ship_evals(&tx, config, &evals).await?;
+    ship_guard_events(&tx, config, &guards).await?;
     let remaining = backlog.saturating_sub(rows.len() as u64) as i64;
     let applied = Some(stats.config_version.load(Ordering::Relaxed)).filter(|&version| version > 0);
     tx.execute(
@@ -185,7 +188,12 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
     )
     .await?;
     tx.commit().await?;
-    // The center has them: now, and only now, the watermark moves.
+    // The center has them: now, and only now, the watermarks move.
+    if !evals.is_empty() || !guards.is_empty() {
+        let eval = evals.last().map_or(0, |e| e.seq);
+        let guard = guards.last().map_or(0, |g| g.seq);
+        with_outbox(outbox, move |o| o.mark_side_shipped(eval, guard)).await?;
+    }
     if !rows.is_empty() {
         let keep = config.keep_local_rows;
         with_outbox(outbox, move |o| {
@@ -200,7 +208,106 @@ async fn ship_once(config: &ShipConfig, outbox: &Arc<Mutex<Outbox>>, stats: &Shi
     stats.shipped.fetch_add(rows.len() as u64, Ordering::Relaxed);
     stats.backlog.store(remaining as u64, Ordering::Relaxed);
     stats.last_ok_ms.store(edgeway_store::record::now_ms(), Ordering::Relaxed);
-    Ok(rows.len())
+    // A full batch of any kind means more may be waiting.
+    Ok(rows.len().max(evals.len()).max(guards.len()))
+}
+
+/// Inserts graded answers (their texts only with `ship_text`): one statement per answer, as
+/// they come a few hundred per evaluation run, not thousands a minute.
+async fn ship_evals(
+    tx: &tokio_postgres::Transaction<'_>,
+    config: &ShipConfig,
+    evals: &[OutboxEval],
+) -> Result<(), FleetError> {
+    if evals.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare(
+            "INSERT INTO fleet_eval_results (box_id, seq, site, query_seq, run, dataset, item_id, subject, route, model,
+                domain, score, question, reference, answer, extracted, grade, correct, mean_logprob, prompt_tokens,
+                completion_tokens, latency_ms, cost, energy_j)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+                $22, $23, $24)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    fn text(ship: bool, value: &str) -> Option<&str> {
+        ship.then_some(value)
+    }
+    let ship = config.ship_text;
+    for eval in evals {
+        let r = &eval.record;
+        let tokens = [r.prompt_tokens, r.completion_tokens].map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        tx.execute(
+            &statement,
+            &[
+                &config.box_id,
+                &eval.seq,
+                &config.site,
+                &eval.query_seq,
+                &r.run,
+                &r.dataset,
+                &r.item_id,
+                &r.subject,
+                &r.route,
+                &r.model,
+                &r.domain,
+                &r.score,
+                &text(ship, &r.question),
+                &text(ship, &r.reference),
+                &text(ship, &r.answer),
+                &r.extracted.as_deref().and_then(|e| text(ship, e)),
+                &r.grade,
+                &r.correct,
+                &r.mean_logprob,
+                &tokens[0],
+                &tokens[1],
+                &r.latency_ms,
+                &r.cost,
+                &r.energy_j,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts guard decisions (their evidence only with `ship_text`: it may quote a prompt).
+async fn ship_guard_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    config: &ShipConfig,
+    guards: &[OutboxGuardEvent],
+) -> Result<(), FleetError> {
+    if guards.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare(
+            "INSERT INTO fleet_guard_events (box_id, seq, site, ts, key_id, detector, action, score, evidence)
+             VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    for guard in guards {
+        let e = &guard.event;
+        let evidence = config.ship_text.then_some(e.evidence.as_str());
+        tx.execute(
+            &statement,
+            &[
+                &config.box_id,
+                &guard.seq,
+                &config.site,
+                &(e.ts_ms as f64),
+                &e.key_id,
+                &e.detector,
+                &e.action,
+                &e.score,
+                &evidence,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A connection to `url`, given up on after `timeout`; statements time out after it too.

@@ -61,6 +61,37 @@ pub struct EvalRecord {
     pub energy_j: Option<f64>,
 }
 
+/// The columns [`eval_record`] reads, in its order.
+pub(crate) const EVAL_COLUMNS: &str =
+    "run, dataset, item_id, subject, route, model, domain, score, question, reference,
+    answer, extracted, grade, correct, mean_logprob, prompt_tokens, completion_tokens, latency_ms, cost, energy_j";
+
+/// An [`EvalRecord`] from [`EVAL_COLUMNS`] starting at column `at`.
+pub(crate) fn eval_record(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<EvalRecord> {
+    Ok(EvalRecord {
+        run: row.get(at)?,
+        dataset: row.get(at + 1)?,
+        item_id: row.get(at + 2)?,
+        subject: row.get(at + 3)?,
+        route: row.get(at + 4)?,
+        model: row.get(at + 5)?,
+        domain: row.get(at + 6)?,
+        score: row.get(at + 7)?,
+        question: row.get(at + 8)?,
+        reference: row.get(at + 9)?,
+        answer: row.get(at + 10)?,
+        extracted: row.get(at + 11)?,
+        grade: row.get(at + 12)?,
+        correct: row.get(at + 13)?,
+        mean_logprob: row.get(at + 14)?,
+        prompt_tokens: row.get(at + 15)?,
+        completion_tokens: row.get(at + 16)?,
+        latency_ms: row.get(at + 17)?,
+        cost: row.get(at + 18)?,
+        energy_j: row.get(at + 19)?,
+    })
+}
+
 /// A synchronous handle on the log for evaluation runs and calibration.
 pub struct EvalLog {
     conn: Connection,
@@ -157,37 +188,10 @@ impl EvalLog {
     pub fn results(&self, run: &str) -> Result<Vec<EvalRecord>, StoreError> {
         let mut statement = self
             .conn
-            .prepare(
-                "SELECT run, dataset, item_id, subject, route, model, domain, score, question, reference, answer,
-                    extracted, grade, correct, mean_logprob, prompt_tokens, completion_tokens, latency_ms, cost, energy_j
-                 FROM eval_results WHERE run = ?1 ORDER BY id",
-            )
+            .prepare(&format!("SELECT {EVAL_COLUMNS} FROM eval_results WHERE run = ?1 ORDER BY id"))
             .map_err(self.error())?;
         let rows = statement
-            .query_map([run], |row| {
-                Ok(EvalRecord {
-                    run: row.get(0)?,
-                    dataset: row.get(1)?,
-                    item_id: row.get(2)?,
-                    subject: row.get(3)?,
-                    route: row.get(4)?,
-                    model: row.get(5)?,
-                    domain: row.get(6)?,
-                    score: row.get(7)?,
-                    question: row.get(8)?,
-                    reference: row.get(9)?,
-                    answer: row.get(10)?,
-                    extracted: row.get(11)?,
-                    grade: row.get(12)?,
-                    correct: row.get(13)?,
-                    mean_logprob: row.get(14)?,
-                    prompt_tokens: row.get(15)?,
-                    completion_tokens: row.get(16)?,
-                    latency_ms: row.get(17)?,
-                    cost: row.get(18)?,
-                    energy_j: row.get(19)?,
-                })
-            })
+            .query_map([run], |row| eval_record(row, 0))
             .map_err(self.error())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.error())?;

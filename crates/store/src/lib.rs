@@ -31,7 +31,7 @@ pub use eval::{EvalLog, EvalRecord};
 pub use export::{logged_prompts, LoggedPrompt};
 pub use keys::{ApiKeyRecord, GuardEvent, KeyLimits, KeyStore};
 pub use knowledge::KnowledgeBase;
-pub use outbox::{Outbox, OutboxRow, ShipStats};
+pub use outbox::{Outbox, OutboxEval, OutboxGuardEvent, OutboxRow, ShipStats};
 pub use record::QueryRecord;
 pub use stats::{RouteStats, Stats};
 pub use writer::{LogStatus, QueryLog};

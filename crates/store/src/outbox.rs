@@ -4,13 +4,16 @@
 //! then ignores (it keys them by box and sequence number): nothing is lost or duplicated.
 //!
 //! Each row's sequence number is its `queries.id`, which only grows (rows are never deleted
-//! from the end of the log).
+//! from the end of the log). Graded evaluation answers and guard decisions ship the same way,
+//! each with its own watermark.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::eval::{eval_record, EvalRecord, EVAL_COLUMNS};
+use crate::keys::GuardEvent;
 use crate::record::QueryRecord;
 use crate::writer::open_connection;
 use crate::StoreError;
@@ -30,6 +33,26 @@ pub struct ShipStats {
     pub center_up: AtomicBool,
     /// The fleet config version applied (0: none).
     pub config_version: AtomicI64,
+}
+
+/// A graded evaluation answer waiting to be shipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEval {
+    /// Its sequence number on this box (`eval_results.id`).
+    pub seq: i64,
+    /// The sequence number of its request (`queries.id`), when it has one.
+    pub query_seq: Option<i64>,
+    /// The answer.
+    pub record: EvalRecord,
+}
+
+/// A guard decision waiting to be shipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxGuardEvent {
+    /// Its sequence number on this box (`guard_events.id`).
+    pub seq: i64,
+    /// The decision.
+    pub event: GuardEvent,
 }
 
 /// A logged request waiting to be shipped.
@@ -125,6 +148,67 @@ impl Outbox {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.error())?;
         Ok(rows)
+    }
+
+    /// Up to `limit` graded answers not yet shipped, oldest first, with the last shipped one's
+    /// sequence number.
+    pub fn pending_eval(&self, limit: usize) -> Result<Vec<OutboxEval>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id, query_id, {EVAL_COLUMNS} FROM eval_results
+                 WHERE id > (SELECT last_eval_id FROM fleet_mark) ORDER BY id LIMIT ?1"
+            ))
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map(params![limit as i64], |row| {
+                Ok(OutboxEval { seq: row.get(0)?, query_seq: row.get(1)?, record: eval_record(row, 2)? })
+            })
+            .map_err(self.error())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.error())?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` guard decisions not yet shipped, oldest first.
+    pub fn pending_guard(&self, limit: usize) -> Result<Vec<OutboxGuardEvent>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT id, ts_ms, key_id, detector, action, score, evidence FROM guard_events
+                 WHERE id > (SELECT last_guard_id FROM fleet_mark) ORDER BY id LIMIT ?1",
+            )
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map(params![limit as i64], |row| {
+                Ok(OutboxGuardEvent {
+                    seq: row.get(0)?,
+                    event: GuardEvent {
+                        ts_ms: row.get(1)?,
+                        key_id: row.get(2)?,
+                        detector: row.get(3)?,
+                        action: row.get(4)?,
+                        score: row.get(5)?,
+                        evidence: row.get(6)?,
+                    },
+                })
+            })
+            .map_err(self.error())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.error())?;
+        Ok(rows)
+    }
+
+    /// Records that the center committed every graded answer up to `seq` and every guard
+    /// decision up to `guard_seq` (neither moves backwards).
+    pub fn mark_side_shipped(&self, eval_seq: i64, guard_seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE fleet_mark SET last_eval_id = MAX(last_eval_id, ?1), last_guard_id = MAX(last_guard_id, ?2)",
+                params![eval_seq, guard_seq],
+            )
+            .map_err(self.error())?;
+        Ok(())
     }
 
     /// Records that the center committed every row up to `seq` (never moves backwards).

@@ -129,6 +129,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 9: the fleet's outbox (`outbox.rs`): the last query row the center has committed.
     "CREATE TABLE fleet_mark (last_shipped_id INTEGER NOT NULL);
     INSERT INTO fleet_mark VALUES (0);",
+    // 10: the fleet's outbox for graded answers and guard decisions.
+    "ALTER TABLE fleet_mark ADD COLUMN last_eval_id INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE fleet_mark ADD COLUMN last_guard_id INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
