@@ -224,18 +224,11 @@ fn a_box_ships_over_tls_to_a_center_that_takes_nothing_else() {
     assert!(init.status.success(), "{}", common::output_text(&init));
 
     let dir = common::temp_dir("fleet", "tls");
-    let config = dir.join("box.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fleet]\nurl = \"{}?sslmode=require\"\nbox_id = \"tls-box\"\nca_file = \"{ca_file}\"\nship_every_secs = 0.5\n",
-            postgres.url("edgeway_box")
-        ),
-    )
-    .unwrap();
-    let log = dir.join("box.db");
-    let server =
-        Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"]);
+    let fleet = format!(
+        "[fleet]\nurl = \"{}?sslmode=require\"\nbox_id = \"tls-box\"\nca_file = \"{ca_file}\"\nship_every_secs = 0.5\n",
+        postgres.url("edgeway_box")
+    );
+    let server = serve_with(&dir.join("box.toml"), &fleet, &dir.join("box.db"), &[]);
     ask(&server, 3);
     wait_for(&postgres, "tls-box|3|3|1|3", 30);
     drop(server);
@@ -286,17 +279,11 @@ fn graded_answers_and_guard_decisions_ship_with_their_text_when_asked() {
     keys.record_event(&event).unwrap();
     drop(keys);
 
-    let config = dir.join("box.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fleet]\nurl = \"{}\"\nbox_id = \"lab\"\nship_text = true\nship_every_secs = 0.5\n",
-            postgres.url("edgeway_box")
-        ),
-    )
-    .unwrap();
-    let server =
-        Server::start(&["--config", config.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"]);
+    let fleet = format!(
+        "[fleet]\nurl = \"{}\"\nbox_id = \"lab\"\nship_text = true\nship_every_secs = 0.5\n",
+        postgres.url("edgeway_box")
+    );
+    let server = serve_with(&dir.join("box.toml"), &fleet, &log, &[]);
     wait_for(&postgres, "lab|2|2|1|2", 30);
     let deadline = Instant::now() + Duration::from_secs(10);
     let sql = "SELECT (SELECT count(*) FROM fleet_eval_results WHERE run = 'plant-run' AND question LIKE '%magnetic%' AND query_seq IS NOT NULL)
@@ -313,27 +300,22 @@ fn graded_answers_and_guard_decisions_ship_with_their_text_when_asked() {
 /// A box: its config ships to `url` as `box_id` and looks for a newer fleet config every half
 /// second; its cloud is unreachable and its threshold keeps every request at the edge.
 fn start_box(dir: &Path, url: &str, box_id: &str, log: &Path) -> Server {
-    let config = dir.join(format!("{box_id}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n\n[routing]\nthreshold = 1.0\n\n\
-             [fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n\
-             config_every_secs = 0.5\n",
-            &box_id[box_id.len() - 1..]
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n\n[routing]\nthreshold = 1.0\n\n\
+         [fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n\
+         config_every_secs = 0.5\n",
+        &box_id[box_id.len() - 1..]
+    );
     let data_dir = dir.join(box_id);
-    Server::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--log-path",
-        log.to_str().unwrap(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--no-embeddings",
-    ])
+    serve_with(&dir.join(format!("{box_id}.toml")), &config, log, &["--data-dir", data_dir.to_str().unwrap()])
+}
+
+/// `edgeway serve` with `config` written to `path`, logging to `log`, without embeddings.
+fn serve_with(path: &Path, config: &str, log: &Path, extra: &[&str]) -> Server {
+    std::fs::write(path, config).unwrap();
+    let mut args = vec!["--config", path.to_str().unwrap(), "--log-path", log.to_str().unwrap(), "--no-embeddings"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 /// Why the box routed a request the way it did.

@@ -11,17 +11,15 @@
 //! the ratio of each pair's latencies (shipping over not) is reported as a median with its
 //! 95 % interval, with each side's p50 and p99.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use edgeway_eval::stats::{median, median_interval, percentile};
 use edgeway_models::resolve_model;
 use edgeway_store::{QueryLog, QueryRecord};
-use serde_json::json;
 
-use super::gateway::start_mock_upstream;
-use super::{lower_own_priority, raw_http};
+use super::gateway::{start_mock_upstream, time_cloud_stream};
+use super::lower_own_priority;
 use crate::app::child::start_server;
 use crate::app::DataDir;
 use crate::cli::FleetBenchArgs;
@@ -105,21 +103,7 @@ fn measure(
     let plain = start_server(&model.path, 1, &serve_args("plain", false))?;
     let shipping = start_server(&model.path, 1, &serve_args("shipping", true))?;
     lower_own_priority();
-    let body = json!({
-        "model": "cloud",
-        "stream": true,
-        "max_tokens": 16,
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
-    })
-    .to_string();
-    let time = |port: u16| -> anyhow::Result<f64> {
-        let started = Instant::now();
-        let mut response = raw_http::post_json(port, "/v1/chat/completions", &body)?;
-        let mut sink = Vec::new();
-        response.read_to_end(&mut sink)?;
-        anyhow::ensure!(sink.windows(6).any(|w| w == b"[DONE]"), "a stream did not end with [DONE]");
-        Ok(started.elapsed().as_secs_f64() * 1000.0)
-    };
+    let time = |port: u16| time_cloud_stream(port).map(|elapsed| elapsed.as_secs_f64() * 1000.0);
     for _ in 0..50 {
         time(plain.port)?;
         time(shipping.port)?;

@@ -46,21 +46,7 @@ pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result
     let server = start_server(&model.path, 2, &serve_args)?;
     lower_own_priority();
 
-    let body = json!({
-        "model": "cloud",
-        "stream": true,
-        "max_tokens": 16,
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
-    })
-    .to_string();
-    let time = |port: u16| -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let mut response = raw_http::post_json(port, "/v1/chat/completions", &body)?;
-        let mut sink = Vec::new();
-        response.read_to_end(&mut sink)?;
-        anyhow::ensure!(sink.windows(6).any(|w| w == b"[DONE]"), "a stream did not end with [DONE]");
-        Ok(started.elapsed())
-    };
+    let time = time_cloud_stream;
     for _ in 0..50 {
         time(upstream_port)?;
         time(server.port)?;
@@ -103,6 +89,24 @@ pub(super) fn run(data_dir: &DataDir, args: &GatewayBenchArgs) -> anyhow::Result
         percentile(&mut added, 0.99)
     );
     Ok(())
+}
+
+/// The time one streamed chat forced to the cloud takes through the server at `port`, to its
+/// `[DONE]`.
+pub(super) fn time_cloud_stream(port: u16) -> anyhow::Result<Duration> {
+    let body = json!({
+        "model": "cloud",
+        "stream": true,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    })
+    .to_string();
+    let started = Instant::now();
+    let mut response = raw_http::post_json(port, "/v1/chat/completions", &body)?;
+    let mut sink = Vec::new();
+    response.read_to_end(&mut sink)?;
+    anyhow::ensure!(sink.windows(6).any(|w| w == b"[DONE]"), "a stream did not end with [DONE]");
+    Ok(started.elapsed())
 }
 
 fn ms(duration: Duration) -> f64 {
