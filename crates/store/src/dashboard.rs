@@ -187,6 +187,8 @@ pub struct Overview {
     pub errors: Vec<u64>,
     /// Fallbacks per slice.
     pub fallbacks: Vec<u64>,
+    /// Escalations from the edge for low confidence, per slice.
+    pub escalations: Vec<u64>,
     /// Energy measured at the edge per slice, in joules (divided by the slice's seconds, the
     /// mean power drawn).
     pub edge_energy_j: Vec<f64>,
@@ -230,6 +232,7 @@ impl Overview {
 
         let mut requests: BTreeMap<(String, Option<String>), Vec<u64>> = BTreeMap::new();
         let (mut errors, mut fallbacks, mut edge_energy_j) = (vec![0u64; n], vec![0u64; n], vec![0.0; n]);
+        let mut escalations = vec![0u64; n];
         let mut routes: BTreeMap<String, Sums> = BTreeMap::new();
         let mut route_errors: BTreeMap<String, u64> = BTreeMap::new();
         let mut domains: BTreeMap<String, DomainSummary> = BTreeMap::new();
@@ -248,6 +251,7 @@ impl Overview {
                 *statuses.entry(key.status.clone()).or_default() += sums.requests;
             }
             fallbacks[i] += sums.fallbacks;
+            escalations[i] += sums.escalations;
             let domain_name = if key.domain.is_empty() { "none".to_owned() } else { key.domain.clone() };
             let domain = domains
                 .entry(domain_name.clone())
@@ -295,6 +299,7 @@ impl Overview {
             requests,
             errors,
             fallbacks,
+            escalations,
             edge_energy_j,
             routes,
             domains,
@@ -431,6 +436,7 @@ mod tests {
             }
             log.record(record(now, "cloud", 500.0, "ok"));
             log.record(record(now, "none", 2.0, "rate_limited"));
+            log.record(QueryRecord { reason: Some("low_edge_confidence".into()), ..record(now, "cloud", 700.0, "ok") });
             log.record(QueryRecord {
                 label: Some("defect".into()),
                 energy_j: Some(3.0),
@@ -462,6 +468,7 @@ mod tests {
         assert_eq!((overview.edge_energy_j[59], overview.edge_energy_j[0]), (3.0, 0.0));
         assert_eq!(overview.inspections, vec![("defect".to_owned(), 1)]);
         assert_eq!(overview.errors[59], 1);
+        assert_eq!((overview.escalations[59], overview.escalations.iter().sum::<u64>()), (1, 1));
         let summary = overview.routes.iter().find(|r| r.route == "edge").unwrap();
         let near = |read: Option<f64>, exact: f64| (read.unwrap() / exact - 1.0).abs() <= 0.045;
         assert!(near(summary.latency_p50_ms, 50.0) && near(summary.latency_p95_ms, 95.0), "{summary:?}");
@@ -475,7 +482,7 @@ mod tests {
         assert_eq!(overview.flagged_keys.len(), 1);
         assert_eq!((overview.flagged_keys[0].ts_ms, overview.flagged_keys[0].score), (now - 60_000, Some(0.9)));
         let code = &overview.domains[0];
-        assert_eq!((code.domain.as_str(), code.requests, code.edge_requests), ("code", 103, 101));
+        assert_eq!((code.domain.as_str(), code.requests, code.edge_requests), ("code", 104, 101));
         assert_eq!(overview.recent.len(), RECENT);
         assert!(overview.recent.iter().all(|r| r.prompt_text.is_none()), "text only when asked for");
         let with_text = Overview::load(&path, Window::Hour, now, true).unwrap();

@@ -43,6 +43,8 @@ pub struct Sums {
     pub requests: u64,
     /// Of which answered by a fallback.
     pub fallbacks: u64,
+    /// Of which escalated from the edge for low confidence.
+    pub escalations: u64,
     /// Tokens in.
     pub prompt_tokens: u64,
     /// Tokens out.
@@ -68,6 +70,7 @@ impl Sums {
     pub fn merge(&mut self, other: &Sums) {
         self.requests += other.requests;
         self.fallbacks += other.fallbacks;
+        self.escalations += other.escalations;
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.cost += other.cost;
@@ -87,7 +90,8 @@ pub fn catch_up(conn: &Connection, limit: usize) -> rusqlite::Result<usize> {
     let mark: i64 = conn.query_row("SELECT last_query_id FROM rollup_mark", [], |row| row.get(0))?;
     let mut statement = conn.prepare_cached(
         "SELECT id, ts_ms, route, COALESCE(model, ''), COALESCE(domain, ''), status, fallback_from IS NOT NULL,
-                prompt_tokens, completion_tokens, cost, energy_j, ttft_ms, latency_ms
+                prompt_tokens, completion_tokens, cost, energy_j, ttft_ms, latency_ms,
+                reason = 'low_edge_confidence'
          FROM queries WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let mut rows = statement.query(params![mark, limit as i64])?;
@@ -103,6 +107,7 @@ pub fn catch_up(conn: &Connection, limit: usize) -> rusqlite::Result<usize> {
             prompt_tokens: row.get::<_, i64>(7)?.max(0) as u64,
             completion_tokens: row.get::<_, i64>(8)?.max(0) as u64,
             cost: row.get(9)?,
+            escalations: u64::from(row.get::<_, Option<bool>>(13)?.unwrap_or(false)),
             ..Sums::default()
         };
         if let Some(energy) = row.get::<_, Option<f64>>(10)? {
@@ -143,7 +148,7 @@ pub fn catch_up(conn: &Connection, limit: usize) -> rusqlite::Result<usize> {
 }
 
 const COLUMNS: &str = "requests, fallbacks, prompt_tokens, completion_tokens, cost, energy_j, energy_requests,
-    generated_tokens, generating_ms, latency_hist, ttft_hist";
+    generated_tokens, generating_ms, latency_hist, ttft_hist, escalations";
 
 fn read(conn: &Connection, key: &RollupKey) -> rusqlite::Result<Option<Sums>> {
     let mut statement = conn.prepare_cached(&format!(
@@ -160,7 +165,7 @@ fn read(conn: &Connection, key: &RollupKey) -> rusqlite::Result<Option<Sums>> {
 fn write(conn: &Connection, key: &RollupKey, sums: &Sums) -> rusqlite::Result<()> {
     let mut statement = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO query_rollups (slice_len_ms, slice_ms, route, model, domain, status, {COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     ))?;
     statement.execute(params![
         key.slice_len_ms,
@@ -180,6 +185,7 @@ fn write(conn: &Connection, key: &RollupKey, sums: &Sums) -> rusqlite::Result<()
         sums.generating_ms,
         sums.latency.to_bytes(),
         sums.ttft.to_bytes(),
+        sums.escalations as i64,
     ])?;
     Ok(())
 }
@@ -201,6 +207,7 @@ fn sums_from(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Sums> {
         generating_ms: row.get(at + 8)?,
         latency: histogram(9)?,
         ttft: histogram(10)?,
+        escalations: row.get::<_, i64>(at + 11)? as u64,
     })
 }
 

@@ -132,6 +132,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 10: the fleet's outbox for graded answers and guard decisions.
     "ALTER TABLE fleet_mark ADD COLUMN last_eval_id INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE fleet_mark ADD COLUMN last_guard_id INTEGER NOT NULL DEFAULT 0;",
+    // 11: escalations in the rollups; the rollups are rebuilt from the log to count them.
+    "ALTER TABLE query_rollups ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
+    DELETE FROM query_rollups;
+    UPDATE rollup_mark SET last_query_id = 0;",
 ];
 
 /// The schema version this build writes.

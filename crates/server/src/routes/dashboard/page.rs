@@ -319,15 +319,16 @@ fn requests_chart(overview: &Overview) -> String {
     time_series("requests by route and model", &slice_unit(overview.window), overview.bucket_ms, n, &lines)
 }
 
-/// Failures and fallbacks per slice.
+/// Failures, fallbacks and escalations per slice.
 fn problems_chart(overview: &Overview) -> String {
     let to_f64 = |v: &[u64]| v.iter().map(|&c| c as f64).collect();
     let lines = [
         Line { label: "failed".into(), colour: PALETTE[3], values: to_f64(&overview.errors) },
         Line { label: "fallbacks".into(), colour: PALETTE[1], values: to_f64(&overview.fallbacks) },
+        Line { label: "escalations".into(), colour: PALETTE[4], values: to_f64(&overview.escalations) },
     ];
     time_series(
-        "failures and fallbacks",
+        "failures, fallbacks and escalations",
         &slice_unit(overview.window),
         overview.bucket_ms,
         overview.buckets.len(),
