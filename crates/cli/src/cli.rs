@@ -786,8 +786,9 @@ pub struct CalibrateArgs {
     pub tiers: Vec<String>,
 
     /// Scorer to write thresholds for: `learned` (hashed words, trained here), `embedding` (the
-    /// questions' sentence embeddings, trained here with the local embedding model) or `transparent`.
-    #[arg(long, default_value = "learned", value_parser = ["learned", "embedding", "transparent"])]
+    /// questions' sentence embeddings, trained here with the local embedding model), `transparent`,
+    /// or `shipped` (the scorer edgeway ships and boxes run by default: only its thresholds are chosen).
+    #[arg(long, default_value = "learned", value_parser = ["learned", "embedding", "transparent", "shipped"])]
     pub scorer: String,
 
     /// Share of items used to calibrate; the rest is held out for the report.
@@ -826,6 +827,23 @@ pub struct CalibrateArgs {
     /// Also write every number of the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Calibrate from every box's graded answers at a fleet's center (a PostgreSQL URL) and
+    /// publish the thresholds there as a new config version, instead of the local log and config.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["log_path", "tiers"])]
+    pub fleet: Option<String>,
+
+    /// The fleet center's private certificate authority (PEM), for --fleet.
+    #[arg(long, env = "EDGEWAY_FLEET_CA_FILE", value_name = "FILE", requires = "fleet")]
+    pub fleet_ca_file: Option<PathBuf>,
+
+    /// With --fleet: only the answers of this site's boxes, and publish for this site only.
+    #[arg(long, requires = "fleet")]
+    pub site: Option<String>,
+
+    /// With --fleet: only the answers of this box.
+    #[arg(long = "box", value_name = "BOX_ID", requires = "fleet")]
+    pub box_id: Option<String>,
 }
 
 /// `edgeway eval` flags. The edge model, the cloud tier and the query log are `serve`'s flag

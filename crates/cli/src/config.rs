@@ -397,6 +397,18 @@ pub enum ScorerSetting {
     Embedding(Option<PathBuf>),
 }
 
+impl ScorerSetting {
+    /// The config's name for it (`scorer = "…"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScorerSetting::Shipped => "shipped",
+            ScorerSetting::Transparent => "transparent",
+            ScorerSetting::Learned(_) => "learned",
+            ScorerSetting::Embedding(_) => "embedding",
+        }
+    }
+}
+
 /// `[[routing.domains]]`: one domain and how to recognise it.
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -236,37 +236,48 @@ fn a_box_ships_over_tls_to_a_center_that_takes_nothing_else() {
 }
 
 #[test]
-fn graded_answers_and_guard_decisions_ship_with_their_text_when_asked() {
+fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them() {
     let postgres = Postgres::start();
     let init = common::edgeway(&["fleet", "init", "--url", &postgres.url("postgres"), "--box-role", "edgeway_box"]);
     assert!(init.status.success(), "{}", common::output_text(&init));
     let dir = common::temp_dir("fleet", "graded");
     let log = dir.join("box.db");
-    // An evaluation run on the box's own log, and a decision of the extraction detector.
+    // An evaluation run, edge and cloud, on the box's own log, and a decision of the extraction detector.
     let set = dir.join("plant.jsonl");
-    std::fs::write(
-        &set,
-        "{\"question\": \"Is steel magnetic? Answer yes or no.\", \"reference\": \"yes\", \"choices\": [\"yes\", \"no\"]}\n\
-         {\"question\": \"Is glass magnetic? Answer yes or no.\", \"reference\": \"no\", \"choices\": [\"yes\", \"no\"]}\n",
-    )
-    .unwrap();
+    let items: String = ["steel", "glass", "iron", "wood", "nickel", "paper", "cobalt", "water", "magnetite", "copper", "a nail",
+        "a rubber band", "a paper clip", "a pencil", "a fridge magnet", "a plastic cup", "an iron key", "a cotton shirt",
+        "a steel spoon", "a glass bottle", "a nickel coin", "a wooden spoon", "a compass needle", "a silver ring"]
+        .iter()
+        .enumerate()
+        .map(|(i, thing)| {
+            let answer = if i % 2 == 0 { "yes" } else { "no" };
+            format!("{{\"question\": \"Is {thing} magnetic? Answer yes or no.\", \"reference\": \"{answer}\", \"choices\": [\"yes\", \"no\"]}}\n")
+        })
+        .collect();
+    std::fs::write(&set, items).unwrap();
+    let cloud = Server::start(&[]);
     let model = common::test_model().display().to_string();
     let eval = common::edgeway(&[
         "eval",
         "--set",
         set.to_str().unwrap(),
         "--route",
-        "edge",
+        "both",
         "--model",
         &model,
         "--threads",
         "2",
+        "--cloud-url",
+        &cloud.url("/v1"),
+        "--cloud-model",
+        "smollm2",
         "--log-path",
         log.to_str().unwrap(),
         "--run",
         "plant-run",
     ]);
     assert!(eval.status.success(), "{}", common::output_text(&eval));
+    drop(cloud);
     let keys = edgeway_store::KeyStore::open(&log).unwrap();
     let event = edgeway_store::GuardEvent {
         ts_ms: edgeway_store::record::now_ms(),
@@ -279,18 +290,42 @@ fn graded_answers_and_guard_decisions_ship_with_their_text_when_asked() {
     keys.record_event(&event).unwrap();
     drop(keys);
 
+    // The box runs the shipped scorer (no thresholds of its own) and ships its text.
     let fleet = format!(
-        "[fleet]\nurl = \"{}\"\nbox_id = \"lab\"\nship_text = true\nship_every_secs = 0.5\n",
+        "[fleet]\nurl = \"{}\"\nbox_id = \"lab\"\nship_text = true\nship_every_secs = 0.5\nconfig_every_secs = 0.5\n",
         postgres.url("edgeway_box")
     );
-    let server = serve_with(&dir.join("box.toml"), &fleet, &log, &[]);
-    wait_for(&postgres, "lab|2|2|1|2", 30);
+    let server = serve_with(&dir.join("box.toml"), &fleet, &log, &["--data-dir", dir.to_str().unwrap()]);
+    wait_for(&postgres, "lab|48|48|1|48", 60);
     let deadline = Instant::now() + Duration::from_secs(10);
     let sql = "SELECT (SELECT count(*) FROM fleet_eval_results WHERE run = 'plant-run' AND question LIKE '%magnetic%' AND query_seq IS NOT NULL)
                    || '|' || (SELECT count(*) FROM fleet_guard_events WHERE detector = 'extraction' AND evidence LIKE '%900%')
                    || '|' || (SELECT count(*) FROM fleet_queries WHERE prompt_text IS NOT NULL)";
-    while postgres.psql("postgres", sql).unwrap() != "2|1|2" {
+    while postgres.psql("postgres", sql).unwrap() != "48|1|48" {
         assert!(Instant::now() < deadline, "the center holds {}", postgres.psql("postgres", sql).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Calibration at the center, for the scorer the box runs: published, and applied by the box.
+    let trained_here = common::edgeway(&["calibrate", "--fleet", &postgres.url("postgres"), "--scorer", "learned"]);
+    assert!(!trained_here.status.success(), "a scorer trained here cannot reach the boxes yet");
+    let calibrate = common::edgeway(&[
+        "calibrate",
+        "--fleet",
+        &postgres.url("postgres"),
+        "--scorer",
+        "shipped",
+        "--min-domain-items",
+        "100",
+        "--plot",
+        dir.join("curve.svg").to_str().unwrap(),
+    ]);
+    let text = common::output_text(&calibrate);
+    assert!(calibrate.status.success() && text.contains("published fleet config version 1"), "{text}");
+    assert!(text.contains("scorer = \"shipped\"") && text.contains("plant-run"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postgres.psql("postgres", "SELECT config_version FROM box_status WHERE box_id = 'lab'").unwrap() != "1" {
+        assert!(Instant::now() < deadline, "the box did not apply the calibrated version within 10 s");
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(server);
@@ -455,6 +490,16 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     for server in std::iter::once(&box_1).chain(&others) {
         assert_ne!(route_reason(server), "score_below_threshold");
     }
+    // A version calibrated for another scorer than the boxes run (they route with the transparent
+    // one) is refused: they keep version 1.
+    let other = dir.join("other-scorer.toml");
+    std::fs::write(&other, "[routing]\nscorer = \"shipped\"\nthreshold = 0.5\n").unwrap();
+    let push =
+        common::edgeway(&["fleet", "push", "--url", &postgres.url("postgres"), "--config", other.to_str().unwrap()]);
+    assert!(push.status.success(), "{}", common::output_text(&push));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(postgres.psql("postgres", "SELECT count(*) FROM box_status WHERE config_version = 1").unwrap(), "4");
+    assert_ne!(route_reason(&box_1), "score_below_threshold");
     // A box that starts while the center is down routes by the version it saved.
     drop(box_1);
     postgres.stop_server("fast");

@@ -13,7 +13,7 @@
 //! Boxes connect as a role that may only insert into the log, call those two functions and
 //! read the config (`edgeway fleet init --box-role`).
 
-use edgeway_store::{RouteStats, Stats};
+use edgeway_store::{EvalRecord, RouteStats, Stats};
 use tokio_postgres::Client;
 
 use crate::FleetError;
@@ -329,6 +329,73 @@ pub async fn stats(client: &Client, since_ms: i64) -> Result<Vec<(Option<String>
         }
     }
     Ok(groups)
+}
+
+/// Which graded answers to read from the center.
+#[derive(Debug, Clone, Default)]
+pub struct EvalFilter {
+    /// The evaluation run.
+    pub run: String,
+    /// Only the boxes of this site.
+    pub site: Option<String>,
+    /// Only this box.
+    pub box_id: Option<String>,
+}
+
+/// The graded answers of a run, across boxes, with their text; returns them and how many rows
+/// were left out for having none (boxes that do not ship text).
+pub async fn eval_results(client: &Client, filter: &EvalFilter) -> Result<(Vec<EvalRecord>, i64), FleetError> {
+    let rows = client
+        .query(
+            "SELECT run, dataset, item_id, subject, route, model, domain, score, question, reference, answer,
+                    extracted, grade, correct, mean_logprob, prompt_tokens, completion_tokens, latency_ms, cost,
+                    energy_j
+             FROM fleet_eval_results
+             WHERE run = $1 AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR box_id = $3)
+             ORDER BY box_id, seq",
+            &[&filter.run, &filter.site, &filter.box_id],
+        )
+        .await?;
+    let (mut records, mut textless) = (Vec::with_capacity(rows.len()), 0);
+    for row in rows {
+        let (Some(question), Some(reference), Some(answer)) =
+            (row.get::<_, Option<String>>(8), row.get::<_, Option<String>>(9), row.get::<_, Option<String>>(10))
+        else {
+            textless += 1;
+            continue;
+        };
+        records.push(EvalRecord {
+            run: row.get(0),
+            dataset: row.get(1),
+            item_id: row.get(2),
+            subject: row.get(3),
+            route: row.get(4),
+            model: row.get(5),
+            domain: row.get(6),
+            score: row.get(7),
+            question,
+            reference,
+            answer,
+            extracted: row.get(11),
+            grade: row.get(12),
+            correct: row.get(13),
+            mean_logprob: row.get(14),
+            prompt_tokens: row.get::<_, i32>(15).max(0) as u32,
+            completion_tokens: row.get::<_, i32>(16).max(0) as u32,
+            latency_ms: row.get(17),
+            cost: row.get(18),
+            energy_j: row.get(19),
+        });
+    }
+    Ok((records, textless))
+}
+
+/// The runs of graded answers at the center, with their sizes, largest first.
+pub async fn eval_runs(client: &Client) -> Result<Vec<(String, i64)>, FleetError> {
+    let rows = client
+        .query("SELECT run, COUNT(*) FROM fleet_eval_results GROUP BY run ORDER BY COUNT(*) DESC, run", &[])
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// `name` as a quoted SQL identifier; refused when it holds a NUL.

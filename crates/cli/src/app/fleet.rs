@@ -8,13 +8,29 @@ use edgeway_gateway::ThresholdsHandle;
 use edgeway_store::ShipStats;
 
 use crate::app::DataDir;
-use crate::config::{routing_thresholds, FleetSettings};
+use crate::config::{routing_thresholds, FileConfig, FleetSettings, ScorerSetting};
 
 /// Applies the last fleet config saved in the data directory (the center may be unreachable
 /// at start), then follows the center's newer versions in the background.
-pub fn follow(fleet: &FleetSettings, data_dir: &DataDir, thresholds: ThresholdsHandle, stats: Arc<ShipStats>) {
+/// A version calibrated for another scorer than the box runs is refused: its thresholds would
+/// cut another scale.
+pub fn follow(
+    fleet: &FleetSettings,
+    data_dir: &DataDir,
+    scorer: &ScorerSetting,
+    thresholds: ThresholdsHandle,
+    stats: Arc<ShipStats>,
+) {
     let saved = data_dir.fleet_config();
+    let running = scorer.name();
     let apply = move |config: &PushedConfig| -> Result<(), String> {
+        let pushed = toml::from_str::<FileConfig>(&config.routing).ok().and_then(|file| file.routing.scorer);
+        if let Some(pushed) = pushed.filter(|pushed| pushed != running) {
+            return Err(format!(
+                "version {} was calibrated for the {pushed} scorer, and this box routes with the {running} one",
+                config.version
+            ));
+        }
         let (domain, tier) = routing_thresholds(&config.routing).map_err(|error| format!("{error:#}"))?;
         thresholds.set(domain, tier);
         Ok(())

@@ -167,7 +167,7 @@ async fn serve(
     let tiers = app::gateway::build_tiers(&clouds)?;
     let gateway = app::gateway::build_gateway(models, tiers, gateway_config, scorer)?;
     if let Some(fleet) = &fleet {
-        app::fleet::follow(fleet, &data_dir, gateway.thresholds(), ship_stats);
+        app::fleet::follow(fleet, &data_dir, &scorer_setting, gateway.thresholds(), ship_stats);
     }
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");

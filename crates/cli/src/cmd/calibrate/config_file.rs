@@ -59,7 +59,12 @@ pub(super) fn set_scorer(routing: &mut toml_edit::Table, scorer: Option<WrittenS
     match scorer {
         Some(WrittenScorer { kind, path }) => {
             routing["scorer"] = value(kind);
-            routing["scorer_path"] = value(path.display().to_string());
+            match path {
+                Some(path) => routing["scorer_path"] = value(path.display().to_string()),
+                None => {
+                    routing.remove("scorer_path");
+                }
+            }
         }
         None => {
             routing["scorer"] = value("transparent");

@@ -120,6 +120,10 @@ impl LadderScorer {
         if kind == ScorerKind::Transparent {
             return Ok(Self::Transparent);
         }
+        anyhow::ensure!(
+            kind != ScorerKind::Shipped,
+            "--scorer shipped calibrates the edge-or-cloud threshold only; for --tiers, use learned, embedding or transparent"
+        );
         let (lowest, highest) = (&ladder[0], &ladder[ladder.len() - 1]);
         let (calibration, _) = split(pair_routes((records, &lowest.label), (records, &highest.label)), share);
         anyhow::ensure!(

@@ -29,11 +29,13 @@ mod config_file;
 mod ladder;
 mod report;
 mod scorers;
+mod source;
 
 use config_file::*;
 use ladder::*;
 use report::*;
 use scorers::*;
+use source::*;
 
 /// Fewest paired items worth calibrating on.
 const MIN_PAIRS: usize = 20;
@@ -53,26 +55,27 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     let kind = ScorerKind::parse(&args.scorer)?;
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
-    let log_path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
-    anyhow::ensure!(log_path.is_file(), "no query log at {}; run `edgeway eval` first", log_path.display());
-    let log = EvalLog::open(&log_path).with_context(|| format!("cannot open the query log {}", log_path.display()))?;
+    anyhow::ensure!(
+        args.fleet.is_none() || matches!(kind, ScorerKind::Shipped | ScorerKind::Transparent),
+        "boxes cannot receive a scorer trained here yet: with --fleet, calibrate the thresholds of \
+         --scorer shipped (what boxes run by default) or --scorer transparent"
+    );
+    let answers = Answers::open(&args, &file, &data_dir)?;
     let run = match args.run.clone() {
         Some(run) => run,
-        None => log.latest_run()?.with_context(|| {
-            format!("the query log {} holds no graded answers; run `edgeway eval` first", log_path.display())
-        })?,
+        None => answers.default_run()?,
     };
-    let edge_records = log.results(&run)?;
+    let edge_records = answers.results(&run)?;
     anyhow::ensure!(
         !edge_records.is_empty(),
-        "no graded answers under run `{run}`; runs in the log: {}",
-        list_runs(&log)
+        "no graded answers under run `{run}`; runs there: {}",
+        answers.list_runs()
     );
     if let Some(ladder) = &ladder {
         return run_tiers(&args, kind, &file, &data_dir, &run, &edge_records, ladder);
     }
     let cloud_records = match &args.cloud_run {
-        Some(cloud_run) => log.results(cloud_run)?,
+        Some(cloud_run) => answers.results(cloud_run)?,
         None => edge_records.clone(),
     };
     let pairs = pair_up(&edge_records, &cloud_records);
@@ -102,7 +105,11 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         }
         None => None,
     };
+    let (shipped_policy, shipped_scorer) = shipped_defaults()?;
+    let shipped_calibration = learned_scores(shipped_scorer.model(), &calibration);
+    let shipped_held = learned_scores(shipped_scorer.model(), &held_out);
     let (scores_calibration, scores_held) = match (kind, &embedded) {
+        (ScorerKind::Shipped, _) => (&shipped_calibration, &shipped_held),
         (ScorerKind::Learned, _) => (&trained.out_of_fold, &learned_held),
         (ScorerKind::Embedding, Some((trained, held))) => (&trained.out_of_fold, held),
         (ScorerKind::Embedding, None) => anyhow::bail!("the embedding scorer needs the embedding model"),
@@ -142,11 +149,10 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         ("oracle", oracle_curve(&held_out)),
     ]);
     let comparison = print_comparison(&curves, &held_base, goal, args.target);
-    let (shipped_policy, shipped_scorer) = shipped_defaults()?;
     let outcomes = [
         ("all edge", apply(&all_edge(), &held_out, scores_held)),
         ("all cloud", apply(&all_cloud(), &held_out, scores_held)),
-        ("shipped defaults", apply(&shipped_policy, &held_out, &learned_scores(shipped_scorer.model(), &held_out))),
+        ("shipped defaults", apply(&shipped_policy, &held_out, &shipped_held)),
         ("calibrated, score only", apply(&score_only, &held_out, scores_held)),
         ("calibrated", apply(&policy, &held_out, scores_held)),
     ];
@@ -235,18 +241,21 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         target: args.target,
         plot: Some(&plot_path),
     };
+    if let Answers::Fleet(center) = &answers {
+        // The boxes' own plots are not this machine's: the version carries no plot path.
+        let provenance = Provenance { plot: None, ..provenance };
+        let mut document = toml_edit::DocumentMut::new();
+        set_routing(&mut document, &policy, written)?;
+        set_provenance(&mut document, &provenance)?;
+        let routing = routing_only(&document);
+        let note = format!("edgeway calibrate on run `{run}`, target {:.0} %", args.target * 100.0);
+        let version = center.publish(&routing, &note)?;
+        println!("published fleet config version {version}; boxes apply it within their poll interval:\n{routing}");
+        return Ok(());
+    }
     write_config(&config_path, &policy, written, Some(&provenance))?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())
-}
-
-fn list_runs(log: &EvalLog) -> String {
-    match log.runs() {
-        Ok(runs) if !runs.is_empty() => {
-            runs.iter().map(|(run, n)| format!("`{run}` ({n})")).collect::<Vec<_>>().join(", ")
-        }
-        _ => "none".into(),
-    }
 }
 
 fn all_edge() -> RoutingPolicy {

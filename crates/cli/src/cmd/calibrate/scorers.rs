@@ -12,6 +12,9 @@ pub(super) enum ScorerKind {
     Embedding,
     /// The shipped feature-weighted scorer (nothing to train).
     Transparent,
+    /// The learned scorer edgeway ships (nothing to train, nothing to distribute: every box
+    /// has it), so only its thresholds are calibrated.
+    Shipped,
 }
 
 impl ScorerKind {
@@ -20,7 +23,8 @@ impl ScorerKind {
             "learned" => Ok(Self::Learned),
             "embedding" => Ok(Self::Embedding),
             "transparent" => Ok(Self::Transparent),
-            other => anyhow::bail!("--scorer is `learned`, `embedding` or `transparent`, not `{other}`"),
+            "shipped" => Ok(Self::Shipped),
+            other => anyhow::bail!("--scorer is `learned`, `embedding`, `transparent` or `shipped`, not `{other}`"),
         }
     }
 
@@ -30,12 +34,18 @@ impl ScorerKind {
             Self::Learned => "learned",
             Self::Embedding => "embedding",
             Self::Transparent => "transparent",
+            Self::Shipped => "shipped",
         }
     }
 
-    /// What the config records: the scorer and its file, or nothing for the transparent one.
+    /// What the config records: the scorer and its file (none for the shipped one), or nothing
+    /// for the transparent one.
     pub(super) fn written(self, path: &Path) -> Option<WrittenScorer<'_>> {
-        (self != Self::Transparent).then_some(WrittenScorer { kind: self.name(), path })
+        match self {
+            Self::Transparent => None,
+            Self::Shipped => Some(WrittenScorer { kind: self.name(), path: None }),
+            Self::Learned | Self::Embedding => Some(WrittenScorer { kind: self.name(), path: Some(path) }),
+        }
     }
 }
 
@@ -43,7 +53,7 @@ impl ScorerKind {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct WrittenScorer<'a> {
     pub(super) kind: &'static str,
-    pub(super) path: &'a Path,
+    pub(super) path: Option<&'a Path>,
 }
 
 /// Where the trained scorer goes: the flag, else the config's `scorer_path` when the config names
