@@ -844,6 +844,10 @@ pub struct CalibrateArgs {
     /// With --fleet: only the answers of this box.
     #[arg(long = "box", value_name = "BOX_ID", requires = "fleet")]
     pub box_id: Option<String>,
+
+    /// With --fleet: only answers given in the last this many hours.
+    #[arg(long, value_name = "HOURS", requires = "fleet")]
+    pub fleet_since_hours: Option<f64>,
 }
 
 /// `edgeway eval` flags. The edge model, the cloud tier and the query log are `serve`'s flag

@@ -309,6 +309,13 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
     // Calibration at the center, for the scorer the box runs: published, and applied by the box.
     let trained_here = common::edgeway(&["calibrate", "--fleet", &postgres.url("postgres"), "--scorer", "learned"]);
     assert!(!trained_here.status.success(), "a scorer trained here cannot reach the boxes yet");
+    let url = postgres.url("postgres");
+    let elsewhere = common::edgeway(&["calibrate", "--fleet", &url, "--scorer", "shipped", "--box", "nope"]);
+    let text = common::output_text(&elsewhere);
+    assert!(
+        !elsewhere.status.success() && text.contains("plant-run"),
+        "no answers from that box; the runs named: {text}"
+    );
     let calibrate = common::edgeway(&[
         "calibrate",
         "--fleet",
@@ -317,6 +324,10 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
         "shipped",
         "--min-domain-items",
         "100",
+        "--box",
+        "lab",
+        "--fleet-since-hours",
+        "1",
         "--plot",
         dir.join("curve.svg").to_str().unwrap(),
     ]);

@@ -340,6 +340,8 @@ pub struct EvalFilter {
     pub site: Option<String>,
     /// Only this box.
     pub box_id: Option<String>,
+    /// Only answers whose request came in the last this many hours.
+    pub since_hours: Option<f64>,
 }
 
 /// The graded answers of a run, across boxes, with their text; returns them and how many rows
@@ -350,10 +352,13 @@ pub async fn eval_results(client: &Client, filter: &EvalFilter) -> Result<(Vec<E
             "SELECT run, dataset, item_id, subject, route, model, domain, score, question, reference, answer,
                     extracted, grade, correct, mean_logprob, prompt_tokens, completion_tokens, latency_ms, cost,
                     energy_j
-             FROM fleet_eval_results
+             FROM fleet_eval_results e
              WHERE run = $1 AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR box_id = $3)
+               AND ($4::float8 IS NULL OR EXISTS (
+                   SELECT 1 FROM fleet_queries q WHERE q.box_id = e.box_id AND q.seq = e.query_seq
+                     AND q.ts >= now() - make_interval(secs => $4 * 3600)))
              ORDER BY box_id, seq",
-            &[&filter.run, &filter.site, &filter.box_id],
+            &[&filter.run, &filter.site, &filter.box_id, &filter.since_hours],
         )
         .await?;
     let (mut records, mut textless) = (Vec::with_capacity(rows.len()), 0);

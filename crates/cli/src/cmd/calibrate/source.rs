@@ -11,12 +11,13 @@ pub(super) enum Answers {
     Fleet(FleetCenter),
 }
 
-/// A connection to the center, with the filters of `--site` and `--box`.
+/// A connection to the center, with the filters of `--site`, `--box` and `--fleet-since-hours`.
 pub(super) struct FleetCenter {
     runtime: tokio::runtime::Runtime,
     client: edgeway_fleet::Client,
     site: Option<String>,
     box_id: Option<String>,
+    since_hours: Option<f64>,
 }
 
 impl Answers {
@@ -28,11 +29,15 @@ impl Answers {
             let client = runtime
                 .block_on(edgeway_fleet::ship::connect(url, std::time::Duration::from_secs(30), ca_file))
                 .context("cannot reach the fleet center")?;
+            if let Some(hours) = args.fleet_since_hours {
+                anyhow::ensure!(hours > 0.0 && hours.is_finite(), "--fleet-since-hours must be a positive number");
+            }
             return Ok(Self::Fleet(FleetCenter {
                 runtime,
                 client,
                 site: args.site.clone(),
                 box_id: args.box_id.clone(),
+                since_hours: args.fleet_since_hours,
             }));
         }
         let path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
@@ -65,6 +70,7 @@ impl Answers {
                     run: run.to_owned(),
                     site: center.site.clone(),
                     box_id: center.box_id.clone(),
+                    since_hours: center.since_hours,
                 };
                 let (records, textless) =
                     center.runtime.block_on(edgeway_fleet::center::eval_results(&center.client, &filter))?;
