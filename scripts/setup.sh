@@ -13,6 +13,7 @@
 #   promtool         with --test only: the test suite lints /metrics (Debian's prometheus)
 #   chromium, chromedriver  with --test only: the dashboard's test in a headless browser
 #   postgresql       with --test only: the fleet test's center (initdb, pg_ctl, psql)
+#   openssl          with --test only: the fleet test's TLS certificates
 #   onnxruntime      ONNX Runtime's libonnxruntime.so for `edgeway vision` (crates/vision
 #                    loads it at run time): the onnxruntime==1.31.1 wheel, in .venv
 #
@@ -79,6 +80,7 @@ if [ "${1:-}" = "--test" ]; then
   # The fleet test starts its own PostgreSQL cluster (initdb, pg_ctl) and queries it with psql.
   { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v psql >/dev/null; } \
     || want postgresql "the fleet test's central database (initdb, pg_ctl, psql)"
+  command -v openssl >/dev/null || want openssl "the fleet test's throwaway certificate authority"
 fi
 
 if ((${#missing[@]})); then
