@@ -848,6 +848,11 @@ pub struct CalibrateArgs {
     /// With --fleet: only answers given in the last this many hours.
     #[arg(long, value_name = "HOURS", requires = "fleet")]
     pub fleet_since_hours: Option<f64>,
+
+    /// With --fleet: only the edge answers this model gave (boxes that run another edge model
+    /// are left out; the cloud's answers are all kept).
+    #[arg(long, value_name = "MODEL", requires = "fleet")]
+    pub edge_model: Option<String>,
 }
 
 /// `edgeway eval` flags. The edge model, the cloud tier and the query log are `serve`'s flag

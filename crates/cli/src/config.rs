@@ -880,19 +880,45 @@ pub fn routing_thresholds(text: &str) -> anyhow::Result<(edgeway_policy::Thresho
     Ok((config.thresholds, config.tier_thresholds))
 }
 
-/// The `[routing]` table of the config file at `path`, alone, as TOML, once checked to be
-/// thresholds `serve` accepts: what `edgeway fleet push` publishes.
-pub fn routing_table_text(path: &Path) -> anyhow::Result<String> {
+/// What `edgeway fleet push` publishes from the config file at `path`: its `[routing]` table
+/// alone, as TOML, once checked to be thresholds `serve` accepts, and the trained scorer file
+/// its `scorer_path` names, which travels inside the version (the path itself is dropped: the
+/// boxes cannot read this machine's files).
+pub fn fleet_version(path: &Path) -> anyhow::Result<edgeway_fleet::follow::PushedConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let document: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let routing =
-        document.get("routing").with_context(|| format!("{} has no [routing] table to publish", path.display()))?;
+    let mut routing = document
+        .get("routing")
+        .and_then(toml::Value::as_table)
+        .with_context(|| format!("{} has no [routing] table to publish", path.display()))?
+        .clone();
+    let scorer_path = routing.remove("scorer_path");
+    let named = routing.get("scorer").and_then(toml::Value::as_str);
+    let scorer = match (named, scorer_path) {
+        (None | Some("learned" | "embedding"), Some(scorer_path)) => {
+            let scorer_path = scorer_path.as_str().context("scorer_path must be a file path")?;
+            let json = std::fs::read_to_string(scorer_path).with_context(|| format!("cannot read {scorer_path}"))?;
+            if named == Some("embedding") {
+                edgeway_policy::EmbeddingModel::from_json(&json, scorer_path)?;
+            } else {
+                edgeway_policy::LearnedModel::from_json(&json, scorer_path)?;
+                routing.insert("scorer".into(), "learned".into());
+            }
+            Some(json)
+        }
+        (Some(named @ ("learned" | "embedding")), None) => anyhow::bail!(
+            "{} sets scorer = \"{named}\" without scorer_path: name the trained scorer's file, so that it \
+             travels with the version",
+            path.display()
+        ),
+        _ => None,
+    };
     let mut alone = toml::Table::new();
-    alone.insert("routing".into(), routing.clone());
+    alone.insert("routing".into(), toml::Value::Table(routing));
     let routing = toml::to_string(&alone)?;
     routing_thresholds(&routing).with_context(|| format!("the [routing] table of {}", path.display()))?;
-    Ok(routing)
+    Ok(edgeway_fleet::follow::PushedConfig { version: 0, routing, scorer })
 }
 
 /// Thresholds and cooldown from flags and `[routing]`.
@@ -999,6 +1025,32 @@ fn extraction_config(args: &ServeArgs) -> anyhow::Result<edgeway_guard::extracti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pushed_version_carries_the_scorer_file_and_not_its_path() {
+        let dir = std::env::temp_dir().join(format!("edgeway-fleet-version-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let scorer = dir.join("scorer.json");
+        std::fs::write(&scorer, crate::shipped::SCORER_JSON).unwrap();
+        let config = dir.join("edgeway.toml");
+        let write =
+            |routing: &str| std::fs::write(&config, format!("[server]\nport = 1\n\n[routing]\n{routing}")).unwrap();
+
+        write(&format!("threshold = 0.4\nscorer_path = \"{}\"\n", scorer.display()));
+        let pushed = fleet_version(&config).unwrap();
+        assert_eq!(pushed.scorer.as_deref(), Some(crate::shipped::SCORER_JSON));
+        let routing: toml::Table = toml::from_str(&pushed.routing).unwrap();
+        assert_eq!(routing["routing"].get("scorer").and_then(toml::Value::as_str), Some("learned"));
+        assert!(routing["routing"].get("scorer_path").is_none() && routing.get("server").is_none());
+
+        write("scorer = \"learned\"\nthreshold = 0.4\n");
+        assert!(format!("{:#}", fleet_version(&config).unwrap_err()).contains("without scorer_path"));
+        write(&format!("scorer = \"embedding\"\nscorer_path = \"{}\"\n", scorer.display()));
+        assert!(fleet_version(&config).is_err(), "a hashed-word scorer's file is not an embedding scorer");
+        write("scorer = \"shipped\"\nthreshold = 0.4\n");
+        assert_eq!(fleet_version(&config).unwrap().scorer, None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {

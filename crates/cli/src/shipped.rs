@@ -13,7 +13,7 @@ use crate::config::{FileConfig, RoutingSection};
 const ROUTING_TOML: &str = include_str!("../shipped/routing.toml");
 
 /// The learned scorer's file.
-const SCORER_JSON: &str = include_str!("../shipped/scorer.json");
+pub(crate) const SCORER_JSON: &str = include_str!("../shipped/scorer.json");
 
 /// The prompt-injection classifier (`scripts/ship-injection.sh` trains it).
 const INJECTION_JSON: &str = include_str!("../shipped/injection.json");

@@ -47,7 +47,7 @@ fn eval_resumes_calibrate_writes_settings_and_serve_routes_with_them() {
             args.extend(["--set".into(), (*set).to_owned()]);
         }
         args.extend(
-            ["--model", &model, "--threads", "2", "--cloud-url", &cloud_url, "--cloud-model", "smollm2"]
+            ["--model", &model, "--threads", "1", "--cloud-url", &cloud_url, "--cloud-model", "smollm2"]
                 .map(str::to_owned),
         );
         args.extend(["--log-path".into(), log_arg.clone(), "--run".into(), "test-run".into()]);

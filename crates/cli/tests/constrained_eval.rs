@@ -39,7 +39,7 @@ fn every_constrained_edge_answer_parses() {
         "--route",
         "edge",
         "--threads",
-        "2",
+        "1",
         "--answer-format",
         "constrained",
         "--log-path",

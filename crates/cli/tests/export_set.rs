@@ -46,7 +46,7 @@ fn logged_requests_export_as_a_set_that_eval_grades() {
         "--route",
         "edge",
         "--threads",
-        "2",
+        "1",
         "--log-path",
         log.to_str().unwrap(),
         "--run",

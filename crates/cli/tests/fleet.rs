@@ -266,7 +266,7 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
         "--model",
         &model,
         "--threads",
-        "2",
+        "1",
         "--cloud-url",
         &cloud.url("/v1"),
         "--cloud-model",
@@ -307,8 +307,6 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
     }
 
     // Calibration at the center, for the scorer the box runs: published, and applied by the box.
-    let trained_here = common::edgeway(&["calibrate", "--fleet", &postgres.url("postgres"), "--scorer", "learned"]);
-    assert!(!trained_here.status.success(), "a scorer trained here cannot reach the boxes yet");
     let url = postgres.url("postgres");
     let elsewhere = common::edgeway(&["calibrate", "--fleet", &url, "--scorer", "shipped", "--box", "nope"]);
     let text = common::output_text(&elsewhere);
@@ -339,6 +337,60 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
         assert!(Instant::now() < deadline, "the box did not apply the calibrated version within 10 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A scorer trained at the center on one edge model's answers travels inside the version, and
+    // the box routes with it: the same prompt scores differently.
+    let score = || {
+        let body = chat("Write a proof that there are infinitely many primes.", json!({"max_tokens": 1}));
+        let (status, headers, answer) = server.post_with_headers("/v1/chat/completions", &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        headers["x-edgeway-score"].to_str().unwrap().to_owned()
+    };
+    let shipped_score = score();
+    let edge_model =
+        postgres.psql("postgres", "SELECT DISTINCT model FROM fleet_eval_results WHERE route = 'edge'").unwrap();
+    let calibrate_learned = |model: &str| {
+        common::edgeway(&[
+            "calibrate",
+            "--fleet",
+            &url,
+            "--scorer",
+            "learned",
+            "--min-domain-items",
+            "100",
+            "--edge-model",
+            model,
+        ])
+    };
+    let other_model = calibrate_learned("another-model");
+    let text = common::output_text(&other_model);
+    assert!(!other_model.status.success() && text.contains(&format!("`{edge_model}`")), "{text}");
+    let learned = calibrate_learned(&edge_model);
+    let text = common::output_text(&learned);
+    assert!(learned.status.success() && text.contains("version 2 with its learned scorer"), "{text}");
+    assert!(!text.contains("scorer_path"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postgres.psql("postgres", "SELECT config_version FROM box_status WHERE box_id = 'lab'").unwrap() != "2" {
+        assert!(Instant::now() < deadline, "the box did not apply the learned scorer's version within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let learned_score = score();
+    assert_ne!(learned_score, shipped_score);
+    // The dashboard shows the routing in force, not the one the box started with.
+    let (status, view) = server.get("/dashboard/api/overview");
+    let scorer = view["routing"]["scorer"].as_str().unwrap_or_default();
+    assert!(status == 200 && scorer.contains("fleet config version 2"), "{}", view["routing"]);
+    assert_eq!(view["routing"]["calibration"]["run"], "plant-run", "{}", view["routing"]);
+    // Restarted without the center, the box routes with the scorer it saved.
+    drop(server);
+    postgres.stop_server("fast");
+    let server = serve_with(&dir.join("box.toml"), &fleet, &log, &["--data-dir", dir.to_str().unwrap()]);
+    let (status, headers, answer) = server.post_with_headers(
+        "/v1/chat/completions",
+        &chat("Write a proof that there are infinitely many primes.", json!({"max_tokens": 1})),
+        &[],
+    );
+    assert_eq!((status, headers["x-edgeway-score"].to_str().unwrap()), (200, learned_score.as_str()), "{answer}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,7 +15,8 @@ use common::Server;
 fn the_openai_python_client_works_unchanged() {
     let server = Server::start(&[]);
     let url = server.url("/v1");
-    let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "openai_client.py", &[&url, "smollm2"], "`openai`");
+    let stdout =
+        common::run_python_script(&server, "EDGEWAY_TEST_PYTHON", "openai_client.py", &[&url, "smollm2"], "`openai`");
     assert!(stdout.contains("all checks passed"));
 }
 
@@ -24,8 +25,13 @@ fn langchain_llama_index_and_litellm_work_unchanged() {
     let server = Server::start(&[]);
     let url = server.url("/v1");
     let needs = "langchain-openai, llama-index-llms-openai-like, litellm";
-    let stdout =
-        common::run_python_script("EDGEWAY_TEST_CLIENTS_PYTHON", "framework_clients.py", &[&url, "smollm2"], needs);
+    let stdout = common::run_python_script(
+        &server,
+        "EDGEWAY_TEST_CLIENTS_PYTHON",
+        "framework_clients.py",
+        &[&url, "smollm2"],
+        needs,
+    );
     for client in ["langchain-openai: ok", "llama-index-llms-openai-like: ok", "litellm: ok"] {
         assert!(stdout.contains(client), "{stdout}");
     }

@@ -13,7 +13,7 @@ fn the_ollama_python_client_works_unchanged() {
     let server = Server::start(&["--embedding-model", "all-minilm-l6-v2"]);
     let url = server.url("");
     let args = [url.as_str(), "smollm2", "all-minilm-l6-v2"];
-    let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "ollama_client.py", &args, "`ollama`");
+    let stdout = common::run_python_script(&server, "EDGEWAY_TEST_PYTHON", "ollama_client.py", &args, "`ollama`");
     assert!(stdout.contains("all checks passed"));
     // Each generating call is in the query log under its Ollama endpoint.
     let endpoints: Vec<String> =

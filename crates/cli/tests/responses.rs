@@ -58,6 +58,7 @@ fn the_openai_client_and_the_agents_sdk_work_unchanged() {
     let server = Server::start(&[]);
     let url = server.url("/v1");
     let needs = "`openai` and `openai-agents`";
-    let stdout = common::run_python_script("EDGEWAY_TEST_PYTHON", "responses_client.py", &[&url, "smollm2"], needs);
+    let stdout =
+        common::run_python_script(&server, "EDGEWAY_TEST_PYTHON", "responses_client.py", &[&url, "smollm2"], needs);
     assert!(stdout.contains("responses: all checks passed"), "{stdout}");
 }

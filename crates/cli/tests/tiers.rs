@@ -263,7 +263,7 @@ fn eval_answers_on_each_tier_and_by_model_name() {
         "--route",
         "tier0,tier1,coder",
         "--threads",
-        "2",
+        "1",
         "--log-path",
         log.to_str().unwrap(),
         "--run",

@@ -409,8 +409,13 @@ fn served_inspection_answers_plain_http_and_tritonclient() {
     script_args.push(notes.display().to_string());
     script_args.extend(images.iter().map(|(_, p)| p.display().to_string()));
     let script_args: Vec<&str> = script_args.iter().map(String::as_str).collect();
-    let stdout =
-        common::run_python_script("EDGEWAY_TEST_PYTHON", "kserve_client.py", &script_args, "tritonclient[http]");
+    let stdout = common::run_python_script(
+        &server,
+        "EDGEWAY_TEST_PYTHON",
+        "kserve_client.py",
+        &script_args,
+        "tritonclient[http]",
+    );
     let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     eprintln!("{result}");
     assert_eq!(result["server"], "edgeway");

@@ -8,7 +8,8 @@
 //! - `fleet_eval_results`, `fleet_guard_events`: graded evaluation answers and guard
 //!   decisions, keyed by `(box_id, seq)` the same way.
 //! - `box_status`: each box's last report (`fleet_report_status`).
-//! - `fleet_config`: versioned routing settings for the boxes to apply.
+//! - `fleet_config`: versioned routing settings for the boxes to apply, with the trained
+//!   scorer they were calibrated for when it is not one every box has.
 //!
 //! Boxes connect as a role that may only insert into the log, call those two functions and
 //! read the config (`edgeway fleet init --box-role`).
@@ -16,6 +17,7 @@
 use edgeway_store::{EvalRecord, RouteStats, Stats};
 use tokio_postgres::Client;
 
+use crate::follow::PushedConfig;
 use crate::FleetError;
 
 /// Migrations of the center's schema, in order; `fleet_meta.schema_version` counts the applied.
@@ -138,6 +140,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (box_id, seq)
     );
     "#,
+    // 3: a config version may carry the scorer its thresholds were calibrated for.
+    r#"
+    ALTER TABLE fleet_config ADD COLUMN scorer text;
+    "#,
 ];
 
 /// Creates or migrates the center's schema over `client` (an owner's connection), and when
@@ -215,32 +221,33 @@ pub async fn prune(client: &Client, keep_days: u32) -> Result<Vec<String>, Fleet
     Ok(dropped)
 }
 
-/// Adds `routing` (a `[routing]` TOML table) as the newest config version, for the boxes of
-/// `site` (every box when `None`); returns its version.
+/// Publishes `config` as the newest version for `site`'s boxes (every box when `None`);
+/// returns its version number.
 pub async fn push_config(
     client: &Client,
-    routing: &str,
+    config: &PushedConfig,
     site: Option<&str>,
     note: Option<&str>,
 ) -> Result<i64, FleetError> {
     let row = client
         .query_one(
-            "INSERT INTO fleet_config (site, routing, note) VALUES ($1, $2, $3) RETURNING version",
-            &[&site, &routing, &note],
+            "INSERT INTO fleet_config (site, routing, scorer, note) VALUES ($1, $2, $3, $4) RETURNING version",
+            &[&site, &config.routing, &config.scorer, &note],
         )
         .await?;
     Ok(row.get(0))
 }
 
 /// The newest config version for a box of `site`: its own site's or the fleet-wide one.
-pub async fn latest_config(client: &Client, site: Option<&str>) -> Result<Option<(i64, String)>, FleetError> {
+pub async fn latest_config(client: &Client, site: Option<&str>) -> Result<Option<PushedConfig>, FleetError> {
     let row = client
         .query_opt(
-            "SELECT version, routing FROM fleet_config WHERE site IS NULL OR site = $1 ORDER BY version DESC LIMIT 1",
+            "SELECT version, routing, scorer FROM fleet_config WHERE site IS NULL OR site = $1
+             ORDER BY version DESC LIMIT 1",
             &[&site],
         )
         .await?;
-    Ok(row.map(|row| (row.get(0), row.get(1))))
+    Ok(row.map(|row| PushedConfig { version: row.get(0), routing: row.get(1), scorer: row.get(2) }))
 }
 
 /// One box as the center sees it.
@@ -342,6 +349,9 @@ pub struct EvalFilter {
     pub box_id: Option<String>,
     /// Only answers whose request came in the last this many hours.
     pub since_hours: Option<f64>,
+    /// Only edge answers this model gave (boxes that run another edge model are left out);
+    /// the cloud's answers are all kept.
+    pub edge_model: Option<String>,
 }
 
 /// The graded answers of a run, across boxes, with their text; returns them and how many rows
@@ -357,8 +367,9 @@ pub async fn eval_results(client: &Client, filter: &EvalFilter) -> Result<(Vec<E
                AND ($4::float8 IS NULL OR EXISTS (
                    SELECT 1 FROM fleet_queries q WHERE q.box_id = e.box_id AND q.seq = e.query_seq
                      AND q.ts >= now() - make_interval(secs => $4 * 3600)))
+               AND ($5::text IS NULL OR route = 'cloud' OR model = $5)
              ORDER BY box_id, seq",
-            &[&filter.run, &filter.site, &filter.box_id, &filter.since_hours],
+            &[&filter.run, &filter.site, &filter.box_id, &filter.since_hours, &filter.edge_model],
         )
         .await?;
     let (mut records, mut textless) = (Vec::with_capacity(rows.len()), 0);

@@ -32,24 +32,22 @@ pub struct FollowConfig {
 }
 
 /// A version of the fleet's configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PushedConfig {
-    /// Its version number at the center.
+    /// Its version number at the center (0 before it is published).
     pub version: i64,
     /// Its `[routing]` table, as TOML.
     pub routing: String,
+    /// The trained scorer's file (JSON) its thresholds were calibrated for, when the version
+    /// brings one; `None` keeps the scorer the box runs.
+    #[serde(default)]
+    pub scorer: Option<String>,
 }
-
-/// The first line of the saved copy.
-const HEADER: &str = "# edgeway fleet_config version ";
 
 impl PushedConfig {
     /// The copy saved at `path`, if there is a readable one.
     pub fn load(path: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let (first, routing) = text.split_once('\n')?;
-        let version = first.strip_prefix(HEADER)?.trim().parse().ok()?;
-        Some(Self { version, routing: routing.to_owned() })
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
     /// Saves it at `path` through a temporary file, so a crash leaves the old copy whole.
@@ -58,8 +56,14 @@ impl PushedConfig {
             std::fs::create_dir_all(parent)?;
         }
         let partial = path.with_extension("partial");
-        std::fs::write(&partial, format!("{HEADER}{}\n{}", self.version, self.routing))?;
-        std::fs::rename(&partial, path)
+        let written = serde_json::to_vec(self)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&partial, json))
+            .and_then(|()| std::fs::rename(&partial, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
     }
 }
 
@@ -102,8 +106,7 @@ pub async fn run(
 
 async fn newest(config: &FollowConfig) -> Result<Option<PushedConfig>, FleetError> {
     let client = ship::connect(&config.url, config.timeout, config.ca_file.as_deref()).await?;
-    let latest = center::latest_config(&client, config.site.as_deref()).await?;
-    Ok(latest.map(|(version, routing)| PushedConfig { version, routing }))
+    center::latest_config(&client, config.site.as_deref()).await
 }
 
 #[cfg(test)]
@@ -114,12 +117,18 @@ mod tests {
     fn a_saved_config_reads_back_and_a_damaged_one_is_none() {
         let dir = std::env::temp_dir().join(format!("edgeway-follow-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("fleet-config.toml");
-        let config = PushedConfig { version: 7, routing: "[routing]\nthreshold = 0.4\n".into() };
+        let path = dir.join("fleet-config.json");
+        let config = PushedConfig {
+            version: 7,
+            routing: "[routing]\nthreshold = 0.4\n".into(),
+            scorer: Some("{\"weights\": [0.5]}".into()),
+        };
         config.save(&path).unwrap();
         assert_eq!(PushedConfig::load(&path), Some(config));
         std::fs::write(&path, "[routing]\n").unwrap();
         assert_eq!(PushedConfig::load(&path), None);
+        std::fs::write(&path, "{\"version\": 3, \"routing\": \"\"}").unwrap();
+        assert_eq!(PushedConfig::load(&path).map(|config| config.scorer), Some(None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -119,23 +119,41 @@ impl Default for GatewayConfig {
     }
 }
 
-/// The thresholds a gateway routes by, replaceable while it serves (a fleet center's pushed
-/// configuration): requests already routed keep theirs, the next ones take the new ones.
+/// How a gateway routes now: the scorer and the thresholds that cut its scores, which belong
+/// together (thresholds calibrated for one scorer mean nothing on another's scale).
+pub struct Routing {
+    /// Scores each request's complexity.
+    pub scorer: Arc<dyn ComplexityScorer>,
+    /// Edge or cloud, per domain.
+    pub thresholds: Thresholds,
+    /// Where each tier starts, per domain.
+    pub tier_thresholds: TierThresholds,
+}
+
+/// A gateway's [`Routing`], replaceable while it serves (a fleet center's pushed configuration):
+/// requests already routed keep theirs, the next ones take the new one whole.
 #[derive(Clone)]
-pub struct ThresholdsHandle(Arc<RwLock<Arc<(Thresholds, TierThresholds)>>>);
+pub struct RoutingHandle(Arc<RwLock<Arc<Routing>>>);
 
-impl ThresholdsHandle {
-    fn new(thresholds: Thresholds, tier_thresholds: TierThresholds) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new((thresholds, tier_thresholds)))))
+impl RoutingHandle {
+    /// A handle on `routing`, for a gateway to route by.
+    pub fn new(routing: Routing) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(routing))))
     }
 
-    /// Routes every request from now on by these thresholds.
-    pub fn set(&self, thresholds: Thresholds, tier_thresholds: TierThresholds) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new((thresholds, tier_thresholds));
+    /// Routes every request from now on by `routing`.
+    pub fn set(&self, routing: Routing) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routing);
     }
 
-    /// The thresholds in force.
-    pub fn current(&self) -> Arc<(Thresholds, TierThresholds)> {
+    /// Routes every request from now on by these thresholds, with the scorer in force.
+    pub fn set_thresholds(&self, thresholds: Thresholds, tier_thresholds: TierThresholds) {
+        let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
+        *current = Arc::new(Routing { scorer: Arc::clone(&current.scorer), thresholds, tier_thresholds });
+    }
+
+    /// The routing in force.
+    pub fn current(&self) -> Arc<Routing> {
         Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -143,10 +161,9 @@ impl ThresholdsHandle {
 /// Local models and clouds, on tiers, behind one [`Backend`].
 pub struct Gateway {
     tiers: Tiers,
-    scorer: Arc<dyn ComplexityScorer>,
     config: GatewayConfig,
-    /// `config`'s thresholds, as they are now.
-    thresholds: ThresholdsHandle,
+    /// The scorer and `config`'s thresholds, as they are now.
+    routing: RoutingHandle,
     /// Every domain a rule, threshold or model names: what a client may name (others become `other`).
     known_domains: Vec<String>,
     /// Whether routing on a fallback score has been reported in the log.
@@ -189,13 +206,17 @@ impl Gateway {
             .collect();
         known_domains.sort();
         known_domains.dedup();
-        let thresholds = ThresholdsHandle::new(config.thresholds.clone(), config.tier_thresholds.clone());
-        Self { tiers, scorer, config, thresholds, known_domains, fallback_warned: AtomicBool::new(false) }
+        let routing = RoutingHandle::new(Routing {
+            scorer,
+            thresholds: config.thresholds.clone(),
+            tier_thresholds: config.tier_thresholds.clone(),
+        });
+        Self { tiers, config, routing, known_domains, fallback_warned: AtomicBool::new(false) }
     }
 
-    /// The handle that replaces its thresholds while it serves.
-    pub fn thresholds(&self) -> ThresholdsHandle {
-        self.thresholds.clone()
+    /// The handle that replaces its scorer and thresholds while it serves.
+    pub fn routing(&self) -> RoutingHandle {
+        self.routing.clone()
     }
 
     /// The models it routes over, lowest tier first.
@@ -256,12 +277,12 @@ impl Gateway {
         Some(place(ladder, member.clone()))
     }
 
-    fn plan(&self, request: &GenerateRequest, context: &RouteContext) -> Plan {
+    fn plan(&self, request: &GenerateRequest, context: &RouteContext, routing: &Routing) -> Plan {
         let mut ladder = self.tiers.ladder(&context.domain);
         let forced = self.forced(request, &mut ladder);
         let rungs: Vec<_> = ladder.iter().map(|member| member.rung()).collect();
-        let thresholds = self.thresholds.current();
-        let decision = decide(context.score, &context.domain, &thresholds.0, &thresholds.1, &rungs, forced);
+        let (thresholds, tier_thresholds) = (&routing.thresholds, &routing.tier_thresholds);
+        let decision = decide(context.score, &context.domain, thresholds, tier_thresholds, &rungs, forced);
         let local = ladder[decision.rung].target == RouteTarget::Edge;
         Plan {
             rung: decision.rung,
@@ -362,7 +383,7 @@ impl Backend for Gateway {
     /// Yes when the scorer reads embeddings and this request is routed by its score: a ladder
     /// of more than one rung and nothing (model, header, tier, format or tools policy) forcing one.
     fn wants_query_embedding(&self, request: &GenerateRequest) -> bool {
-        if self.scorer.embedding().is_none() {
+        if self.routing.current().scorer.embedding().is_none() {
             return false;
         }
         let mut ladder = self.tiers.ladder(&self.domain(request));
@@ -371,10 +392,11 @@ impl Backend for Gateway {
 
     fn submit(&self, request: GenerateRequest) -> Result<Generation, BackendError> {
         // The embedding, if any, was computed once before submit; the gateway never embeds.
-        let scored = self.scorer.score_with(&request.prompt, request.query_embedding.as_ref());
+        let routing = self.routing.current();
+        let scored = routing.scorer.score_with(&request.prompt, request.query_embedding.as_ref());
         let context =
             RouteContext { score: scored.value, score_fallback: scored.fallback, domain: self.domain(&request) };
-        let plan = self.plan(&request, &context);
+        let plan = self.plan(&request, &context, &routing);
         let member = plan.ladder[plan.rung].clone();
         let score = context.score;
         tracing::debug!(score, fallback = ?context.score_fallback, domain = %context.domain, model = member.id(), tier = member.tier, reason = %plan.reason, "routed");

@@ -271,8 +271,13 @@ impl EmbeddingModel {
     pub fn load(path: &Path) -> Result<Self, LearnedError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| LearnedError::Io { path: shown.clone(), source })?;
-        let invalid = |reason: String| LearnedError::Invalid { path: shown.clone(), reason };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+        Self::from_json(&text, &shown)
+    }
+
+    /// Reads and checks a scorer from its JSON text; `shown` names where it came from in errors.
+    pub fn from_json(text: &str, shown: &str) -> Result<Self, LearnedError> {
+        let invalid = |reason: String| LearnedError::Invalid { path: shown.to_owned(), reason };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|error| invalid(error.to_string()))?;
         if value.get("hash_buckets").is_some() {
             return Err(invalid(
                 "it is the hashed-word scorer's file (`scorer = \"learned\"`), not an embedding scorer".into(),

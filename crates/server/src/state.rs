@@ -1,6 +1,6 @@
 //! What every handler shares: the backend and the name it serves.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use edgeway_core::inspect::Inspector;
 use edgeway_core::{Backend, EmbeddingBackend, Retriever};
@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rag::RagSettings;
 use crate::record::LogSettings;
-use crate::routes::dashboard::DashboardFacts;
+use crate::routes::dashboard::{CalibrationPlot, DashboardFacts, Routing};
 
 /// Shared handler state. Cheap to clone.
 ///
@@ -31,7 +31,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     guard: OnceLock<Arc<Guard>>,
     inspectors: OnceLock<Vec<Arc<dyn Inspector>>>,
-    dashboard: OnceLock<DashboardFacts>,
+    dashboard: RwLock<DashboardFacts>,
 }
 
 impl AppState {
@@ -52,21 +52,29 @@ impl AppState {
                 metrics: Arc::new(Metrics::new()),
                 guard: OnceLock::new(),
                 inspectors: OnceLock::new(),
-                dashboard: OnceLock::new(),
+                dashboard: RwLock::default(),
             }),
         }
     }
 
     /// What the dashboard shows of the box's configuration (prices, power budget, thresholds,
-    /// knowledge base), and the power budget's gauge on `/metrics`; later calls are ignored.
+    /// knowledge base), and the power budget's gauge on `/metrics`.
     pub fn set_dashboard_facts(&self, facts: DashboardFacts) {
         self.inner.metrics.set_power_budget(facts.power_budget_watts);
-        let _ = self.inner.dashboard.set(facts);
+        *self.inner.dashboard.write().unwrap_or_else(|e| e.into_inner()) = facts;
+    }
+
+    /// Replaces what the dashboard shows of the routing (a fleet version applied while serving),
+    /// with its calibration curve, if any.
+    pub fn set_dashboard_routing(&self, routing: Routing, plot: Option<CalibrationPlot>) {
+        let mut facts = self.inner.dashboard.write().unwrap_or_else(|e| e.into_inner());
+        facts.routing = routing;
+        facts.calibration_plot = plot;
     }
 
     /// The dashboard's facts (empty until set).
     pub fn dashboard_facts(&self) -> DashboardFacts {
-        self.inner.dashboard.get().cloned().unwrap_or_default()
+        self.inner.dashboard.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Puts `guard` (keys, allow-lists, quotas) in front of every endpoint but `/health`; later calls are ignored.

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use edgeway_server::{Calibration, CalibrationPlot, DashboardFacts, Routing};
 
-use crate::config::{ScorerSetting, ServeSettings};
+use edgeway_policy::{Thresholds, TierThresholds};
+
+use crate::config::{CalibrationSection, ScorerSetting, ServeSettings};
 
 /// What `serve` tells the dashboard about itself; `knowledge_db` when retrieval is on.
 pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> DashboardFacts {
-    let thresholds = &settings.gateway.thresholds;
-    let mut per_domain: Vec<(String, f32)> =
-        thresholds.domains().map(|domain| (domain.to_owned(), thresholds.of(domain))).collect();
-    per_domain.sort_by(|a, b| a.0.cmp(&b.0));
+    let has_cloud = !settings.clouds.is_empty();
+    let gateway = &settings.gateway;
     let calibration = settings.calibration.as_ref();
     DashboardFacts {
         cloud_price_per_mtok: settings
@@ -20,25 +20,14 @@ pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> Dashboa
             .first()
             .map(|cloud| (cloud.config.price_input_per_mtok, cloud.config.price_output_per_mtok))
             .filter(|(input, output)| *input > 0.0 || *output > 0.0),
-        power_budget_watts: settings.gateway.power_budget.as_ref().map(|budget| budget.watts),
-        routing: Routing {
-            scorer: scorer_name(&settings.scorer),
-            default_threshold: (!settings.clouds.is_empty()).then(|| thresholds.default_threshold()),
-            thresholds: if settings.clouds.is_empty() { Vec::new() } else { per_domain },
-            tier_thresholds: settings
-                .gateway
-                .tier_thresholds
-                .entries()
-                .into_iter()
-                .map(|(domain, tier, threshold)| (domain.map(str::to_owned), tier, threshold))
-                .collect(),
-            calibration: calibration.map(|c| Calibration {
-                at: c.at.clone(),
-                run: c.run.clone(),
-                items: c.items,
-                target: c.target,
-            }),
-        },
+        power_budget_watts: gateway.power_budget.as_ref().map(|budget| budget.watts),
+        routing: routing(
+            scorer_name(&settings.scorer),
+            has_cloud,
+            &gateway.thresholds,
+            &gateway.tier_thresholds,
+            calibration,
+        ),
         calibration_plot: if settings.shipped_routing {
             Some(CalibrationPlot::Shipped(crate::shipped::CALIBRATION_SVG))
         } else {
@@ -49,8 +38,38 @@ pub fn facts(settings: &ServeSettings, knowledge_db: Option<PathBuf>) -> Dashboa
     }
 }
 
+/// The routing as the dashboard shows it: `scorer` (as [`scorer_name`] names it) and its
+/// thresholds (none without a cloud to route to), with where they came from.
+pub fn routing(
+    scorer: String,
+    has_cloud: bool,
+    thresholds: &Thresholds,
+    tier_thresholds: &TierThresholds,
+    calibration: Option<&CalibrationSection>,
+) -> Routing {
+    let mut per_domain: Vec<(String, f32)> =
+        thresholds.domains().map(|domain| (domain.to_owned(), thresholds.of(domain))).collect();
+    per_domain.sort_by(|a, b| a.0.cmp(&b.0));
+    Routing {
+        scorer,
+        default_threshold: has_cloud.then(|| thresholds.default_threshold()),
+        thresholds: if has_cloud { per_domain } else { Vec::new() },
+        tier_thresholds: tier_thresholds
+            .entries()
+            .into_iter()
+            .map(|(domain, tier, threshold)| (domain.map(str::to_owned), tier, threshold))
+            .collect(),
+        calibration: calibration.map(|c| Calibration {
+            at: c.at.clone(),
+            run: c.run.clone(),
+            items: c.items,
+            target: c.target,
+        }),
+    }
+}
+
 /// The scorer as the dashboard names it.
-fn scorer_name(scorer: &ScorerSetting) -> String {
+pub fn scorer_name(scorer: &ScorerSetting) -> String {
     match scorer {
         ScorerSetting::Shipped => "shipped (learned on the default traffic mix)".into(),
         ScorerSetting::Transparent => "transparent (weighted features)".into(),

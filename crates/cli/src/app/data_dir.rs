@@ -16,7 +16,7 @@ const LEARNED_SCORER_FILE: &str = "scorer.json";
 /// The embedding scorer `edgeway calibrate --scorer embedding` trains.
 const EMBEDDING_SCORER_FILE: &str = "embedding-scorer.json";
 /// The last fleet config version applied, for starts without the center.
-const FLEET_CONFIG_FILE: &str = "fleet-config.toml";
+const FLEET_CONFIG_FILE: &str = "fleet-config.json";
 /// What the evaluation package holds, for messages.
 const EVAL_SETS: &str = "the evaluation sets (86 MB)";
 /// What the MT-Bench wheel holds, for messages.

@@ -33,13 +33,13 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
                 println!("dropped {} day(s) older than {keep} days{}", dropped.len(), list(&dropped));
             }
             FleetCommand::Push(args) => {
-                let routing = crate::config::routing_table_text(&args.config)?;
+                let pushed = crate::config::fleet_version(&args.config)?;
                 let client = connect(&args.center).await?;
-                let version =
-                    center::push_config(&client, &routing, args.site.as_deref(), args.note.as_deref()).await?;
+                let version = center::push_config(&client, &pushed, args.site.as_deref(), args.note.as_deref()).await?;
                 let whom =
                     args.site.as_deref().map_or_else(|| "every box".to_owned(), |site| format!("the boxes of {site}"));
-                println!("published config version {version} for {whom}:\n{routing}");
+                let travels = if pushed.scorer.is_some() { ", with its trained scorer" } else { "" };
+                println!("published config version {version} for {whom}{travels}:\n{}", pushed.routing);
             }
             FleetCommand::Status(args) => {
                 let client = connect(&args.center).await?;

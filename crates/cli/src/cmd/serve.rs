@@ -167,7 +167,11 @@ async fn serve(
     let tiers = app::gateway::build_tiers(&clouds)?;
     let gateway = app::gateway::build_gateway(models, tiers, gateway_config, scorer)?;
     if let Some(fleet) = &fleet {
-        app::fleet::follow(fleet, &data_dir, &scorer_setting, gateway.thresholds(), ship_stats);
+        let serving_embedding =
+            serving.map(|info| edgeway_policy::EmbeddingSpec { model: info.id.clone(), dims: info.dims });
+        let dashboard = app::fleet::Dashboard { state: state.clone(), has_cloud: !clouds.is_empty() };
+        let applier = app::fleet::Applier::new(&scorer_setting, serving_embedding, gateway.routing(), Some(dashboard));
+        app::fleet::follow(fleet, &data_dir, applier, ship_stats);
     }
     state.set_backend(Arc::new(gateway));
     tracing::info!("ready: POST http://{address}/v1/chat/completions");

@@ -97,7 +97,7 @@ impl Server {
         }
         let child = command
             .args(args)
-            .args(["--port", &port.to_string(), "--threads", "2"])
+            .args(["--port", &port.to_string(), "--threads", "1"])
             .args(named_log.is_none().then_some("--log-path"))
             .args(named_log.is_none().then_some(&query_log))
             .env("EDGEWAY_LOG", "info,llama-cpp-2=warn,llama_cpp_2=error")
@@ -263,10 +263,11 @@ pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
 }
 
 /// Runs `tests/interop/SCRIPT` with the Python that `interpreter_var` names (set by
-/// `scripts/test.sh`; `python3` when unset) and returns its stdout; a failure shows
-/// both streams and says which packages the script needs.
+/// `scripts/test.sh`; `python3` when unset) against `server` and returns its stdout;
+/// a failure shows both streams, the server's log, and says which packages the
+/// script needs.
 #[allow(dead_code)]
-pub fn run_python_script(interpreter_var: &str, script: &str, args: &[&str], needs: &str) -> String {
+pub fn run_python_script(server: &Server, interpreter_var: &str, script: &str, args: &[&str], needs: &str) -> String {
     let python = std::env::var(interpreter_var).unwrap_or_else(|_| "python3".into());
     let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(&python)
@@ -278,7 +279,9 @@ pub fn run_python_script(interpreter_var: &str, script: &str, args: &[&str], nee
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "{script} failed (is {needs} installed for {python}? scripts/test.sh installs it):\n{stdout}\n{stderr}"
+        "{script} failed (is {needs} installed for {python}? scripts/test.sh installs it):\n{stdout}\n{stderr}\n\
+         server log:\n{}",
+        server.stderr()
     );
     stdout
 }

@@ -9,6 +9,7 @@ Exits non-zero with a message on the first mismatch.
 import json
 import os
 import sys
+import time
 from typing import Literal
 
 # litellm fetches its price list from the internet at import unless told not to.
@@ -69,6 +70,8 @@ def check_llama_index(base: str, model: str) -> None:
     llm = OpenAILike(
         model=model, api_base=base, api_key="unused", is_chat_model=True, is_function_calling_model=True,
         context_window=2048, temperature=0, max_tokens=40,
+        # llama-index's own default is 60 s, less than a busy 2-core box may need.
+        timeout=600,
     )
     completed = llm.complete("Say hello in one word.")
     assert str(completed), completed
@@ -122,9 +125,11 @@ def check_litellm(base: str, model: str) -> None:
 
 def main() -> None:
     base, model = sys.argv[1], sys.argv[2]
-    check_langchain(base, model)
-    check_llama_index(base, model)
-    check_litellm(base, model)
+    for check in (check_langchain, check_llama_index, check_litellm):
+        started = time.monotonic()
+        print(f"{check.__name__}: starting", flush=True)
+        check(base, model)
+        print(f"{check.__name__}: {time.monotonic() - started:.1f} s", flush=True)
     print("framework clients: all checks passed")
 
 

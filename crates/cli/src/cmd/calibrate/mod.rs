@@ -55,11 +55,6 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
     let kind = ScorerKind::parse(&args.scorer)?;
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = DataDir::resolve(data_dir_flag, file.data_dir.clone());
-    anyhow::ensure!(
-        args.fleet.is_none() || matches!(kind, ScorerKind::Shipped | ScorerKind::Transparent),
-        "boxes cannot receive a scorer trained here yet: with --fleet, calibrate the thresholds of \
-         --scorer shipped (what boxes run by default) or --scorer transparent"
-    );
     let answers = Answers::open(&args, &file, &data_dir)?;
     let run = match args.run.clone() {
         Some(run) => run,
@@ -71,6 +66,13 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         "no graded answers under run `{run}`; runs there: {}",
         answers.list_runs()
     );
+    if let Some(model) = &args.edge_model {
+        anyhow::ensure!(
+            edge_records.iter().any(|record| record.route == "edge"),
+            "run `{run}` holds no edge answers by `{model}` (--edge-model); the center's edge models for it: {}",
+            answers.edge_models(&run)
+        );
+    }
     if let Some(ladder) = &ladder {
         return run_tiers(&args, kind, &file, &data_dir, &run, &edge_records, ladder);
     }
@@ -224,6 +226,30 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         println!("{}", routing_toml(&policy, written)?);
         return Ok(());
     }
+    if let Answers::Fleet(center) = &answers {
+        // The trained scorer travels inside the version (the boxes cannot read this machine's
+        // files), and so does no plot path.
+        let scorer = match (kind, &embedded) {
+            (ScorerKind::Learned, _) => Some(serde_json::to_string(&trained.model)?),
+            (ScorerKind::Embedding, Some((trained, _))) => Some(serde_json::to_string(&trained.model)?),
+            _ => None,
+        };
+        let written = written.map(|written| WrittenScorer { path: None, ..written });
+        let provenance =
+            Provenance { run: &run, items: calibration.len() + held_out.len(), target: args.target, plot: None };
+        let mut document = toml_edit::DocumentMut::new();
+        set_routing(&mut document, &policy, written)?;
+        set_provenance(&mut document, &provenance)?;
+        let routing = routing_only(&document);
+        let note = format!("edgeway calibrate on run `{run}`, target {:.0} %", args.target * 100.0);
+        let travels = scorer.as_ref().map_or(String::new(), |_| format!(" with its {} scorer", kind.name()));
+        let version = center.publish(&edgeway_fleet::follow::PushedConfig { version: 0, routing, scorer }, &note)?;
+        println!(
+            "published fleet config version {version}{travels}; boxes apply it within their poll interval:\n{}",
+            routing_only(&document)
+        );
+        return Ok(());
+    }
     match (kind, &embedded) {
         (ScorerKind::Learned, _) => {
             trained.model.save(&scorer_path).with_context(|| format!("cannot write {}", scorer_path.display()))?;
@@ -241,18 +267,6 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         target: args.target,
         plot: Some(&plot_path),
     };
-    if let Answers::Fleet(center) = &answers {
-        // The boxes' own plots are not this machine's: the version carries no plot path.
-        let provenance = Provenance { plot: None, ..provenance };
-        let mut document = toml_edit::DocumentMut::new();
-        set_routing(&mut document, &policy, written)?;
-        set_provenance(&mut document, &provenance)?;
-        let routing = routing_only(&document);
-        let note = format!("edgeway calibrate on run `{run}`, target {:.0} %", args.target * 100.0);
-        let version = center.publish(&routing, &note)?;
-        println!("published fleet config version {version}; boxes apply it within their poll interval:\n{routing}");
-        return Ok(());
-    }
     write_config(&config_path, &policy, written, Some(&provenance))?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())

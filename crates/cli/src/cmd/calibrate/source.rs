@@ -11,13 +11,15 @@ pub(super) enum Answers {
     Fleet(FleetCenter),
 }
 
-/// A connection to the center, with the filters of `--site`, `--box` and `--fleet-since-hours`.
+/// A connection to the center, with the filters of `--site`, `--box`, `--fleet-since-hours` and
+/// `--edge-model`.
 pub(super) struct FleetCenter {
     runtime: tokio::runtime::Runtime,
     client: edgeway_fleet::Client,
     site: Option<String>,
     box_id: Option<String>,
     since_hours: Option<f64>,
+    edge_model: Option<String>,
 }
 
 impl Answers {
@@ -38,6 +40,7 @@ impl Answers {
                 site: args.site.clone(),
                 box_id: args.box_id.clone(),
                 since_hours: args.fleet_since_hours,
+                edge_model: args.edge_model.clone(),
             }));
         }
         let path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
@@ -71,6 +74,7 @@ impl Answers {
                     site: center.site.clone(),
                     box_id: center.box_id.clone(),
                     since_hours: center.since_hours,
+                    edge_model: center.edge_model.clone(),
                 };
                 let (records, textless) =
                     center.runtime.block_on(edgeway_fleet::center::eval_results(&center.client, &filter))?;
@@ -83,6 +87,33 @@ impl Answers {
                 Ok(records)
             }
         }
+    }
+
+    /// The models that gave `run`'s edge answers at the center, for messages.
+    pub(super) fn edge_models(&self, run: &str) -> String {
+        let models = match self {
+            // --edge-model filters the center's answers only.
+            Self::Local { .. } => None,
+            Self::Fleet(center) => {
+                let filter = edgeway_fleet::center::EvalFilter {
+                    run: run.to_owned(),
+                    site: center.site.clone(),
+                    box_id: center.box_id.clone(),
+                    since_hours: center.since_hours,
+                    edge_model: None,
+                };
+                center.runtime.block_on(edgeway_fleet::center::eval_results(&center.client, &filter)).ok().map(
+                    |(records, _)| records.into_iter().filter(|r| r.route == "edge").filter_map(|r| r.model).collect(),
+                )
+            }
+        };
+        let mut models: Vec<String> = models.unwrap_or_default();
+        models.sort();
+        models.dedup();
+        if models.is_empty() {
+            return "none".into();
+        }
+        models.iter().map(|model| format!("`{model}`")).collect::<Vec<_>>().join(", ")
     }
 
     /// The runs there are, for messages.
@@ -105,10 +136,10 @@ impl Answers {
 }
 
 impl FleetCenter {
-    /// Publishes `routing` (a `[routing]` table) as the fleet's newest config version, for
-    /// `--site`'s boxes or every box; returns its version.
-    pub(super) fn publish(&self, routing: &str, note: &str) -> anyhow::Result<i64> {
-        let push = edgeway_fleet::center::push_config(&self.client, routing, self.site.as_deref(), Some(note));
+    /// Publishes `config` as the fleet's newest config version, for `--site`'s boxes or every
+    /// box; returns its version.
+    pub(super) fn publish(&self, config: &edgeway_fleet::follow::PushedConfig, note: &str) -> anyhow::Result<i64> {
+        let push = edgeway_fleet::center::push_config(&self.client, config, self.site.as_deref(), Some(note));
         Ok(self.runtime.block_on(push)?)
     }
 }
