@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fleet: rows/s into a central PostgreSQL from BOXES simulated boxes shipping ROWS logged
-# requests each, and the latency shipping adds to a box (shipping on against off, in one run).
+# requests each, and the latency shipping adds to a box (shipping on, off, and to a hung center, in one run).
 # Starts its own throwaway PostgreSQL cluster on a loopback port (as the postgres user when run
 # as root: initdb refuses root) and removes it afterwards.
 #

@@ -85,6 +85,20 @@ pub enum FleetCommand {
     /// Publish the `[routing]` thresholds of a config file (one `edgeway calibrate` wrote) as the
     /// fleet's newest config version: every box (or a site's) applies it within its poll interval.
     Push(FleetPushArgs),
+    /// Serve the fleet's dashboard from the center: what `stats --fleet` shows, for the whole
+    /// fleet and per site, and every box's status, over the last hour, day or week.
+    Dashboard(FleetDashboardArgs),
+}
+
+/// `edgeway fleet dashboard` flags.
+#[derive(Debug, Args)]
+pub struct FleetDashboardArgs {
+    #[command(flatten)]
+    pub center: FleetCenterArgs,
+    /// Where to serve the page. It shows aggregates only (no query text) and has no login of its
+    /// own: keep it on loopback, or behind the VPN or a reverse proxy that authenticates.
+    #[arg(long, default_value = "127.0.0.1:8089", value_name = "ADDRESS:PORT")]
+    pub listen: String,
 }
 
 /// `edgeway fleet push` flags.
@@ -1164,7 +1178,7 @@ pub struct FleetBenchArgs {
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
 
-    /// Request pairs (a box that ships, one that does not) to time.
+    /// Rounds of requests to time (one to each box: not shipping, shipping, center hung).
     #[arg(short, long, default_value_t = 1000)]
     pub requests: usize,
 

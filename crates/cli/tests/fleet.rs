@@ -349,6 +349,7 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
     let shipped_score = score();
     let edge_model =
         postgres.psql("postgres", "SELECT DISTINCT model FROM fleet_eval_results WHERE route = 'edge'").unwrap();
+    let plot = dir.join("learned.svg");
     let calibrate_learned = |model: &str| {
         common::edgeway(&[
             "calibrate",
@@ -360,6 +361,8 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
             "100",
             "--edge-model",
             model,
+            "--plot",
+            plot.to_str().unwrap(),
         ])
     };
     let other_model = calibrate_learned("another-model");
@@ -395,11 +398,52 @@ fn graded_answers_and_guard_decisions_ship_and_the_center_calibrates_from_them()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `edgeway fleet dashboard` on a free loopback port, stopped when dropped.
+struct FleetDashboard {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FleetDashboard {
+    fn start(url: &str) -> Self {
+        let port = common::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_edgeway"))
+            .args(["fleet", "dashboard", "--url", url, "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start edgeway fleet dashboard");
+        let dashboard = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the fleet dashboard did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        dashboard
+    }
+
+    fn get(&self, path: &str) -> String {
+        let response = common::client().get(format!("http://127.0.0.1:{}{path}", self.port)).send().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        if !path.contains("/api/") {
+            assert!(response.headers().contains_key("content-security-policy"), "{path}: no script may run");
+        }
+        response.text().unwrap()
+    }
+}
+
+impl Drop for FleetDashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A box: its config ships to `url` as `box_id` and looks for a newer fleet config every half
-/// second; its cloud is unreachable and its threshold keeps every request at the edge.
-fn start_box(dir: &Path, url: &str, box_id: &str, log: &Path) -> Server {
+/// second; its cloud is `cloud` (shared by the boxes) and its threshold keeps every request at
+/// the edge.
+fn start_box(dir: &Path, url: &str, cloud: &str, box_id: &str, log: &Path) -> Server {
     let config = format!(
-        "[cloud]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"big\"\n\n[routing]\nthreshold = 1.0\n\n\
+        "[cloud]\nbase_url = \"{cloud}\"\nmodel = \"smollm2\"\n\n[routing]\nthreshold = 1.0\n\n\
          [fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsite = \"plant-{}\"\nship_every_secs = 0.5\n\
          config_every_secs = 0.5\n",
         &box_id[box_id.len() - 1..]
@@ -416,12 +460,13 @@ fn serve_with(path: &Path, config: &str, log: &Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-/// Why the box routed a request the way it did.
-fn route_reason(server: &Server) -> String {
+/// Where the box answered a request, and why there.
+fn route_reason(server: &Server) -> (String, String) {
     let (status, headers, body) =
         server.post_with_headers("/v1/chat/completions", &chat("Say hi.", json!({"max_tokens": 2})), &[]);
     assert_eq!(status, 200, "{body}");
-    headers["x-edgeway-route-reason"].to_str().unwrap().to_owned()
+    let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+    (header("x-edgeway-route"), header("x-edgeway-route-reason"))
 }
 
 fn ask(server: &Server, n: usize) {
@@ -456,10 +501,14 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
 
     let dir = common::temp_dir("fleet", "boxes");
     let box_url = postgres.url("edgeway_box");
+    // One cloud process for the four boxes.
+    let cloud = Server::start(&["--no-embeddings"]);
+    let cloud_url = cloud.url("/v1");
+    let start_box = |box_id: &str, log: &Path| start_box(&dir, &box_url, &cloud_url, box_id, log);
     let logs: Vec<PathBuf> = (1..=4).map(|i| dir.join(format!("box-{i}.db"))).collect();
     // Box 1 is declared first so that, restarted later, its first process is dropped last.
-    let mut first_box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
-    let others: Vec<Server> = (2..=4).map(|i| start_box(&dir, &box_url, &format!("box-{i}"), &logs[i - 1])).collect();
+    let mut first_box_1 = start_box("box-1", &logs[0]);
+    let others: Vec<Server> = (2..=4).map(|i| start_box(&format!("box-{i}"), &logs[i - 1])).collect();
     let boxes = || std::iter::once(&first_box_1).chain(&others);
     for server in boxes() {
         ask(server, 3);
@@ -491,7 +540,7 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     postgres.start_server();
     std::thread::sleep(Duration::from_millis(600));
     first_box_1.kill();
-    let box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
+    let box_1 = start_box("box-1", &logs[0]);
     ask(&box_1, 2);
     wait_for(&postgres, &all([20, 6, 6, 6]), 60);
 
@@ -521,6 +570,17 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     );
     assert!(text.contains("38 requests") && text.contains("20 requests"), "{text}");
 
+    // The same numbers on the fleet's dashboard, pointed at the center.
+    let dashboard = FleetDashboard::start(&postgres.url("postgres"));
+    let page = dashboard.get("/fleet?window=day");
+    assert!(page.contains("The whole fleet") && page.contains("Site plant-3") && page.contains("box-4"), "{page}");
+    let view: serde_json::Value = serde_json::from_str(&dashboard.get("/fleet/api/overview")).unwrap();
+    assert_eq!(view["window"], "hour");
+    let fleet_requests: u64 =
+        view["groups"][0]["stats"]["routes"].as_array().unwrap().iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert_eq!((fleet_requests, view["boxes"].as_array().unwrap().len()), (38, 4), "{view}");
+    drop(dashboard);
+
     // Retention drops whole days: an old one goes, today stays.
     postgres.psql("postgres", "SELECT fleet_ensure_day('2020-01-01')").unwrap();
     let prune = common::edgeway(&["fleet", "prune", "--url", &postgres.url("postgres"), "--keep", "90d"]);
@@ -529,8 +589,9 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     wait_for(&postgres, &all([20, 6, 6, 6]), 5);
 
     // A new config version reaches every box within two poll intervals and changes its routing:
-    // threshold 0 sends everything to the (unreachable) cloud, so the edge answers as a fallback.
-    assert_eq!(route_reason(&box_1), "score_below_threshold");
+    // threshold 0 sends everything to the shared cloud.
+    let edge = ("edge".to_owned(), "score_below_threshold".to_owned());
+    assert_eq!(route_reason(&box_1), edge);
     let pushed = dir.join("calibrated.toml");
     std::fs::write(&pushed, "[server]\nport = 1\n\n[routing]\nthreshold = 0.0\n").unwrap();
     let push = common::edgeway(&[
@@ -550,8 +611,9 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
         assert!(Instant::now() < deadline, "not every box applied version 1 within 10 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let cloud_route = ("cloud".to_owned(), "score_at_or_above_threshold".to_owned());
     for server in std::iter::once(&box_1).chain(&others) {
-        assert_ne!(route_reason(server), "score_below_threshold");
+        assert_eq!(route_reason(server), cloud_route);
     }
     // A version calibrated for another scorer than the boxes run (they route with the transparent
     // one) is refused: they keep version 1.
@@ -562,12 +624,12 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     assert!(push.status.success(), "{}", common::output_text(&push));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(postgres.psql("postgres", "SELECT count(*) FROM box_status WHERE config_version = 1").unwrap(), "4");
-    assert_ne!(route_reason(&box_1), "score_below_threshold");
+    assert_eq!(route_reason(&box_1), cloud_route);
     // A box that starts while the center is down routes by the version it saved.
     drop(box_1);
     postgres.stop_server("fast");
-    let box_1 = start_box(&dir, &box_url, "box-1", &logs[0]);
-    assert_ne!(route_reason(&box_1), "score_below_threshold");
+    let box_1 = start_box("box-1", &logs[0]);
+    assert_eq!(route_reason(&box_1), cloud_route);
     drop(box_1);
     let _ = std::fs::remove_dir_all(&dir);
 }

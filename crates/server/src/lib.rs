@@ -30,6 +30,7 @@ pub mod stream;
 pub mod wire;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use listen::ConnectionLimits;
+pub use routes::dashboard::fleet;
 pub use routes::dashboard::{Calibration, CalibrationPlot, DashboardFacts, FleetFacts, Routing};
 pub use state::AppState;
 
@@ -95,6 +97,17 @@ pub fn app_with(state: AppState, body_timeout: Duration) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(state.metrics().clone(), metrics::count_responses))
         .with_state(state)
+}
+
+/// Serves the fleet's dashboard ([`fleet`]) over `source` on `listener` until `shutdown`
+/// completes, with the box's default connection limits.
+pub async fn run_fleet_dashboard(
+    listener: TcpListener,
+    source: Arc<dyn fleet::FleetSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = fleet::router(source);
+    listen::serve(listener, router, ConnectionLimits::default(), Arc::new(metrics::Metrics::new()), shutdown).await
 }
 
 /// Serves [`app`] on `listener` under `limits` until `shutdown` completes, then lets

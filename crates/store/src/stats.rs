@@ -8,7 +8,7 @@ use crate::writer::open_connection;
 use crate::StoreError;
 
 /// Totals for one route.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RouteStats {
     /// `edge`, `cloud` or `none`.
     pub route: String,
@@ -33,7 +33,7 @@ pub struct RouteStats {
 }
 
 /// The whole log, summarised.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Stats {
     /// One entry per route, most requests first.
     pub routes: Vec<RouteStats>,

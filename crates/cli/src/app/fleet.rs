@@ -10,8 +10,11 @@ use edgeway_policy::{
     ComplexityScorer, EmbeddingModel, EmbeddingScorer, EmbeddingSpec, LearnedModel, LearnedScorer, Thresholds,
     TierThresholds,
 };
+use edgeway_server::fleet::{FleetBox, FleetGroup, FleetSource, FleetView};
 use edgeway_server::AppState;
+use edgeway_store::dashboard::Window;
 use edgeway_store::ShipStats;
+use futures::future::BoxFuture;
 
 use crate::app::dashboard::routing as routing_facts;
 use crate::app::DataDir;
@@ -146,6 +149,53 @@ impl Applier {
                  scorers travel in a version"
             )),
         }
+    }
+}
+
+/// The center, as the fleet dashboard reads it: a short-lived connection per page.
+pub struct Center {
+    url: String,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl Center {
+    /// The center at `url`, trusting `ca_file`'s authority too.
+    pub fn new(url: &str, ca_file: Option<std::path::PathBuf>) -> Self {
+        Self { url: url.to_owned(), ca_file }
+    }
+
+    async fn view(&self, window: Window) -> Result<FleetView, edgeway_fleet::FleetError> {
+        let client = edgeway_fleet::ship::connect(&self.url, CENTER_TIMEOUT, self.ca_file.as_deref()).await?;
+        let now = edgeway_store::record::now_ms();
+        let groups = edgeway_fleet::center::stats(&client, now - window.span_ms()).await?;
+        let hours = u32::try_from(window.span_ms() / 3_600_000).unwrap_or(u32::MAX);
+        let boxes = edgeway_fleet::center::status(&client, hours).await?;
+        Ok(FleetView {
+            window,
+            groups: groups.into_iter().map(|(site, stats)| FleetGroup { site, stats }).collect(),
+            boxes: boxes
+                .into_iter()
+                .map(|b| FleetBox {
+                    box_id: b.box_id,
+                    site: b.site,
+                    seen_secs_ago: b.seen_secs_ago,
+                    backlog: b.backlog,
+                    config_version: b.config_version,
+                    requests: b.requests,
+                    edge_share: b.edge_share,
+                    cost_per_query: b.cost_per_query,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// How long a dashboard page waits for the center.
+const CENTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl FleetSource for Center {
+    fn load(&self, window: Window) -> BoxFuture<'_, Result<FleetView, String>> {
+        Box::pin(async move { self.view(window).await.map_err(|error| error.to_string()) })
     }
 }
 

@@ -41,6 +41,15 @@ pub fn run(command: &FleetCommand) -> anyhow::Result<()> {
                 let travels = if pushed.scorer.is_some() { ", with its trained scorer" } else { "" };
                 println!("published config version {version} for {whom}{travels}:\n{}", pushed.routing);
             }
+            FleetCommand::Dashboard(args) => {
+                let listener = tokio::net::TcpListener::bind(&args.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", args.listen))?;
+                println!("the fleet's dashboard: http://{}/fleet (Ctrl-C stops it)", listener.local_addr()?);
+                let source =
+                    std::sync::Arc::new(crate::app::fleet::Center::new(&args.center.url, args.center.ca_file.clone()));
+                edgeway_server::run_fleet_dashboard(listener, source, crate::app::shutdown_signal()).await?;
+            }
             FleetCommand::Status(args) => {
                 let client = connect(&args.center).await?;
                 let boxes = center::status(&client, args.hours).await?;

@@ -57,7 +57,7 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {
-            _ = shutdown_signal() => {}
+            _ = app::shutdown_signal() => {}
             _ = stop_rx => {}
         }
     };
@@ -180,7 +180,6 @@ async fn serve(
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
 /// Connections the kernel may hold for the server before it accepts them. tokio's `bind` asks for
 /// 1,024; a burst of connections beyond the queue has its SYNs dropped, and each dropped one costs
 /// its client a second. The kernel caps it at `net.core.somaxconn` (4,096 by default).
@@ -220,26 +219,4 @@ fn raise_fd_limit(max_connections: usize) {
         }
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

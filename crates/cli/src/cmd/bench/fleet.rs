@@ -5,11 +5,13 @@
 //! `ON CONFLICT DO NOTHING`, `--batch` rows a transaction) until every log is drained; rows
 //! per second into PostgreSQL.
 //!
-//! Overhead: two `edgeway serve` processes over the same instant upstream, every request
+//! Overhead: three `edgeway serve` processes over the same instant upstream, every request
 //! forced to the cloud so the edge model is never the bottleneck: one ships its log to the
-//! center every second, the other does not. Requests alternate between them, one at a time;
-//! the ratio of each pair's latencies (shipping over not) is reported as a median with its
-//! 95 % interval, with each side's p50 and p99.
+//! center every second, one ships to a center that accepts connections and never answers (a
+//! center that is down or hung, the worst case: every attempt waits for its timeout), and one
+//! does not ship. Requests rotate between them, one at a time; the ratio of each shipping box's
+//! latency to the plain one's in the same round is reported as a median with its 95 %
+//! interval, with each box's p50 and p99.
 
 use std::time::{Duration, Instant};
 
@@ -77,69 +79,84 @@ fn measure(
     // Overhead.
     let upstream = start_mock_upstream(16)?;
     let model = resolve_model(&args.model, &data_dir.cache(), true, &mut |_| {})?;
-    let config = scratch.join("shipping.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fleet]\nurl = \"{}\"\nbox_id = \"bench-{run_id}-live\"\nship_every_secs = 1\n",
-            args.url.replace('\\', "\\\\").replace('"', "\\\"")
-        ),
-    )?;
-    let serve_args = |name: &str, with_config: bool| -> Vec<String> {
-        let mut list = vec![
-            "--cloud-url".to_owned(),
-            format!("http://127.0.0.1:{upstream}/v1"),
-            "--cloud-model".to_owned(),
-            "mock".to_owned(),
-            "--no-embeddings".to_owned(),
-            "--log-path".to_owned(),
-            scratch.join(format!("{name}.db")).display().to_string(),
-        ];
-        if with_config {
-            list.extend(["--config".to_owned(), config.display().to_string()]);
+    // A center that takes connections and never says a word.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hung_url = format!("postgres://edgeway_box@127.0.0.1:{}/fleet", hung.local_addr()?.port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hung.incoming().flatten() {
+            held.push(stream);
         }
-        list
+    });
+    let fleet_config = |name: &str, url: &str| -> anyhow::Result<std::path::PathBuf> {
+        let path = scratch.join(format!("{name}.toml"));
+        let url = url.replace('\\', "\\\\").replace('"', "\\\"");
+        std::fs::write(
+            &path,
+            format!("[fleet]\nurl = \"{url}\"\nbox_id = \"bench-{run_id}-{name}\"\nship_every_secs = 1\n"),
+        )?;
+        Ok(path)
     };
-    let plain = start_server(&model.path, 1, &serve_args("plain", false))?;
-    let shipping = start_server(&model.path, 1, &serve_args("shipping", true))?;
+    let boxes = [
+        ("not shipping", None),
+        ("shipping every second", Some(fleet_config("live", &args.url)?)),
+        ("center not answering", Some(fleet_config("hung", &hung_url)?)),
+    ];
+    let servers = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, config))| {
+            let mut list = vec![
+                "--cloud-url".to_owned(),
+                format!("http://127.0.0.1:{upstream}/v1"),
+                "--cloud-model".to_owned(),
+                "mock".to_owned(),
+                "--no-embeddings".to_owned(),
+                "--log-path".to_owned(),
+                scratch.join(format!("box-{i}.db")).display().to_string(),
+            ];
+            if let Some(config) = config {
+                list.extend(["--config".to_owned(), config.display().to_string()]);
+            }
+            start_server(&model.path, 1, &list)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     lower_own_priority();
     let time = |port: u16| time_cloud_stream(port).map(|elapsed| elapsed.as_secs_f64() * 1000.0);
     for _ in 0..50 {
-        time(plain.port)?;
-        time(shipping.port)?;
+        for server in &servers {
+            time(server.port)?;
+        }
     }
-    eprintln!("bench: {} request pairs", args.requests);
-    let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..args.requests {
-        let (a, b) = if i % 2 == 0 {
-            let a = time(plain.port)?;
-            (a, time(shipping.port)?)
-        } else {
-            let b = time(shipping.port)?;
-            (time(plain.port)?, b)
-        };
-        off.push(a);
-        on.push(b);
-        ratios.push(b / a);
+    eprintln!("bench: {} rounds of one request per box", args.requests);
+    let mut latencies = vec![Vec::new(); servers.len()];
+    for round in 0..args.requests {
+        // Each box goes first as often as the others.
+        for k in 0..servers.len() {
+            let at = (round + k) % servers.len();
+            latencies[at].push(time(servers[at].port)?);
+        }
     }
-    drop((plain, shipping));
+    drop(servers);
 
     println!("### fleet ingest: {} boxes × {} rows, {} rows a shipment\n", args.boxes, args.rows, args.batch);
     println!("| rows | seconds | rows/s into PostgreSQL |\n|---|---|---|");
     println!("| {shipped} | {seconds:.2} | **{:.0}** |\n", shipped as f64 / seconds);
     println!(
-        "### latency with shipping on and off, {} request pairs (forced cloud, instant upstream)\n",
+        "### a box's latency shipping, not shipping, and with its center hung; {} rounds (forced cloud, \
+         instant upstream)\n",
         args.requests
     );
-    println!("| box | p50 | p99 |\n|---|---|---|");
-    println!("| not shipping | {:.3} ms | {:.3} ms |", percentile(&mut off, 0.5), percentile(&mut off, 0.99));
-    println!("| shipping every second | {:.3} ms | {:.3} ms |", percentile(&mut on, 0.5), percentile(&mut on, 0.99));
-    let middle = median(ratios.clone());
-    if let Some((low, high, coverage)) = median_interval(ratios, 0.95) {
-        println!(
-            "\nlatency ratio, shipping ÷ not (median of pairs): **{middle:.3}×**, {:.1} % interval [{low:.3}, {high:.3}]",
-            coverage * 100.0
-        );
+    println!("| box | p50 | p99 | latency ÷ not shipping (median of rounds) | 95 % interval |\n|---|---|---|---|---|");
+    for (i, (name, _)) in boxes.iter().enumerate() {
+        let ratios: Vec<f64> = latencies[i].iter().zip(&latencies[0]).map(|(b, a)| b / a).collect();
+        let interval = match median_interval(ratios.clone(), 0.95) {
+            Some((low, high, coverage)) if i > 0 => format!("[{low:.3}, {high:.3}] ({:.1} %)", coverage * 100.0),
+            _ => "".into(),
+        };
+        let ratio = if i > 0 { format!("**{:.3}×**", median(ratios)) } else { "1×".into() };
+        let (p50, p99) = (percentile(&mut latencies[i], 0.5), percentile(&mut latencies[i], 0.99));
+        println!("| {name} | {p50:.3} ms | {p99:.3} ms | {ratio} | {interval} |");
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! The logged query text is shown to an administrator's key only.
 
 mod chart;
+pub mod fleet;
 mod login;
 mod page;
 mod view;
@@ -134,12 +135,7 @@ async fn load(
     query: Result<Query<OverviewQuery>, QueryRejection>,
 ) -> Result<View, ApiError> {
     admit(caller)?;
-    let Query(query) = query.map_err(|e| invalid("query", format!("the query string is not valid here: {e}")))?;
-    let window = match query.window.as_deref() {
-        None => Window::Hour,
-        Some(text) => Window::parse(text)
-            .ok_or_else(|| invalid("window", format!("window must be hour, day or week, got '{text}'")))?,
-    };
+    let window = window(query)?;
     let Some(settings) = state.log() else {
         return Err(ApiError::NotSupported(
             "this server keeps no query log (--log-path none), so there is nothing to show".into(),
@@ -155,4 +151,14 @@ async fn load(
     })
     .await?
     .map_err(|error| ApiError::Backend(edgeway_core::BackendError::Internal(error.to_string())))
+}
+
+/// The window the query string names (`hour` without one).
+fn window(query: Result<Query<OverviewQuery>, QueryRejection>) -> Result<Window, ApiError> {
+    let Query(query) = query.map_err(|e| invalid("query", format!("the query string is not valid here: {e}")))?;
+    match query.window.as_deref() {
+        None => Ok(Window::Hour),
+        Some(text) => Window::parse(text)
+            .ok_or_else(|| invalid("window", format!("window must be hour, day or week, got '{text}'"))),
+    }
 }

@@ -219,7 +219,7 @@ fn power_card(power: &Power) -> String {
 }
 
 /// The window's name in links.
-fn window_name(window: Window) -> &'static str {
+pub(super) fn window_name(window: Window) -> &'static str {
     match window {
         Window::Hour => "hour",
         Window::Day => "day",
@@ -242,11 +242,11 @@ pub fn head(title: &str) -> Markup {
     }
 }
 
-fn card(label: &str, value: &str) -> Markup {
+pub(super) fn card(label: &str, value: &str) -> Markup {
     html! { div.card { div.value { (value) } div.label { (label) } } }
 }
 
-fn share(part: u64, whole: u64) -> String {
+pub(super) fn share(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "–".into();
     }
@@ -348,7 +348,7 @@ fn power_chart(view: &View) -> String {
 }
 
 /// Money, with enough places to show fractions of a cent.
-fn money(amount: f64) -> String {
+pub(super) fn money(amount: f64) -> String {
     if amount != 0.0 && amount.abs() < 0.01 {
         format!("{amount:.6}")
     } else {
