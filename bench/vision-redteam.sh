@@ -6,6 +6,7 @@
 #
 #   bench/vision-redteam.sh          # OUT=bench/out/vision-redteam, BIN=target/release/edgeway
 #   QUERIES=200 EPSILONS=2,4,8,16 bench/vision-redteam.sh
+#   ATTACKER=guided bench/vision-redteam.sh   # the attacker who also holds good parts (redteam-guided.json)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,6 +15,9 @@ bin="${BIN:-target/release/edgeway}"
 queries="${QUERIES:-100}"
 epsilons="${EPSILONS:-2,4,8,16}"
 defence="${DEFENCE:-jpeg:75}"
+attacker="${ATTACKER:-square}"
+report="$out/redteam.json"
+[ "$attacker" = square ] || report="$out/redteam-$attacker.json"
 mkdir -p "$out"
 [ -x "$bin" ] || cargo build --release
 scripts/vision-data.sh --install
@@ -27,7 +31,8 @@ data="$out/plate"
   || "$bin" vision quantize --images "$data/train/good" --model "$out/lite0.onnx" --out "$out/lite0.int8.onnx"
 "$bin" vision redteam "$data" --detector "$out/plate.patchcore" --model "$out/lite0.onnx" \
   --int8 "$out/lite0.int8.onnx" --epsilons "$epsilons" --queries "$queries" --limit 120 \
-  --defence "$defence" --threads 2 --json "$out/redteam.json"
+  --defence "$defence" --attacker "$attacker" --threads 2 --json "$report"
+[ "$attacker" = square ] || exit 0
 # Heat-map pictures of the test set and the pictures for docs/vision.md.
 "$bin" vision eval "$data" --model "$out/lite0.int8.onnx" --detector "$out/plate.patchcore" \
   --pictures "$out/heatmaps" --threads 2 >/dev/null

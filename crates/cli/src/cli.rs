@@ -101,6 +101,15 @@ pub struct FleetDashboardArgs {
     pub listen: String,
 }
 
+/// `edgeway vision redteam --attacker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VisionAttacker {
+    /// Random ±ε squares.
+    Square,
+    /// Squares pulled towards the good part most like the image.
+    Guided,
+}
+
 /// `edgeway fleet push` flags.
 #[derive(Debug, Args)]
 pub struct FleetPushArgs {
@@ -208,6 +217,12 @@ pub struct VisionRedteamArgs {
     /// The L∞ budgets, in 0–255 pixel units (8 is 8/255).
     #[arg(long, value_delimiter = ',', default_value = "2,4,8,16")]
     pub epsilons: Vec<u8>,
+
+    /// The attacker: `square` (random ±ε squares, blind) or `guided` (also holds photographs
+    /// of good parts, the data set's good test images, and pulls each defective image towards
+    /// the one most like it).
+    #[arg(long, value_enum, default_value = "square")]
+    pub attacker: VisionAttacker,
 
     /// Score queries per image.
     #[arg(long, default_value_t = 100)]

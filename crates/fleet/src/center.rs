@@ -14,6 +14,7 @@
 //! Boxes connect as a role that may only insert into the log, call those two functions and
 //! read the config (`edgeway fleet init --box-role`).
 
+pub use edgeway_store::BoxStatus;
 use edgeway_store::{EvalRecord, RouteStats, Stats};
 use tokio_postgres::Client;
 
@@ -248,27 +249,6 @@ pub async fn latest_config(client: &Client, site: Option<&str>) -> Result<Option
         )
         .await?;
     Ok(row.map(|row| PushedConfig { version: row.get(0), routing: row.get(1), scorer: row.get(2) }))
-}
-
-/// One box as the center sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoxStatus {
-    /// Its id.
-    pub box_id: String,
-    /// Its site label.
-    pub site: Option<String>,
-    /// Seconds since its last report.
-    pub seen_secs_ago: f64,
-    /// Rows it had not shipped then.
-    pub backlog: i64,
-    /// The config version it applied.
-    pub config_version: Option<i64>,
-    /// Requests it logged in the last `hours`.
-    pub requests: i64,
-    /// Of which answered at the edge.
-    pub edge_share: Option<f64>,
-    /// Money per request.
-    pub cost_per_query: Option<f64>,
 }
 
 /// Every box that reported or shipped, with its traffic over the last `hours`.

@@ -2,7 +2,8 @@
 //! is that easier on the INT8 model that is deployed than on the FP32 one?
 //!
 //! For every model (a "target": FP32, INT8…), at every L∞ budget ε, the
-//! score-only Square Attack ([`edgeway_vision::attack`]) runs on the
+//! score-only Square Attack ([`edgeway_vision::attack`]; blind, or guided
+//! towards the good parts the report's good images stand for) runs on the
 //! defective images every target catches when clean, at the same query
 //! budget; the evasion rate comes with its 95 % Wilson interval. The images
 //! found on one target are replayed on the others (transfer). A defence (JPEG
@@ -11,7 +12,7 @@
 //! images already found (replayed through it), and whether an attacker who
 //! queries the defended model still gets through (adaptive).
 
-use edgeway_vision::attack::{square_attack, Defence, Defended, ScoreOracle, SquareAttack};
+use edgeway_vision::attack::{square_attack, Defence, Defended, Direction, ScoreOracle, SquareAttack};
 use edgeway_vision::metrics::auroc;
 use edgeway_vision::RgbImage;
 
@@ -27,9 +28,31 @@ pub struct Target<'a> {
     pub threshold: f32,
 }
 
+/// Which attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attacker {
+    /// The Square Attack as published: random ±ε squares.
+    Square,
+    /// The Square Attack that also holds good parts (the run's good images) and pulls each
+    /// defective image towards the one most like it.
+    TowardGood,
+}
+
+impl Attacker {
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Attacker::Square => "Square Attack (L∞)",
+            Attacker::TowardGood => "Square Attack guided towards good parts (L∞)",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// Which attacker.
+    pub attacker: Attacker,
     /// The L∞ budgets, in 0–255 pixel units.
     pub epsilons: Vec<u8>,
     /// Queries per image.
@@ -137,6 +160,8 @@ pub struct VisionReport {
     pub rows: Vec<EpsilonRow>,
     /// The defence, at its ε.
     pub defence: Option<(String, u8, Vec<DefenceRow>)>,
+    /// The attacker.
+    pub attacker: Attacker,
 }
 
 fn clean_auroc(good: &[f32], defective: &[f32]) -> Option<f64> {
@@ -168,6 +193,10 @@ pub fn run(
     }
     let population: Vec<RgbImage> =
         defective.iter().zip(&caught_by_all).filter(|(_, &c)| c).map(|(i, _)| i.clone()).collect();
+    let direction = match settings.attacker {
+        Attacker::Square => Direction::Random,
+        Attacker::TowardGood => Direction::TowardGood(good),
+    };
     let mut rows = Vec::new();
     let mut found_at_defence_epsilon: Vec<Vec<RgbImage>> = Vec::new();
     for &epsilon in &settings.epsilons {
@@ -176,7 +205,7 @@ pub fn run(
         let mut found = Vec::new();
         for target in targets.iter_mut() {
             progress(&format!("ε {epsilon}/255: attacking {} ({} images)", target.name, population.len()));
-            let outcomes = square_attack(target.oracle, &population, target.threshold, &attack)?;
+            let outcomes = square_attack(target.oracle, &population, target.threshold, &attack, direction)?;
             let hits = outcomes.iter().filter(|o| o.evaded).count();
             let mean_queries = outcomes.iter().map(|o| o.queries as f64).sum::<f64>() / outcomes.len().max(1) as f64;
             evasion.push(Evasion { target: target.name.clone(), rate: Rate::new(hits, outcomes.len()), mean_queries });
@@ -220,7 +249,7 @@ pub fn run(
                     }
                     None => Rate::new(0, 0),
                 };
-                let outcomes = square_attack(&mut defended, &population, threshold, &attack)?;
+                let outcomes = square_attack(&mut defended, &population, threshold, &attack, direction)?;
                 rows.push(DefenceRow {
                     target: target.name.clone(),
                     auroc: clean.get(i).and_then(|c| c.1),
@@ -234,7 +263,15 @@ pub fn run(
         }
         _ => None,
     };
-    Ok(VisionReport { defective: defective.len(), good: good.len(), clean, attacked: population.len(), rows, defence })
+    Ok(VisionReport {
+        defective: defective.len(),
+        good: good.len(),
+        clean,
+        attacked: population.len(),
+        rows,
+        defence,
+        attacker: settings.attacker,
+    })
 }
 
 /// `hits/n share % [low, high]`.
@@ -261,9 +298,11 @@ pub fn render(report: &VisionReport, queries: usize) -> String {
         out.push_str(&format!("| {name} | {} | {} |\n", show_auroc(*auroc), show(caught)));
     }
     out.push_str(&format!(
-        "\n{} of {} defective images are caught by every model and attacked: Square Attack (L∞), {queries} \
+        "\n{} of {} defective images are caught by every model and attacked: {}, {queries} \
          score-only queries each; evaded = scores at or below the threshold (95 % Wilson intervals)\n\n",
-        report.attacked, report.defective
+        report.attacked,
+        report.defective,
+        report.attacker.label()
     ));
     let Some(first) = report.rows.first() else { return out };
     let names: Vec<&str> = first.evasion.iter().map(|e| e.target.as_str()).collect();
@@ -320,6 +359,7 @@ pub fn to_json(report: &VisionReport, queries: usize) -> serde_json::Value {
         "good": report.good,
         "attacked": report.attacked,
         "queries": queries,
+        "attacker": report.attacker.label(),
         "clean": report.clean.iter().map(|(name, auroc, caught)| serde_json::json!({
             "model": name, "image_auroc": auroc, "caught": rate_json(caught),
         })).collect::<Vec<_>>(),
@@ -378,6 +418,7 @@ mod tests {
             Target { name: "int8".into(), oracle: &mut b, threshold: 100.0 },
         ];
         let settings = Settings {
+            attacker: Attacker::Square,
             epsilons: vec![1, 16],
             queries: 100,
             p_init: 0.8,

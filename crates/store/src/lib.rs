@@ -33,7 +33,7 @@ pub use keys::{ApiKeyRecord, GuardEvent, KeyLimits, KeyStore};
 pub use knowledge::KnowledgeBase;
 pub use outbox::{Outbox, OutboxEval, OutboxGuardEvent, OutboxRow, ShipStats};
 pub use record::QueryRecord;
-pub use stats::{RouteStats, Stats};
+pub use stats::{BoxStatus, RouteStats, Stats};
 pub use writer::{LogStatus, QueryLog};
 
 /// Why the log could not be opened or read.

@@ -100,6 +100,27 @@ impl Stats {
     }
 }
 
+/// One box of a fleet as the center sees it (`edgeway fleet status`, the fleet dashboard).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BoxStatus {
+    /// Its id.
+    pub box_id: String,
+    /// Its site label.
+    pub site: Option<String>,
+    /// Seconds since its last report.
+    pub seen_secs_ago: f64,
+    /// Rows it had not shipped then.
+    pub backlog: i64,
+    /// The config version it applied.
+    pub config_version: Option<i64>,
+    /// Requests it logged in the window asked about.
+    pub requests: i64,
+    /// Of which answered at the edge.
+    pub edge_share: Option<f64>,
+    /// Money per request.
+    pub cost_per_query: Option<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

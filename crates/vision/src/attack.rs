@@ -9,6 +9,13 @@
 //! stays within ε of the original in every pixel and channel, and in 0–255.
 //! An image has evaded once its score is at or below the threshold.
 //!
+//! With [`Direction::TowardGood`] it is the stronger attacker who also holds
+//! photographs of good parts (they are easy to come by): each defective image
+//! starts pulled towards the good part most like it, as far as ε allows, and
+//! half of the squares redraw towards that part instead of at random. It
+//! erases a defect where a blind random search only adds new, unfamiliar
+//! patches.
+//!
 //! The attack runs all images in lockstep so each query round is one batch
 //! through the model ([`ScoreOracle`]). [`Defence`]s are transforms applied
 //! to an image before it is scored: JPEG re-encoding and Gaussian smoothing.
@@ -45,6 +52,15 @@ impl Default for SquareAttack {
     }
 }
 
+/// Where the attacker's changes point.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction<'a> {
+    /// Random ±ε signs: the Square Attack as published.
+    Random,
+    /// Towards these good parts (any size; each is resized to the attacked image's).
+    TowardGood(&'a [RgbImage]),
+}
+
 /// One image's outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackOutcome {
@@ -69,13 +85,14 @@ pub fn square_share(p_init: f64, it: usize, total: usize) -> f64 {
     p_init / 2f64.powi(halvings)
 }
 
-/// Runs the attack on every image against `threshold`; images already at or
-/// below it are left as they are.
+/// Runs the attack on every image against `threshold`, drawing in `direction`;
+/// images already at or below it are left as they are.
 pub fn square_attack(
     oracle: &mut dyn ScoreOracle,
     images: &[RgbImage],
     threshold: f32,
     settings: &SquareAttack,
+    direction: Direction<'_>,
 ) -> Result<Vec<AttackOutcome>, String> {
     let mut rng = SplitMix64::new(settings.seed);
     let eps = i16::from(settings.epsilon);
@@ -94,18 +111,31 @@ pub fn square_attack(
     if settings.epsilon == 0 || settings.queries < 2 {
         return Ok(outcomes);
     }
-    // The stripes: one ±ε per column and channel.
+    let guides: Vec<Option<RgbImage>> = images
+        .iter()
+        .map(|image| match direction {
+            Direction::Random => None,
+            Direction::TowardGood(good) => nearest(image, good),
+        })
+        .collect();
+    // The start: stripes of one ±ε per column and channel, or the whole image pulled towards its guide.
     let starts: Vec<usize> = (0..outcomes.len()).filter(|&i| !outcomes[i].evaded).collect();
-    let striped: Vec<RgbImage> = starts
+    let started: Vec<RgbImage> = starts
         .iter()
         .map(|&i| {
             let original = &images[i];
-            let signs: Vec<[i16; 3]> = (0..original.width()).map(|_| [0, 1, 2].map(|_| sign(&mut rng) * eps)).collect();
-            perturbed(original, |x, _, c| signs[x as usize][c])
+            match &guides[i] {
+                Some(guide) => perturbed(original, |x, y, c| toward(original, guide, x, y, c, eps)),
+                None => {
+                    let signs: Vec<[i16; 3]> =
+                        (0..original.width()).map(|_| [0, 1, 2].map(|_| sign(&mut rng) * eps)).collect();
+                    perturbed(original, |x, _, c| signs[x as usize][c])
+                }
+            }
         })
         .collect();
-    let scores = oracle.scores(&striped)?;
-    keep_better(&mut outcomes, &starts, striped, scores, threshold);
+    let scores = oracle.scores(&started)?;
+    keep_better(&mut outcomes, &starts, started, scores, threshold);
     for it in 2..settings.queries {
         let active: Vec<usize> = (0..outcomes.len()).filter(|&i| !outcomes[i].evaded).collect();
         if active.is_empty() {
@@ -120,12 +150,19 @@ pub fn square_attack(
                 let side = ((share * f64::from(w) * f64::from(h)).sqrt().round() as u32).clamp(1, w.min(h) - 1);
                 let (x0, y0) = (below(&mut rng, w - side + 1), below(&mut rng, h - side + 1));
                 let signs = [0, 1, 2].map(|_| sign(&mut rng) * eps);
+                // Guided, half the squares go towards the good part, half explore.
+                let guide = guides[i].as_ref().filter(|_| rng.next_u64() & 1 == 0);
                 let mut candidate = current.clone();
                 for y in y0..y0 + side {
                     for x in x0..x0 + side {
+                        let delta = |c: usize| match guide {
+                            Some(guide) => toward(original, guide, x, y, c, eps),
+                            None => signs[c],
+                        };
+                        let deltas = [0, 1, 2].map(delta);
                         let (o, p) = (original.get_pixel(x, y), candidate.get_pixel_mut(x, y));
                         for c in 0..3 {
-                            p[c] = (i16::from(o[c]) + signs[c]).clamp(0, 255) as u8;
+                            p[c] = (i16::from(o[c]) + deltas[c]).clamp(0, 255) as u8;
                         }
                     }
                 }
@@ -162,6 +199,27 @@ fn perturbed(image: &RgbImage, delta: impl Fn(u32, u32, usize) -> i16) -> RgbIma
         let p = image.get_pixel(x, y);
         image::Rgb([0, 1, 2].map(|c| (i16::from(p[c]) + delta(x, y, c)).clamp(0, 255) as u8))
     })
+}
+
+/// The step from `original` towards `guide` at one pixel and channel, at most ε.
+fn toward(original: &RgbImage, guide: &RgbImage, x: u32, y: u32, c: usize, eps: i16) -> i16 {
+    (i16::from(guide.get_pixel(x, y)[c]) - i16::from(original.get_pixel(x, y)[c])).clamp(-eps, eps)
+}
+
+/// The good part most like `image` (least mean absolute difference), at `image`'s size.
+fn nearest(image: &RgbImage, good: &[RgbImage]) -> Option<RgbImage> {
+    let (w, h) = image.dimensions();
+    good.iter()
+        .map(|part| {
+            if part.dimensions() == (w, h) {
+                part.clone()
+            } else {
+                image::imageops::resize(part, w, h, image::imageops::FilterType::Triangle)
+            }
+        })
+        .min_by_key(|part| {
+            part.as_raw().iter().zip(image.as_raw()).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum::<u64>()
+        })
 }
 
 fn sign(rng: &mut SplitMix64) -> i16 {
@@ -281,7 +339,7 @@ mod tests {
         let images = [grey(100), grey(120), grey(60)];
         let mut oracle = Corner { calls: 0 };
         let settings = SquareAttack { epsilon: 16, queries: 300, p_init: 0.1, seed: 7 };
-        let outcomes = square_attack(&mut oracle, &images, 95.0, &settings).unwrap();
+        let outcomes = square_attack(&mut oracle, &images, 95.0, &settings, Direction::Random).unwrap();
         // 100 − 16 = 84 ≤ 95: reachable; 120 − 16 = 104: not; 60 is already below.
         assert!(outcomes[0].evaded && outcomes[0].score <= 95.0, "{:?}", outcomes[0].score);
         assert!(!outcomes[1].evaded && outcomes[1].score < 120.0 && outcomes[1].score >= 104.0);
@@ -292,6 +350,22 @@ mod tests {
         }
         assert!(outcomes[0].queries < settings.queries, "an evaded image stops spending queries");
         assert!(oracle.calls <= settings.queries, "one batch per round");
+    }
+
+    #[test]
+    fn the_guided_attack_pulls_towards_the_nearest_good_part_within_its_budget() {
+        // The good parts: black, and white at another size. The nearest to each image is black.
+        let good = [grey(0), RgbImage::from_pixel(16, 16, image::Rgb([255; 3]))];
+        let images = [grey(100), grey(120)];
+        let mut oracle = Corner { calls: 0 };
+        let settings = SquareAttack { epsilon: 16, queries: 50, p_init: 0.1, seed: 7 };
+        let outcomes = square_attack(&mut oracle, &images, 95.0, &settings, Direction::TowardGood(&good)).unwrap();
+        // The first pull takes 100 to 84 at once; 120 gets to 104 and no further.
+        assert!(outcomes[0].evaded && outcomes[0].queries == 2, "{:?}", outcomes[0].queries);
+        assert_eq!(outcomes[1].score, 104.0);
+        for (outcome, image) in outcomes.iter().zip(&images) {
+            assert!(linf_distance(&outcome.adversarial, image) <= 16);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use edgeway_policy::{
     ComplexityScorer, EmbeddingModel, EmbeddingScorer, EmbeddingSpec, LearnedModel, LearnedScorer, Thresholds,
     TierThresholds,
 };
-use edgeway_server::fleet::{FleetBox, FleetGroup, FleetSource, FleetView};
+use edgeway_server::fleet::{FleetGroup, FleetSource, FleetView};
 use edgeway_server::AppState;
 use edgeway_store::dashboard::Window;
 use edgeway_store::ShipStats;
@@ -173,19 +173,7 @@ impl Center {
         Ok(FleetView {
             window,
             groups: groups.into_iter().map(|(site, stats)| FleetGroup { site, stats }).collect(),
-            boxes: boxes
-                .into_iter()
-                .map(|b| FleetBox {
-                    box_id: b.box_id,
-                    site: b.site,
-                    seen_secs_ago: b.seen_secs_ago,
-                    backlog: b.backlog,
-                    config_version: b.config_version,
-                    requests: b.requests,
-                    edge_share: b.edge_share,
-                    cost_per_query: b.cost_per_query,
-                })
-                .collect(),
+            boxes,
         })
     }
 }

@@ -275,6 +275,10 @@ fn redteam(data_dir: &DataDir, args: &VisionRedteamArgs) -> anyhow::Result<()> {
     epsilons.dedup();
     let defence_epsilon = args.defence_epsilon.unwrap_or(epsilons[epsilons.len() / 2]);
     let settings = vision_redteam::Settings {
+        attacker: match args.attacker {
+            crate::cli::VisionAttacker::Square => vision_redteam::Attacker::Square,
+            crate::cli::VisionAttacker::Guided => vision_redteam::Attacker::TowardGood,
+        },
         epsilons,
         queries: args.queries,
         p_init: 0.05,

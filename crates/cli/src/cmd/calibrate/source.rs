@@ -1,6 +1,8 @@
 //! Where the graded answers come from: the local query log, or every box's at a fleet's center
 //! (`--fleet`), which is also where the chosen thresholds then go.
 
+use edgeway_fleet::center::EvalFilter;
+
 use super::*;
 
 /// The graded answers calibration reads.
@@ -16,10 +18,8 @@ pub(super) enum Answers {
 pub(super) struct FleetCenter {
     runtime: tokio::runtime::Runtime,
     client: edgeway_fleet::Client,
-    site: Option<String>,
-    box_id: Option<String>,
-    since_hours: Option<f64>,
-    edge_model: Option<String>,
+    /// The filters, for any run.
+    filter: EvalFilter,
 }
 
 impl Answers {
@@ -37,10 +37,13 @@ impl Answers {
             return Ok(Self::Fleet(FleetCenter {
                 runtime,
                 client,
-                site: args.site.clone(),
-                box_id: args.box_id.clone(),
-                since_hours: args.fleet_since_hours,
-                edge_model: args.edge_model.clone(),
+                filter: EvalFilter {
+                    run: String::new(),
+                    site: args.site.clone(),
+                    box_id: args.box_id.clone(),
+                    since_hours: args.fleet_since_hours,
+                    edge_model: args.edge_model.clone(),
+                },
             }));
         }
         let path = data_dir.query_log(args.log_path.clone().or(file.log.path.clone()).as_deref());
@@ -69,13 +72,7 @@ impl Answers {
         match self {
             Self::Local { log, .. } => Ok(log.results(run)?),
             Self::Fleet(center) => {
-                let filter = edgeway_fleet::center::EvalFilter {
-                    run: run.to_owned(),
-                    site: center.site.clone(),
-                    box_id: center.box_id.clone(),
-                    since_hours: center.since_hours,
-                    edge_model: center.edge_model.clone(),
-                };
+                let filter = EvalFilter { run: run.to_owned(), ..center.filter.clone() };
                 let (records, textless) =
                     center.runtime.block_on(edgeway_fleet::center::eval_results(&center.client, &filter))?;
                 if textless > 0 {
@@ -95,13 +92,7 @@ impl Answers {
             // --edge-model filters the center's answers only.
             Self::Local { .. } => None,
             Self::Fleet(center) => {
-                let filter = edgeway_fleet::center::EvalFilter {
-                    run: run.to_owned(),
-                    site: center.site.clone(),
-                    box_id: center.box_id.clone(),
-                    since_hours: center.since_hours,
-                    edge_model: None,
-                };
+                let filter = EvalFilter { run: run.to_owned(), edge_model: None, ..center.filter.clone() };
                 center.runtime.block_on(edgeway_fleet::center::eval_results(&center.client, &filter)).ok().map(
                     |(records, _)| records.into_iter().filter(|r| r.route == "edge").filter_map(|r| r.model).collect(),
                 )
@@ -139,7 +130,7 @@ impl FleetCenter {
     /// Publishes `config` as the fleet's newest config version, for `--site`'s boxes or every
     /// box; returns its version.
     pub(super) fn publish(&self, config: &edgeway_fleet::follow::PushedConfig, note: &str) -> anyhow::Result<i64> {
-        let push = edgeway_fleet::center::push_config(&self.client, config, self.site.as_deref(), Some(note));
+        let push = edgeway_fleet::center::push_config(&self.client, config, self.filter.site.as_deref(), Some(note));
         Ok(self.runtime.block_on(push)?)
     }
 }

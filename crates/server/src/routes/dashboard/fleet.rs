@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use edgeway_store::dashboard::Window;
-use edgeway_store::Stats;
+use edgeway_store::{BoxStatus, Stats};
 use futures::future::BoxFuture;
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
-use super::page::{card, head, money, share, window_name};
+use super::page::{card, head, money, share, window_links};
 use super::{html_response, style, OverviewQuery};
 use crate::error::ApiError;
 
@@ -37,7 +37,7 @@ pub struct FleetView {
     /// The whole fleet first (`site: None`), then each site.
     pub groups: Vec<FleetGroup>,
     /// Every box that reported or shipped.
-    pub boxes: Vec<FleetBox>,
+    pub boxes: Vec<BoxStatus>,
 }
 
 /// The aggregates of the whole fleet or of one site.
@@ -47,27 +47,6 @@ pub struct FleetGroup {
     pub site: Option<String>,
     /// Per route.
     pub stats: Stats,
-}
-
-/// One box as the center sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct FleetBox {
-    /// Its id.
-    pub box_id: String,
-    /// Its site label.
-    pub site: Option<String>,
-    /// Seconds since its last report.
-    pub seen_secs_ago: f64,
-    /// Rows it had not shipped then.
-    pub backlog: i64,
-    /// The config version it applied.
-    pub config_version: Option<i64>,
-    /// Requests it logged in the window.
-    pub requests: i64,
-    /// Of which answered at the edge.
-    pub edge_share: Option<f64>,
-    /// Money per request.
-    pub cost_per_query: Option<f64>,
 }
 
 /// The fleet dashboard's routes over `source`; `/` leads to the page.
@@ -119,14 +98,7 @@ fn render(view: &FleetView) -> String {
                 header {
                     h1 { "edgeway" span.model { "fleet" } }
                     nav {
-                        @for (window, name) in [(Window::Hour, "last hour"), (Window::Day, "last day"), (Window::Week, "last week")] {
-                            @if window == view.window {
-                                strong { (name) }
-                            } @else {
-                                a href={ "/fleet?window=" (window_name(window)) } { (name) }
-                            }
-                        }
-                        a href={ "/fleet/api/overview?window=" (window_name(view.window)) } { "JSON" }
+                        (window_links(view.window, "/fleet", "/fleet/api/overview"))
                     }
                 }
                 section.cards {
@@ -190,7 +162,7 @@ fn routes_table(stats: &Stats) -> Markup {
     }
 }
 
-fn boxes_table(boxes: &[FleetBox]) -> Markup {
+fn boxes_table(boxes: &[BoxStatus]) -> Markup {
     html! {
         @if boxes.is_empty() {
             p { "No box has reported yet." }
@@ -234,7 +206,7 @@ mod tests {
                 FleetGroup { site: None, stats: stats.clone() },
                 FleetGroup { site: Some("<b>plant</b>".into()), stats },
             ],
-            boxes: vec![FleetBox {
+            boxes: vec![BoxStatus {
                 box_id: "box-1".into(),
                 site: Some("<b>plant</b>".into()),
                 seen_secs_ago: 2.0,

@@ -22,14 +22,7 @@ pub fn render(view: &View, model: &str) -> String {
                 header {
                     h1 { "edgeway" span.model { (model) } }
                     nav {
-                        @for (window, name) in [(Window::Hour, "last hour"), (Window::Day, "last day"), (Window::Week, "last week")] {
-                            @if window == overview.window {
-                                strong { (name) }
-                            } @else {
-                                a href={ "/dashboard?window=" (window_name(window)) } { (name) }
-                            }
-                        }
-                        a href={ "/dashboard/api/overview?window=" (window_name(overview.window)) } { "JSON" }
+                        (window_links(overview.window, "/dashboard", "/dashboard/api/overview"))
                         a href="/dashboard/logout" { "log out" }
                     }
                 }
@@ -219,7 +212,21 @@ fn power_card(power: &Power) -> String {
 }
 
 /// The window's name in links.
-pub(super) fn window_name(window: Window) -> &'static str {
+/// Links to the page at `page` for each window (the current one in bold), and to its JSON at `api`.
+pub(super) fn window_links(current: Window, page: &str, api: &str) -> Markup {
+    html! {
+        @for (window, name) in [(Window::Hour, "last hour"), (Window::Day, "last day"), (Window::Week, "last week")] {
+            @if window == current {
+                strong { (name) }
+            } @else {
+                a href={ (page) "?window=" (window_name(window)) } { (name) }
+            }
+        }
+        a href={ (api) "?window=" (window_name(current)) } { "JSON" }
+    }
+}
+
+fn window_name(window: Window) -> &'static str {
     match window {
         Window::Hour => "hour",
         Window::Day => "day",
