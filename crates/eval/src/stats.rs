@@ -36,18 +36,24 @@ pub fn median_interval(mut values: Vec<f64>, confidence: f64) -> Option<(f64, f6
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    // The coverage of [x(k), x(n+1-k)] is 1 − 2·P(Binomial(n, ½) ≤ k − 1).
-    let coverage = |k: usize| {
-        let mut below = 0.0;
-        let mut choose = 1.0_f64;
-        for i in 0..k {
-            below += choose;
-            choose = choose * (n - i) as f64 / (i + 1) as f64;
+    // The coverage of [x(k), x(n+1-k)] is 1 − 2·P(Binomial(n, ½) ≤ k − 1), summed up as k
+    // grows, each term in log space (2⁻ⁿ and C(n, i) leave f64's range past n ≈ 1,000).
+    let ln_2n = n as f64 * std::f64::consts::LN_2;
+    let (mut ln_choose, mut below) = (0.0_f64, 0.0_f64);
+    let (mut k, mut coverage) = (1, 0.0);
+    for candidate in 1..=n.div_ceil(2) {
+        below += (ln_choose - ln_2n).exp();
+        let covers = 1.0 - 2.0 * below;
+        if candidate > 1 && covers < confidence {
+            break;
         }
-        1.0 - 2.0 * below * 0.5_f64.powi(n as i32)
-    };
-    let k = (1..=n.div_ceil(2)).take_while(|&k| coverage(k) >= confidence).last().unwrap_or(1);
-    Some((values[k - 1], values[n - k], coverage(k)))
+        (k, coverage) = (candidate, covers);
+        if covers < confidence {
+            break;
+        }
+        ln_choose += ((n - (candidate - 1)) as f64 / candidate as f64).ln();
+    }
+    Some((values[k - 1], values[n - k], coverage))
 }
 
 #[cfg(test)]
@@ -69,6 +75,10 @@ mod tests {
         let (_, _, coverage) = median_interval(vec![2.0, 1.0, 3.0], 0.95).unwrap();
         assert!((coverage - 0.75).abs() < 1e-9);
         assert!(median_interval(Vec::new(), 0.95).is_none());
+        // n = 20,001: about the median ± 1.96·√n/2 (≈ 139) order statistics, not the whole range.
+        let (low, high, coverage) = median_interval((0..20_001).map(f64::from).collect(), 0.95).unwrap();
+        assert!((9_855.0..=9_870.0).contains(&low) && (10_130.0..=10_145.0).contains(&high), "{low} {high}");
+        assert!((0.95..0.96).contains(&coverage), "{coverage}");
     }
 
     #[test]
