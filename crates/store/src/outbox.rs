@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::eval::{eval_record, EvalRecord, EVAL_COLUMNS};
 use crate::keys::GuardEvent;
 use crate::record::QueryRecord;
-use crate::writer::open_connection;
+use crate::writer::{open_connection, query_columns, query_record};
 use crate::StoreError;
 
 /// How shipping goes, for `/metrics` and the dashboard: updated by the shipper, read by anyone.
@@ -86,14 +86,16 @@ impl Outbox {
         self.conn.query_row("SELECT last_shipped_id FROM fleet_mark", [], |row| row.get(0)).map_err(self.error())
     }
 
-    /// Rows logged and not yet shipped.
+    /// Rows logged and not yet shipped: the newest id less the watermark, read from the index's
+    /// end instead of counting a backlog that may be millions of rows after a long outage. Ids
+    /// above the watermark have no gaps: rows are only ever deleted once shipped.
     pub fn backlog(&self) -> Result<u64, StoreError> {
         let watermark = self.watermark()?;
-        let count: i64 = self
+        let newest: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM queries WHERE id > ?1", params![watermark], |row| row.get(0))
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM queries", [], |row| row.get(0))
             .map_err(self.error())?;
-        Ok(count as u64)
+        Ok(newest.saturating_sub(watermark).max(0) as u64)
     }
 
     /// Up to `limit` rows after the watermark, oldest first.
@@ -101,48 +103,15 @@ impl Outbox {
         let watermark = self.watermark()?;
         let mut statement = self
             .conn
-            .prepare_cached(
-                "SELECT id, ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
-                    prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j,
-                    energy_source, status, error, prompt_text, answer_text, format, format_verdict, tier,
-                    tried, label, precision
-                 FROM queries WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
+            .prepare_cached(concat!(
+                "SELECT id, ",
+                query_columns!(),
+                " FROM queries WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
             .map_err(self.error())?;
         let rows = statement
             .query_map(params![watermark, limit as i64], |row| {
-                Ok(OutboxRow {
-                    seq: row.get(0)?,
-                    record: QueryRecord {
-                        ts_ms: row.get(1)?,
-                        key_id: row.get(2)?,
-                        endpoint: row.get(3)?,
-                        domain: row.get(4)?,
-                        score: row.get(5)?,
-                        route: row.get(6)?,
-                        reason: row.get(7)?,
-                        model: row.get(8)?,
-                        fallback_from: row.get(9)?,
-                        prompt_tokens: row.get(10)?,
-                        completion_tokens: row.get(11)?,
-                        cached_tokens: row.get(12)?,
-                        ttft_ms: row.get(13)?,
-                        latency_ms: row.get(14)?,
-                        cost: row.get(15)?,
-                        energy_j: row.get(16)?,
-                        energy_source: row.get(17)?,
-                        status: row.get(18)?,
-                        error: row.get(19)?,
-                        prompt_text: row.get(20)?,
-                        answer_text: row.get(21)?,
-                        format: row.get(22)?,
-                        format_verdict: row.get(23)?,
-                        tier: row.get(24)?,
-                        tried: row.get(25)?,
-                        label: row.get(26)?,
-                        precision: row.get(27)?,
-                    },
-                })
+                Ok(OutboxRow { seq: row.get(0)?, record: query_record(row, 1)? })
             })
             .map_err(self.error())?
             .collect::<rusqlite::Result<Vec<_>>>()

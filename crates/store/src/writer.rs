@@ -236,16 +236,58 @@ fn insert(conn: &mut Connection, records: &[QueryRecord]) -> rusqlite::Result<()
     tx.commit()
 }
 
+/// The `queries` columns a [`QueryRecord`] fills, in its fields' order: the writer inserts them
+/// and the fleet's outbox reads them back ([`query_record`]).
+macro_rules! query_columns {
+    () => {
+        "ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from, prompt_tokens, \
+         completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source, status, error, \
+         prompt_text, answer_text, format, format_verdict, tier, tried, label, precision"
+    };
+}
+pub(crate) use query_columns;
+
+/// A [`QueryRecord`] from [`query_columns`] starting at column `at`.
+pub(crate) fn query_record(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<QueryRecord> {
+    Ok(QueryRecord {
+        ts_ms: row.get(at)?,
+        key_id: row.get(at + 1)?,
+        endpoint: row.get(at + 2)?,
+        domain: row.get(at + 3)?,
+        score: row.get(at + 4)?,
+        route: row.get(at + 5)?,
+        reason: row.get(at + 6)?,
+        model: row.get(at + 7)?,
+        fallback_from: row.get(at + 8)?,
+        prompt_tokens: row.get(at + 9)?,
+        completion_tokens: row.get(at + 10)?,
+        cached_tokens: row.get(at + 11)?,
+        ttft_ms: row.get(at + 12)?,
+        latency_ms: row.get(at + 13)?,
+        cost: row.get(at + 14)?,
+        energy_j: row.get(at + 15)?,
+        energy_source: row.get(at + 16)?,
+        status: row.get(at + 17)?,
+        error: row.get(at + 18)?,
+        prompt_text: row.get(at + 19)?,
+        answer_text: row.get(at + 20)?,
+        format: row.get(at + 21)?,
+        format_verdict: row.get(at + 22)?,
+        tier: row.get(at + 23)?,
+        tried: row.get(at + 24)?,
+        label: row.get(at + 25)?,
+        precision: row.get(at + 26)?,
+    })
+}
+
 /// Inserts one query row and returns its id.
 pub(crate) fn insert_query(conn: &Connection, r: &QueryRecord) -> rusqlite::Result<i64> {
-    let mut statement = conn.prepare_cached(
-        "INSERT INTO queries (ts_ms, key_id, endpoint, domain, score, route, reason, model, fallback_from,
-            prompt_tokens, completion_tokens, cached_tokens, ttft_ms, latency_ms, cost, energy_j, energy_source,
-            status, error, prompt_text, answer_text, format, format_verdict, tier, tried,
-            label, precision)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-            ?24, ?25, ?26, ?27)",
-    )?;
+    let mut statement = conn.prepare_cached(concat!(
+        "INSERT INTO queries (",
+        query_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+         ?22, ?23, ?24, ?25, ?26, ?27)"
+    ))?;
     statement.execute(params![
         r.ts_ms,
         r.key_id,
