@@ -197,6 +197,42 @@ pub enum VisionCommand {
     /// defective test images pass, on the FP32 and the INT8 backbone at the same query budget,
     /// with transfer between them and the effect of a defence; evasion rates with 95 % intervals.
     Redteam(VisionRedteamArgs),
+    /// Put backbones side by side under one inspection model (FP32 and its INT8 copy): size,
+    /// load time, image and pixel AUROC on a data set, one image's latency p50/p99, images/s and
+    /// energy per image, each against the first.
+    Compare(VisionCompareArgs),
+}
+
+/// `edgeway vision compare` flags.
+#[derive(Debug, Args)]
+pub struct VisionCompareArgs {
+    /// An MVTec-AD-layout folder (test/good, test/<defect>, ground_truth/<defect>/*_mask.png).
+    #[arg(value_name = "DIR")]
+    pub dataset: PathBuf,
+
+    /// The inspection model `edgeway vision fit` wrote [default: DATA_DIR/models/inspection.patchcore].
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+
+    /// Further backbones to set against the first (--model): an INT8 copy `edgeway vision
+    /// quantize` made, for one; repeat for several.
+    #[arg(long = "with", value_name = "FILE", required = true)]
+    pub others: Vec<PathBuf>,
+
+    /// Timed passes over the test images.
+    #[arg(long, default_value_t = 1)]
+    pub passes: usize,
+
+    /// Power of one busy core in watts, for the energy estimate (wall time × threads × watts).
+    #[arg(long, default_value_t = 10.0)]
+    pub watts_per_core: f64,
+
+    /// Also write the figures as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub backbone: VisionBackboneArgs,
 }
 
 /// `edgeway vision redteam` flags.

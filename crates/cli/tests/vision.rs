@@ -611,4 +611,65 @@ fn red_team_attacks_fp32_and_int8_at_the_same_budget() {
     let output = edgeway(&["vision", "redteam", plates.data.to_str().unwrap(), "--defence", "median:3"]);
     let text = output_text(&output);
     assert!(!output.status.success() && text.contains("jpeg:QUALITY"), "{text}");
+
+    // The attacker who also holds good parts: at ε 128 the pull towards the nearest good plate
+    // erases most of a defect; the report names the attacker.
+    let output = edgeway(&[
+        "vision",
+        "redteam",
+        plates.data.to_str().unwrap(),
+        "--detector",
+        &plates.detector,
+        "--model",
+        &plates.backbone,
+        "--epsilons",
+        "128",
+        "--queries",
+        "12",
+        "--defence",
+        "none",
+        "--attacker",
+        "guided",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = output_text(&output);
+    assert!(output.status.success() && text.contains("guided towards good parts"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let evaded = &report["epsilons"][0]["evasion"][0]["evaded"];
+    assert!(evaded["hits"].as_u64().unwrap() >= 1, "the guided attack evades at ε 128: {report}");
+}
+
+#[test]
+fn compare_puts_fp32_and_int8_side_by_side() {
+    let plates = plates();
+    let (int8, _) = int8();
+    let json = plates.dir.join("compare.json");
+    let output = edgeway(&[
+        "vision",
+        "compare",
+        plates.data.to_str().unwrap(),
+        "--detector",
+        &plates.detector,
+        "--model",
+        &plates.backbone,
+        "--with",
+        int8,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("| lite0 | fp32 |") && text.contains("| int8 |"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let backbones = report["backbones"].as_array().unwrap();
+    assert_eq!(backbones.len(), 2);
+    let (fp32, int8) = (&backbones[0], &backbones[1]);
+    assert!(int8["bytes"].as_u64().unwrap() * 3 < fp32["bytes"].as_u64().unwrap(), "{report}");
+    for backbone in backbones {
+        assert_eq!(backbone["image_auroc"], 1.0, "{backbone}");
+        assert!(backbone["images_per_s"].as_f64().unwrap() > 0.0 && backbone["p99_ms"].as_f64().unwrap() > 0.0);
+    }
+    let missing = edgeway(&["vision", "compare", plates.data.to_str().unwrap(), "--with", "/nonexistent.onnx"]);
+    assert!(!missing.status.success(), "{}", output_text(&missing));
 }

@@ -21,6 +21,7 @@
 //! - [`metrics`]: AUROC and the confusion at a threshold.
 //! - [`service`]: a fitted model behind `edgeway_core::inspect::Inspector`, micro-batched by one worker thread, for the server.
 //! - [`inspection`]: fitting from a folder of good images and evaluating on an MVTec-AD-layout folder.
+//! - [`compare`]: backbones (FP32, INT8) side by side under one fitted detector.
 //!
 //! Every error type is a `thiserror` enum whose message already includes its
 //! cause, so a cause is a plain field, not a `source`: the binary prints an
@@ -28,6 +29,7 @@
 
 pub mod anomaly_map;
 pub mod attack;
+pub mod compare;
 pub mod coreset;
 pub mod inspection;
 pub mod lite0;

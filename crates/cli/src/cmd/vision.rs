@@ -15,8 +15,8 @@ use edgeway_vision::runtime::{Runtime, RuntimeConfig};
 
 use crate::app::{self, DataDir};
 use crate::cli::{
-    VisionBackboneArgs, VisionClassifyArgs, VisionCommand, VisionConvertArgs, VisionEvalArgs, VisionFitArgs,
-    VisionQuantizeArgs, VisionRedteamArgs,
+    VisionBackboneArgs, VisionClassifyArgs, VisionCommand, VisionCompareArgs, VisionConvertArgs, VisionEvalArgs,
+    VisionFitArgs, VisionQuantizeArgs, VisionRedteamArgs,
 };
 
 /// The inspection model's file name under DATA_DIR/models when `--out` / `--detector` is not given.
@@ -30,7 +30,43 @@ pub fn run(data_dir: &DataDir, command: &VisionCommand) -> anyhow::Result<()> {
         VisionCommand::Eval(args) => eval(data_dir, args),
         VisionCommand::Quantize(args) => quantize(data_dir, args),
         VisionCommand::Redteam(args) => redteam(data_dir, args),
+        VisionCommand::Compare(args) => compare(data_dir, args),
     }
+}
+
+fn compare(data_dir: &DataDir, args: &VisionCompareArgs) -> anyhow::Result<()> {
+    let detector = args.detector.clone().unwrap_or_else(|| default_detector(data_dir));
+    let model = PatchCoreModel::load(&detector)?;
+    let first = app::vision::backbone_path(data_dir, args.backbone.model.as_deref())?;
+    let settings = edgeway_vision::compare::Settings {
+        runtime: RuntimeConfig { library: args.backbone.ort_lib.clone(), threads: args.backbone.threads },
+        watts_per_core: args.watts_per_core,
+        passes: args.passes,
+    };
+    let mut figures = Vec::new();
+    for path in std::iter::once(&first).chain(&args.others) {
+        let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+        eprintln!("measuring {name}");
+        figures.push(edgeway_vision::compare::measure(path, &name, &model, &args.dataset, &settings)?);
+    }
+    print!("{}", edgeway_vision::compare::render(&figures));
+    if let Some(path) = &args.json {
+        let rows: Vec<serde_json::Value> = figures
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "path": f.path, "precision": f.precision, "bytes": f.bytes,
+                    "load_ms": f.load_ms, "image_auroc": f.image_auroc, "pixel_auroc": f.pixel_auroc,
+                    "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "images_per_s": f.images_per_s,
+                    "joules_per_image": f.joules_per_image,
+                })
+            })
+            .collect();
+        let report = serde_json::json!({ "dataset": args.dataset, "detector": detector, "backbones": rows });
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Converts the backbone and returns where it was written.
