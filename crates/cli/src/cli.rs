@@ -337,8 +337,9 @@ pub struct VisionBackboneArgs {
 /// `edgeway serve`'s flags for inspection models (`/v1/inspect`, KServe v2's `/v2/models/NAME/infer`).
 #[derive(Debug, Clone, Args)]
 pub struct ServeInspectArgs {
-    /// An inspection model to serve (the file `edgeway vision fit` writes), as FILE (named after
-    /// its file stem) or NAME=FILE; repeat for several.
+    /// An inspection model to serve, as FILE (named after its file stem) or NAME=FILE; repeat for
+    /// several. Either the file `edgeway vision fit` writes (run on --inspect-backbone), or an ONNX
+    /// model anomalib exported (outputs `pred_score` and `anomaly_map`), served as it is.
     #[arg(long = "inspect", env = "EDGEWAY_INSPECT", value_name = "[NAME=]FILE", value_delimiter = ',')]
     pub inspect_models: Vec<String>,
 

@@ -673,3 +673,88 @@ fn compare_puts_fp32_and_int8_side_by_side() {
     let missing = edgeway(&["vision", "compare", plates.data.to_str().unwrap(), "--with", "/nonexistent.onnx"]);
     assert!(!missing.status.success(), "{}", output_text(&missing));
 }
+
+/// A model with anomalib's export signature (`input` → `pred_score`, a boolean `pred_label`,
+/// `anomaly_map`), built here because anomalib itself cannot be installed offline: the map is
+/// the mean over the colour channels, the score the sigmoid of its maximum, so a bright part is
+/// defective and a dark one good.
+fn anomalib_shaped_model(path: &Path) {
+    use edgeway_vision::onnx::{
+        float_value, AttributeProto, Dim, GraphBuilder, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+    };
+    let mut graph = GraphBuilder::new();
+    graph.node("ReduceMean", "map", &["input"], "anomaly_map", vec![AttributeProto::ints("axes", &[1])]);
+    let keep = vec![AttributeProto::ints("axes", &[1, 2, 3]), AttributeProto::int("keepdims", 0)];
+    graph.node("ReduceMax", "max", &["anomaly_map"], "max", keep);
+    graph.node("Sigmoid", "score", &["max"], "pred_score", Vec::new());
+    let half = graph.constant("half", &[], &[0.5]);
+    graph.node("Greater", "label", &["pred_score", &half], "pred_label", Vec::new());
+    let n = Dim::Named("N");
+    let pred_label = ValueInfoProto {
+        name: "pred_label".into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: 9, // BOOL
+                shape: Some(TensorShapeProto { dim: Vec::new() }),
+            }),
+        }),
+        doc_string: String::new(),
+    };
+    let bytes = graph.finish(
+        "anomalib-shaped",
+        "a stand-in for an anomalib export",
+        vec![float_value("input", &[n.clone(), Dim::Fixed(3), Dim::Fixed(64), Dim::Fixed(64)], "")],
+        vec![
+            float_value("pred_score", std::slice::from_ref(&n), ""),
+            pred_label,
+            float_value("anomaly_map", &[n, Dim::Fixed(1), Dim::Fixed(64), Dim::Fixed(64)], ""),
+        ],
+    );
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_anomalib_export_is_served_as_it_is() {
+    use common::{client, Server};
+    use serde_json::Value;
+
+    let dir = temp_dir("vision", "anomalib");
+    let model = dir.join("toy.onnx");
+    anomalib_shaped_model(&model);
+    let args: Vec<String> = [
+        "serve",
+        "--model",
+        common::test_model().to_str().unwrap(),
+        "--no-embeddings",
+        "--inspect",
+        &format!("toy={}", model.display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Server::start_with(&args).expect("the server did not start");
+    let inspect = |level: u8, query: &str| -> Value {
+        let file = dir.join(format!("part-{level}.png"));
+        edgeway_vision::RgbImage::from_pixel(80, 80, edgeway_vision::Rgb([level; 3])).save(&file).unwrap();
+        let response = client()
+            .post(server.url(&format!("/v1/inspect{query}")))
+            .header("content-type", "image/png")
+            .body(std::fs::read(&file).unwrap())
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().unwrap()
+    };
+    let dark = inspect(0, "");
+    assert_eq!(
+        (dark["model"].as_str(), dark["label"].as_str(), dark["threshold"].as_f64()),
+        (Some("toy"), Some("good"), Some(0.5))
+    );
+    assert!(dark["score"].as_f64().unwrap() < 0.2, "{dark}");
+    let bright = inspect(255, "?heatmap=true");
+    assert_eq!(bright["label"], "defective", "{bright}");
+    assert!(bright["score"].as_f64().unwrap() > 0.8, "{bright}");
+    let (status, metadata) = server.get("/v2/models/toy");
+    assert_eq!(status, 200, "{metadata}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

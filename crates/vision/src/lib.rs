@@ -19,6 +19,7 @@
 //! - [`anomaly_map`]: bilinear resizing, Gaussian smoothing, heat-map overlays.
 //! - [`attack`]: black-box evasion (the L∞ Square Attack on the score alone) and input defences.
 //! - [`metrics`]: AUROC and the confusion at a threshold.
+//! - [`anomalib`]: models exported by anomalib (ONNX with `pred_score` and `anomaly_map`), served as they are.
 //! - [`service`]: a fitted model behind `edgeway_core::inspect::Inspector`, micro-batched by one worker thread, for the server.
 //! - [`inspection`]: fitting from a folder of good images and evaluating on an MVTec-AD-layout folder.
 //! - [`compare`]: backbones (FP32, INT8) side by side under one fitted detector.
@@ -27,6 +28,7 @@
 //! cause, so a cause is a plain field, not a `source`: the binary prints an
 //! error's source chain, which would repeat it.
 
+pub mod anomalib;
 pub mod anomaly_map;
 pub mod attack;
 pub mod compare;

@@ -243,7 +243,16 @@ impl VisionSession {
         self.session.outputs().iter().map(|o| o.name().to_owned()).collect()
     }
 
-    /// Runs a batch `[N, 3, H, W]` through the model and returns every (float) output.
+    /// The side of the square images the one input takes (`[N, 3, S, S]`), when the model fixes it.
+    pub fn input_side(&self) -> Option<u32> {
+        let [input] = self.session.inputs() else { return None };
+        match input.dtype().tensor_shape().map(|shape| shape.to_vec()).as_deref() {
+            Some([_, 3, h, w]) if h == w && *h > 0 => u32::try_from(*h).ok(),
+            _ => None,
+        }
+    }
+
+    /// Runs a batch `[N, 3, H, W]` through the model and returns every float output.
     pub fn run(&mut self, batch: &Array4<f32>) -> Result<Outputs, RuntimeError> {
         let input_name = match self.session.inputs() {
             [input] => input.name().to_owned(),
@@ -263,6 +272,10 @@ impl VisionSession {
             .map_err(|e| RuntimeError::Run(e.to_string()))?;
         let mut values = Vec::with_capacity(names.len());
         for name in names {
+            // Only float outputs are read (an anomalib export's `pred_label` is boolean).
+            if outputs[name.as_str()].dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
+                continue;
+            }
             let array = outputs[name.as_str()]
                 .try_extract_array::<f32>()
                 .map_err(|e| RuntimeError::Run(format!("output {name}: {e}")))?

@@ -15,6 +15,7 @@ use edgeway_core::inspect::{InspectOptions, Inspector, InspectorInfo, Label, Pre
 use edgeway_core::BackendError;
 use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::anomalib::AnomalibModel;
 use crate::anomaly_map::overlay;
 use crate::inspection::{Backbone, InspectionError};
 use crate::patchcore::{PatchCoreError, PatchCoreModel, PatchGrid};
@@ -82,29 +83,52 @@ impl std::fmt::Debug for InspectionService {
     }
 }
 
-impl InspectionService {
-    /// Starts the worker for `model` on `backbone`, served as `id`. Fails when
-    /// the model was fitted on another backbone's features.
-    pub fn start(
-        id: &str,
-        precision: Precision,
+/// What a worker runs.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per worker thread, moved once when it starts
+pub enum Engine {
+    /// A backbone and the PatchCore-style detector fitted on its features.
+    PatchCore {
+        /// The feature extractor.
         backbone: Backbone,
+        /// The detector.
         model: PatchCoreModel,
-        options: ServiceOptions,
-    ) -> Result<Self, InspectionError> {
-        backbone.check_model(&model)?;
-        let info = InspectorInfo {
-            id: id.to_owned(),
-            precision,
-            threshold: model.threshold.value,
-            input_size: model.backbone.input_size,
-            backbone: backbone.info().name.clone(),
+    },
+    /// A model anomalib exported: scores and maps come from the graph itself.
+    Anomalib(AnomalibModel),
+}
+
+impl InspectionService {
+    /// Starts the worker for `engine`, served as `id`. Fails when a PatchCore model was fitted
+    /// on another backbone's features.
+    pub fn start(id: &str, engine: Engine, options: ServiceOptions) -> Result<Self, InspectionError> {
+        let (info, preprocessing) = match &engine {
+            Engine::PatchCore { backbone, model } => {
+                backbone.check_model(model)?;
+                let info = InspectorInfo {
+                    id: id.to_owned(),
+                    precision: if backbone.is_quantized() { Precision::Int8 } else { Precision::Fp32 },
+                    threshold: model.threshold.value,
+                    input_size: model.backbone.input_size,
+                    backbone: backbone.info().name.clone(),
+                };
+                (info, backbone.preprocessing())
+            }
+            Engine::Anomalib(model) => {
+                let info = InspectorInfo {
+                    id: id.to_owned(),
+                    precision: if model.is_quantized() { Precision::Int8 } else { Precision::Fp32 },
+                    threshold: crate::anomalib::THRESHOLD,
+                    input_size: model.input_size(),
+                    backbone: "anomalib".into(),
+                };
+                (info, model.preprocessing())
+            }
         };
-        let preprocessing = backbone.preprocessing();
         let (jobs, queue) = mpsc::sync_channel(options.queue.max(1));
         std::thread::Builder::new()
             .name(format!("inspect-{id}"))
-            .spawn(move || work(backbone, model, queue, options))
+            .spawn(move || work(engine, queue, options))
             .map_err(|e| InspectionError::Dataset(format!("cannot start the inspection worker: {e}")))?;
         Ok(Self { info, preprocessing, options, jobs })
     }
@@ -178,7 +202,7 @@ pub fn decode_checked(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Backend
 
 /// The worker: waits for an image, gathers what else is waiting (up to the
 /// batch size, for at most the delay), runs the batch, answers each caller.
-fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, options: ServiceOptions) {
+fn work(mut engine: Engine, queue: Receiver<Job>, options: ServiceOptions) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + options.max_delay;
@@ -195,8 +219,9 @@ fn work(mut backbone: Backbone, model: PatchCoreModel, queue: Receiver<Job>, opt
         // A panic in the model must not take the worker with it: every caller of the batch gets a
         // 500 and the next batch runs.
         let replies: Vec<mpsc::Sender<Result<Verdict, BackendError>>> = batch.iter().map(|j| j.reply.clone()).collect();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(&mut backbone, &model, batch, &options)
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut engine {
+            Engine::PatchCore { backbone, model } => run_batch(backbone, model, batch, &options),
+            Engine::Anomalib(model) => run_anomalib_batch(model, batch, &options),
         }));
         if outcome.is_err() {
             for reply in replies {
@@ -223,6 +248,39 @@ fn run_batch(backbone: &mut Backbone, model: &PatchCoreModel, mut batch: Vec<Job
         Ok(grids) => {
             for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
                 let verdict = judge(model, grid, image, job.options, size, joules);
+                let _ = job.reply.send(verdict);
+            }
+        }
+    }
+}
+
+/// Runs one batch through an anomalib model and answers each caller.
+fn run_anomalib_batch(model: &mut AnomalibModel, mut batch: Vec<Job>, options: &ServiceOptions) {
+    let started = Instant::now();
+    let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
+    let inferred = model.infer(&images);
+    let size = batch.len();
+    let joules = started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
+    match inferred {
+        Err(error) => {
+            let message = format!("the model failed: {error}");
+            for job in batch {
+                let _ = job.reply.send(Err(BackendError::Internal(message.clone())));
+            }
+        }
+        Ok(results) => {
+            for ((job, image), (score, map)) in batch.into_iter().zip(&images).zip(results) {
+                let threshold = crate::anomalib::THRESHOLD;
+                let heatmap_png =
+                    job.options.heatmap_png.then(|| png(&overlay(image, map.view(), threshold))).transpose();
+                let verdict = heatmap_png.map(|heatmap_png| Verdict {
+                    score,
+                    label: if score > threshold { Label::Defective } else { Label::Good },
+                    map: job.options.map.then(|| map.iter().copied().collect()),
+                    heatmap_png,
+                    batch_size: size,
+                    energy_j: Some(joules),
+                });
                 let _ = job.reply.send(verdict);
             }
         }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgeway_core::inspect::{Inspector, Precision};
+use edgeway_core::inspect::Inspector;
 use edgeway_models::vision::{pull_checkpoint, EFFICIENTNET_LITE0};
+use edgeway_vision::anomalib::AnomalibModel;
 use edgeway_vision::inspection::Backbone;
 use edgeway_vision::lite0::{convert_checkpoint, Converted};
 use edgeway_vision::patchcore::PatchCoreModel;
 use edgeway_vision::runtime::{Runtime, RuntimeConfig};
-use edgeway_vision::service::{InspectionService, ServiceOptions};
+use edgeway_vision::service::{Engine, InspectionService, ServiceOptions};
 
 use crate::app::DataDir;
 use crate::cli::ServeInspectArgs;
@@ -104,14 +105,21 @@ pub fn load_inspectors(
             inspectors.iter().all(|i| i.info().id != id),
             "two inspection models are called '{id}'; name them with NAME=FILE"
         );
-        let model = PatchCoreModel::load(&file)?;
         let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.inspect_threads })?
             .without_spinning();
-        let backbone = Backbone::open(runtime, &path, &name, model.backbone.input_size)?;
-        let precision = if backbone.is_quantized() { Precision::Int8 } else { Precision::Fp32 };
-        let service = InspectionService::start(&id, precision, backbone, model, options)
+        // An ONNX file with anomalib's outputs is served as it is; anything else is a model
+        // `edgeway vision fit` wrote, run on the backbone.
+        let engine = if AnomalibModel::is_anomalib(&runtime, &file) {
+            Engine::Anomalib(AnomalibModel::open(runtime, &file)?)
+        } else {
+            let model = PatchCoreModel::load(&file)?;
+            let backbone = Backbone::open(runtime, &path, &name, model.backbone.input_size)?;
+            Engine::PatchCore { backbone, model }
+        };
+        let service = InspectionService::start(&id, engine, options)
             .with_context(|| format!("cannot serve {} as '{id}'", file.display()))?;
-        tracing::info!(model = %id, file = %file.display(), backbone = %path.display(), precision = precision.as_str(), "inspection model ready");
+        let info = service.info();
+        tracing::info!(model = %id, file = %file.display(), backbone = %info.backbone, precision = info.precision.as_str(), "inspection model ready");
         inspectors.push(Arc::new(service));
     }
     Ok(inspectors)
