@@ -666,6 +666,9 @@ fn compare_puts_fp32_and_int8_side_by_side() {
     assert_eq!(backbones.len(), 2);
     let (fp32, int8) = (&backbones[0], &backbones[1]);
     assert!(int8["bytes"].as_u64().unwrap() * 3 < fp32["bytes"].as_u64().unwrap(), "{report}");
+    let speedup = &int8["speedup_over_first"]["backbone"];
+    assert!(speedup["low"].as_f64().unwrap() <= speedup["median"].as_f64().unwrap(), "{report}");
+    assert!(text.contains("lite0.int8 vs lite0, backbone:"), "{text}");
     for backbone in backbones {
         assert_eq!(backbone["image_auroc"], 1.0, "{backbone}");
         assert!(backbone["images_per_s"].as_f64().unwrap() > 0.0 && backbone["p99_ms"].as_f64().unwrap() > 0.0);

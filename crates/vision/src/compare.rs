@@ -2,7 +2,8 @@
 //! compare` runs them): size on disk, load time, image and pixel AUROC on a data set, one
 //! image's latency p50/p99 through the whole inspection (backbone and detector, an image already
 //! decoded), images per second, and energy per image by the serving path's model (wall time ×
-//! threads × watts per busy core).
+//! threads × watts per busy core). The timings are interleaved image by image, so each
+//! backbone's speed-up over the first is a paired ratio ([`speedups`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,7 +25,7 @@ pub struct Settings {
 }
 
 /// One backbone's figures.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     /// Its name in the report.
     pub name: String,
@@ -32,6 +33,10 @@ pub struct Figures {
     pub path: PathBuf,
     /// `fp32` or `int8` (read from the graph).
     pub precision: &'static str,
+    /// Each timed image's backbone run, in milliseconds, in the order shared by every backbone.
+    pub backbone_ms: Vec<f64>,
+    /// Each timed image's whole inspection (backbone and detector), in the same order.
+    pub inspection_ms: Vec<f64>,
     /// Size on disk.
     pub bytes: u64,
     /// Runtime and session start, in milliseconds.
@@ -50,56 +55,86 @@ pub struct Figures {
     pub joules_per_image: f64,
 }
 
-/// Measures the backbone at `path` (named `name`) under `model` on `dataset` (MVTec-AD layout).
+/// Measures the backbones at `backbones` (file, name) under `model` on `dataset` (MVTec-AD
+/// layout). The timed inspections are interleaved, image by image, each backbone going first in
+/// turn, so that the machine's drift falls on all of them alike and [`speedups`] can pair them.
 pub fn measure(
-    path: &Path,
-    name: &str,
+    backbones: &[(PathBuf, String)],
     model: &PatchCoreModel,
     dataset: &Path,
     settings: &Settings,
-) -> Result<Figures, InspectionError> {
-    let io =
-        |error: std::io::Error| InspectionError::Io { action: "read", path: path.to_owned(), error: error.to_string() };
-    let bytes = std::fs::metadata(path).map_err(io)?.len();
-    let started = Instant::now();
-    let runtime = Runtime::load(&settings.runtime)?;
-    let mut backbone = Backbone::open(runtime, path, name, model.backbone.input_size)?;
-    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let evaluation = evaluate(&mut backbone, model, dataset, None)?;
+) -> Result<Vec<Figures>, InspectionError> {
+    let mut opened = Vec::with_capacity(backbones.len());
+    let mut figures = Vec::with_capacity(backbones.len());
+    for (path, name) in backbones {
+        let io = |error: std::io::Error| InspectionError::Io {
+            action: "read",
+            path: path.to_owned(),
+            error: error.to_string(),
+        };
+        let bytes = std::fs::metadata(path).map_err(io)?.len();
+        let started = Instant::now();
+        let runtime = Runtime::load(&settings.runtime)?;
+        let mut backbone = Backbone::open(runtime, path, name, model.backbone.input_size)?;
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let evaluation = evaluate(&mut backbone, model, dataset, None)?;
+        figures.push(Figures {
+            name: name.clone(),
+            path: path.clone(),
+            precision: if backbone.is_quantized() { "int8" } else { "fp32" },
+            bytes,
+            load_ms,
+            image_auroc: evaluation.image_auroc,
+            pixel_auroc: evaluation.pixel_auroc,
+            ..Figures::default()
+        });
+        opened.push(backbone);
+    }
 
     let images = test_images(dataset)?.iter().map(|(_, path)| preprocess::load(path)).collect::<Result<Vec<_>, _>>()?;
-    let mut inspect = |image: &image::RgbImage| -> Result<f64, InspectionError> {
+    // One image through the backbone, then the detector: (backbone ms, whole ms).
+    let inspect = |backbone: &mut Backbone, image: &image::RgbImage| -> Result<(f64, f64), InspectionError> {
         let started = Instant::now();
         let grids = backbone.patch_grids(std::slice::from_ref(image), model.config.neighbourhood)?;
+        let features = started.elapsed().as_secs_f64() * 1000.0;
         model.image_score(&grids[0])?;
-        Ok(started.elapsed().as_secs_f64() * 1000.0)
+        Ok((features, started.elapsed().as_secs_f64() * 1000.0))
     };
     if let Some(first) = images.first() {
-        inspect(first)?;
-    }
-    let mut latencies = Vec::with_capacity(images.len() * settings.passes.max(1));
-    for _ in 0..settings.passes.max(1) {
-        for image in &images {
-            latencies.push(inspect(image)?);
+        for backbone in &mut opened {
+            inspect(backbone, first)?;
         }
     }
-    let mean_ms = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
-    latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied();
+    let mut round = 0;
+    for _ in 0..settings.passes.max(1) {
+        for image in &images {
+            for k in 0..opened.len() {
+                let at = (round + k) % opened.len();
+                let (features, whole) = inspect(&mut opened[at], image)?;
+                figures[at].backbone_ms.push(features);
+                figures[at].inspection_ms.push(whole);
+            }
+            round += 1;
+        }
+    }
     let threads = settings.runtime.threads.max(1) as f64;
-    Ok(Figures {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        precision: if backbone.is_quantized() { "int8" } else { "fp32" },
-        bytes,
-        load_ms,
-        image_auroc: evaluation.image_auroc,
-        pixel_auroc: evaluation.pixel_auroc,
-        p50_ms: quantile(0.5).unwrap_or(0.0),
-        p99_ms: quantile(0.99).unwrap_or(0.0),
-        images_per_s: if mean_ms > 0.0 { 1000.0 / mean_ms } else { 0.0 },
-        joules_per_image: mean_ms / 1000.0 * threads * settings.watts_per_core,
-    })
+    for f in &mut figures {
+        let mean_ms = f.inspection_ms.iter().sum::<f64>() / f.inspection_ms.len().max(1) as f64;
+        let mut sorted = f.inspection_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let quantile = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied();
+        f.p50_ms = quantile(0.5).unwrap_or(0.0);
+        f.p99_ms = quantile(0.99).unwrap_or(0.0);
+        f.images_per_s = if mean_ms > 0.0 { 1000.0 / mean_ms } else { 0.0 };
+        f.joules_per_image = mean_ms / 1000.0 * threads * settings.watts_per_core;
+    }
+    Ok(figures)
+}
+
+/// How much faster `other` ran than `base`, image by image (`base ÷ other` of each pair of
+/// timings of the same image in the same round): for a median and its interval.
+pub fn speedups(base: &[f64], other: &[f64]) -> Vec<f64> {
+    base.iter().zip(other).filter(|(_, &o)| o > 0.0).map(|(b, o)| b / o).collect()
 }
 
 /// The figures as a Markdown table, each against the first (the baseline).
@@ -154,6 +189,8 @@ mod tests {
             precision,
             bytes,
             load_ms: 12.0,
+            backbone_ms: Vec::new(),
+            inspection_ms: Vec::new(),
             image_auroc: Some(auroc),
             pixel_auroc: None,
             p50_ms: 5.0,
@@ -175,5 +212,10 @@ mod tests {
         assert!(rows[3].contains("2.00 MiB (0.25×)") && rows[3].contains("0.9850 (-0.0050)"), "{table}");
         assert!(rows[3].contains("200.0 (2.00×)"), "{table}");
         assert_eq!(render(&[]), "");
+    }
+
+    #[test]
+    fn speedups_pair_the_same_images() {
+        assert_eq!(speedups(&[10.0, 8.0, 6.0], &[5.0, 4.0, 0.0]), vec![2.0, 2.0]);
     }
 }

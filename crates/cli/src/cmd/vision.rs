@@ -43,22 +43,54 @@ fn compare(data_dir: &DataDir, args: &VisionCompareArgs) -> anyhow::Result<()> {
         watts_per_core: args.watts_per_core,
         passes: args.passes,
     };
-    let mut figures = Vec::new();
-    for path in std::iter::once(&first).chain(&args.others) {
-        let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
-        eprintln!("measuring {name}");
-        figures.push(edgeway_vision::compare::measure(path, &name, &model, &args.dataset, &settings)?);
-    }
+    let backbones: Vec<(PathBuf, String)> = std::iter::once(&first)
+        .chain(&args.others)
+        .map(|path| {
+            let name =
+                path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+            (path.clone(), name)
+        })
+        .collect();
+    let figures = edgeway_vision::compare::measure(&backbones, &model, &args.dataset, &settings)?;
     print!("{}", edgeway_vision::compare::render(&figures));
+    // Each backbone's speed-up over the first, image by image: (backbone, whole) as (median, low, high).
+    let base = &figures[0];
+    let speedup = |base_ms: &[f64], other_ms: &[f64]| {
+        let ratios = edgeway_vision::compare::speedups(base_ms, other_ms);
+        let (low, high, coverage) = edgeway_eval::stats::median_interval(ratios.clone(), 0.95)?;
+        Some((edgeway_eval::stats::median(ratios), low, high, coverage))
+    };
+    let mut speedups = vec![serde_json::Value::Null];
+    for other in &figures[1..] {
+        let mut entry = serde_json::Map::new();
+        for (what, base_ms, other_ms) in [
+            ("backbone", &base.backbone_ms, &other.backbone_ms),
+            ("inspection", &base.inspection_ms, &other.inspection_ms),
+        ] {
+            if let Some((median, low, high, coverage)) = speedup(base_ms, other_ms) {
+                println!(
+                    "{} vs {}, {what}: {median:.2}× as fast (median of {} paired images), {:.1} % interval \
+                     [{low:.2}, {high:.2}]",
+                    other.name,
+                    base.name,
+                    other_ms.len(),
+                    coverage * 100.0
+                );
+                entry.insert(what.into(), serde_json::json!({ "median": median, "low": low, "high": high }));
+            }
+        }
+        speedups.push(serde_json::Value::Object(entry));
+    }
     if let Some(path) = &args.json {
         let rows: Vec<serde_json::Value> = figures
             .iter()
-            .map(|f| {
+            .zip(&speedups)
+            .map(|(f, speedup)| {
                 serde_json::json!({
                     "name": f.name, "path": f.path, "precision": f.precision, "bytes": f.bytes,
                     "load_ms": f.load_ms, "image_auroc": f.image_auroc, "pixel_auroc": f.pixel_auroc,
                     "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "images_per_s": f.images_per_s,
-                    "joules_per_image": f.joules_per_image,
+                    "joules_per_image": f.joules_per_image, "speedup_over_first": speedup,
                 })
             })
             .collect();
