@@ -9,6 +9,7 @@
 #   bench/vision.sh                 # OUT=bench/out/vision, BIN=target/release/edgeway
 #   BASE=brick bench/vision.sh      # the brick-texture set instead of plates
 #   REQUESTS=800 bench/vision.sh
+#   SPIN=1 bench/vision.sh         # serve with --inspect-spin (a box that only inspects)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -39,6 +40,7 @@ for precision in fp32 int8; do
   rm -f "$out/log-$precision.db"*
   "$bin" serve --port "$port" --no-embeddings --log-path "$out/log-$precision.db" \
     --inspect "$base=$out/$base.patchcore" --inspect-backbone "${backbone[$precision]}" --inspect-threads 2 \
+    ${SPIN:+--inspect-spin} \
     2>"$out/serve-$precision.log" &
   server=$!
   for _ in $(seq 1 600); do

@@ -105,8 +105,8 @@ pub fn load_inspectors(
             inspectors.iter().all(|i| i.info().id != id),
             "two inspection models are called '{id}'; name them with NAME=FILE"
         );
-        let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.inspect_threads })?
-            .without_spinning();
+        let runtime = Runtime::load(&RuntimeConfig { library: args.ort_lib.clone(), threads: args.inspect_threads })?;
+        let runtime = if args.inspect_spin { runtime } else { runtime.without_spinning() };
         // An ONNX file with anomalib's outputs is served as it is; anything else is a model
         // `edgeway vision fit` wrote, run on the backbone.
         let engine = if AnomalibModel::is_anomalib(&runtime, &file) {
