@@ -631,5 +631,12 @@ fn boxes_ship_through_an_outage_and_a_crash_without_loss_or_duplicates() {
     let box_1 = start_box("box-1", &logs[0]);
     assert_eq!(route_reason(&box_1), cloud_route);
     drop(box_1);
+    // The fleet's dashboard with its center down: a 503 that says so, not a hang or a blank page.
+    let dashboard = FleetDashboard::start(&postgres.url("postgres"));
+    let response = common::client().get(format!("http://127.0.0.1:{}/fleet", dashboard.port)).send().unwrap();
+    assert_eq!(response.status(), 503);
+    let body = response.text().unwrap();
+    assert!(body.contains("cannot read the fleet center"), "{body}");
+    drop(dashboard);
     let _ = std::fs::remove_dir_all(&dir);
 }
