@@ -570,25 +570,14 @@ fn red_team_attacks_fp32_and_int8_at_the_same_budget() {
     let plates = plates();
     let (int8, _) = int8();
     let json = plates.dir.join("redteam.json");
-    let output = edgeway(&[
-        "vision",
-        "redteam",
-        plates.data.to_str().unwrap(),
-        "--detector",
-        &plates.detector,
-        "--model",
-        &plates.backbone,
-        "--int8",
-        int8,
-        "--epsilons",
-        "2,32",
-        "--queries",
-        "12",
-        "--defence",
-        "jpeg:75",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    // The red team on the plates with the FP32 backbone's detector; `extra` says how.
+    let redteam = |extra: &[&str]| {
+        let mut args = vec!["vision", "redteam", plates.data.to_str().unwrap(), "--detector", &plates.detector];
+        args.extend(["--model", &plates.backbone, "--json", json.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        edgeway(&args)
+    };
+    let output = redteam(&["--int8", int8, "--epsilons", "2,32", "--queries", "12", "--defence", "jpeg:75"]);
     let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     eprintln!("{text}");
@@ -614,25 +603,7 @@ fn red_team_attacks_fp32_and_int8_at_the_same_budget() {
 
     // The attacker who also holds good parts: at ε 128 the pull towards the nearest good plate
     // erases most of a defect; the report names the attacker.
-    let output = edgeway(&[
-        "vision",
-        "redteam",
-        plates.data.to_str().unwrap(),
-        "--detector",
-        &plates.detector,
-        "--model",
-        &plates.backbone,
-        "--epsilons",
-        "128",
-        "--queries",
-        "12",
-        "--defence",
-        "none",
-        "--attacker",
-        "guided",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let output = redteam(&["--epsilons", "128", "--queries", "12", "--defence", "none", "--attacker", "guided"]);
     let text = output_text(&output);
     assert!(output.status.success() && text.contains("guided towards good parts"), "{text}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rag::RagSettings;
 use crate::record::LogSettings;
-use crate::routes::dashboard::{CalibrationPlot, DashboardFacts, Routing};
+use crate::routes::dashboard::{DashboardFacts, Routing};
 
 /// Shared handler state. Cheap to clone.
 ///
@@ -64,12 +64,12 @@ impl AppState {
         *self.inner.dashboard.write().unwrap_or_else(|e| e.into_inner()) = facts;
     }
 
-    /// Replaces what the dashboard shows of the routing (a fleet version applied while serving),
-    /// with its calibration curve, if any.
-    pub fn set_dashboard_routing(&self, routing: Routing, plot: Option<CalibrationPlot>) {
+    /// Replaces what the dashboard shows of the routing (a fleet version applied while serving);
+    /// the calibration curve of the routing it replaces goes with it (a version carries none).
+    pub fn set_dashboard_routing(&self, routing: Routing) {
         let mut facts = self.inner.dashboard.write().unwrap_or_else(|e| e.into_inner());
         facts.routing = routing;
-        facts.calibration_plot = plot;
+        facts.calibration_plot = None;
     }
 
     /// The dashboard's facts (empty until set).

@@ -56,11 +56,10 @@ impl AnomalibModel {
         Ok(Self { session, path: path.to_owned(), input_size, quantized, _runtime: runtime })
     }
 
-    /// Whether the file is an anomalib export rather than a backbone: it names anomalib's outputs.
-    pub fn is_anomalib(runtime: &Runtime, path: &Path) -> bool {
-        runtime
-            .session_from_file(path)
-            .is_ok_and(|session| session.output_names().iter().any(|name| name == PRED_SCORE))
+    /// Whether the file is an anomalib export rather than a model `edgeway vision fit` wrote: an
+    /// ONNX graph with anomalib's score output (read from the file, no session built).
+    pub fn is_anomalib(path: &Path) -> bool {
+        std::fs::read(path).is_ok_and(|bytes| crate::onnx::has_output(&bytes, PRED_SCORE))
     }
 
     /// The side images are fitted to; anomaly maps have this size.

@@ -20,6 +20,7 @@
 //! through the model ([`ScoreOracle`]). [`Defence`]s are transforms applied
 //! to an image before it is scored: JPEG re-encoding and Gaussian smoothing.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
@@ -206,20 +207,19 @@ fn toward(original: &RgbImage, guide: &RgbImage, x: u32, y: u32, c: usize, eps: 
     (i16::from(guide.get_pixel(x, y)[c]) - i16::from(original.get_pixel(x, y)[c])).clamp(-eps, eps)
 }
 
-/// The good part most like `image` (least mean absolute difference), at `image`'s size.
+/// The good part most like `image` (least mean absolute difference), at `image`'s size. Only
+/// parts of another size are resized, and only the one chosen is copied.
 fn nearest(image: &RgbImage, good: &[RgbImage]) -> Option<RgbImage> {
     let (w, h) = image.dimensions();
     good.iter()
-        .map(|part| {
-            if part.dimensions() == (w, h) {
-                part.clone()
-            } else {
-                image::imageops::resize(part, w, h, image::imageops::FilterType::Triangle)
-            }
+        .map(|part| match part.dimensions() == (w, h) {
+            true => Cow::Borrowed(part),
+            false => Cow::Owned(image::imageops::resize(part, w, h, image::imageops::FilterType::Triangle)),
         })
         .min_by_key(|part| {
             part.as_raw().iter().zip(image.as_raw()).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum::<u64>()
         })
+        .map(Cow::into_owned)
 }
 
 fn sign(rng: &mut SplitMix64) -> i16 {

@@ -64,6 +64,16 @@ pub fn is_quantized(bytes: &[u8]) -> bool {
         .is_some_and(|graph| graph.node.iter().any(|node| QUANTIZED_OPS.contains(&node.op_type.as_str())))
 }
 
+/// Whether the ONNX model in `bytes` has a graph output called `name`. `false` for bytes that
+/// are not a model.
+pub fn has_output(bytes: &[u8], name: &str) -> bool {
+    use prost::Message as _;
+    ModelProto::decode(bytes)
+        .ok()
+        .and_then(|model| model.graph)
+        .is_some_and(|graph| graph.output.iter().any(|output| output.name == name))
+}
+
 /// `OperatorSetIdProto`.
 #[derive(Clone, PartialEq, Message)]
 pub struct OperatorSetIdProto {

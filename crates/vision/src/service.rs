@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use edgeway_core::inspect::{InspectOptions, Inspector, InspectorInfo, Label, Precision, Verdict};
 use edgeway_core::BackendError;
 use image::{ImageFormat, ImageReader, Limits, RgbImage};
+use ndarray::Array2;
 
 use crate::anomalib::AnomalibModel;
 use crate::anomaly_map::overlay;
@@ -219,10 +220,8 @@ fn work(mut engine: Engine, queue: Receiver<Job>, options: ServiceOptions) {
         // A panic in the model must not take the worker with it: every caller of the batch gets a
         // 500 and the next batch runs.
         let replies: Vec<mpsc::Sender<Result<Verdict, BackendError>>> = batch.iter().map(|j| j.reply.clone()).collect();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut engine {
-            Engine::PatchCore { backbone, model } => run_batch(backbone, model, batch, &options),
-            Engine::Anomalib(model) => run_anomalib_batch(model, batch, &options),
-        }));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(&mut engine, batch, &options)));
         if outcome.is_err() {
             for reply in replies {
                 let _ = reply.send(Err(BackendError::Internal("the inspection model failed unexpectedly".into())));
@@ -231,60 +230,69 @@ fn work(mut engine: Engine, queue: Receiver<Job>, options: ServiceOptions) {
     }
 }
 
-/// Runs one batch through the backbone and the detector and answers each caller.
-fn run_batch(backbone: &mut Backbone, model: &PatchCoreModel, mut batch: Vec<Job>, options: &ServiceOptions) {
+/// Runs one batch through `engine` and answers each caller. The energy per image counts the
+/// model run, shared by the batch.
+fn run_batch(engine: &mut Engine, mut batch: Vec<Job>, options: &ServiceOptions) {
     let started = Instant::now();
     let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
-    let grids = backbone.patch_grids(&images, model.config.neighbourhood);
     let size = batch.len();
-    let joules = started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
-    match grids {
-        Err(error) => {
-            let message = format!("the backbone failed: {error}");
+    let joules =
+        || started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
+    let jobs = || batch.iter().zip(&images);
+    let verdicts: Result<Vec<Result<Verdict, BackendError>>, String> = match engine {
+        Engine::PatchCore { backbone, model } => backbone
+            .patch_grids(&images, model.config.neighbourhood)
+            .map_err(|error| format!("the backbone failed: {error}"))
+            .map(|grids| {
+                let joules = joules();
+                jobs()
+                    .zip(&grids)
+                    .map(|((job, image), grid)| judge(model, grid, image, job.options, size, joules))
+                    .collect()
+            }),
+        Engine::Anomalib(model) => {
+            model.infer(&images).map_err(|error| format!("the model failed: {error}")).map(|scored| {
+                let joules = joules();
+                jobs()
+                    .zip(&scored)
+                    .map(|((job, image), scored)| judge_anomalib(scored, image, job.options, size, joules))
+                    .collect()
+            })
+        }
+    };
+    match verdicts {
+        Err(message) => {
             for job in batch {
                 let _ = job.reply.send(Err(BackendError::Internal(message.clone())));
             }
         }
-        Ok(grids) => {
-            for ((job, image), grid) in batch.into_iter().zip(&images).zip(&grids) {
-                let verdict = judge(model, grid, image, job.options, size, joules);
+        Ok(verdicts) => {
+            for (job, verdict) in batch.into_iter().zip(verdicts) {
                 let _ = job.reply.send(verdict);
             }
         }
     }
 }
 
-/// Runs one batch through an anomalib model and answers each caller.
-fn run_anomalib_batch(model: &mut AnomalibModel, mut batch: Vec<Job>, options: &ServiceOptions) {
-    let started = Instant::now();
-    let images: Vec<RgbImage> = batch.iter_mut().map(|job| std::mem::take(&mut job.image)).collect();
-    let inferred = model.infer(&images);
-    let size = batch.len();
-    let joules = started.elapsed().as_secs_f64() * options.threads.max(1) as f64 * options.watts_per_core / size as f64;
-    match inferred {
-        Err(error) => {
-            let message = format!("the model failed: {error}");
-            for job in batch {
-                let _ = job.reply.send(Err(BackendError::Internal(message.clone())));
-            }
-        }
-        Ok(results) => {
-            for ((job, image), (score, map)) in batch.into_iter().zip(&images).zip(results) {
-                let threshold = crate::anomalib::THRESHOLD;
-                let heatmap_png =
-                    job.options.heatmap_png.then(|| png(&overlay(image, map.view(), threshold))).transpose();
-                let verdict = heatmap_png.map(|heatmap_png| Verdict {
-                    score,
-                    label: if score > threshold { Label::Defective } else { Label::Good },
-                    map: job.options.map.then(|| map.iter().copied().collect()),
-                    heatmap_png,
-                    batch_size: size,
-                    energy_j: Some(joules),
-                });
-                let _ = job.reply.send(verdict);
-            }
-        }
-    }
+/// One image's verdict from an anomalib model's score and map, with its heat-map picture when
+/// asked for. anomalib normalises both so that [`crate::anomalib::THRESHOLD`] cuts them.
+fn judge_anomalib(
+    (score, map): &(f32, Array2<f32>),
+    image: &RgbImage,
+    options: InspectOptions,
+    batch_size: usize,
+    joules: f64,
+) -> Result<Verdict, BackendError> {
+    let threshold = crate::anomalib::THRESHOLD;
+    let heatmap_png = options.heatmap_png.then(|| png(&overlay(image, map.view(), threshold))).transpose()?;
+    Ok(Verdict {
+        score: *score,
+        label: if *score > threshold { Label::Defective } else { Label::Good },
+        map: options.map.then(|| map.iter().copied().collect()),
+        heatmap_png,
+        batch_size,
+        energy_j: Some(joules),
+    })
 }
 
 /// One image's verdict, with its map and heat-map picture when asked for; the score alone skips

@@ -118,7 +118,7 @@ impl Applier {
         if let Some(dashboard) = &self.dashboard {
             let calibration = section.calibration.as_ref();
             let shown = routing_facts(label.to_owned(), dashboard.has_cloud, thresholds, tiers, calibration);
-            dashboard.state.set_dashboard_routing(shown, None);
+            dashboard.state.set_dashboard_routing(shown);
         }
     }
 

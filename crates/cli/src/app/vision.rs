@@ -109,7 +109,7 @@ pub fn load_inspectors(
         let runtime = if args.inspect_spin { runtime } else { runtime.without_spinning() };
         // An ONNX file with anomalib's outputs is served as it is; anything else is a model
         // `edgeway vision fit` wrote, run on the backbone.
-        let engine = if AnomalibModel::is_anomalib(&runtime, &file) {
+        let engine = if AnomalibModel::is_anomalib(&file) {
             Engine::Anomalib(AnomalibModel::open(runtime, &file)?)
         } else {
             let model = PatchCoreModel::load(&file)?;

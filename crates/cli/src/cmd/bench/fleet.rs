@@ -149,12 +149,15 @@ fn measure(
     );
     println!("| box | p50 | p99 | latency ÷ not shipping (median of rounds) | 95 % interval |\n|---|---|---|---|---|");
     for (i, (name, _)) in boxes.iter().enumerate() {
-        let ratios: Vec<f64> = latencies[i].iter().zip(&latencies[0]).map(|(b, a)| b / a).collect();
-        let interval = match median_interval(ratios.clone(), 0.95) {
-            Some((low, high, coverage)) if i > 0 => format!("[{low:.3}, {high:.3}] ({:.1} %)", coverage * 100.0),
-            _ => "".into(),
+        let (ratio, interval) = if i == 0 {
+            ("1×".to_owned(), String::new())
+        } else {
+            let ratios: Vec<f64> = latencies[i].iter().zip(&latencies[0]).map(|(b, a)| b / a).collect();
+            let interval = median_interval(ratios.clone(), 0.95).map_or_else(String::new, |(low, high, coverage)| {
+                format!("[{low:.3}, {high:.3}] ({:.1} %)", coverage * 100.0)
+            });
+            (format!("**{:.3}×**", median(ratios)), interval)
         };
-        let ratio = if i > 0 { format!("**{:.3}×**", median(ratios)) } else { "1×".into() };
         let (p50, p99) = (percentile(&mut latencies[i], 0.5), percentile(&mut latencies[i], 0.99));
         println!("| {name} | {p50:.3} ms | {p99:.3} ms | {ratio} | {interval} |");
     }

@@ -226,6 +226,12 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         println!("{}", routing_toml(&policy, written)?);
         return Ok(());
     }
+    let provenance = Provenance {
+        run: &run,
+        items: calibration.len() + held_out.len(),
+        target: args.target,
+        plot: Some(&plot_path),
+    };
     if let Answers::Fleet(center) = &answers {
         // The trained scorer travels inside the version (the boxes cannot read this machine's
         // files), and so does no plot path.
@@ -235,18 +241,16 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
             _ => None,
         };
         let written = written.map(|written| WrittenScorer { path: None, ..written });
-        let provenance =
-            Provenance { run: &run, items: calibration.len() + held_out.len(), target: args.target, plot: None };
         let mut document = toml_edit::DocumentMut::new();
         set_routing(&mut document, &policy, written)?;
-        set_provenance(&mut document, &provenance)?;
-        let routing = routing_only(&document);
+        set_provenance(&mut document, &Provenance { plot: None, ..provenance })?;
         let note = format!("edgeway calibrate on run `{run}`, target {:.0} %", args.target * 100.0);
         let travels = scorer.as_ref().map_or(String::new(), |_| format!(" with its {} scorer", kind.name()));
-        let version = center.publish(&edgeway_fleet::follow::PushedConfig { version: 0, routing, scorer }, &note)?;
+        let config = edgeway_fleet::follow::PushedConfig { version: 0, routing: routing_only(&document), scorer };
+        let version = center.publish(&config, &note)?;
         println!(
             "published fleet config version {version}{travels}; boxes apply it within their poll interval:\n{}",
-            routing_only(&document)
+            config.routing
         );
         return Ok(());
     }
@@ -261,12 +265,6 @@ pub fn run(data_dir_flag: Option<PathBuf>, args: CalibrateArgs) -> anyhow::Resul
         }
         _ => {}
     }
-    let provenance = Provenance {
-        run: &run,
-        items: calibration.len() + held_out.len(),
-        target: args.target,
-        plot: Some(&plot_path),
-    };
     write_config(&config_path, &policy, written, Some(&provenance))?;
     println!("thresholds written to {}; restart `edgeway serve` to use them", config_path.display());
     Ok(())
