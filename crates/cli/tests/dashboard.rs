@@ -3,9 +3,9 @@
 //! form refuses a wrong key and an application's key and lets an administrator in, the charts
 //! draw the requests the test made, savings against a priced cloud (a second `edgeway serve`),
 //! the power budget, the thresholds with their calibration and its curve are shown, the window
-//! selector changes what is shown, the style sheet loads under the page's
-//! Content-Security-Policy, the console stays free of errors, and a screenshot is written to
-//! `target/test-output/dashboard.png`.
+//! selector changes the numbers (a request two days old counts in the week, not the hour), the
+//! style sheet loads under the page's Content-Security-Policy, the console stays free of
+//! errors, and a screenshot is written to `target/test-output/dashboard.png`.
 
 mod common;
 
@@ -99,6 +99,23 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
             server.post("/v1/chat/completions", &chat(marker, json!({"max_tokens": 4, "model": model})));
         assert_eq!(status, 200, "{body}");
     }
+    // One of those requests copied two days back: the last week counts it, the last hour not.
+    common::logged_rows(&server, "SELECT id FROM queries", 3, |row| row.get::<_, i64>(0));
+    let conn = rusqlite::Connection::open(&server.query_log).unwrap();
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('queries') WHERE name NOT IN ('id', 'ts_ms')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let columns = columns.join(", ");
+    conn.execute(
+        &format!("INSERT INTO queries (ts_ms, {columns}) SELECT ts_ms - 2 * 86400000, {columns} FROM queries ORDER BY id LIMIT 1"),
+        [],
+    )
+    .unwrap();
+    drop(conn);
     let admin = create_key(&server, "ops", &["--admin"]);
     let app = create_key(&server, "kiosk", &[]);
     // An open server looks for new keys once a second.
@@ -183,6 +200,8 @@ fn an_administrator_logs_in_and_sees_the_requests_the_test_made() {
         assert_eq!(browser.current_url().await.unwrap().query(), Some("window=week"));
         let page = browser.source().await.unwrap();
         assert!(page.contains("per hour") && page.contains("<strong>last week</strong>"), "{page}");
+        let week = browser.find(Locator::Css(".card .value")).await.unwrap().text().await.unwrap();
+        assert_eq!(week.parse::<u64>().unwrap(), requests.parse::<u64>().unwrap() + 1, "the week's requests");
 
         // Nothing went wrong in the browser: no script error, no policy violation, no failed load.
         let messages = browser.issue_cmd(BrowserLog).await.expect("chromedriver's browser log");
