@@ -1560,11 +1560,23 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGEWAY_EXTRACTION_ACTION", value_name = "ACTION")]
     pub extraction_action: Option<String>,
 
-    /// What to do with a user message or retrieved passage that looks like prompt injection: off, flag
-    /// (log only) or block (refuse the message with 403, leave the passage out) [default: flag]. Rules
-    /// always; plus the classifier in DATA_DIR/injection-classifier.json when `edgeway bench injection` made one.
+    /// What to do with a user message, retrieved passage or tool result that looks like prompt
+    /// injection: off, flag (log only) or block (refuse the message with 400, leave the passage out,
+    /// withhold the tool result) [default: flag]. Rules, and the classifier shipped with edgeway (or the
+    /// one `edgeway bench injection` saved in DATA_DIR/injection-classifier.json).
     #[arg(long, env = "EDGEWAY_INJECTION_ACTION", value_name = "ACTION")]
     pub injection_action: Option<String>,
+
+    /// Also show what the rules and the classifier let through to this local model, a judge that
+    /// reads the text (a served model's name, e.g. qwen2.5-1.5b). It catches more planted
+    /// instructions, at a prompt's prefill per screened text; see docs/security.md.
+    #[arg(long, env = "EDGEWAY_INJECTION_JUDGE", value_name = "MODEL")]
+    pub injection_judge: Option<String>,
+
+    /// The judge's probability (0–1) at or above which a text is flagged, for every channel
+    /// [default: per channel, measured for qwen2.5-1.5b].
+    #[arg(long, env = "EDGEWAY_INJECTION_JUDGE_THRESHOLD", value_name = "P", requires = "injection_judge")]
+    pub injection_judge_threshold: Option<f32>,
 
     /// Extraction score (0–1) at which a key is suspected [default: 0.45].
     #[arg(long, env = "EDGEWAY_EXTRACTION_THRESHOLD", value_name = "SCORE")]

@@ -555,6 +555,8 @@ pub struct ServeSettings {
     pub extraction: edgeway_guard::extraction::ExtractionConfig,
     /// What happens to text the injection screen flags.
     pub injection_action: edgeway_guard::injection::InjectionAction,
+    /// The local model that judges what the injection screen lets through, and its thresholds.
+    pub injection_judge: Option<edgeway_guard::injection::judge::JudgeSettings>,
     /// `[routing.calibration]`, for the dashboard (the shipped routing's when it is in force).
     pub calibration: Option<CalibrationSection>,
     /// Whether the thresholds are the ones edgeway ships with.
@@ -748,6 +750,7 @@ impl ServeSettings {
                 }
                 None => edgeway_guard::injection::InjectionAction::Flag,
             },
+            injection_judge: injection_judge(args)?,
             calibration,
             shipped_routing,
             fleet: fleet.as_ref().map(FleetSection::settings).transpose()?,
@@ -1010,6 +1013,24 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
 }
 
 /// The extraction detector's settings from the flags.
+/// `--injection-judge` and its threshold: one for every channel when given, else the per-channel
+/// thresholds measured for the judge edgeway documents.
+fn injection_judge(args: &ServeArgs) -> anyhow::Result<Option<edgeway_guard::injection::judge::JudgeSettings>> {
+    use edgeway_guard::injection::judge::JudgeSettings;
+    use edgeway_guard::injection::model::Thresholds;
+    let Some(model) = args.injection_judge.as_deref().map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let thresholds = match args.injection_judge_threshold {
+        Some(p) => {
+            anyhow::ensure!((0.0..=1.0).contains(&p), "--injection-judge-threshold must be between 0 and 1, not {p}");
+            Thresholds { user: p, passage: p, tool: p }
+        }
+        None => JudgeSettings::QWEN_1_5B_THRESHOLDS,
+    };
+    Ok(Some(JudgeSettings { model: model.to_owned(), thresholds }))
+}
+
 fn extraction_config(args: &ServeArgs) -> anyhow::Result<edgeway_guard::extraction::ExtractionConfig> {
     let mut config = edgeway_guard::extraction::ExtractionConfig::default();
     if let Some(action) = &args.extraction_action {

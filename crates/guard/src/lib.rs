@@ -153,6 +153,7 @@ pub struct Guard {
     extraction_config: extraction::ExtractionConfig,
     injection: injection::InjectionScreen,
     injection_action: injection::InjectionAction,
+    injection_judge: Option<injection::judge::JudgeSettings>,
     /// Set once a key has been seen in the table: keys are revoked, never deleted, so it stays set.
     keys_exist: AtomicBool,
     /// When the table was last found empty (ms), so an open server checks at most once a second.
@@ -173,6 +174,7 @@ impl Guard {
             extraction_config: extraction::ExtractionConfig::default(),
             injection: injection::InjectionScreen::rules_only(),
             injection_action: injection::InjectionAction::Flag,
+            injection_judge: None,
             keys_exist: AtomicBool::new(false),
             checked_empty_at: AtomicI64::new(i64::MIN),
             events: Mutex::new(None),
@@ -223,6 +225,43 @@ impl Guard {
     /// What happens to text the injection screen flags.
     pub fn injection_action(&self) -> injection::InjectionAction {
         self.injection_action
+    }
+
+    /// The same guard with a local model judging the texts the rules and the classifier let
+    /// through ([`injection::judge`]; the server runs it).
+    pub fn with_injection_judge(mut self, judge: injection::judge::JudgeSettings) -> Self {
+        self.injection_judge = Some(judge);
+        self
+    }
+
+    /// The injection judge, when one is configured and screening is on.
+    pub fn injection_judge(&self) -> Option<&injection::judge::JudgeSettings> {
+        self.injection_judge.as_ref().filter(|_| self.injection_action != injection::InjectionAction::Off)
+    }
+
+    /// Takes the judge's `probability` that `text` (arriving on `channel` from `source`) is an
+    /// injection; returns whether that flags it, and logs it when it does.
+    pub fn judged(
+        &self,
+        caller: &Caller,
+        text: &str,
+        channel: injection::Channel,
+        source: &str,
+        probability: f32,
+    ) -> bool {
+        let Some(judge) = self.injection_judge() else { return false };
+        if probability < judge.thresholds.of(channel) {
+            return false;
+        }
+        let action = self.injection_action.as_str();
+        let channel = channel.as_str();
+        tracing::warn!(key = ?caller.key_id, channel, source, judge = probability, model = %judge.model, action, "prompt injection suspected by the judge");
+        let excerpt: String = text.chars().take(200).collect();
+        let evidence = serde_json::json!({
+            "channel": channel, "source": source, "judge": probability, "model": judge.model, "excerpt": excerpt,
+        });
+        self.log_event(caller, "injection", action, Some(f64::from(probability)), evidence.to_string());
+        true
     }
 
     /// Screens `text`, arriving on `channel` (`source`: `user`, the passage's document or the

@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod judge;
 pub mod listen;
 pub mod metrics;
 pub mod query_embedding;

@@ -74,7 +74,7 @@ pub async fn augment(
                 other => ApiError::Backend(other),
             })?;
     let passages: Vec<Passage> = passages.into_iter().filter(|p| p.score >= state.rag().min_score).collect();
-    let passages = screen_passages(state, caller, passages);
+    let passages = screen_passages(state, caller, passages).await;
     let reserve = state.rag().answer_reserve;
     let max_tokens = request.sampling.max_tokens;
     // Counting the tokens of a long prompt is work for a blocking thread.
@@ -91,21 +91,26 @@ pub async fn augment(
     Ok(kept)
 }
 
-/// Screens retrieved passages for injected instructions: flagged ones are
-/// logged, and left out when the injection action is `block`.
-fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) -> Vec<Passage> {
+/// Screens retrieved passages for injected instructions (the rules and the classifier, then
+/// the injection judge when one is configured): flagged ones are logged, and left out when the
+/// injection action is `block`.
+async fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passage>) -> Vec<Passage> {
     let guard = state.guard();
     if guard.injection_action() == InjectionAction::Off {
         return passages;
     }
-    passages
-        .into_iter()
-        .filter(|passage| {
-            let flagged =
-                guard.screen(caller, &passage.text, Channel::Passage, &passage.source).is_some_and(|s| s.flagged);
-            !(flagged && guard.injection_action() == InjectionAction::Block)
-        })
-        .collect()
+    let mut kept = Vec::with_capacity(passages.len());
+    for passage in passages {
+        let mut flagged =
+            guard.screen(caller, &passage.text, Channel::Passage, &passage.source).is_some_and(|s| s.flagged);
+        if !flagged && guard.injection_judge().is_some() {
+            flagged = crate::judge::flags(state, caller, &passage.text, Channel::Passage, &passage.source).await;
+        }
+        if !(flagged && guard.injection_action() == InjectionAction::Block) {
+            kept.push(passage);
+        }
+    }
+    kept
 }
 
 /// The passages, best first, that fit in the slot's context next to the prompt and the answer.

@@ -25,6 +25,13 @@ pub fn open_guard(log_path: &Path, settings: &ServeSettings, data_dir: &DataDir)
     let guard = Guard::new(Some(Arc::new(store)), settings.api_key.as_deref())
         .with_extraction(settings.extraction.clone())
         .with_injection(injection_screen(data_dir)?, settings.injection_action);
+    let guard = match &settings.injection_judge {
+        Some(judge) => {
+            tracing::info!(model = %judge.model, thresholds = ?judge.thresholds, "prompt-injection judge on");
+            guard.with_injection_judge(judge.clone())
+        }
+        None => guard,
+    };
     let keys_required = guard.required()?;
     if !is_loopback(&settings.host) && !keys_required {
         anyhow::ensure!(

@@ -39,6 +39,7 @@ async fn serve(
     let scorer = app::gateway::build_scorer(&settings.scorer, &data_dir)?;
     let scorer_setting = settings.scorer.clone();
     let gateway_config = settings.gateway.clone();
+    let injection_judge = settings.injection_judge.as_ref().map(|judge| judge.model.clone());
     let log_path = data_dir.query_log(settings.log_path.as_deref());
     let log = app::guard::open_query_log(&log_path)?;
     tracing::info!(path = %log_path.display(), text = settings.log_text, "logging every request");
@@ -166,6 +167,15 @@ async fn serve(
     }
     let tiers = app::gateway::build_tiers(&clouds)?;
     let gateway = app::gateway::build_gateway(models, tiers, gateway_config, scorer)?;
+    if let Some(judge) = injection_judge.filter(|judge| !edgeway_core::Backend::serves(&gateway, judge)) {
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        anyhow::bail!(
+            "--injection-judge {judge}: this server does not run that model; serve it too (add it with -m or in [[models]]), \
+             or name one it serves: {}",
+            edgeway_core::Backend::model_ids(&gateway).join(", ")
+        );
+    }
     if let Some(fleet) = &fleet {
         let serving_embedding =
             serving.map(|info| edgeway_policy::EmbeddingSpec { model: info.id.clone(), dims: info.dims });

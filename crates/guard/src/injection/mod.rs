@@ -16,6 +16,7 @@
 //!
 //! Measured precision and recall are in `docs/security.md`.
 
+pub mod judge;
 pub mod model;
 
 use std::str::FromStr;

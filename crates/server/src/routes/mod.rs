@@ -110,7 +110,7 @@ async fn begin(
         recorder.refused(&error);
         return Err(error);
     }
-    if let Err(error) = screen_injections(guard, asker.caller, user_text, &mut request.prompt).await {
+    if let Err(error) = screen_injections(state, asker.caller, user_text, &mut request.prompt).await {
         recorder.refused(&error);
         return Err(error);
     }
@@ -143,44 +143,75 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
 
 /// Screens the user's text and the tools' results for prompt injection (see [`screen_user_text`] and
 /// [`screen_tool_results`]). Rules and a linear model over the text: microseconds for a chat
-/// message, so inline; a large prompt is screened on a blocking thread.
+/// message, so inline; a large prompt is screened on a blocking thread. With an injection judge
+/// configured ([`crate::judge`]), what they let through is then shown to it.
 async fn screen_injections(
-    guard: &Arc<Guard>,
+    state: &AppState,
     caller: &Caller,
     user_text: String,
     prompt: &mut Prompt,
 ) -> Result<(), ApiError> {
+    let guard = state.guard();
     if guard.injection_action() == InjectionAction::Off {
         return Ok(());
     }
     let heavy = prompt.text_len() >= edgeway_core::LARGE_PROMPT_BYTES;
-    let (guard, caller) = (guard.clone(), caller.clone());
+    let (screen_guard, screen_caller) = (guard.clone(), caller.clone());
     let mut owned = std::mem::replace(prompt, Prompt::Text(String::new()));
-    let (verdict, owned) = edgeway_core::off_runtime_if(heavy, move || {
-        let verdict = screen_user_text(&guard, &caller, &user_text);
-        screen_tool_results(&guard, &caller, &mut owned);
-        (verdict, owned)
+    let (verdict, unflagged_tools, owned, user_text) = edgeway_core::off_runtime_if(heavy, move || {
+        let verdict = screen_user_text(&screen_guard, &screen_caller, &user_text);
+        let unflagged_tools = screen_tool_results(&screen_guard, &screen_caller, &mut owned);
+        (verdict, unflagged_tools, owned, user_text)
     })
     .await
     .map_err(ApiError::from)?;
     *prompt = owned;
-    verdict
+    let user_flagged = verdict?;
+    if guard.injection_judge().is_none() {
+        return Ok(());
+    }
+    if !user_flagged
+        && !user_text.trim().is_empty()
+        && crate::judge::flags(state, caller, &user_text, Channel::User, "user").await
+        && guard.injection_action() == InjectionAction::Block
+    {
+        return Err(injection_refusal("the injection judge"));
+    }
+    if let Prompt::Chat(messages) = prompt {
+        for index in unflagged_tools {
+            let message = &mut messages[index];
+            let source = message.tool_call_id.clone().unwrap_or_else(|| "tool".to_owned());
+            if crate::judge::flags(state, caller, &message.content, Channel::Tool, &source).await
+                && guard.injection_action() == InjectionAction::Block
+            {
+                message.content = WITHHELD_TOOL_RESULT.to_owned();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The refusal of a user message the screen flagged (`by`: what flagged it).
+fn injection_refusal(by: &str) -> ApiError {
+    ApiError::Guard(Denied::Refused {
+        code: "prompt_injection",
+        message: format!("the message looks like a prompt-injection attempt ({by}); it was not sent to the model"),
+    })
 }
 
 /// Screens the user's text for prompt injection; refuses it (400) when the action is `block`
-/// (decisions are logged by a background thread).
-fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<(), ApiError> {
+/// (decisions are logged by a background thread). Otherwise says whether it was flagged.
+fn screen_user_text(guard: &Guard, caller: &Caller, user_text: &str) -> Result<bool, ApiError> {
     match guard.screen(caller, user_text, Channel::User, "user") {
         Some(screening) if screening.flagged && guard.injection_action() == InjectionAction::Block => {
-            Err(ApiError::Guard(Denied::Refused {
-                code: "prompt_injection",
-                message: format!(
-                    "the message looks like a prompt-injection attempt ({}); it was not sent to the model",
-                    if screening.rules.is_empty() { "classifier".to_owned() } else { screening.rules.join(", ") }
-                ),
+            Err(injection_refusal(&if screening.rules.is_empty() {
+                "classifier".to_owned()
+            } else {
+                screening.rules.join(", ")
             }))
         }
-        _ => Ok(()),
+        Some(screening) => Ok(screening.flagged),
+        None => Ok(false),
     }
 }
 
@@ -192,18 +223,22 @@ pub(crate) const WITHHELD_TOOL_RESULT: &str =
 /// Screens the tools' results in a conversation (`role: tool` messages, which an agent copies from
 /// web pages, files and APIs): a flagged one is logged and, when the action is `block`, replaced by
 /// [`WITHHELD_TOOL_RESULT`]. The request goes on either way: an agent's loop should not break on one
-/// poisoned page.
-fn screen_tool_results(guard: &Guard, caller: &Caller, prompt: &mut Prompt) {
+/// poisoned page. Returns the positions of the tool messages nothing flagged.
+fn screen_tool_results(guard: &Guard, caller: &Caller, prompt: &mut Prompt) -> Vec<usize> {
     let Prompt::Chat(messages) = prompt else {
-        return;
+        return Vec::new();
     };
-    for message in messages.iter_mut().filter(|m| m.role == "tool" || m.role == "function") {
+    let mut unflagged = Vec::new();
+    for (index, message) in messages.iter_mut().enumerate().filter(|(_, m)| m.role == "tool" || m.role == "function") {
         let source = message.tool_call_id.as_deref().unwrap_or("tool");
         let flagged = guard.screen(caller, &message.content, Channel::Tool, source).is_some_and(|s| s.flagged);
-        if flagged && guard.injection_action() == InjectionAction::Block {
+        if !flagged {
+            unflagged.push(index);
+        } else if guard.injection_action() == InjectionAction::Block {
             message.content = WITHHELD_TOOL_RESULT.to_owned();
         }
     }
+    unflagged
 }
 
 /// Shows the request to the model-extraction detector and applies its verdict:
