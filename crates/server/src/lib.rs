@@ -18,8 +18,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod injection_judge;
 pub mod json;
-pub mod judge;
 pub mod listen;
 pub mod metrics;
 pub mod query_embedding;

@@ -104,7 +104,8 @@ async fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passag
         let mut flagged =
             guard.screen(caller, &passage.text, Channel::Passage, &passage.source).is_some_and(|s| s.flagged);
         if !flagged && guard.injection_judge().is_some() {
-            flagged = crate::judge::flags(state, caller, &passage.text, Channel::Passage, &passage.source).await;
+            flagged =
+                crate::injection_judge::flags(state, caller, &passage.text, Channel::Passage, &passage.source).await;
         }
         if !(flagged && guard.injection_action() == InjectionAction::Block) {
             kept.push(passage);

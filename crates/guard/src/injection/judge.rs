@@ -96,9 +96,11 @@ pub struct JudgeSettings {
 }
 
 impl JudgeSettings {
-    /// Thresholds measured for Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) at about 1 % false
-    /// positives on benign texts of each channel from the training corpora (`docs/security.md`).
-    pub const QWEN_1_5B_THRESHOLDS: Thresholds = Thresholds { user: 0.5, passage: 0.5, tool: 0.5 };
+    /// Thresholds for Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): above every one of 60 benign texts
+    /// per channel from the training corpora (`bench/injection-judge.sh`, `docs/security.md`).
+    /// Conservative: those include source files, which the judge finds more suspicious than
+    /// most traffic; thresholds set on a deployment's own benign traffic catch more.
+    pub const QWEN_1_5B_THRESHOLDS: Thresholds = Thresholds { user: 0.70, passage: 0.73, tool: 0.82 };
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ pub(crate) fn admit(guard: &Guard, caller: &Caller, ask: &Ask) -> Result<Permit,
 /// Screens the user's text and the tools' results for prompt injection (see [`screen_user_text`] and
 /// [`screen_tool_results`]). Rules and a linear model over the text: microseconds for a chat
 /// message, so inline; a large prompt is screened on a blocking thread. With an injection judge
-/// configured ([`crate::judge`]), what they let through is then shown to it.
+/// configured ([`crate::injection_judge`]), what they let through is then shown to it.
 async fn screen_injections(
     state: &AppState,
     caller: &Caller,
@@ -172,7 +172,7 @@ async fn screen_injections(
     }
     if !user_flagged
         && !user_text.trim().is_empty()
-        && crate::judge::flags(state, caller, &user_text, Channel::User, "user").await
+        && crate::injection_judge::flags(state, caller, &user_text, Channel::User, "user").await
         && guard.injection_action() == InjectionAction::Block
     {
         return Err(injection_refusal("the injection judge"));
@@ -181,7 +181,7 @@ async fn screen_injections(
         for index in unflagged_tools {
             let message = &mut messages[index];
             let source = message.tool_call_id.clone().unwrap_or_else(|| "tool".to_owned());
-            if crate::judge::flags(state, caller, &message.content, Channel::Tool, &source).await
+            if crate::injection_judge::flags(state, caller, &message.content, Channel::Tool, &source).await
                 && guard.injection_action() == InjectionAction::Block
             {
                 message.content = WITHHELD_TOOL_RESULT.to_owned();
