@@ -7,7 +7,10 @@ float32 array. Usage:
     python quantize_qdq.py FP32.onnx CALIBRATION.f32 N SIZE OUT.onnx SOURCE_SHA256
 
 Activations are unsigned 8-bit with min/max ranges from the calibration images, weights signed
-8-bit per output channel; the result records the FP32 model's SHA-256 in its metadata
+8-bit per output channel. The stem (the convolution reading the image's three channels) stays
+in float: it holds under 0.1 % of the weights, and with it in float the backbone ran 2.02-2.06x
+faster than FP32 against 1.90-1.99x with it quantized (paired medians, one thread, 2026-12-04).
+The result records the FP32 model's SHA-256 in its metadata
 (`edgeway.source_sha256`), so inspection models fitted on the FP32 backbone's features accept it.
 """
 
@@ -40,6 +43,7 @@ def main() -> None:
     batch = np.fromfile(calibration, dtype="<f4").reshape(n, 3, size, size)
     model = onnx.load(fp32)
     name = model.graph.input[0].name
+    stem = [node.name for node in model.graph.node if node.op_type == "Conv" and name in node.input]
     with tempfile.TemporaryDirectory() as scratch:
         quantized = os.path.join(scratch, "int8.onnx")
         quantize_static(
@@ -51,6 +55,7 @@ def main() -> None:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=stem,
         )
         result = onnx.load(quantized)
     entry = result.metadata_props.add()
