@@ -1012,7 +1012,6 @@ fn merge_routing(args: &ServeArgs, file: RoutingSection) -> anyhow::Result<edgew
     Ok(config)
 }
 
-/// The extraction detector's settings from the flags.
 /// `--injection-judge` and its threshold: one for every channel when given, else the per-channel
 /// thresholds measured for the judge edgeway documents.
 fn injection_judge(args: &ServeArgs) -> anyhow::Result<Option<edgeway_guard::injection::judge::JudgeSettings>> {
@@ -1031,6 +1030,7 @@ fn injection_judge(args: &ServeArgs) -> anyhow::Result<Option<edgeway_guard::inj
     Ok(Some(JudgeSettings { model: model.to_owned(), thresholds }))
 }
 
+/// The extraction detector's settings from the flags.
 fn extraction_config(args: &ServeArgs) -> anyhow::Result<edgeway_guard::extraction::ExtractionConfig> {
     let mut config = edgeway_guard::extraction::ExtractionConfig::default();
     if let Some(action) = &args.extraction_action {

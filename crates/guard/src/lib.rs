@@ -256,12 +256,33 @@ impl Guard {
         let action = self.injection_action.as_str();
         let channel = channel.as_str();
         tracing::warn!(key = ?caller.key_id, channel, source, judge = probability, model = %judge.model, action, "prompt injection suspected by the judge");
-        let excerpt: String = text.chars().take(200).collect();
-        let evidence = serde_json::json!({
-            "channel": channel, "source": source, "judge": probability, "model": judge.model, "excerpt": excerpt,
-        });
-        self.log_event(caller, "injection", action, Some(f64::from(probability)), evidence.to_string());
+        let found = serde_json::json!({ "judge": probability, "model": judge.model });
+        self.log_injection(caller, text, channel, source, found, Some(probability));
         true
+    }
+
+    /// Queues an `injection` decision for the table: what flagged the text (`found`, JSON fields),
+    /// its channel and source, an excerpt, and the flagging probability as the score.
+    fn log_injection(
+        &self,
+        caller: &Caller,
+        text: &str,
+        channel: &str,
+        source: &str,
+        found: serde_json::Value,
+        score: Option<f32>,
+    ) {
+        let excerpt: String = text.chars().take(200).collect();
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("channel".into(), channel.into());
+        evidence.insert("source".into(), source.into());
+        if let serde_json::Value::Object(found) = found {
+            evidence.extend(found);
+        }
+        evidence.insert("excerpt".into(), excerpt.into());
+        let evidence = serde_json::Value::Object(evidence);
+        let action = self.injection_action.as_str();
+        self.log_event(caller, "injection", action, score.map(f64::from), evidence.to_string());
     }
 
     /// Screens `text`, arriving on `channel` (`source`: `user`, the passage's document or the
@@ -282,12 +303,8 @@ impl Guard {
             let action = self.injection_action.as_str();
             let channel = channel.as_str();
             tracing::warn!(key = ?caller.key_id, channel, source, rules = ?screening.rules, classifier = ?screening.classifier, action, "prompt injection suspected");
-            let excerpt: String = text.chars().take(200).collect();
-            let evidence = serde_json::json!({
-                "channel": channel, "source": source, "rules": screening.rules,
-                "classifier": screening.classifier, "excerpt": excerpt,
-            });
-            self.log_event(caller, "injection", action, screening.classifier.map(f64::from), evidence.to_string());
+            let found = serde_json::json!({ "rules": screening.rules, "classifier": screening.classifier });
+            self.log_injection(caller, text, channel, source, found, screening.classifier);
         }
         Some(screening)
     }

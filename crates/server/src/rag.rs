@@ -103,7 +103,7 @@ async fn screen_passages(state: &AppState, caller: &Caller, passages: Vec<Passag
     for passage in passages {
         let mut flagged =
             guard.screen(caller, &passage.text, Channel::Passage, &passage.source).is_some_and(|s| s.flagged);
-        if !flagged && guard.injection_judge().is_some() {
+        if !flagged {
             flagged =
                 crate::injection_judge::flags(state, caller, &passage.text, Channel::Passage, &passage.source).await;
         }
